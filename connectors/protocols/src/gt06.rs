@@ -1,0 +1,1 @@
+//! GT06 / Concox (placeholder while the decoder is written).

@@ -1,0 +1,1 @@
+//! Teltonika (placeholder while the decoder is written).
