@@ -1,1 +1,37 @@
-//! engine
+//! # drover-engine
+//!
+//! The live state of the whole fleet, in a `bevy_ecs` World. Devices are
+//! entities; plain ECS systems update them once per tick, in ordered sets:
+//!
+//! ```text
+//! Ingest → Derive → Detect → Analyze → Emit
+//! ```
+//!
+//! - **Ingest** ([`systems::ingest`]) applies the tick's [`Input`]s (records,
+//!   connects, disconnects) to Device entities found through an IMEI → Entity
+//!   index. Archived and out-of-order records never move live state backwards.
+//! - **Derive** ([`systems::motion`]) computes motion and distance.
+//! - **Detect** ([`systems::presence`]) handles conditions over time.
+//! - **Analyze** is where users add their own systems ([`Engine::add_systems`]).
+//! - **Emit** ([`systems::emit`]) turns what changed into [`Delta`]s.
+//!
+//! [`Engine`] is the sans-IO core: `tick(now, inputs) → deltas`, deterministic
+//! for the same inputs and clock. [`runtime`] runs it on its own thread behind a
+//! bounded inbox.
+//!
+//! **Invariant:** no I/O, no async, no wall clock inside systems. Time comes
+//! from the [`Clock`] resource, which the shell sets before each tick.
+
+pub mod clock;
+pub mod components;
+mod io;
+pub mod runtime;
+pub mod systems;
+mod tick;
+
+pub use clock::{Clock, every};
+pub use io::{Delta, DeviceState, Input};
+pub use tick::{Engine, EngineConfig, Executor, Tick, TickSet, default_threads, init_compute_pool};
+
+/// Re-exported so that user systems name the same `bevy_ecs` as the engine.
+pub use bevy_ecs;

@@ -1,0 +1,50 @@
+//! What goes into the engine and what comes out of it.
+
+use drover_protocols::model::{DeviceId, DeviceMessage};
+use serde::Serialize;
+
+use crate::components::{CustomAttributes, Kinematics, LastFix, Obd, Power, Presence};
+
+/// One thing that happened at the edge, in arrival order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A connection identified itself as `device`.
+    Connected {
+        device: DeviceId,
+        protocol: &'static str,
+    },
+    /// A connection of `device` closed.
+    Disconnected { device: DeviceId },
+    /// A decoded record.
+    Record(DeviceMessage),
+}
+
+/// A change of derived state, produced by the Emit set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Delta {
+    /// The device went online or offline.
+    Presence {
+        device: DeviceId,
+        online: bool,
+        /// Clock time of the change, ms since the epoch.
+        time_ms: i64,
+    },
+    /// Some of the device's live state changed; this is all of it.
+    State(Box<DeviceState>),
+}
+
+/// The live state of one device, as the API and the dashboard see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceState {
+    pub device: DeviceId,
+    pub protocol: &'static str,
+    pub last_fix: Option<LastFix>,
+    pub kinematics: Kinematics,
+    pub ignition: Option<bool>,
+    pub power: Power,
+    pub obd: Obd,
+    pub presence: Presence,
+    pub last_seen_ms: i64,
+    pub attributes: CustomAttributes,
+}

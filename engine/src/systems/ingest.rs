@@ -1,0 +1,219 @@
+//! Ingest: apply the tick's inputs to Device entities.
+//!
+//! Two steps: spawning entities for devices seen for the first time needs the
+//! whole World (exclusive and rare); applying inputs to existing entities is an
+//! ordinary system with a cached query.
+
+use std::collections::HashMap;
+
+use bevy_ecs::prelude::*;
+use drover_protocols::model::{DeviceId, Record, Value, attr};
+
+use crate::clock::Clock;
+use crate::components::{
+    CustomAttributes, Device, Ignition, Kinematics, LastFix, LastSeen, Obd, Power, Presence, Trail,
+};
+use crate::io::Input;
+use crate::systems::Touched;
+
+/// The inputs of the current tick, in arrival order. Filled by the shell.
+#[derive(Resource, Debug, Default)]
+pub struct Incoming(pub Vec<Input>);
+
+/// Device identity → entity.
+#[derive(Resource, Debug, Default)]
+pub struct DeviceIndex(pub HashMap<DeviceId, Entity>);
+
+impl DeviceIndex {
+    pub fn get(&self, device: &DeviceId) -> Option<Entity> {
+        self.0.get(device).copied()
+    }
+}
+
+/// Spawns an entity for every device this tick names for the first time.
+pub fn spawn_devices(world: &mut World) {
+    world.resource_scope(|world, incoming: Mut<Incoming>| {
+        world.resource_scope(|world, mut index: Mut<DeviceIndex>| {
+            for input in &incoming.0 {
+                let (device, protocol) = match input {
+                    Input::Connected { device, protocol } => (device, *protocol),
+                    Input::Record(m) => (&m.device, m.protocol),
+                    Input::Disconnected { .. } => continue,
+                };
+                if index.0.contains_key(device) {
+                    continue;
+                }
+                let entity = world
+                    .spawn(device_bundle(Device {
+                        id: device.clone(),
+                        protocol,
+                    }))
+                    .id();
+                index.0.insert(device.clone(), entity);
+            }
+        });
+    });
+}
+
+fn device_bundle(device: Device) -> impl Bundle {
+    (
+        device,
+        LastFix::default(),
+        Kinematics::default(),
+        Ignition::default(),
+        Power::default(),
+        Obd::default(),
+        Presence::default(),
+        LastSeen::default(),
+        CustomAttributes::default(),
+        Trail::default(),
+    )
+}
+
+type LiveState<'a> = (
+    &'a mut Device,
+    &'a mut LastFix,
+    &'a mut Ignition,
+    &'a mut Power,
+    &'a mut Obd,
+    &'a mut Presence,
+    &'a mut LastSeen,
+    &'a mut CustomAttributes,
+    &'a mut Trail,
+);
+
+/// Applies every input of the tick, in order, then empties [`Incoming`].
+pub fn apply_inputs(
+    mut incoming: ResMut<Incoming>,
+    index: Res<DeviceIndex>,
+    clock: Res<Clock>,
+    mut touched: ResMut<Touched>,
+    mut devices: Query<LiveState>,
+) {
+    for input in incoming.0.drain(..) {
+        let device = match &input {
+            Input::Connected { device, .. } | Input::Disconnected { device } => device,
+            Input::Record(m) => &m.device,
+        };
+        let Some(entity) = index.get(device) else {
+            continue; // a disconnect of a device never seen: nothing to update
+        };
+        let Ok(state) = devices.get_mut(entity) else {
+            continue;
+        };
+        apply(input, state, &clock);
+        touched.mark(entity);
+    }
+    // Derive systems walk this list once per device.
+    touched.0.sort_unstable();
+    touched.0.dedup();
+}
+
+type LiveItem<'w> = (
+    Mut<'w, Device>,
+    Mut<'w, LastFix>,
+    Mut<'w, Ignition>,
+    Mut<'w, Power>,
+    Mut<'w, Obd>,
+    Mut<'w, Presence>,
+    Mut<'w, LastSeen>,
+    Mut<'w, CustomAttributes>,
+    Mut<'w, Trail>,
+);
+
+fn apply(input: Input, state: LiveItem<'_>, clock: &Clock) {
+    let (mut device, mut last_fix, ignition, power, obd, mut presence, mut seen, custom, mut trail) =
+        state;
+    let now_ms = clock.now_ms;
+    match input {
+        Input::Connected { protocol, .. } => {
+            let p = *presence;
+            presence.set_if_neq(Presence {
+                online: true,
+                connections: p.connections.saturating_add(1),
+            });
+            if device.protocol != protocol {
+                device.protocol = protocol;
+            }
+            seen.set_if_neq(LastSeen(now_ms));
+        }
+        Input::Disconnected { .. } => {
+            let connections = presence.connections.saturating_sub(1);
+            presence.set_if_neq(Presence {
+                online: connections > 0,
+                connections,
+            });
+        }
+        Input::Record(message) => {
+            seen.set_if_neq(LastSeen(now_ms));
+            if !presence.online {
+                presence.online = true;
+            }
+            let record = message.record;
+            // Archived and out-of-order records belong to history, not to the
+            // live state: the newest report wins.
+            if record.archived || record.time_ms < last_fix.time_ms {
+                return;
+            }
+            if let Some(fix) = record.fix {
+                let fix = LastFix {
+                    time_ms: record.time_ms,
+                    fix,
+                };
+                if last_fix.set_if_neq(fix) {
+                    if trail.tick != clock.tick {
+                        trail.tick = clock.tick;
+                        trail.fixes.clear();
+                    }
+                    trail.fixes.push(fix);
+                }
+            }
+            apply_attributes(&record, ignition, power, obd, custom);
+        }
+    }
+}
+
+fn apply_attributes(
+    record: &Record,
+    mut ignition: Mut<Ignition>,
+    mut power: Mut<Power>,
+    mut obd: Mut<Obd>,
+    mut custom: Mut<CustomAttributes>,
+) {
+    let (mut new_power, mut new_obd) = (*power, *obd);
+    for (key, value) in record.attributes.iter() {
+        let number = value.as_f64();
+        let slot = match key {
+            attr::IGNITION => {
+                ignition.set_if_neq(Ignition(value.as_bool()));
+                continue;
+            }
+            attr::POWER => &mut new_power.external_v,
+            attr::BATTERY => &mut new_power.battery_v,
+            attr::BATTERY_LEVEL => &mut new_power.battery_level_pct,
+            attr::RPM => &mut new_obd.rpm,
+            attr::COOLANT_TEMP => &mut new_obd.coolant_temp_c,
+            attr::ENGINE_LOAD => &mut new_obd.engine_load_pct,
+            attr::FUEL_LEVEL => &mut new_obd.fuel_level_pct,
+            attr::THROTTLE => &mut new_obd.throttle_pct,
+            attr::OBD_SPEED => &mut new_obd.obd_speed_kmh,
+            attr::OBD_ODOMETER => &mut new_obd.odometer_m,
+            attr::FAULT_COUNT => &mut new_obd.fault_count,
+            _ => {
+                set_custom(&mut custom, key, value);
+                continue;
+            }
+        };
+        if number.is_some() {
+            *slot = number;
+        }
+    }
+    power.set_if_neq(new_power);
+    obd.set_if_neq(new_obd);
+}
+
+fn set_custom(custom: &mut Mut<CustomAttributes>, key: &str, value: &Value) {
+    if custom.0.get(key) != Some(value) {
+        custom.0.insert(key.to_owned(), value.clone());
+    }
+}

@@ -1,0 +1,205 @@
+//! The engine core: a World, the Tick schedule and one call to advance it.
+//!
+//! No threads and no channels here: [`Engine::tick`] takes the inputs and the
+//! clock and returns the deltas, which is what tests and benches drive
+//! directly. [`crate::runtime`] wraps it in a thread for the server.
+
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::{MultiThreadedExecutor, ScheduleLabel, SingleThreadedExecutor};
+use bevy_ecs::system::ScheduleSystem;
+use bevy_tasks::{ComputeTaskPool, TaskPoolBuilder};
+
+use crate::clock::{Clock, every};
+use crate::io::{Delta, DeviceState, Input};
+use crate::systems::emit::{self, EmitOptions, Outbox};
+use crate::systems::ingest::{self, DeviceIndex, Incoming};
+use crate::systems::presence::{self, PresenceTimeout};
+use crate::systems::{Touched, motion};
+
+/// The schedule run once per tick.
+#[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tick;
+
+/// The ordered stages of a tick. Systems inside one set run in parallel where
+/// their data allows.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TickSet {
+    /// Apply inputs to Device entities.
+    Ingest,
+    /// Values computed from the raw state: motion, distance.
+    Derive,
+    /// Conditions over time: presence timeouts (trips, geofences, alerts later).
+    Detect,
+    /// User-written analytics: the extension point.
+    Analyze,
+    /// Changes out to the [`Outbox`].
+    Emit,
+}
+
+/// How the Tick schedule executes its systems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Executor {
+    /// Systems one after another on the tick thread. Cheapest for few, cheap systems.
+    #[default]
+    SingleThreaded,
+    /// Independent systems in parallel on the compute task pool.
+    MultiThreaded,
+}
+
+/// Settings of the engine core.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    pub executor: Executor,
+    /// A device without a connection goes offline this long after its last report.
+    pub presence_timeout_ms: i64,
+    /// Emit full device state deltas (for live views), not only presence.
+    pub emit_state: bool,
+    /// How often the presence sweep (a pass over every device) runs.
+    pub sweep_every_ms: i64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            executor: Executor::default(),
+            presence_timeout_ms: 600_000,
+            emit_state: true,
+            sweep_every_ms: 1_000,
+        }
+    }
+}
+
+/// Sizes the process-wide compute pool that multi-threaded schedules and
+/// `par_iter` use. The first call wins; later calls return the existing pool.
+pub fn init_compute_pool(threads: usize) -> &'static ComputeTaskPool {
+    ComputeTaskPool::get_or_init(|| {
+        TaskPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name("drover-compute".to_owned())
+            .build()
+    })
+}
+
+/// The live fleet state and the systems that update it.
+pub struct Engine {
+    world: World,
+    schedule: Schedule,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Self {
+        let mut world = World::new();
+        world.insert_resource(Clock::default());
+        world.insert_resource(Incoming::default());
+        world.insert_resource(DeviceIndex::default());
+        world.insert_resource(Touched::default());
+        world.insert_resource(Outbox::default());
+        world.insert_resource(EmitOptions {
+            state: config.emit_state,
+        });
+        world.insert_resource(PresenceTimeout {
+            after_ms: config.presence_timeout_ms,
+        });
+
+        let mut schedule = Schedule::new(Tick);
+        match config.executor {
+            Executor::SingleThreaded => {
+                schedule.set_executor(SingleThreadedExecutor::new());
+            }
+            Executor::MultiThreaded => {
+                // par_iter and the executor panic without a pool; size it from the
+                // machine unless the runtime already did.
+                init_compute_pool(default_threads());
+                schedule.set_executor(MultiThreadedExecutor::new());
+            }
+        }
+        schedule.configure_sets(
+            (
+                TickSet::Ingest,
+                TickSet::Derive,
+                TickSet::Detect,
+                TickSet::Analyze,
+                TickSet::Emit,
+            )
+                .chain(),
+        );
+        schedule.add_systems(
+            (ingest::spawn_devices, ingest::apply_inputs)
+                .chain()
+                .in_set(TickSet::Ingest),
+        );
+        schedule.add_systems(motion::update_motion.in_set(TickSet::Derive));
+        schedule.add_systems(
+            presence::expire_presence
+                .run_if(every(config.sweep_every_ms))
+                .in_set(TickSet::Detect),
+        );
+        schedule.add_systems(emit::emit_changes.in_set(TickSet::Emit));
+        Engine { world, schedule }
+    }
+
+    /// Adds systems to a set, typically [`TickSet::Analyze`]: the extension point.
+    pub fn add_systems<M>(
+        &mut self,
+        set: TickSet,
+        systems: impl IntoScheduleConfigs<ScheduleSystem, M>,
+    ) -> &mut Self {
+        self.schedule.add_systems(systems.in_set(set));
+        self
+    }
+
+    /// Runs one tick at clock time `now_ms` over `inputs` (in arrival order) and
+    /// appends the resulting deltas to `deltas`.
+    pub fn tick(&mut self, now_ms: i64, inputs: &mut Vec<Input>, deltas: &mut Vec<Delta>) {
+        let mut clock = self.world.resource_mut::<Clock>();
+        clock.now_ms = now_ms;
+        clock.tick += 1;
+        std::mem::swap(&mut self.world.resource_mut::<Incoming>().0, inputs);
+        self.schedule.run(&mut self.world);
+        // Hand the (now empty) input buffer back so its capacity is reused.
+        std::mem::swap(&mut self.world.resource_mut::<Incoming>().0, inputs);
+        inputs.clear();
+        deltas.append(&mut self.world.resource_mut::<Outbox>().0);
+    }
+
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    pub fn world_mut(&mut self) -> &mut World {
+        &mut self.world
+    }
+
+    pub fn device_count(&self) -> usize {
+        self.world.resource::<DeviceIndex>().0.len()
+    }
+
+    /// The live state of one device.
+    pub fn device(&mut self, id: &drover_protocols::model::DeviceId) -> Option<DeviceState> {
+        let entity = self.world.resource::<DeviceIndex>().get(id)?;
+        let mut query = self.world.query::<emit::DeviceView>();
+        query
+            .get(&self.world, entity)
+            .ok()
+            .map(|v| emit::snapshot(&v))
+    }
+
+    /// The live state of every device, sorted by device id.
+    pub fn snapshot(&mut self) -> Vec<DeviceState> {
+        let mut query = self.world.query::<emit::DeviceView>();
+        let mut all: Vec<DeviceState> = query
+            .iter(&self.world)
+            .map(|v| emit::snapshot(&v))
+            .collect();
+        all.sort_by(|a, b| a.device.cmp(&b.device));
+        all
+    }
+}
+
+/// Leaves one core to the I/O runtime on small machines.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1).max(1))
+        .unwrap_or(1)
+}

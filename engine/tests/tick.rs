@@ -1,0 +1,190 @@
+//! Behaviour of one engine tick, driven through the public API.
+
+use drover_engine::bevy_ecs::prelude::*;
+use drover_engine::components::CustomAttributes;
+use drover_engine::{Delta, Engine, EngineConfig, Executor, Input, TickSet};
+use drover_protocols::model::{DeviceId, DeviceMessage, Fix, Record, RecordKind, attr};
+
+const T0: i64 = 1_764_000_000_000;
+
+fn record(device: &str, time_ms: i64, lat: f64, lon: f64, speed: f64) -> Input {
+    let mut record = Record {
+        time_ms,
+        kind: RecordKind::Position,
+        fix: Some(Fix {
+            lat,
+            lon,
+            speed_kmh: speed,
+            course_deg: 90.0,
+            altitude_m: Some(30.0),
+            satellites: Some(9),
+            valid: true,
+        }),
+        ..Record::default()
+    };
+    record.attributes.set(attr::IGNITION, speed > 0.0);
+    record.attributes.set(attr::RPM, 800.0 + speed * 30.0);
+    record.attributes.set("io999", 7i64);
+    Input::Record(DeviceMessage {
+        device: DeviceId::new(device),
+        protocol: "teltonika",
+        record,
+    })
+}
+
+fn engine(executor: Executor) -> Engine {
+    Engine::new(EngineConfig {
+        executor,
+        ..EngineConfig::default()
+    })
+}
+
+fn tick(engine: &mut Engine, now: i64, inputs: Vec<Input>) -> Vec<Delta> {
+    let mut inputs = inputs;
+    let mut deltas = Vec::new();
+    engine.tick(now, &mut inputs, &mut deltas);
+    deltas
+}
+
+fn fleet_batch(devices: usize, records_each: usize) -> Vec<Input> {
+    let mut batch = Vec::new();
+    for r in 0..records_each {
+        for d in 0..devices {
+            let lat = 52.5 + d as f64 * 0.001 + r as f64 * 0.0001;
+            batch.push(record(
+                &format!("35000000000{d:04}"),
+                T0 + r as i64 * 1000,
+                lat,
+                13.4,
+                40.0,
+            ));
+        }
+    }
+    batch
+}
+
+#[test]
+fn same_inputs_give_the_same_world_on_both_executors() {
+    let mut single = engine(Executor::SingleThreaded);
+    let mut multi = engine(Executor::MultiThreaded);
+    let mut again = engine(Executor::SingleThreaded);
+    for e in [&mut single, &mut multi, &mut again] {
+        tick(e, T0, fleet_batch(50, 3));
+        tick(e, T0 + 10, fleet_batch(20, 2));
+    }
+    let a = single.snapshot();
+    assert_eq!(a.len(), 50);
+    assert_eq!(a, multi.snapshot());
+    assert_eq!(a, again.snapshot());
+}
+
+#[test]
+fn a_record_updates_live_state_and_emits_once() {
+    let mut e = engine(Executor::SingleThreaded);
+    let deltas = tick(&mut e, T0, vec![record("1", T0, 52.5, 13.4, 50.0)]);
+    let state = e.device(&DeviceId::new("1")).expect("device exists");
+    assert_eq!(state.last_fix.map(|f| f.fix.lat), Some(52.5));
+    assert_eq!(state.ignition, Some(true));
+    assert_eq!(state.obd.rpm, Some(2300.0));
+    assert!(state.kinematics.moving);
+    assert!(state.presence.online);
+    assert_eq!(
+        state.attributes.0.get("io999").and_then(|v| v.as_f64()),
+        Some(7.0)
+    );
+    assert!(matches!(
+        &deltas[..],
+        [Delta::Presence { online: true, .. }, Delta::State(_)]
+    ));
+
+    // The same report again changes nothing, so nothing is emitted.
+    let deltas = tick(&mut e, T0 + 10, vec![record("1", T0, 52.5, 13.4, 50.0)]);
+    assert!(deltas.is_empty(), "{deltas:?}");
+}
+
+#[test]
+fn archived_and_older_records_do_not_move_live_state_back() {
+    let mut e = engine(Executor::SingleThreaded);
+    tick(&mut e, T0, vec![record("1", T0 + 60_000, 52.6, 13.4, 30.0)]);
+    let mut old = record("1", T0, 52.0, 13.0, 0.0);
+    tick(&mut e, T0 + 10, vec![old.clone()]);
+    if let Input::Record(m) = &mut old {
+        m.record.time_ms = T0 + 120_000;
+        m.record.archived = true;
+    }
+    tick(&mut e, T0 + 20, vec![old]);
+    let state = e.device(&DeviceId::new("1")).expect("device exists");
+    assert_eq!(
+        state.last_fix.map(|f| (f.time_ms, f.fix.lat)),
+        Some((T0 + 60_000, 52.6))
+    );
+    assert_eq!(state.ignition, Some(true));
+}
+
+#[test]
+fn distance_accumulates_along_valid_fixes() {
+    let mut e = engine(Executor::SingleThreaded);
+    let inputs = (0..11)
+        .map(|i| record("1", T0 + i * 10_000, 52.5 + i as f64 * 0.001, 13.4, 40.0))
+        .collect();
+    tick(&mut e, T0, inputs);
+    let state = e.device(&DeviceId::new("1")).expect("device exists");
+    // 10 steps of 0.001° latitude ≈ 1,112 m.
+    assert!(
+        (state.kinematics.distance_m - 1112.0).abs() < 5.0,
+        "{}",
+        state.kinematics.distance_m
+    );
+}
+
+#[test]
+fn presence_follows_connections_and_times_out_without_one() {
+    let mut e = engine(Executor::SingleThreaded);
+    let id = DeviceId::new("1");
+    let connect = Input::Connected {
+        device: id.clone(),
+        protocol: "gt06",
+    };
+    let deltas = tick(&mut e, T0, vec![connect]);
+    assert!(matches!(&deltas[0], Delta::Presence { online: true, .. }));
+    let deltas = tick(
+        &mut e,
+        T0 + 10,
+        vec![Input::Disconnected { device: id.clone() }],
+    );
+    assert!(matches!(&deltas[0], Delta::Presence { online: false, .. }));
+
+    // A report without a connection (e.g. over UDP) makes it online until the
+    // presence timeout passes.
+    tick(&mut e, T0 + 20, vec![record("1", T0, 52.5, 13.4, 0.0)]);
+    assert!(e.device(&id).is_some_and(|s| s.presence.online));
+    let deltas = tick(&mut e, T0 + 20 + 600_001, vec![]);
+    assert!(
+        matches!(&deltas[..], [Delta::Presence { online: false, .. }, ..]),
+        "{deltas:?}"
+    );
+}
+
+#[derive(Resource, Default)]
+struct Seen(usize);
+
+#[test]
+fn user_systems_in_analyze_see_the_tick_and_write_attributes() {
+    let mut e = engine(Executor::MultiThreaded);
+    e.world_mut().insert_resource(Seen::default());
+    e.add_systems(
+        TickSet::Analyze,
+        |mut seen: ResMut<Seen>, mut q: Query<&mut CustomAttributes>| {
+            for mut attrs in &mut q {
+                seen.0 += 1;
+                attrs.0.insert("analyzed".into(), true.into());
+            }
+        },
+    );
+    tick(&mut e, T0, fleet_batch(3, 1));
+    assert_eq!(e.world().resource::<Seen>().0, 3);
+    let s = e
+        .device(&DeviceId::new("350000000000001"))
+        .expect("device exists");
+    assert!(s.attributes.0.contains_key("analyzed"));
+}
