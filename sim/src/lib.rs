@@ -1,1 +1,4 @@
 //! drover-sim
+pub mod powertrain;
+pub mod route;
+pub mod vehicle;
