@@ -1,0 +1,57 @@
+//! Which connection holds which device, so that commands can be routed to it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use drover_protocols::model::DeviceId;
+use tokio::sync::mpsc;
+
+/// One identified connection.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// Unique per accepted socket, so a stale session cannot unregister its successor.
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub protocol: &'static str,
+    /// Bytes to write to the device (an encoded command).
+    pub outgoing: mpsc::Sender<Vec<u8>>,
+}
+
+/// Device → its current connection. A device that reconnects replaces its
+/// old entry; the old session's unregister is then a no-op.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    inner: Arc<Mutex<HashMap<DeviceId, Connection>>>,
+}
+
+impl Registry {
+    pub fn register(&self, device: DeviceId, connection: Connection) {
+        self.lock().insert(device, connection);
+    }
+
+    pub fn unregister(&self, device: &DeviceId, connection_id: u64) {
+        let mut map = self.lock();
+        if map.get(device).is_some_and(|c| c.id == connection_id) {
+            map.remove(device);
+        }
+    }
+
+    pub fn get(&self, device: &DeviceId) -> Option<Connection> {
+        self.lock().get(device).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DeviceId, Connection>> {
+        // The map stays consistent even if a holder panicked: every operation is
+        // a single insert or remove.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
