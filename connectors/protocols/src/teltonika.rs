@@ -1,1 +1,0 @@
-//! Teltonika (placeholder while the decoder is written).
