@@ -1,1 +1,0 @@
-//! GT06 / Concox (placeholder while the decoder is written).

@@ -1,0 +1,184 @@
+//! GT06 / Concox binary protocol (Jimi, Wanway, Seeworld and many clones).
+//!
+//! [`Gt06`] is the [`Protocol`]; each connection gets a [`Gt06Session`] that
+//! splits frames, checks their CRC, decodes them and builds the replies
+//! devices wait for. [`device`] builds the frames a device sends, and
+//! [`encode_command`] the commands a server sends.
+//!
+//! Decoding follows Traccar's `Gt06ProtocolDecoder` (its test captures are
+//! this module's vectors), including its per-frame variant detection and
+//! per-model layouts ([`Gt06::with_model`]).
+//!
+//! Records without a time of their own (heartbeats, command answers, most
+//! information frames) have `time_ms == 0`: the I/O layer, which owns the
+//! clock, stamps them with the receive time. Cell towers and Wi-Fi access
+//! points have no field in the model; records without a fix carry them as
+//! text attributes `cellTowers` (`mcc,mnc,lac,cid[,rssi];…`) and
+//! `wifiAccessPoints` (`mac[,rssi];…`).
+//!
+//! # Frame layout
+//!
+//! ```text
+//! 0x7878 | len u8  | type u8 | content | serial u16 | crc u16 | 0x0D0A
+//! 0x7979 | len u16 | type u8 | content | serial u16 | crc u16 | 0x0D0A
+//! ```
+//!
+//! `len` counts type..crc. The CRC is CRC-ITU (CRC-16/X-25) over len..serial;
+//! a wrong one rejects the frame unless
+//! [`DecodeOptions::accept_bad_checksum`] is set. Wi-Fi reports (0x69) put
+//! the access-point count in `len` and carry no serial or CRC; the splitter
+//! then ends the frame at the first stop bits, as Traccar does.
+//!
+//! # Decoded types
+//!
+//! - login 0x01 (IMEI, time zone); heartbeat 0x23; status 0x13, 0x36, 0xA3;
+//! - GPS+LBS locations 0x10, 0x11, 0x12, 0x1A, 0x1E, 0x22, 0x25, 0x2D, 0x31,
+//!   0x34, 0x37, 0x38, 0x61, 0xA0, and 0x21 "Current position!" text;
+//! - GPS+LBS+status and alarms 0x16, 0x19, 0x26, 0x27, 0x32, 0x33, 0x39,
+//!   0x95, 0xA2, 0xA3, 0xA4, 0xA5, 0xA9;
+//! - cell and Wi-Fi lists 0x17, 0x18, 0x24, 0x28, 0x2C, 0x2E, 0x33, 0x34,
+//!   0x69, 0xA1, 0xA2, 0xF3;
+//! - command answers and texts 0x15, 0x21, 0x9B; information 0x94; modular
+//!   0x70; OBD 0x8C; BMS 0x40; peripherals 0xF1, 0xF2; Bluetooth clock 0xB2.
+//!
+//! Replies: an echo of type and serial for login, heartbeat, status, alarm
+//! and location types (0x7878, also for 0x7979 frames, as Traccar does),
+//! 0x7979 for AZ735 (0x32/0x33 extended), the BCD time for Wi-Fi reports,
+//! "no address" for address requests (0x2A). Other 0x7878 types are
+//! acknowledged without decoding. Not supported: photos and media (0x35,
+//! 0x36, 0x41: Drover stores no media) and the time request (0x8A: a sans-IO
+//! decoder has no clock; the device keeps its GPS time).
+
+mod alarm;
+mod basic;
+mod calendar;
+mod command;
+mod decode;
+pub mod device;
+mod extended;
+mod frame;
+mod gps;
+mod reader;
+mod supported;
+mod text;
+mod types;
+mod variant;
+
+pub use command::{Command, encode_command};
+pub use frame::MAX_FRAME_LEN;
+pub use variant::Model;
+
+use crate::model::DeviceId;
+use crate::{Check, DecodeError, DecodeOptions, Decoded, Protocol, Session};
+
+use decode::Ctx;
+use frame::Header;
+use variant::Variant;
+
+/// The GT06 protocol with its decoding options.
+#[derive(Debug, Clone, Default)]
+pub struct Gt06 {
+    options: DecodeOptions,
+    model: Model,
+}
+
+impl Gt06 {
+    pub fn new(options: DecodeOptions) -> Self {
+        Gt06 {
+            options,
+            model: Model::default(),
+        }
+    }
+
+    /// Decodes every device as this model (Traccar's model override), for
+    /// models whose frames cannot be told apart by their content.
+    pub fn with_model(mut self, name: &str) -> Self {
+        self.model = Model::from_name(name);
+        self
+    }
+}
+
+impl Protocol for Gt06 {
+    type Session = Gt06Session;
+
+    fn name(&self) -> &'static str {
+        "gt06"
+    }
+
+    fn session(&self) -> Gt06Session {
+        Gt06Session {
+            options: self.options,
+            model: self.model,
+            device: None,
+            offset_s: 0,
+        }
+    }
+}
+
+/// One connection: who the device is and what its login said.
+#[derive(Debug, Clone)]
+pub struct Gt06Session {
+    options: DecodeOptions,
+    /// Changes layouts; per session because a server sees many models.
+    model: Model,
+    device: Option<DeviceId>,
+    /// The device's clock offset east of UTC, from its login (0 without).
+    offset_s: i64,
+}
+
+impl Gt06Session {
+    /// A session that decodes data without waiting for a login, for replays
+    /// and tests; a login still re-identifies it.
+    pub fn identified(protocol: &Gt06, device: DeviceId) -> Self {
+        let mut session = protocol.session();
+        session.device = Some(device);
+        session
+    }
+
+    /// Sets the device model once it is known (e.g. looked up after login).
+    pub fn set_model(&mut self, name: &str) {
+        self.model = Model::from_name(name);
+    }
+}
+
+impl Session for Gt06Session {
+    fn check(&self, buf: &[u8]) -> Check {
+        frame::check(buf)
+    }
+
+    fn decode(&mut self, frame: &[u8], out: &mut Decoded) -> Result<(), DecodeError> {
+        let header = Header::parse(frame)?;
+        if let Err(bad) = frame::verify_crc(frame, &header) {
+            if !self.options.accept_bad_checksum {
+                return Err(bad);
+            }
+        }
+        let ctx = Ctx {
+            frame,
+            header,
+            variant: Variant::detect(&header, frame),
+            model: self.model,
+            offset_s: self.offset_s,
+        };
+        let (records, reply) = (out.records.len(), out.reply.len());
+        match decode::decode(&ctx, self.device.is_some(), out) {
+            Ok(login) => {
+                if let Some(login) = login {
+                    self.offset_s = login.offset_s;
+                    out.identified = Some(login.device.clone());
+                    self.device = Some(login.device);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                out.records.truncate(records);
+                out.reply.truncate(reply);
+                Err(e)
+            }
+        }
+    }
+
+    fn device(&self) -> Option<&DeviceId> {
+        self.device.as_ref()
+    }
+}
