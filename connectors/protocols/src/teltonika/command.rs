@@ -174,7 +174,6 @@ fn axle_loads(record: &mut Record, body: &[u8]) -> bool {
     if values.len() < AXLES.len() + LOADS.len() {
         return false;
     }
-    record.kind = RecordKind::Event;
     for (name, value) in AXLES.iter().chain(LOADS.iter()).zip(values) {
         record.attributes.set(*name, value);
     }
