@@ -27,7 +27,9 @@
 //!   invalid with no satellites or at 0,0), the event IO id (`event`) and the
 //!   IO elements of every width, 8E's variable-length ones included. Known ids
 //!   become named attributes (`io.rs`, Traccar's table: `ignition`, `power`,
-//!   `rpm`, `coolantTemp`, …), others `io{id}`.
+//!   `rpm`, `coolantTemp`, …), others `io{id}`. Without a configured model
+//!   the FMB family is assumed, and an element whose width is not its id's
+//!   stays `io{id}` (another family numbering its ids differently).
 //! - Codec 7 (GH3000): location and IO masks, float coordinates.
 //! - Codecs 12, 13, 14 ([`command`]): the device's replies to commands and
 //!   its serial-port messages, as [`RecordKind::CommandResult`] records with
