@@ -600,3 +600,40 @@ fn no_panic_on_random_buffers() {
         churn(session, &buf);
     }
 }
+
+/// `cargo test --release -p drover-protocols --test gt06_vectors decode_speed -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn decode_speed() {
+    let fix = Fix {
+        lat: 54.9,
+        lon: 24.0,
+        speed_kmh: 61.0,
+        course_deg: 90.0,
+        altitude_m: None,
+        satellites: Some(9),
+        valid: true,
+    };
+    let frame = device::location(&record(1_445_350_871_000, Some(fix), true), 7);
+    let mut session =
+        Gt06Session::identified(&Gt06::new(DecodeOptions::default()), DeviceId::new("1"));
+    let mut out = Decoded::default();
+    let rounds: u32 = std::env::var("GT06_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        out.clear();
+        let Check::Frame(n) = session.check(std::hint::black_box(&frame)) else {
+            panic!()
+        };
+        session.decode(&frame[..n], &mut out).unwrap();
+        std::hint::black_box(&out);
+    }
+    let ns = start.elapsed().as_nanos() as f64 / f64::from(rounds);
+    println!(
+        "check + decode of a 0x22 location: {ns:.0} ns ({:.1} M/s)",
+        1e3 / ns
+    );
+}

@@ -64,12 +64,12 @@ fn time_zone(bits: u16) -> i64 {
     if bits & 0x08 != 0 { -offset } else { offset }
 }
 
+/// Lowercase hex digits of `bytes` in a fixed buffer (no allocation).
 fn hex_digits<const N: usize>(bytes: &[u8]) -> [u8; N] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digit = |nibble: u8| char::from_digit(nibble.into(), 16).map_or(b'0', |c| c as u8);
     let mut out = [b'0'; N];
-    for (i, b) in bytes.iter().take(N / 2).enumerate() {
-        out[2 * i] = DIGITS[usize::from(b >> 4)];
-        out[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&[digit(b >> 4), digit(b & 0x0f)]);
     }
     out
 }

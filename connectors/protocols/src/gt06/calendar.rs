@@ -25,9 +25,14 @@ impl Civil {
         } else {
             self.year
         };
-        let month0 = self.month - 1;
-        let days = days_from_civil(year + month0.div_euclid(12), month0.rem_euclid(12) + 1, 1)
-            + (self.day - 1);
+        // Only odd clocks need the euclidean roll-over, which costs divisions.
+        let (year, month) = if (1..=12).contains(&self.month) {
+            (year, self.month)
+        } else {
+            let month0 = self.month - 1;
+            (year + month0.div_euclid(12), month0.rem_euclid(12) + 1)
+        };
+        let days = days_from_civil(year, month, 1) + (self.day - 1);
         let seconds = days * 86_400 + self.hour * 3_600 + self.minute * 60 + self.second;
         (seconds - offset_s) * 1_000
     }

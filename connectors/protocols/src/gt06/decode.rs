@@ -263,6 +263,8 @@ fn other(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     if ctx.header.extended {
         return Err(DecodeError::Unsupported(kind.into()));
     }
+    let data = usize::try_from(ctx.data_length()).unwrap_or(0);
+    ctx.reader().skip(data)?;
     let echo = matches!(kind, COMMAND_0 | COMMAND_1 | COMMAND_2);
     Ok(Done::reply(if echo { Reply::None } else { Reply::Ack }))
 }

@@ -15,7 +15,9 @@ pub(crate) const STOP: [u8; 2] = [0x0d, 0x0a];
 /// The longest frame a 16-bit length can declare.
 pub const MAX_FRAME_LEN: usize = 4 + 0xffff + 2;
 
-const X25: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_IBM_SDLC);
+// Slice-by-16: every frame is checked, and the reply to most is CRC-ed too.
+const X25: crc::Crc<u16, crc::Table<16>> =
+    crc::Crc::<u16, crc::Table<16>>::new(&crc::CRC_16_IBM_SDLC);
 
 /// CRC-ITU as GT06 devices compute it (CRC-16/X-25).
 pub(crate) fn crc16(bytes: &[u8]) -> u16 {
@@ -175,6 +177,9 @@ pub(crate) fn write_reply(
     content: &[u8],
     serial: u16,
 ) {
+    if !extended && content.is_empty() {
+        return write_ack(out, kind, serial);
+    }
     let start = out.len();
     let length = 5 + content.len();
     if extended {
@@ -190,6 +195,28 @@ pub(crate) fn write_reply(
     let crc = crc16(out.get(start + 2..).unwrap_or_default());
     out.extend_from_slice(&crc.to_be_bytes());
     out.extend_from_slice(&STOP);
+}
+
+/// [`write_reply`] without content: the reply to nearly every frame, built
+/// on the stack and appended at once.
+fn write_ack(out: &mut Vec<u8>, kind: u8, serial: u16) {
+    let [s0, s1] = serial.to_be_bytes();
+    let mut ack = [
+        SHORT_START[0],
+        SHORT_START[1],
+        5,
+        kind,
+        s0,
+        s1,
+        0,
+        0,
+        STOP[0],
+        STOP[1],
+    ];
+    let [c0, c1] = crc16(&ack[2..6]).to_be_bytes();
+    ack[6] = c0;
+    ack[7] = c1;
+    out.extend_from_slice(&ack);
 }
 
 #[cfg(test)]
@@ -296,5 +323,9 @@ mod tests {
         let mut out = Vec::new();
         write_reply(&mut out, false, 0x01, &[], 0x0001);
         assert_eq!(out, hex("787805010001d9dc0d0a"));
+        out.clear();
+        write_reply(&mut out, true, 0x01, &[], 0x0001);
+        assert_eq!(&out[..7], &hex("79790005010001")[..]);
+        assert_eq!(crc16(&out[2..7]).to_be_bytes(), out[7..9]);
     }
 }

@@ -15,7 +15,7 @@ const RAW_PER_DEGREE: f64 = 60.0 * 30_000.0;
 
 /// Which optional fields a GPS block has; the common layout has all but
 /// `length`, and JC400 alarms swap speed and course.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct GpsLayout {
     pub has_length: bool,
     pub has_satellites: bool,
@@ -57,6 +57,10 @@ pub(crate) fn decode(
     offset_s: i64,
     record: &mut Record,
 ) -> Result<bool, DecodeError> {
+    if layout == GpsLayout::STANDARD {
+        standard(r.array()?, offset_s, record);
+        return Ok(true);
+    }
     record.time_ms = date(r, offset_s)?;
     if layout.has_length && r.u8()? == 0 {
         return Ok(false);
@@ -83,6 +87,53 @@ pub(crate) fn decode(
         record.attributes.set(attr::IGNITION, flags & 0x8000 != 0);
     }
     Ok(true)
+}
+
+/// The common 18-byte block, read at once: it is on every location's path.
+fn standard(b: [u8; 18], offset_s: i64, record: &mut Record) {
+    let [
+        y,
+        mo,
+        d,
+        h,
+        mi,
+        s,
+        sats,
+        la0,
+        la1,
+        la2,
+        la3,
+        lo0,
+        lo1,
+        lo2,
+        lo3,
+        speed,
+        f0,
+        f1,
+    ] = b;
+    let field = i64::from;
+    let civil = Civil {
+        year: field(y),
+        month: field(mo),
+        day: field(d),
+        hour: field(h),
+        minute: field(mi),
+        second: field(s),
+    };
+    record.time_ms = civil.to_epoch_ms(offset_s);
+    let lat = f64::from(u32::from_be_bytes([la0, la1, la2, la3])) / RAW_PER_DEGREE;
+    let lon = f64::from(u32::from_be_bytes([lo0, lo1, lo2, lo3])) / RAW_PER_DEGREE;
+    let flags = u16::from_be_bytes([f0, f1]);
+    record.fix = Some(course_status(
+        flags,
+        lat,
+        lon,
+        speed.into(),
+        Some(sats & 0x0f),
+    ));
+    if flags & 0x4000 != 0 {
+        record.attributes.set(attr::IGNITION, flags & 0x8000 != 0);
+    }
 }
 
 /// Applies the course/status word: course in bits 0..10, north in bit 10,

@@ -182,3 +182,74 @@ impl Session for Gt06Session {
         self.device.as_ref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn session(accept_bad_checksum: bool) -> Gt06Session {
+        let gt06 = Gt06::new(DecodeOptions {
+            accept_bad_checksum,
+        });
+        Gt06Session::identified(&gt06, DeviceId::new("1"))
+    }
+
+    const LOCATION: &str =
+        "787822220f0c1d023305c9027ac8180c46586000140001cc00287d001f71000001000820860d0a";
+
+    #[test]
+    fn truncated_frames_are_errors_and_leave_the_output_alone() {
+        let frame = hex(LOCATION);
+        let mut out = Decoded::default();
+        out.reply.push(0xaa);
+        for cut in 0..frame.len() - 2 {
+            let result = session(false).decode(&frame[..cut], &mut out);
+            assert!(result.is_err(), "cut {cut}");
+            assert_eq!((out.records.len(), out.reply.len()), (0, 1), "cut {cut}");
+            // Accepting bad checksums, some cuts still decode, as in
+            // Traccar; those that don't leave the output alone.
+            if session(true).decode(&frame[..cut], &mut out).is_err() {
+                assert_eq!((out.records.len(), out.reply.len()), (0, 1), "cut {cut}");
+            }
+            out.records.clear();
+            out.reply.truncate(1);
+        }
+    }
+
+    #[test]
+    fn unknown_extended_types_are_unsupported() {
+        let frame = hex("79790005fd0001aaaa0d0a");
+        let result = session(true).decode(&frame, &mut Decoded::default());
+        assert_eq!(result, Err(DecodeError::Unsupported(0xfd)));
+        let info = hex("79790006947700012ccc0d0a");
+        let result = session(true).decode(&info, &mut Decoded::default());
+        assert_eq!(result, Err(DecodeError::Unsupported(0x9477)));
+    }
+
+    #[test]
+    fn a_login_sets_the_clock_offset_for_later_frames() {
+        // Time zone word 0x190a: 4 h 00 west.
+        let login = hex("787811010864717003664467100f190a0002c6d20d0a");
+        let mut s = Gt06::new(DecodeOptions::default()).session();
+        let mut out = Decoded::default();
+        s.decode(&login, &mut out).unwrap();
+        assert_eq!(out.identified, Some(DeviceId::new("864717003664467")));
+        out.clear();
+        s.decode(&hex(LOCATION), &mut out).unwrap();
+        // 2015-12-29 02:51:05 at UTC-4 is 06:51:05 UTC.
+        assert_eq!(out.records[0].time_ms, 1_451_371_865_000);
+    }
+
+    #[test]
+    fn the_protocol_is_named_gt06() {
+        assert_eq!(Gt06::default().name(), "gt06");
+        assert_eq!(Gt06::default().session().device(), None);
+    }
+}

@@ -147,7 +147,8 @@ pub(crate) struct TextLocation {
     pub time: [i64; 6],
 }
 
-/// Parses `Current position!Lat:N54.7,Lon:E25.2,Course:126.53,Speed:0.0,DateTime:2017-05-26  10:27:47`.
+/// Parses a whole `Current position!Lat:N54.7,Lon:E25.2,Course:126.53,`
+/// `Speed:0.0,DateTime:2017-05-26  10:27:47` (one line, no comma break).
 pub(crate) fn text_location(data: &str) -> Option<TextLocation> {
     let mut s = Scan { rest: data };
     s.lit("Current position!Lat:")?;
