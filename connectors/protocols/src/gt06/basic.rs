@@ -34,8 +34,9 @@ const BATTERY_CELL: [&str; 14] = [
     "batteryCell14",
 ];
 
-pub(crate) fn volts(centivolts: impl Into<f64>) -> f64 {
-    centivolts.into() / 100.0
+/// Most analog values (volts, humidity, accuracy) come in hundredths.
+pub(crate) fn hundredths(raw: impl Into<f64>) -> f64 {
+    raw.into() / 100.0
 }
 
 /// The IMEI is 15 BCD digits after a leading zero nibble.
@@ -82,8 +83,9 @@ pub(crate) fn heartbeat(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     attrs.set("armed", status & 0x01 != 0);
     attrs.set(attr::IGNITION, status & 0x02 != 0);
     attrs.set(attr::CHARGE, status & 0x04 != 0);
+    // Optional fields, present when more than serial, CRC and stop bits remain.
     if r.remaining() >= 2 + 6 {
-        attrs.set(attr::BATTERY, volts(r.u16()?));
+        attrs.set(attr::BATTERY, hundredths(r.u16()?));
     }
     if r.remaining() > 6 {
         attrs.set(attr::RSSI, i64::from(r.u8()?));
@@ -104,14 +106,14 @@ pub(crate) fn x1_gps(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     if driver > 0 {
         attrs.set(attr::DRIVER_ID, driver.to_string());
     }
-    attrs.set(attr::BATTERY, volts(r.u16()?));
-    attrs.set(attr::POWER, volts(r.u16()?));
+    attrs.set(attr::BATTERY, hundredths(r.u16()?));
+    attrs.set(attr::POWER, hundredths(r.u16()?));
     let ports = r.u32()?;
     attrs.set("input", i64::from(r.u8()?));
     attrs.set("output", i64::from(r.u8()?));
     let adc_count = (ports >> 20) & 0x0f;
     for name in ADC.iter().take(adc_count as usize) {
-        attrs.set(*name, volts(r.u16()?));
+        attrs.set(*name, hundredths(r.u16()?));
     }
     settle_kind(&mut rec, false, RecordKind::Status);
     Ok(Done::record(rec, Reply::None))
@@ -192,7 +194,7 @@ fn mac(r: &mut Reader<'_>) -> Result<[u8; 6], DecodeError> {
 pub(crate) fn short_info(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     let mut r = ctx.reader();
     let mut rec = status_record(RecordKind::Status, 0);
-    rec.attributes.set(attr::POWER, volts(r.i16()?));
+    rec.attributes.set(attr::POWER, hundredths(r.i16()?));
     Ok(Done::record(rec, Reply::None))
 }
 
@@ -203,8 +205,8 @@ pub(crate) fn sr411_mini(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     gps::lbs(&mut r, ctx.kind(), ctx.variant, false)?;
     let attrs = &mut rec.attributes;
     attrs.set(attr::IGNITION, r.u8()? > 0);
-    attrs.set(attr::POWER, volts(r.u16()?));
-    attrs.set(attr::BATTERY, volts(r.u16()?));
+    attrs.set(attr::POWER, hundredths(r.u16()?));
+    attrs.set(attr::BATTERY, hundredths(r.u16()?));
     settle_kind(&mut rec, false, RecordKind::Status);
     Ok(Done::record(rec, Reply::None))
 }
@@ -290,7 +292,7 @@ pub(crate) fn bluetooth_clock(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     attrs.set("tagUuid", hex(r.bytes(16)?));
     attrs.set("tagMajor", i64::from(r.u16()?));
     attrs.set("tagMinor", i64::from(r.u16()?));
-    attrs.set("tagBattery", volts(r.u16()?));
+    attrs.set("tagBattery", hundredths(r.u16()?));
     attrs.set("clock", i64::from((r.u8()? >> 2) & 0x0f));
     Ok(Done::record(rec, Reply::Ack))
 }
@@ -396,7 +398,7 @@ pub(crate) fn location_rfid(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     attrs.set("uploadMode", i64::from(r.u8()?));
     rec.archived = r.u8()? > 0;
     attrs.set(attr::ODOMETER, r.u32()?);
-    attrs.set(attr::POWER, volts(r.u16()?));
+    attrs.set(attr::POWER, hundredths(r.u16()?));
     attrs.set(attr::BATTERY, f64::from(r.u8()?) / 10.0);
     attrs.set(attr::HOURS, i64::from(r.u24()?) * 60_000);
     rfid(&mut r, &mut rec)?;

@@ -5,7 +5,7 @@ use crate::DecodeError;
 use crate::model::{Fix, KMH_PER_KNOT, Record, RecordKind, attr};
 
 use super::alarm;
-use super::basic::{ADC, volts};
+use super::basic::{ADC, hundredths};
 use super::calendar::Civil;
 use super::decode::{Ctx, Done, Reply, settle_kind, status_record};
 use super::gps::{self, Cell, GpsLayout};
@@ -64,7 +64,7 @@ pub(crate) fn info(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     let sub = r.u8()?;
     let mut rec = status_record(RecordKind::Status, 0);
     match sub {
-        0x00 => rec.attributes.set(ADC[0], volts(r.u16()?)),
+        0x00 => rec.attributes.set(ADC[0], hundredths(r.u16()?)),
         0x04 => device_settings(&ascii(r.bytes_before_tail(6)?), &mut rec),
         0x05 => door(ctx, &mut r, &mut rec)?,
         0x0a => {
@@ -77,7 +77,7 @@ pub(crate) fn info(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
             Some(1) => rec
                 .attributes
                 .set("networkTechnology", if r.i8()? > 0 { "4G" } else { "2G" }),
-            Some(2) => rec.attributes.set(attr::POWER, volts(r.u16()?)),
+            Some(2) => rec.attributes.set(attr::POWER, hundredths(r.u16()?)),
             _ => {}
         },
         0x0d => fuel(&mut r, &mut rec)?,
@@ -286,7 +286,7 @@ fn modular_module(
         0x09 => *satellites = Some(r.u8()?),
         0x0a => attrs.set(attr::SATELLITES_VISIBLE, i64::from(r.u8()?)),
         0x11 => r.skip(2 + 2 + 2 + 3 + 1)?, // cell tower
-        0x18 => attrs.set(attr::BATTERY, volts(r.u16()?)),
+        0x18 => attrs.set(attr::BATTERY, hundredths(r.u16()?)),
         0x28 => attrs.set(attr::HDOP, f64::from(r.u8()?) / 10.0),
         0x29 => attrs.set(attr::INDEX, r.u32()?),
         0x2a => {
@@ -416,7 +416,7 @@ fn device_status_item(id: u16, r: &mut Reader<'_>, rec: &mut Record) -> Result<(
         }
         0x0002 => attrs.set("armed", r.u8()? > 0),
         0x0004 => attrs.set(attr::IGNITION, r.u8()? > 0),
-        0x0005 => attrs.set(attr::POWER, volts(r.u16()?)),
+        0x0005 => attrs.set(attr::POWER, hundredths(r.u16()?)),
         0x0007 => attrs.set(attr::CHARGE, r.u8()? > 0),
         0x000a => attrs.set("chargeVoltage", i64::from(r.u16()?)),
         0x000b => attrs.set("batteryTemp", f64::from(r.u16()?) / 10.0),

@@ -25,29 +25,33 @@
 //!
 //! `len` counts type..crc. The CRC is CRC-ITU (CRC-16/X-25) over len..serial;
 //! a wrong one rejects the frame unless
-//! [`DecodeOptions::accept_bad_checksum`] is set. Wi-Fi reports (0x69) put
-//! the access-point count in `len` and carry no serial or CRC; the splitter
-//! then ends the frame at the first stop bits, as Traccar does.
+//! [`DecodeOptions::accept_bad_checksum`] is set. Some devices misuse `len`
+//! (Wi-Fi reports 0x17/0x69 put the access-point count there and carry no
+//! serial or CRC); when the declared end holds no stop bits, the splitter
+//! ends the frame at the first stop bits that are followed by the next
+//! frame's start bits or by the end of what has arrived.
 //!
 //! # Decoded types
 //!
 //! - login 0x01 (IMEI, time zone); heartbeat 0x23; status 0x13, 0x36, 0xA3;
 //! - GPS+LBS locations 0x10, 0x11, 0x12, 0x1A, 0x1E, 0x22, 0x25, 0x2D, 0x31,
-//!   0x34, 0x37, 0x38, 0x61, 0xA0, and 0x21 "Current position!" text;
+//!   0x34, 0x36, 0x37, 0x38, 0x61, 0xA0, and 0x21 "Current position!" text;
 //! - GPS+LBS+status and alarms 0x16, 0x19, 0x26, 0x27, 0x32, 0x33, 0x39,
-//!   0x95, 0xA2, 0xA3, 0xA4, 0xA5, 0xA9;
+//!   0x95, 0xA2, 0xA3, 0xA4, 0xA5, 0xA7, 0xA9;
 //! - cell and Wi-Fi lists 0x17, 0x18, 0x24, 0x28, 0x2C, 0x2E, 0x33, 0x34,
 //!   0x69, 0xA1, 0xA2, 0xF3;
 //! - command answers and texts 0x15, 0x21, 0x9B; information 0x94; modular
 //!   0x70; OBD 0x8C; BMS 0x40; peripherals 0xF1, 0xF2; Bluetooth clock 0xB2.
 //!
-//! Replies: an echo of type and serial for login, heartbeat, status, alarm
-//! and location types (0x7878, also for 0x7979 frames, as Traccar does),
-//! 0x7979 for AZ735 (0x32/0x33 extended), the BCD time for Wi-Fi reports,
-//! "no address" for address requests (0x2A). Other 0x7878 types are
-//! acknowledged without decoding. Not supported: photos and media (0x35,
-//! 0x36, 0x41: Drover stores no media) and the time request (0x8A: a sans-IO
-//! decoder has no clock; the device keeps its GPS time).
+//! Replies are Traccar's: an echo of type and serial (0x7878 framing, also
+//! for 0x7979 frames) for login, heartbeat, status, alarm and most location
+//! types, 0x7979 for AZ735 (0x32/0x33 in 0x7979), the BCD time for Wi-Fi
+//! reports, "no address" for address requests (0x2A); no reply to 0x21,
+//! 0x24 (SR411), 0x34, 0x38, 0x8C, 0x94, 0x9B. Other 0x7878 types are
+//! acknowledged without being decoded; other 0x7979 types are
+//! [`DecodeError::Unsupported`]. Not supported either: photos and media
+//! (0x35, 0x36 in 0x7979, 0x41: Drover stores no media) and the time request
+//! (0x8A: a sans-IO decoder has no clock; the device keeps its GPS time).
 
 mod alarm;
 mod basic;
@@ -66,14 +70,13 @@ mod variant;
 
 pub use command::{Command, encode_command};
 pub use frame::MAX_FRAME_LEN;
-pub use variant::Model;
 
 use crate::model::DeviceId;
 use crate::{Check, DecodeError, DecodeOptions, Decoded, Protocol, Session};
 
 use decode::Ctx;
 use frame::Header;
-use variant::Variant;
+use variant::{Model, Variant};
 
 /// The GT06 protocol with its decoding options.
 #[derive(Debug, Clone, Default)]

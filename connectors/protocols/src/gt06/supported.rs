@@ -6,7 +6,7 @@ use crate::DecodeError;
 use crate::model::{Record, RecordKind, attr};
 
 use super::alarm;
-use super::basic::{ADC, rfid, volts};
+use super::basic::{ADC, hundredths, rfid};
 use super::decode::{Ctx, Done, Reply, settle_kind};
 use super::gps::{self, GpsLayout};
 use super::reader::Reader;
@@ -140,7 +140,7 @@ fn obd6_status(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<()
     r.u8()?; // language
     attrs.set(attr::BATTERY_LEVEL, i64::from(r.u8()?));
     let mode = r.u8()?;
-    attrs.set(attr::POWER, volts(r.u16()?));
+    attrs.set(attr::POWER, hundredths(r.u16()?));
     r.skip(1 + 2)?; // reserved, working time
     if mode == 4 {
         attrs.set("temp1", f64::from(r.i16()?) / 10.0);
@@ -165,10 +165,10 @@ fn common_status(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<
     let (kind, model) = (ctx.kind(), ctx.model);
     let attrs = &mut rec.attributes;
     if kind == GPS_LBS_STATUS_5 || nt_location(ctx) {
-        attrs.set(attr::POWER, volts(r.u16()?));
+        attrs.set(attr::POWER, hundredths(r.u16()?));
     }
     if kind == STATUS && model.r11 {
-        attrs.set(attr::POWER, volts(r.u16()?));
+        attrs.set(attr::POWER, hundredths(r.u16()?));
     } else {
         let battery = r.u8()?;
         if nt_location(ctx) {
@@ -234,7 +234,7 @@ fn status_modules(r: &mut Reader<'_>, rec: &mut Record) -> Result<(), DecodeErro
         let module = r.u16()?;
         let length = r.u8()?;
         match module {
-            0x0018 => attrs.set(attr::BATTERY, volts(r.u16()?)),
+            0x0018 => attrs.set(attr::BATTERY, hundredths(r.u16()?)),
             0x0032 => attrs.set("startupStatus", i64::from(r.u8()?)),
             0x006a => attrs.set(attr::BATTERY_LEVEL, i64::from(r.u8()?)),
             _ => r.skip(length.into())?,
@@ -260,7 +260,7 @@ fn gps_lbs_1_tail(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result
         Variant::Benway => benway(r.u16()?, rec),
         Variant::Vxt01 => {
             alarm::status_byte(r, ctx.variant, attrs)?;
-            attrs.set(attr::POWER, volts(r.u16()?));
+            attrs.set(attr::POWER, hundredths(r.u16()?));
             attrs.set(attr::RSSI, i64::from(r.u8()?));
             r.u8()?; // alarm extension
         }
@@ -299,7 +299,7 @@ fn benway(mask: u16, rec: &mut Record) {
 fn s5(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<(), DecodeError> {
     let attrs = &mut rec.attributes;
     alarm::status_byte(r, ctx.variant, attrs)?;
-    attrs.set(attr::POWER, volts(r.u16()?));
+    attrs.set(attr::POWER, hundredths(r.u16()?));
     attrs.set(attr::RSSI, i64::from(r.u8()?));
     alarm::add(
         attrs,
@@ -367,7 +367,7 @@ fn seeworld_location(r: &mut Reader<'_>, rec: &mut Record) -> Result<(), DecodeE
         i64::from(raw)
     };
     attrs.set("temp1", centidegrees as f64 / 100.0);
-    attrs.set("humidity", volts(r.u16()?));
+    attrs.set("humidity", hundredths(r.u16()?));
     Ok(())
 }
 
@@ -389,9 +389,9 @@ fn gps_lbs_3_module(r: &mut Reader<'_>, rec: &mut Record) -> Result<(), DecodeEr
     let module = r.u16()?;
     let length = r.u8()?;
     match module {
-        0x0027 => rec.attributes.set(attr::POWER, volts(r.u16()?)),
+        0x0027 => rec.attributes.set(attr::POWER, hundredths(r.u16()?)),
         0x002e => rec.attributes.set(attr::ODOMETER, r.u32()?),
-        0x003b => rec.attributes.set("accuracy", volts(r.u16()?)),
+        0x003b => rec.attributes.set("accuracy", hundredths(r.u16()?)),
         _ => r.skip(length.into())?,
     }
     Ok(())

@@ -61,7 +61,7 @@ impl Variant {
 ///
 /// Built once from the model name, so decoding compares flags, not strings.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Model {
+pub(crate) struct Model {
     /// LW… models (LW4G and friends): other alarm codes, power in status.
     pub(crate) lw: bool,
     /// SEEWORLD: power instead of an alarm in status frames.
@@ -81,7 +81,7 @@ const VL_MODELS: [&str; 4] = ["VL103", "LL303", "VL512", "G18"];
 
 impl Model {
     /// Flags for a model name as configured (case does not matter).
-    pub fn from_name(name: &str) -> Model {
+    pub(crate) fn from_name(name: &str) -> Model {
         let upper = name.trim().to_ascii_uppercase();
         let is = |list: &[&str]| list.contains(&upper.as_str());
         Model {
