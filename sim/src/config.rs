@@ -12,6 +12,11 @@ use crate::route::{City, LatLon};
 
 /// Largest IMEI: 15 digits.
 const MAX_IMEI: u64 = 999_999_999_999_999;
+/// Rates outside these make periods that time arithmetic cannot hold.
+const MIN_RATE: f64 = 0.001;
+const MAX_RATE: f64 = 1_000_000.0;
+/// Longest duration of any kind: keeps `Instant + duration` from overflowing.
+const MAX_TIME: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// Command-line options of `drover sim`.
 #[derive(Debug, Clone, clap::Args)]
@@ -159,8 +164,8 @@ impl SimConfig {
         if self.devices == 0 {
             return bad("--devices must be at least 1");
         }
-        if !self.closed_loop && !(self.rate.is_finite() && self.rate > 0.0) {
-            return bad("--rate must be a positive number");
+        if !self.closed_loop && !(MIN_RATE..=MAX_RATE).contains(&self.rate) {
+            return bad("--rate must be between 0.001 and 1000000 messages per second");
         }
         if !(0.0..=1.0).contains(&self.teltonika_share) {
             return bad("--teltonika-share must be between 0 and 1");
@@ -181,6 +186,10 @@ impl SimConfig {
         }
         if self.ack_timeout.is_zero() {
             return bad("--ack-timeout must be positive");
+        }
+        let times = [self.duration, self.ramp, self.ack_timeout, self.mqtt_grace];
+        if times.iter().any(|t| *t > MAX_TIME) {
+            return bad("durations must be under a year");
         }
         Ok(())
     }

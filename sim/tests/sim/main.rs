@@ -1,0 +1,7 @@
+//! End-to-end tests of the simulator over loopback: one binary, a module per
+//! area, the fake servers and broker shared.
+
+mod broker;
+mod fake_server;
+mod mqtt;
+mod runner;
