@@ -2,10 +2,10 @@
 //! acked, and which came back on MQTT.
 //!
 //! A position is known by (IMEI, fix time in ms), which the server's MQTT
-//! payload carries as `device` and `time`. An entry lives from the write of
-//! its packet until it is both acked and seen (an unacked one stays, and
-//! is at most one per position sent); what is left at the end is
-//! either in flight, unacked, or — when acked — missing on MQTT.
+//! payload carries as `device` and `time`. An entry lives from the moment its
+//! packet is built (just before it is written) until it is both acked and
+//! seen; what is left at the end is in flight, unacked (never more than one
+//! entry per position sent), or — when acked — missing on MQTT.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -57,7 +57,7 @@ impl Ledger {
         &self.shards[imei as usize % SHARDS]
     }
 
-    /// A position's packet was written at `at`.
+    /// A position's packet is being written, from `at`.
     pub fn sent(&self, imei: u64, time_ms: i64, at: Instant) {
         let entry = Entry {
             sent: at,

@@ -87,8 +87,6 @@ pub struct Outbox {
     pub written: usize,
     pub messages: u64,
     pub positions: Vec<Staged>,
-    /// When the first frame was built: the send instant latencies start from.
-    pub built_at: Option<Instant>,
     packets: Vec<Packet>,
 }
 
@@ -106,7 +104,6 @@ impl Outbox {
         self.written = 0;
         self.messages = 0;
         self.positions.clear();
-        self.built_at = None;
         self.packets.clear();
     }
 }
@@ -206,7 +203,6 @@ impl Link {
         now: Instant,
         out: &mut Outbox,
     ) {
-        out.built_at.get_or_insert(now);
         match self.protocol {
             Protocol::Teltonika => self.build_avl(vehicle, interval, now, out),
             Protocol::Gt06 => {
@@ -221,7 +217,6 @@ impl Link {
     /// What to send before closing: a GT06 heartbeat to have the last
     /// locations acked (Teltonika packets are acked one by one).
     pub fn build_final(&mut self, now: Instant, out: &mut Outbox) {
-        out.built_at.get_or_insert(now);
         if self.protocol == Protocol::Gt06 {
             self.build_heartbeat(now, out);
         }

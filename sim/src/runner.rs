@@ -35,10 +35,11 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// When device `index` connects: the fleet is spread evenly over the ramp.
+    /// When device `index` connects: the fleet is spread evenly over the
+    /// ramp (a ramp longer than the run leaves the last devices out).
     pub fn ramp_slot(&self, index: u32) -> Instant {
         let share = f64::from(index) / f64::from(self.config.devices.max(1));
-        self.start + self.config.ramp.mul_f64(share)
+        (self.start + self.config.ramp.mul_f64(share)).min(self.deadline)
     }
 }
 

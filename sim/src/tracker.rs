@@ -156,7 +156,7 @@ impl Tracker {
         };
         add(&self.fleet.stats.attempted, 1);
         let connected = timeout(
-            CONNECT_TIMEOUT,
+            self.bounded_by_run(CONNECT_TIMEOUT),
             TcpStream::connect((config.target.as_str(), port)),
         )
         .await;
@@ -176,6 +176,16 @@ impl Tracker {
         })
     }
 
+    /// `limit`, but not much past the end of the run: a connection that
+    /// comes up after it would only be closed again.
+    fn bounded_by_run(&self, limit: Duration) -> Duration {
+        let left = self
+            .fleet
+            .deadline
+            .saturating_duration_since(Instant::now());
+        limit.min(left + DRAIN_TIMEOUT)
+    }
+
     fn connect_failed(&self, failure: Failure) -> Failure {
         add(&self.fleet.stats.failed, 1);
         match failure {
@@ -188,7 +198,7 @@ impl Tracker {
     async fn login(&mut self, conn: &mut Conn, link: &mut Link) -> Result<(), Failure> {
         let frame = link.login();
         let sent = Instant::now();
-        let limit = self.fleet.config.ack_timeout;
+        let limit = self.bounded_by_run(self.fleet.config.ack_timeout);
         let answer = timeout(limit, async {
             conn.writer
                 .write_all(&frame)
@@ -238,6 +248,7 @@ impl Tracker {
                     now,
                     &mut self.outbox,
                 );
+                self.expect_on_mqtt(now);
                 self.schedule_next(now);
                 continue;
             }
@@ -317,6 +328,18 @@ impl Tracker {
         Ok(())
     }
 
+    /// Tells the ledger about the positions just built, before a byte of
+    /// them is written: the server may publish them on MQTT before this task
+    /// runs again after the write. Positions that then never get written are
+    /// never acked, so they cannot count as missing.
+    fn expect_on_mqtt(&self, now: Instant) {
+        if let Some(ledger) = &self.fleet.ledger {
+            for p in &self.outbox.positions {
+                ledger.sent(self.imei, p.time_ms, now);
+            }
+        }
+    }
+
     /// `n` more bytes are out; once the whole outbox is, its positions count
     /// as sent and its packets start waiting for acks.
     fn on_written(&mut self, link: &mut Link, n: usize) {
@@ -332,11 +355,7 @@ impl Tracker {
         } else {
             NOT_LOGGED
         };
-        let sent_at = self.outbox.built_at.unwrap_or_else(Instant::now);
         for p in &self.outbox.positions {
-            if let Some(ledger) = &self.fleet.ledger {
-                ledger.sent(self.imei, p.time_ms, sent_at);
-            }
             if self.logging {
                 self.log.positions.push(LoggedPosition {
                     time_ms: p.time_ms,

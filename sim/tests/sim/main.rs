@@ -5,3 +5,4 @@ mod broker;
 mod fake_server;
 mod mqtt;
 mod runner;
+mod scale;

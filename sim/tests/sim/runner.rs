@@ -106,6 +106,7 @@ async fn closed_loop_sends_after_each_ack() {
     assert_eq!(r.messages_sent, s.sent_frames());
     assert_eq!(r.records_acked, r.records_sent);
     // Far beyond the 10 msg/s of the paced runs.
+    println!("{r}");
     assert!(r.rates.messages_per_s > 500.0, "{r}");
 }
 
