@@ -1,5 +1,7 @@
 //! What goes into the engine and what comes out of it.
 
+use std::sync::Arc;
+
 use drover_protocols::model::{DeviceId, DeviceMessage};
 use serde::Serialize;
 
@@ -15,8 +17,8 @@ pub enum Input {
     },
     /// A connection of `device` closed.
     Disconnected { device: DeviceId },
-    /// A decoded record.
-    Record(DeviceMessage),
+    /// A decoded record, shared with the other consumers of the record stream.
+    Record(Arc<DeviceMessage>),
 }
 
 /// A change of derived state, produced by the Emit set.

@@ -1,5 +1,7 @@
 //! Behaviour of one engine tick, driven through the public API.
 
+use std::sync::Arc;
+
 use drover_engine::bevy_ecs::prelude::*;
 use drover_engine::components::CustomAttributes;
 use drover_engine::{Delta, Engine, EngineConfig, Executor, Input, TickSet};
@@ -25,11 +27,11 @@ fn record(device: &str, time_ms: i64, lat: f64, lon: f64, speed: f64) -> Input {
     record.attributes.set(attr::IGNITION, speed > 0.0);
     record.attributes.set(attr::RPM, 800.0 + speed * 30.0);
     record.attributes.set("io999", 7i64);
-    Input::Record(DeviceMessage {
+    Input::Record(Arc::new(DeviceMessage {
         device: DeviceId::new(device),
         protocol: "teltonika",
         record,
-    })
+    }))
 }
 
 fn engine(executor: Executor) -> Engine {
@@ -109,6 +111,7 @@ fn archived_and_older_records_do_not_move_live_state_back() {
     let mut old = record("1", T0, 52.0, 13.0, 0.0);
     tick(&mut e, T0 + 10, vec![old.clone()]);
     if let Input::Record(m) = &mut old {
+        let m = Arc::make_mut(m);
         m.record.time_ms = T0 + 120_000;
         m.record.archived = true;
     }

@@ -270,7 +270,9 @@ pub mod attr {
     /// Calculated engine load in percent (OBD).
     pub const ENGINE_LOAD: &str = "engineLoad";
     /// Fuel level in percent (OBD).
-    pub const FUEL_LEVEL: &str = "fuel";
+    pub const FUEL_LEVEL: &str = "fuelLevel";
+    /// Fuel in the tank in litres.
+    pub const FUEL: &str = "fuel";
     /// Throttle position in percent (OBD).
     pub const THROTTLE: &str = "throttle";
     /// Vehicle speed from the OBD bus in km/h.

@@ -149,7 +149,7 @@ fn apply(input: Input, state: LiveItem<'_>, clock: &Clock) {
             if !presence.online {
                 presence.online = true;
             }
-            let record = message.record;
+            let record = &message.record;
             // Archived and out-of-order records belong to history, not to the
             // live state: the newest report wins.
             if record.archived || record.time_ms < last_fix.time_ms {
@@ -168,7 +168,7 @@ fn apply(input: Input, state: LiveItem<'_>, clock: &Clock) {
                     trail.fixes.push(fix);
                 }
             }
-            apply_attributes(&record, ignition, power, obd, custom);
+            apply_attributes(record, ignition, power, obd, custom);
         }
     }
 }

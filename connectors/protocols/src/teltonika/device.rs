@@ -6,7 +6,7 @@
 //! as whole numbers), `priority` and `event`, and these attributes as their IO
 //! elements: `ignition` 239, `motion` 240, `power` 66, `battery` 67,
 //! `odometer` 16, `rssi` 21, `rpm` 36, `coolantTemp` 32, `engineLoad` 31,
-//! `fuel` 89, `throttle` 82, `obdSpeed` 81, `obdOdometer` 87, `faultCount` 30,
+//! `fuelLevel` 89, `throttle` 82, `obdSpeed` 81, `obdOdometer` 87, `faultCount` 30,
 //! and `io{id}` integers as themselves (ids above 255 only in 8E and 16).
 //! Other attributes are not sent. Decoding adds `priority` and `event` (0
 //! unless given), alarm `sos` for priority 2, and turns a missing fix into an

@@ -2,10 +2,7 @@
 //!
 //! The table follows Traccar's (`tests/vectors/teltonika_io_map.json`), model
 //! conditions included, so a dashboard written for Traccar reads the same names
-//! and units. Two deliberate differences, both about fuel, follow Drover's
-//! model, where `fuel` is a level in percent: IO 89 (OBD fuel level, %) is
-//! `fuel` rather than Traccar's `fuelLevel`, and IO 84 (fuel level in litres,
-//! which Traccar calls `fuel`) is `fuelLiters`.
+//! and units.
 //!
 //! Traccar maps model-specific ids only when it knows the model. Teltonika
 //! devices never say their model on the wire, so Drover assumes the FMB family
@@ -121,9 +118,6 @@ pub(crate) struct IoDef {
 /// GH3000 ids are read at whatever width they come.
 const ANY_WIDTH: usize = 0;
 
-/// Litres in the tank (IO 84); `fuel` is the level in percent.
-pub(crate) const FUEL_LITERS: &str = "fuelLiters";
-
 const fn def(id: u16, when: When, width: usize, name: &'static str, conv: Conv) -> IoDef {
     IoDef {
         id,
@@ -176,7 +170,7 @@ pub(crate) static TABLE: &[IoDef] = &[
     def(81, FmbNot6, 1, attr::OBD_SPEED, Unsigned),
     def(82, FmbNot6, 1, attr::THROTTLE, Unsigned),
     def(83, FmbNot6, 4, "fuelUsed", Scaled(10.0)),
-    def(84, FmbNot6, 2, FUEL_LITERS, Scaled(10.0)),
+    def(84, FmbNot6, 2, attr::FUEL, Scaled(10.0)),
     def(85, FmbNot6, 2, attr::RPM, Unsigned),
     def(87, FmbNot6, 4, attr::OBD_ODOMETER, Unsigned),
     def(89, FmbNot6, 1, attr::FUEL_LEVEL, Unsigned),
@@ -445,10 +439,7 @@ mod tests {
     }
 
     /// Where Drover's model names differ from Traccar's: (id, Traccar, Drover).
-    const RENAMED: &[(u16, &str, &str)] = &[
-        (84, "fuel", FUEL_LITERS),
-        (89, "fuelLevel", attr::FUEL_LEVEL),
-    ];
+    const RENAMED: &[(u16, &str, &str)] = &[];
 
     #[test]
     fn every_entry_of_traccars_map_is_in_the_table_and_agrees() {

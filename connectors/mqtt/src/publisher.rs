@@ -1,0 +1,254 @@
+//! Publishes records and device status to a broker (embedded or external).
+//!
+//! rumqttc's event loop must be polled continuously or nothing moves, so it
+//! runs in its own task; it reconnects by itself with a backoff. `publish`
+//! waits when the client's request queue is full, which pushes back on the
+//! record queue rather than dropping.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use drover_protocols::model::DeviceMessage;
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::MqttConfig;
+use crate::{MqttError, payload};
+
+/// Requests queued inside the client before `publish` waits.
+const REQUEST_QUEUE: usize = 10_000;
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Counters of the publisher.
+#[derive(Debug, Default)]
+pub struct PublisherStats {
+    pub published: AtomicU64,
+    pub acked: AtomicU64,
+    pub connects: AtomicU64,
+    pub connection_errors: AtomicU64,
+}
+
+/// A handle to publish with; cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    client: AsyncClient,
+    prefix: Arc<str>,
+    qos: QoS,
+    /// Set by `disconnect`, so the event loop ends quietly instead of retrying.
+    closing: Arc<std::sync::atomic::AtomicBool>,
+    pub stats: Arc<PublisherStats>,
+}
+
+/// Connects to the configured broker. The returned task drives the connection
+/// until `shutdown`.
+pub fn connect(
+    config: &MqttConfig,
+    shutdown: CancellationToken,
+) -> Result<(Publisher, JoinHandle<()>), MqttError> {
+    let url = config.publish_url()?;
+    let target = BrokerUrl::parse(&url)?;
+    let mut options = MqttOptions::new(config.client_id.clone(), target.host, target.port);
+    options
+        .set_keep_alive(KEEP_ALIVE)
+        .set_inflight(config.max_inflight.max(1))
+        .set_max_packet_size(256 * 1024, 256 * 1024)
+        .set_last_will(LastWill::new(
+            server_topic(&config.topic_prefix),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+    if let Some((user, password)) = target.credentials {
+        options.set_credentials(user, password);
+    }
+    let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
+    let publisher = Publisher {
+        client,
+        prefix: Arc::from(config.topic_prefix.as_str()),
+        qos: qos(config.qos),
+        closing: Arc::default(),
+        stats: Arc::default(),
+    };
+    let task = tokio::spawn(drive(eventloop, publisher.clone(), url, shutdown));
+    Ok((publisher, task))
+}
+
+impl Publisher {
+    /// Publishes one record on its position or event topic.
+    pub async fn record(&self, message: &DeviceMessage) -> Result<(), MqttError> {
+        let (topic, body) = payload::record(&self.prefix, message);
+        self.send(topic, body, false).await
+    }
+
+    /// Publishes a device's retained online/offline status.
+    pub async fn status(&self, device: &str, online: bool) -> Result<(), MqttError> {
+        let (topic, body) = payload::status(&self.prefix, device, online);
+        self.send(topic, body.to_vec(), true).await
+    }
+
+    async fn send(&self, topic: String, body: Vec<u8>, retain: bool) -> Result<(), MqttError> {
+        self.client
+            .publish(topic, self.qos, retain, body)
+            .await
+            .map_err(|_| MqttError::PublisherClosed)?;
+        self.stats.published.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Publishes every record from `records` until the queue closes.
+    pub async fn run_records(self, records: flume::Receiver<Arc<DeviceMessage>>) {
+        while let Ok(message) = records.recv_async().await {
+            if let Err(error) = self.record(&message).await {
+                warn!(%error, "record publisher stopped");
+                return;
+            }
+        }
+    }
+
+    /// Waits, at most `limit`, until the broker acknowledged everything
+    /// published so far (QoS 1); returns at once for QoS 0.
+    pub async fn wait_acked(&self, limit: Duration) {
+        if self.qos == QoS::AtMostOnce {
+            return;
+        }
+        let started = std::time::Instant::now();
+        while self.stats.acked.load(Ordering::Relaxed) < self.stats.published.load(Ordering::Relaxed)
+            && started.elapsed() < limit
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the connection with a clean DISCONNECT.
+    pub async fn disconnect(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+        let _ = self.client.disconnect().await;
+    }
+}
+
+async fn drive(
+    mut eventloop: rumqttc::EventLoop,
+    publisher: Publisher,
+    url: String,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => break,
+            event = eventloop.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(100);
+                publisher.stats.connects.fetch_add(1, Ordering::Relaxed);
+                info!(%url, "connected to MQTT broker");
+                announce_online(&publisher);
+            }
+            Ok(Event::Incoming(Packet::PubAck(_))) => {
+                publisher.stats.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(_) if publisher.closing.load(Ordering::Relaxed) => break,
+            Err(error) => {
+                publisher
+                    .stats
+                    .connection_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                warn!(%url, %error, retry_in = ?backoff, "MQTT connection failed");
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    debug!("MQTT event loop stopped");
+}
+
+/// Retained `{prefix}/server/status = online`; the last will sets it offline.
+fn announce_online(publisher: &Publisher) {
+    let topic = server_topic(&publisher.prefix);
+    // try_publish: called from the event loop itself, which must not wait on
+    // its own request queue.
+    match publisher
+        .client
+        .try_publish(topic, QoS::AtLeastOnce, true, "online")
+    {
+        Ok(()) => {
+            publisher.stats.published.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(_) => debug!("server status not queued; the request queue is full"),
+    }
+}
+
+fn server_topic(prefix: &str) -> String {
+    format!("{prefix}/server/status")
+}
+
+fn qos(level: u8) -> QoS {
+    match level {
+        0 => QoS::AtMostOnce,
+        _ => QoS::AtLeastOnce,
+    }
+}
+
+/// `mqtt://[user:password@]host[:port]` (also `tcp://`).
+#[derive(Debug, PartialEq)]
+struct BrokerUrl {
+    host: String,
+    port: u16,
+    credentials: Option<(String, String)>,
+}
+
+impl BrokerUrl {
+    fn parse(url: &str) -> Result<Self, MqttError> {
+        let bad = || MqttError::BadUrl(url.to_owned());
+        let rest = url
+            .strip_prefix("mqtt://")
+            .or_else(|| url.strip_prefix("tcp://"))
+            .ok_or_else(bad)?;
+        let rest = rest.trim_end_matches('/');
+        let (credentials, hostport) = match rest.rsplit_once('@') {
+            Some((userinfo, hostport)) => {
+                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                (Some((user.to_owned(), password.to_owned())), hostport)
+            }
+            None => (None, rest),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse().map_err(|_| bad())?),
+            None => (hostport, 1883),
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(BrokerUrl {
+            host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            port,
+            credentials,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        let u = BrokerUrl::parse("mqtt://127.0.0.1:1884").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.credentials), ("127.0.0.1", 1884, None));
+        let u = BrokerUrl::parse("tcp://bob:s3cret@broker").unwrap();
+        assert_eq!(u.port, 1883);
+        assert_eq!(u.credentials, Some(("bob".into(), "s3cret".into())));
+        assert!(BrokerUrl::parse("http://x").is_err());
+        assert!(BrokerUrl::parse("mqtt://:1883").is_err());
+        assert!(BrokerUrl::parse("mqtt://h:port").is_err());
+    }
+}

@@ -1,0 +1,168 @@
+//! The one configuration of a Drover node.
+//!
+//! Sources, later ones winning: built-in defaults (which run on a laptop), the
+//! TOML file given by `--config`, environment variables `DROVER_<SECTION>__<KEY>`
+//! (e.g. `DROVER_DEVICES__GT06__LISTEN=127.0.0.1:6023`), and `--set key=value`
+//! flags. Every key is documented with its default in docs/configuration.md.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use drover_devices::DevicesConfig;
+use drover_engine::Executor;
+use drover_mqtt::MqttConfig;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Provider;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the node keeps its files.
+    pub data_dir: PathBuf,
+    pub engine: EngineSection,
+    pub devices: DevicesConfig,
+    pub mqtt: MqttConfig,
+    pub http: HttpSection,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("drover-data"),
+            engine: EngineSection::default(),
+            devices: DevicesConfig::default(),
+            mqtt: MqttConfig::default(),
+            http: HttpSection::default(),
+        }
+    }
+}
+
+/// `[engine]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineSection {
+    /// Longest time between two ticks, in ms (a tick also starts as soon as input waits).
+    pub tick_ms: u64,
+    /// `single_threaded` or `multi_threaded` system execution.
+    pub executor: Executor,
+    /// Threads of the compute pool used by the multi-threaded executor; 0 = cores − 1.
+    pub threads: usize,
+    /// Inputs queued for the engine before device sessions wait (backpressure).
+    pub inbox_capacity: usize,
+    /// Most inputs applied in one tick.
+    pub batch_max: usize,
+    /// A device without a connection goes offline this long after its last report.
+    pub presence_timeout_secs: u64,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            tick_ms: 10,
+            executor: Executor::SingleThreaded,
+            threads: 0,
+            inbox_capacity: 65_536,
+            batch_max: 100_000,
+            presence_timeout_secs: 600,
+        }
+    }
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSection {
+    /// Address of the HTTP API (health and live device state); empty disables it.
+    pub listen: String,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: "127.0.0.1:8080".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults ← file ← environment ← `--set` overrides.
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            anyhow::ensure!(file.exists(), "config file {} not found", file.display());
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(Env::prefixed("DROVER_").split("__"));
+        for item in overrides {
+            let (key, value) = item
+                .split_once('=')
+                .with_context(|| format!("--set {item:?}: expected KEY=VALUE"))?;
+            figment = figment.merge(Serialized::global(key.trim(), parse_value(value.trim())));
+        }
+        figment.extract().context("invalid configuration")
+    }
+}
+
+/// `--set` values are TOML scalars when they parse as one (`qos=0`,
+/// `accept_bad_checksum=true`), strings otherwise (`listen=127.0.0.1:1`).
+fn parse_value(value: &str) -> figment::value::Value {
+    let as_toml = format!("v = {value}");
+    toml_scalar(&as_toml).unwrap_or_else(|| value.into())
+}
+
+fn toml_scalar(doc: &str) -> Option<figment::value::Value> {
+    let dict = Toml::string(doc).data().ok()?;
+    dict.into_values().next()?.remove("v")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_traccars_ports_and_the_embedded_broker() {
+        let c = Config::default();
+        assert_eq!(c.devices.gt06.listen, "0.0.0.0:5023");
+        assert_eq!(c.devices.teltonika.listen, "0.0.0.0:5027");
+        assert_eq!(c.mqtt.embedded_listen, "127.0.0.1:1883");
+        assert_eq!(c.engine.tick_ms, 10);
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "drover.toml",
+                "data_dir = \"/tmp/x\"\n[engine]\ntick_ms = 5\n[mqtt]\nqos = 0\n",
+            )?;
+            jail.set_env("DROVER_DEVICES__GT06__LISTEN", "127.0.0.1:6023");
+            jail.set_env("DROVER_ENGINE__TICK_MS", "7");
+            let c = Config::load(
+                Some(Path::new("drover.toml")),
+                &["mqtt.topic_prefix=fleet".into(), "devices.teltonika.accept_bad_checksum=true".into()],
+            )
+            .map_err(|e| e.to_string())?;
+            assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+            assert_eq!(c.engine.tick_ms, 7);
+            assert_eq!(c.mqtt.qos, 0);
+            assert_eq!(c.mqtt.topic_prefix, "fleet");
+            assert_eq!(c.devices.gt06.listen, "127.0.0.1:6023");
+            assert!(c.devices.teltonika.accept_bad_checksum);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("a.toml", "[engine]\ntick_msec = 5\n")?;
+            assert!(Config::load(Some(Path::new("a.toml")), &[]).is_err());
+            assert!(Config::load(None, &["engine.tick_ms=soon".into()]).is_err());
+            assert!(Config::load(None, &["no-equals".into()]).is_err());
+            assert!(Config::load(Some(Path::new("missing.toml")), &[]).is_err());
+            Ok(())
+        });
+    }
+}
