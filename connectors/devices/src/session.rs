@@ -225,11 +225,18 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
                 return Err(SessionError::Unidentified);
             };
             let protocol = self.shared.protocol;
+            let received_ms = wall_clock_ms();
             self.records
-                .extend(self.decoded.records.drain(..).map(|record| DeviceMessage {
-                    device: device.clone(),
-                    protocol,
-                    record,
+                .extend(self.decoded.records.drain(..).map(|mut record| {
+                    // Heartbeats and command replies carry no time of their own.
+                    if record.time_ms == 0 {
+                        record.time_ms = received_ms;
+                    }
+                    DeviceMessage {
+                        device: device.clone(),
+                        protocol,
+                        record,
+                    }
                 }));
         }
         self.replies.extend_from_slice(&self.decoded.reply);
@@ -278,4 +285,11 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
         }
         Ok(())
     }
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
