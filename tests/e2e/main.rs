@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `drover` binary, real brokers, real MQTT clients.
+//!
+//! One test binary with a module per area (ripgrep's layout); `support` gives
+//! each test its own ports, directories and processes, and stops them.
+
+mod mqtt;
+mod support;
