@@ -91,7 +91,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = SimConfig::DEFAULT_IMEI_BASE)]
     pub imei_base: u64,
     /// No progress bar (it is also hidden when stderr is not a terminal).
-    #[arg(long, short)]
+    #[arg(long)]
     pub quiet: bool,
 }
 

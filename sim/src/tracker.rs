@@ -189,8 +189,8 @@ impl Tracker {
     fn connect_failed(&self, failure: Failure) -> Failure {
         add(&self.fleet.stats.failed, 1);
         match failure {
-            "refused" => "connect_refused",
-            "timeout" => "connect_timeout",
+            "connection_refused" => "connect_refused",
+            "timed_out" => "connect_timeout",
             other => other,
         }
     }
@@ -393,9 +393,9 @@ impl Drop for Online {
 fn io_failure(e: &io::Error) -> Failure {
     use io::ErrorKind::*;
     match e.kind() {
-        ConnectionRefused => "refused",
+        ConnectionRefused => "connection_refused",
         ConnectionReset | ConnectionAborted | BrokenPipe => "reset",
-        TimedOut => "timeout",
+        TimedOut => "timed_out",
         UnexpectedEof => "closed_by_server",
         AddrNotAvailable | AddrInUse => "no_local_port",
         _ if e.raw_os_error() == Some(24) => "too_many_open_files",
