@@ -12,8 +12,8 @@ use drover_devices::DevicesConfig;
 use drover_engine::Executor;
 use drover_mqtt::MqttConfig;
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Provider;
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,7 +141,10 @@ mod tests {
             jail.set_env("DROVER_ENGINE__TICK_MS", "7");
             let c = Config::load(
                 Some(Path::new("drover.toml")),
-                &["mqtt.topic_prefix=fleet".into(), "devices.teltonika.accept_bad_checksum=true".into()],
+                &[
+                    "mqtt.topic_prefix=fleet".into(),
+                    "devices.teltonika.accept_bad_checksum=true".into(),
+                ],
             )
             .map_err(|e| e.to_string())?;
             assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));

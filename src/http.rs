@@ -55,7 +55,9 @@ impl Http {
             mqtt,
             registry,
         };
-        let app = Router::new().route("/health", get(health)).with_state(parts);
+        let app = Router::new()
+            .route("/health", get(health))
+            .with_state(parts);
         let listener = tokio::net::TcpListener::bind(config.listen.trim())
             .await
             .with_context(|| format!("http.listen: cannot listen on {}", config.listen))?;

@@ -83,9 +83,11 @@ fn main() -> anyhow::Result<()> {
 const DEFAULT_LOG: &str = "info,rumqttd=off,rumqttc=warn";
 
 fn init_logging() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn serve(args: ConfigArgs) -> anyhow::Result<()> {
@@ -138,8 +140,10 @@ fn print_where_to_look(config: &Config, node: &Node, devices: u32) {
     for l in &node.listeners {
         println!("  {:<10} trackers connect to {}", l.protocol, l.addr);
     }
-    println!("  MQTT       {broker}: mosquitto_sub -h 127.0.0.1 -p {} -t '{prefix}/#' -v",
-        broker.rsplit(':').next().unwrap_or("1883"));
+    println!(
+        "  MQTT       {broker}: mosquitto_sub -h 127.0.0.1 -p {} -t '{prefix}/#' -v",
+        broker.rsplit(':').next().unwrap_or("1883")
+    );
     if let Some(http) = &node.http {
         println!("  health     http://{}/health", http.addr);
     }

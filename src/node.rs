@@ -64,7 +64,8 @@ impl Node {
                 .await??;
         }
         let mqtt_shutdown = CancellationToken::new();
-        let (publisher, mqtt_task) = drover_mqtt::publisher::connect(&config.mqtt, mqtt_shutdown.clone())?;
+        let (publisher, mqtt_task) =
+            drover_mqtt::publisher::connect(&config.mqtt, mqtt_shutdown.clone())?;
 
         let (records_tx, records_rx) = flume::bounded(RECORD_QUEUE);
         let records_task = tokio::spawn(publisher.clone().run_records(records_rx));
@@ -120,7 +121,10 @@ impl Node {
     }
 
     pub fn addr(&self, protocol: &str) -> Option<SocketAddr> {
-        self.listeners.iter().find(|l| l.protocol == protocol).map(|l| l.addr)
+        self.listeners
+            .iter()
+            .find(|l| l.protocol == protocol)
+            .map(|l| l.addr)
     }
 
     /// Stops accepting, lets sessions hand over what they decoded, drains the
@@ -151,12 +155,17 @@ impl Node {
 fn start_engine(config: &Config) -> anyhow::Result<runtime::RunningEngine> {
     let e = &config.engine;
     if e.executor == Executor::MultiThreaded {
-        let threads = if e.threads == 0 { drover_engine::default_threads() } else { e.threads };
+        let threads = if e.threads == 0 {
+            drover_engine::default_threads()
+        } else {
+            e.threads
+        };
         drover_engine::init_compute_pool(threads);
     }
     let engine = Engine::new(EngineConfig {
         executor: e.executor,
-        presence_timeout_ms: i64::try_from(e.presence_timeout_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+        presence_timeout_ms: i64::try_from(e.presence_timeout_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX),
         ..EngineConfig::default()
     });
     let runtime = RuntimeConfig {
@@ -191,8 +200,17 @@ async fn listen<P: Protocol>(
         .with_context(|| format!("devices.{name}.listen: cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let stats = Arc::new(ListenerStats::default());
-    tasks.spawn(drover_devices::run(listener, protocol, context(stats.clone()), shutdown.clone()));
-    Ok(Some(Listening { protocol: name, addr, stats }))
+    tasks.spawn(drover_devices::run(
+        listener,
+        protocol,
+        context(stats.clone()),
+        shutdown.clone(),
+    ));
+    Ok(Some(Listening {
+        protocol: name,
+        addr,
+        stats,
+    }))
 }
 
 /// Presence changes become retained status messages.

@@ -32,7 +32,11 @@ impl Ingest for Pipeline {
         Ok(())
     }
 
-    async fn connected(&self, device: DeviceId, protocol: &'static str) -> Result<(), IngestClosed> {
+    async fn connected(
+        &self,
+        device: DeviceId,
+        protocol: &'static str,
+    ) -> Result<(), IngestClosed> {
         self.engine
             .send_async(Input::Connected { device, protocol })
             .await

@@ -92,9 +92,8 @@ fn device_topic(prefix: &str, device: &str, leaf: &str) -> String {
 
 /// RFC 3339 in UTC with exactly three fractional digits.
 pub fn rfc3339_ms(time_ms: i64) -> String {
-    let format = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&format).ok())

@@ -116,7 +116,8 @@ impl Publisher {
             return;
         }
         let started = std::time::Instant::now();
-        while self.stats.acked.load(Ordering::Relaxed) < self.stats.published.load(Ordering::Relaxed)
+        while self.stats.acked.load(Ordering::Relaxed)
+            < self.stats.published.load(Ordering::Relaxed)
             && started.elapsed() < limit
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -229,7 +230,10 @@ impl BrokerUrl {
             return Err(bad());
         }
         Ok(BrokerUrl {
-            host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
             port,
             credentials,
         })
@@ -243,7 +247,10 @@ mod tests {
     #[test]
     fn broker_urls() {
         let u = BrokerUrl::parse("mqtt://127.0.0.1:1884").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.credentials), ("127.0.0.1", 1884, None));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.credentials),
+            ("127.0.0.1", 1884, None)
+        );
         let u = BrokerUrl::parse("tcp://bob:s3cret@broker").unwrap();
         assert_eq!(u.port, 1883);
         assert_eq!(u.credentials, Some(("bob".into(), "s3cret".into())));

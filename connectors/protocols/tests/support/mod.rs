@@ -55,8 +55,7 @@ pub fn load(name: &str) -> Vec<Row> {
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| Row {
             line: i + 1,
-            json: serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("{name}:{}: {e}", i + 1)),
+            json: serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}:{}: {e}", i + 1)),
         })
         .collect()
 }
