@@ -31,7 +31,7 @@ enum Command {
     /// Run the server.
     Serve(ConfigArgs),
     /// Drive virtual trackers against a server over TCP and report what it did.
-    Sim(Box<SimArgs>),
+    Sim(Box<SimCommand>),
     /// Run the server with embedded defaults and a simulated fleet in one process.
     Demo(DemoArgs),
 }
@@ -44,6 +44,18 @@ struct ConfigArgs {
     /// Override one setting, e.g. `--set devices.gt06.listen=127.0.0.1:6023`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+}
+
+#[derive(Args)]
+struct SimCommand {
+    #[command(flatten)]
+    args: SimArgs,
+    /// Skip the network: feed the simulated records straight into an engine in
+    /// this process (engine-only load; network options are ignored).
+    #[arg(long)]
+    in_process: bool,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 #[derive(Args)]
@@ -72,7 +84,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(args).await,
-            Command::Sim(args) => sim(*args).await,
+            Command::Sim(command) => sim(*command).await,
             Command::Demo(args) => demo(args).await,
         }
     })
@@ -98,11 +110,52 @@ async fn serve(args: ConfigArgs) -> anyhow::Result<()> {
     node.shutdown().await
 }
 
-async fn sim(args: SimArgs) -> anyhow::Result<()> {
-    let config = SimConfig::try_from(args)?;
-    let report = drover_sim::run(config).await?;
+async fn sim(command: SimCommand) -> anyhow::Result<()> {
+    let sim = SimConfig::try_from(command.args)?;
+    if command.in_process {
+        let config = Config::load(command.config.config.as_deref(), &command.config.overrides)?;
+        let report = tokio::task::spawn_blocking(move || engine_load(&config, &sim)).await??;
+        println!("{report}");
+        return Ok(());
+    }
+    let report = drover_sim::run(sim).await?;
     println!("{report}");
     Ok(())
+}
+
+/// Feeds simulated records into an engine without sockets, blocking on its
+/// bounded inbox, and reports the rate and the engine's tick times.
+fn engine_load(config: &Config, sim: &SimConfig) -> anyhow::Result<String> {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    let engine = node::start_engine(config)?;
+    let inbox = engine.inbox.clone();
+    let deltas = engine.deltas.clone();
+    // Deltas must be drained or the engine stops ticking.
+    let drain = std::thread::spawn(move || while deltas.recv().is_ok() {});
+    let report = drover_sim::run_in_process(sim, |batch| {
+        batch.into_iter().all(|m| {
+            inbox
+                .send(drover_engine::Input::Record(Arc::new(m)))
+                .is_ok()
+        })
+    })?;
+    drop(inbox);
+    drop(engine.inbox);
+    drop(engine.deltas);
+    let _ = engine.thread.join();
+    let _ = drain.join();
+    let s = &engine.stats;
+    let ticks = s.ticks.load(Relaxed).max(1);
+    Ok(format!(
+        "{report}\n  engine: {} ticks, {} inputs, {} devices, tick mean {} µs, max {} µs",
+        ticks,
+        s.inputs.load(Relaxed),
+        s.devices.load(Relaxed),
+        s.tick_ns_total.load(Relaxed) / ticks / 1000,
+        s.tick_ns_max.load(Relaxed) / 1000,
+    ))
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {

@@ -152,7 +152,7 @@ impl Node {
     }
 }
 
-fn start_engine(config: &Config) -> anyhow::Result<runtime::RunningEngine> {
+pub fn start_engine(config: &Config) -> anyhow::Result<runtime::RunningEngine> {
     let e = &config.engine;
     if e.executor == Executor::MultiThreaded {
         let threads = if e.threads == 0 {
