@@ -166,6 +166,9 @@ pub fn start_engine(config: &Config) -> anyhow::Result<runtime::RunningEngine> {
         executor: e.executor,
         presence_timeout_ms: i64::try_from(e.presence_timeout_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX),
+        // Full-state deltas have no consumer yet (the WebSocket hub will be
+        // one); presence changes are always emitted.
+        emit_state: false,
         ..EngineConfig::default()
     });
     let runtime = RuntimeConfig {

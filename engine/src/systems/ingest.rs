@@ -4,10 +4,9 @@
 //! whole World (exclusive and rare); applying inputs to existing entities is an
 //! ordinary system with a cached query.
 
-use std::collections::HashMap;
-
 use bevy_ecs::prelude::*;
 use drover_protocols::model::{DeviceId, Record, Value, attr};
+use std::collections::HashMap;
 
 use crate::clock::Clock;
 use crate::components::{
@@ -20,9 +19,11 @@ use crate::systems::Touched;
 #[derive(Resource, Debug, Default)]
 pub struct Incoming(pub Vec<Input>);
 
-/// Device identity → entity.
+/// Device identity → entity. foldhash is several times faster than SipHash on
+/// short keys like IMEIs, and randomly seeded per process, so ids crafted by a
+/// device cannot force collisions.
 #[derive(Resource, Debug, Default)]
-pub struct DeviceIndex(pub HashMap<DeviceId, Entity>);
+pub struct DeviceIndex(pub HashMap<DeviceId, Entity, foldhash::fast::RandomState>);
 
 impl DeviceIndex {
     pub fn get(&self, device: &DeviceId) -> Option<Entity> {
