@@ -152,6 +152,25 @@ async fn closed(socket: &mut TcpStream) -> bool {
     }
 }
 
+/// A GT06 connection past its login.
+async fn gt06_logged_in(server: &Server) -> TcpStream {
+    let mut device = TcpStream::connect(server.addr).await.unwrap();
+    device
+        .write_all(&gt06::device::login("356307042441013", 1))
+        .await
+        .unwrap();
+    read_n(&mut device, 10).await;
+    device
+}
+
+/// A GT06 location whose CRC is wrong.
+fn bad_crc_location() -> Vec<u8> {
+    let mut frame = gt06::device::location(&position(1_764_000_000_000, 52.5), 2);
+    let crc_at = frame.len() - 4;
+    frame[crc_at] ^= 0xff;
+    frame
+}
+
 async fn next_records(server: &mut Server) -> Vec<DeviceMessage> {
     loop {
         let event = tokio::time::timeout(Duration::from_secs(5), server.events.recv())
@@ -249,16 +268,8 @@ async fn the_ack_waits_until_the_pipeline_accepted_the_records() {
 #[tokio::test]
 async fn a_bad_checksum_is_rejected_and_counted_and_the_connection_goes_on() {
     let mut server = start(gt06(), limits(), None).await;
-    let mut device = TcpStream::connect(server.addr).await.unwrap();
-    device
-        .write_all(&gt06::device::login("356307042441013", 1))
-        .await
-        .unwrap();
-    read_n(&mut device, 10).await;
-    let mut bad = gt06::device::location(&position(1_764_000_000_000, 52.5), 2);
-    let crc_at = bad.len() - 4;
-    bad[crc_at] ^= 0xff;
-    device.write_all(&bad).await.unwrap();
+    let mut device = gt06_logged_in(&server).await;
+    device.write_all(&bad_crc_location()).await.unwrap();
     device
         .write_all(&gt06::device::location(
             &position(1_764_000_001_000, 52.6),
@@ -278,16 +289,8 @@ async fn bad_checksums_are_accepted_when_configured() {
         accept_bad_checksum: true,
     });
     let mut server = start(accepting, limits(), None).await;
-    let mut device = TcpStream::connect(server.addr).await.unwrap();
-    device
-        .write_all(&gt06::device::login("356307042441013", 1))
-        .await
-        .unwrap();
-    read_n(&mut device, 10).await;
-    let mut bad = gt06::device::location(&position(1_764_000_000_000, 52.5), 2);
-    let crc_at = bad.len() - 4;
-    bad[crc_at] ^= 0xff;
-    device.write_all(&bad).await.unwrap();
+    let mut device = gt06_logged_in(&server).await;
+    device.write_all(&bad_crc_location()).await.unwrap();
     assert_eq!(next_records(&mut server).await.len(), 1);
 }
 
@@ -380,12 +383,7 @@ async fn data_before_identification_is_refused_and_counted() {
 #[tokio::test]
 async fn records_without_their_own_time_get_the_receive_time() {
     let mut server = start(gt06(), limits(), None).await;
-    let mut device = TcpStream::connect(server.addr).await.unwrap();
-    device
-        .write_all(&gt06::device::login("356307042441013", 1))
-        .await
-        .unwrap();
-    read_n(&mut device, 10).await;
+    let mut device = gt06_logged_in(&server).await;
     device.write_all(&gt06::device::heartbeat(2)).await.unwrap();
     read_n(&mut device, 10).await;
     let before = std::time::SystemTime::now()
