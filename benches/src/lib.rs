@@ -1,1 +1,50 @@
-//! Criterion benchmarks live in benches/benches/.
+//! Inputs shared by the Criterion benchmarks in `benches/benches/`.
+//!
+//! The benches measure Drover's hot paths on realistic data: records come
+//! from the simulator's seeded vehicle model ([`drover_sim::vehicle`]), so
+//! coordinates, speeds and OBD attributes look like a real city fleet's and
+//! every run sees the same bytes. See `benches/README.md` for how to run them.
+
+use std::time::Duration;
+
+use drover_protocols::model::{DeviceId, Record};
+use drover_sim::route::City;
+use drover_sim::vehicle::Vehicle;
+
+/// Clock start of every simulated vehicle (2025-11-26 05:00 UTC).
+pub const START_MS: i64 = 1_764_133_200_000;
+
+/// Seed of the simulated fleet: same seed, same records.
+pub const SEED: u64 = 0x00d2_07e2;
+
+/// First IMEI of the benchmark fleet; device `i` is `IMEI_BASE + i`.
+const IMEI_BASE: u64 = 350_000_000_000_000;
+
+/// The records `vehicles` simulated vehicles report, `per_vehicle` each,
+/// one every `interval`, ordered vehicle by vehicle and oldest first.
+pub fn fleet_records(vehicles: u64, per_vehicle: usize, interval: Duration) -> Vec<Record> {
+    let city = City::default();
+    let mut records = Vec::with_capacity(vehicles as usize * per_vehicle);
+    for index in 0..vehicles {
+        let mut vehicle = Vehicle::new(SEED, index, &city, START_MS);
+        for _ in 0..per_vehicle {
+            vehicle.step(interval);
+            records.push(vehicle.record());
+        }
+    }
+    records
+}
+
+/// The identity of device number `index` of the benchmark fleet: a 15-digit IMEI.
+pub fn device_id(index: u64) -> DeviceId {
+    DeviceId::new(&(IMEI_BASE + index).to_string())
+}
+
+/// Human-readable count for benchmark names: 10k, 100k, 1M.
+pub fn count_label(n: usize) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
