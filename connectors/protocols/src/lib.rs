@@ -24,6 +24,7 @@
 pub mod gt06;
 pub mod model;
 pub mod teltonika;
+pub(crate) mod wire;
 
 use model::{DeviceId, Record};
 

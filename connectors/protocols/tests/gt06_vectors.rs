@@ -10,7 +10,7 @@ use drover_protocols::gt06::{Command, Gt06, Gt06Session, device, encode_command}
 use drover_protocols::model::{DeviceId, Fix, KMH_PER_KNOT, Record, RecordKind, Value, attr};
 use drover_protocols::{Check, DecodeError, DecodeOptions, Decoded, Protocol, Session};
 use serde_json::Value as Json;
-use support::{Row, Tally};
+use support::{Row, Tally, XorShift};
 
 /// Rows allowed to disagree with Traccar's expectations, as (kind, seq, why).
 /// Every other row must agree in both checksum modes.
@@ -535,17 +535,6 @@ fn churn(session: &mut Gt06Session, buf: &[u8]) {
     let _ = session.decode(buf, &mut out);
 }
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 fn robustness_sessions() -> Vec<Gt06Session> {
     let models = [
         "", "VL103", "XT40", "SEEWORLD", "LW4G-4B", "R11", "NT20", "G18", "QH302R",
@@ -589,7 +578,7 @@ fn no_panic_on_random_buffers() {
     for i in 0..5_000 {
         let len = (rng.next() % 300) as usize;
         let mut buf: Vec<u8> = starts[i % 3].to_vec();
-        buf.extend((0..len).map(|_| rng.next() as u8));
+        buf.extend(rng.bytes(len));
         if i % 2 == 0 && buf.len() > 4 {
             // Plausible headers: a length that fits, a type that exists, stop bits.
             let total = buf.len() + 2;

@@ -11,7 +11,7 @@ use drover_protocols::teltonika::avl::{AvlData, AvlRecord, Width};
 use drover_protocols::teltonika::{Teltonika, TeltonikaSession, command, udp};
 use drover_protocols::{Check, DecodeError, DecodeOptions, Decoded, Protocol, Session};
 use serde_json::Value as Json;
-use support::{Row, Tally, load};
+use support::{Row, Tally, XorShift, load};
 
 const STRICT: DecodeOptions = DecodeOptions {
     accept_bad_checksum: false,
@@ -807,22 +807,6 @@ fn truncated_and_corrupted_vectors_never_panic() {
                 flipped[i] ^= 0xff;
             }
         }
-    }
-}
-
-/// Marsaglia's xorshift64: enough randomness, no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
     }
 }
 

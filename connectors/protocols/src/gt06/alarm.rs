@@ -2,8 +2,9 @@
 
 use crate::DecodeError;
 use crate::model::{Attributes, Value, attr};
+use crate::wire::reader::Reader;
 
-use super::reader::Reader;
+use super::FRAME;
 use super::variant::{Model, Variant};
 
 // Traccar's alarm names, which integrations match on.
@@ -139,7 +140,7 @@ pub(crate) fn status_byte(
     variant: Variant,
     attrs: &mut Attributes,
 ) -> Result<(), DecodeError> {
-    let status = r.u8()?;
+    let status = r.u8(FRAME)?;
     attrs.set("status", i64::from(status));
     attrs.set(attr::IGNITION, status & 0x02 != 0);
     attrs.set(attr::CHARGE, status & 0x04 != 0);

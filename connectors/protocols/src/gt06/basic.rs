@@ -2,13 +2,14 @@
 
 use crate::DecodeError;
 use crate::model::{DeviceId, Record, RecordKind, attr};
+use crate::wire::reader::Reader;
+use crate::wire::text::{ascii, hex, trim};
 
+use super::FRAME;
 use super::alarm;
 use super::calendar::Civil;
 use super::decode::{Ctx, Done, Login, Reply, settle_kind, status_record};
 use super::gps::{self, Cell, GpsLayout, set_network};
-use super::reader::Reader;
-use super::text::{ascii, hex, java_trim};
 use super::types::*;
 use super::variant::Variant;
 
@@ -42,11 +43,11 @@ pub(crate) fn hundredths(raw: impl Into<f64>) -> f64 {
 /// The IMEI is 15 BCD digits after a leading zero nibble.
 pub(crate) fn login(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     let mut r = ctx.reader();
-    let imei = hex_digits::<16>(r.bytes(8)?);
-    r.u16()?; // device type
+    let imei = hex_digits::<16>(r.take(8, FRAME)?);
+    r.u16(FRAME)?; // device type
     let mut offset_s = 0;
     if ctx.data_length() > 10 {
-        offset_s = time_zone(r.u16()?);
+        offset_s = time_zone(r.u16(FRAME)?);
     }
     let digits = std::str::from_utf8(&imei).unwrap_or_default();
     let device = DeviceId::new(digits.get(1..).unwrap_or_default());
@@ -78,17 +79,17 @@ fn hex_digits<const N: usize>(bytes: &[u8]) -> [u8; N] {
 pub(crate) fn heartbeat(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     let mut r = ctx.reader();
     let mut rec = status_record(RecordKind::Status, 0);
-    let status = r.u8()?;
+    let status = r.u8(FRAME)?;
     let attrs = &mut rec.attributes;
     attrs.set("armed", status & 0x01 != 0);
     attrs.set(attr::IGNITION, status & 0x02 != 0);
     attrs.set(attr::CHARGE, status & 0x04 != 0);
     // Optional fields, present when more than serial, CRC and stop bits remain.
     if r.remaining() >= 2 + 6 {
-        attrs.set(attr::BATTERY, hundredths(r.u16()?));
+        attrs.set(attr::BATTERY, hundredths(r.u16(FRAME)?));
     }
     if r.remaining() > 6 {
-        attrs.set(attr::RSSI, i64::from(r.u8()?));
+        attrs.set(attr::RSSI, i64::from(r.u8(FRAME)?));
     }
     Ok(Done::record(rec, Reply::Ack))
 }
@@ -96,24 +97,24 @@ pub(crate) fn heartbeat(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
 pub(crate) fn x1_gps(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     let mut r = ctx.reader();
     let mut rec = Record::default();
-    r.u32()?; // data and alarm
+    r.u32(FRAME)?; // data and alarm
     gps::decode(&mut r, GpsLayout::STANDARD, ctx.offset_s, &mut rec)?;
-    r.u16()?; // terminal info
+    r.u16(FRAME)?; // terminal info
     let attrs = &mut rec.attributes;
-    attrs.set(attr::ODOMETER, r.u32()?);
-    r.skip(2 + 1 + 2 + 4)?; // cell
-    let driver = r.u32()?;
+    attrs.set(attr::ODOMETER, r.u32(FRAME)?);
+    r.skip(2 + 1 + 2 + 4, FRAME)?; // cell
+    let driver = r.u32(FRAME)?;
     if driver > 0 {
         attrs.set(attr::DRIVER_ID, driver.to_string());
     }
-    attrs.set(attr::BATTERY, hundredths(r.u16()?));
-    attrs.set(attr::POWER, hundredths(r.u16()?));
-    let ports = r.u32()?;
-    attrs.set("input", i64::from(r.u8()?));
-    attrs.set("output", i64::from(r.u8()?));
+    attrs.set(attr::BATTERY, hundredths(r.u16(FRAME)?));
+    attrs.set(attr::POWER, hundredths(r.u16(FRAME)?));
+    let ports = r.u32(FRAME)?;
+    attrs.set("input", i64::from(r.u8(FRAME)?));
+    attrs.set("output", i64::from(r.u8(FRAME)?));
     let adc_count = (ports >> 20) & 0x0f;
     for name in ADC.iter().take(adc_count as usize) {
-        attrs.set(*name, hundredths(r.u16()?));
+        attrs.set(*name, hundredths(r.u16(FRAME)?));
     }
     settle_kind(&mut rec, false, RecordKind::Status);
     Ok(Done::record(rec, Reply::None))
@@ -123,7 +124,7 @@ pub(crate) fn x1_gps(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
 pub(crate) fn wifi(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     let kind = ctx.kind();
     let mut r = ctx.reader();
-    let time = r.bytes(6)?;
+    let time = r.take(6, FRAME)?;
     let mut bcd = time
         .iter()
         .map(|b| i64::from(b >> 4) * 10 + i64::from(b & 0x0f));
@@ -138,20 +139,20 @@ pub(crate) fn wifi(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     };
     let mut rec = status_record(RecordKind::Network, civil.to_epoch_ms(0));
     let count = if kind == WIFI_4 {
-        r.u8()?
+        r.u8(FRAME)?
     } else {
         ctx.frame.get(2).copied().unwrap_or(0)
     };
     let mut points = Vec::with_capacity(usize::from(count));
     for _ in 0..count {
         if kind == WIFI_4 {
-            r.skip(2)?;
+            r.skip(2, FRAME)?;
         }
         let mac = mac(&mut r)?;
         let rssi = if kind == WIFI_4 {
             None
         } else {
-            Some(i32::from(r.u8()?))
+            Some(i32::from(r.u8(FRAME)?))
         };
         points.push((mac, rssi));
     }
@@ -167,12 +168,12 @@ pub(crate) fn wifi(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
 }
 
 fn wifi_cells(r: &mut Reader<'_>) -> Result<Vec<Cell>, DecodeError> {
-    let count = r.u8()?;
-    let mcc = r.u16()?;
-    let mnc = r.u8()?.into();
+    let count = r.u8(FRAME)?;
+    let mcc = r.u16(FRAME)?;
+    let mnc = r.u8(FRAME)?.into();
     let mut cells = Vec::with_capacity(usize::from(count));
     for _ in 0..count {
-        let (lac, cid, rssi) = (r.u16()?, r.u16()?, r.u8()?);
+        let (lac, cid, rssi) = (r.u16(FRAME)?, r.u16(FRAME)?, r.u8(FRAME)?);
         cells.push(Cell {
             mcc,
             mnc,
@@ -186,7 +187,7 @@ fn wifi_cells(r: &mut Reader<'_>) -> Result<Vec<Cell>, DecodeError> {
 
 fn mac(r: &mut Reader<'_>) -> Result<[u8; 6], DecodeError> {
     let mut mac = [0u8; 6];
-    mac.copy_from_slice(r.bytes(6)?);
+    mac.copy_from_slice(r.take(6, FRAME)?);
     Ok(mac)
 }
 
@@ -194,7 +195,7 @@ fn mac(r: &mut Reader<'_>) -> Result<[u8; 6], DecodeError> {
 pub(crate) fn short_info(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     let mut r = ctx.reader();
     let mut rec = status_record(RecordKind::Status, 0);
-    rec.attributes.set(attr::POWER, hundredths(r.i16()?));
+    rec.attributes.set(attr::POWER, hundredths(r.i16(FRAME)?));
     Ok(Done::record(rec, Reply::None))
 }
 
@@ -204,9 +205,9 @@ pub(crate) fn sr411_mini(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     gps::decode(&mut r, GpsLayout::STANDARD, ctx.offset_s, &mut rec)?;
     gps::lbs(&mut r, ctx.kind(), ctx.variant, false)?;
     let attrs = &mut rec.attributes;
-    attrs.set(attr::IGNITION, r.u8()? > 0);
-    attrs.set(attr::POWER, hundredths(r.u16()?));
-    attrs.set(attr::BATTERY, hundredths(r.u16()?));
+    attrs.set(attr::IGNITION, r.u8(FRAME)? > 0);
+    attrs.set(attr::POWER, hundredths(r.u16(FRAME)?));
+    attrs.set(attr::BATTERY, hundredths(r.u16(FRAME)?));
     settle_kind(&mut rec, false, RecordKind::Status);
     Ok(Done::record(rec, Reply::None))
 }
@@ -218,26 +219,26 @@ pub(crate) fn cell_list(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     let mut rec = status_record(RecordKind::Network, gps::date(&mut r, ctx.offset_s)?);
     let ta_first = v == Variant::WanwayS20 || v == Variant::Sl4x;
     if ta_first {
-        r.u8()?; // timing advance
+        r.u8(FRAME)?; // timing advance
     }
     let cells = cell_list_towers(ctx, &mut r)?;
     if !ta_first {
-        r.u8()?; // timing advance
+        r.u8(FRAME)?; // timing advance
     }
     let mut points = Vec::new();
     if !matches!(
         kind,
         LBS_MULTIPLE_1 | LBS_MULTIPLE_2 | LBS_MULTIPLE_3 | LBS_2 | LBS_3
     ) {
-        let count = r.u8()?;
+        let count = r.u8(FRAME)?;
         points.reserve(usize::from(count));
         for _ in 0..count {
-            points.push((mac(&mut r)?, Some(i32::from(r.u8()?))));
+            points.push((mac(&mut r)?, Some(i32::from(r.u8(FRAME)?))));
         }
     }
     set_network(&mut rec, &cells, &points);
     if kind == WIFI_ALARM {
-        let (code, language) = (r.u8()?, r.u8()?);
+        let (code, language) = (r.u8(FRAME)?, r.u8(FRAME)?);
         let code = u32::from(language >> 4) << 8 | u32::from(code);
         alarm::add(&mut rec.attributes, alarm::from_code(code, ctx.model, v));
     }
@@ -247,15 +248,15 @@ pub(crate) fn cell_list(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
 
 fn cell_list_towers(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Vec<Cell>, DecodeError> {
     let (kind, v) = (ctx.kind(), ctx.variant);
-    let mcc = r.u16()?;
+    let mcc = r.u16(FRAME)?;
     let mnc = if mcc & 0x8000 != 0 || v == Variant::Sl4x {
-        r.u16()?
+        r.u16(FRAME)?
     } else {
-        r.u8()?.into()
+        r.u8(FRAME)?.into()
     };
-    let cell_4g = kind == WIFI_ALARM && r.u8()? > 0;
+    let cell_4g = kind == WIFI_ALARM && r.u8(FRAME)? > 0;
     let count = match (v, kind) {
-        (Variant::WanwayS20, _) | (_, WIFI_ALARM) => r.u8()?,
+        (Variant::WanwayS20, _) | (_, WIFI_ALARM) => r.u8(FRAME)?,
         (_, WIFI_5) => 6,
         _ => 7,
     };
@@ -263,13 +264,13 @@ fn cell_list_towers(ctx: &Ctx<'_>, r: &mut Reader<'_>) -> Result<Vec<Cell>, Deco
     for _ in 0..count {
         // Traccar keeps cell ids as Java ints: wider ones wrap.
         let (lac, cid) = if matches!(kind, LBS_2 | WIFI_3) || cell_4g {
-            (i64::from(r.i32()?), i64::from(r.i64()? as i32))
+            (i64::from(r.i32(FRAME)?), i64::from(r.i64(FRAME)? as i32))
         } else if matches!(kind, WIFI_5 | LBS_3) {
-            (i64::from(r.u16()?), i64::from(r.u32()? as i32))
+            (i64::from(r.u16(FRAME)?), i64::from(r.u32(FRAME)? as i32))
         } else {
-            (i64::from(r.u16()?), i64::from(r.u24()?))
+            (i64::from(r.u16(FRAME)?), i64::from(r.u24(FRAME)?))
         };
-        let rssi = -i32::from(r.u8()?);
+        let rssi = -i32::from(r.u8(FRAME)?);
         if lac > 0 {
             cells.push(Cell {
                 mcc: mcc & 0x7fff,
@@ -287,13 +288,13 @@ pub(crate) fn bluetooth_clock(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     let mut r = ctx.reader();
     let mut rec = status_record(RecordKind::Event, gps::date(&mut r, ctx.offset_s)?);
     let attrs = &mut rec.attributes;
-    attrs.set(attr::RSSI, i64::from(r.i8()?));
-    attrs.set("tagMac", hex(r.bytes(6)?));
-    attrs.set("tagUuid", hex(r.bytes(16)?));
-    attrs.set("tagMajor", i64::from(r.u16()?));
-    attrs.set("tagMinor", i64::from(r.u16()?));
-    attrs.set("tagBattery", hundredths(r.u16()?));
-    attrs.set("clock", i64::from((r.u8()? >> 2) & 0x0f));
+    attrs.set(attr::RSSI, i64::from(r.i8(FRAME)?));
+    attrs.set("tagMac", hex(r.take(6, FRAME)?));
+    attrs.set("tagUuid", hex(r.take(16, FRAME)?));
+    attrs.set("tagMajor", i64::from(r.u16(FRAME)?));
+    attrs.set("tagMinor", i64::from(r.u16(FRAME)?));
+    attrs.set("tagBattery", hundredths(r.u16(FRAME)?));
+    attrs.set("clock", i64::from((r.u8(FRAME)? >> 2) & 0x0f));
     Ok(Done::record(rec, Reply::Ack))
 }
 
@@ -301,13 +302,13 @@ pub(crate) fn bluetooth_clock(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
 pub(crate) fn text(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     let mut r = ctx.reader();
     let mut rec = status_record(RecordKind::CommandResult, 0);
-    let length = usize::from(r.u8()?);
+    let length = usize::from(r.u8(FRAME)?);
     if length > 0 {
-        r.u32()?; // server flag
+        r.u32(FRAME)?; // server flag
         let text_len = length.checked_sub(4).ok_or(DecodeError::Invalid {
             what: "GT06 text length",
         })?;
-        let data = ascii(r.bytes(text_len)?);
+        let data = ascii(r.take(text_len, FRAME)?);
         match data.strip_prefix("<ICCID:") {
             Some(rest) => rec
                 .attributes
@@ -321,29 +322,29 @@ pub(crate) fn text(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
 /// Battery management system report (WD-209 scooters).
 pub(crate) fn bms(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     let mut r = ctx.reader();
-    r.skip(8)?; // serial number
-    let mut rec = status_record(RecordKind::Status, i64::from(r.u32()?) * 1000);
+    r.skip(8, FRAME)?; // serial number
+    let mut rec = status_record(RecordKind::Status, i64::from(r.u32(FRAME)?) * 1000);
     let attrs = &mut rec.attributes;
-    attrs.set("relativeCapacity", i64::from(r.u8()?));
-    attrs.set("remainingCapacity", i64::from(r.u16()?));
-    attrs.set("absoluteCapacity", i64::from(r.u8()?));
-    attrs.set("fullCapacity", i64::from(r.u16()?));
-    attrs.set("batteryHealth", i64::from(r.u8()?));
-    attrs.set("batteryTemp", f64::from(r.u16()?) / 10.0 - 273.1);
-    attrs.set("current", i64::from(r.u16()?));
-    attrs.set(attr::BATTERY, f64::from(r.u16()?) / 1000.0);
-    attrs.set("cycleIndex", i64::from(r.u16()?));
+    attrs.set("relativeCapacity", i64::from(r.u8(FRAME)?));
+    attrs.set("remainingCapacity", i64::from(r.u16(FRAME)?));
+    attrs.set("absoluteCapacity", i64::from(r.u8(FRAME)?));
+    attrs.set("fullCapacity", i64::from(r.u16(FRAME)?));
+    attrs.set("batteryHealth", i64::from(r.u8(FRAME)?));
+    attrs.set("batteryTemp", f64::from(r.u16(FRAME)?) / 10.0 - 273.1);
+    attrs.set("current", i64::from(r.u16(FRAME)?));
+    attrs.set(attr::BATTERY, f64::from(r.u16(FRAME)?) / 1000.0);
+    attrs.set("cycleIndex", i64::from(r.u16(FRAME)?));
     for name in BATTERY_CELL {
-        attrs.set(name, f64::from(r.u16()?) / 1000.0);
+        attrs.set(name, f64::from(r.u16(FRAME)?) / 1000.0);
     }
-    attrs.set("currentChargeInterval", i64::from(r.u16()?));
-    attrs.set("maxChargeInterval", i64::from(r.u16()?));
-    attrs.set("barcode", java_trim(&ascii(r.bytes(16)?)).to_owned());
-    attrs.set("batteryVersion", i64::from(r.u16()?));
-    attrs.set("manufacturer", java_trim(&ascii(r.bytes(16)?)).to_owned());
-    attrs.set("batteryStatus", r.u32()?);
-    attrs.set("controllerStatus", r.u32()?);
-    attrs.set("controllerFault", r.u32()?);
+    attrs.set("currentChargeInterval", i64::from(r.u16(FRAME)?));
+    attrs.set("maxChargeInterval", i64::from(r.u16(FRAME)?));
+    attrs.set("barcode", trim(&ascii(r.take(16, FRAME)?)).to_owned());
+    attrs.set("batteryVersion", i64::from(r.u16(FRAME)?));
+    attrs.set("manufacturer", trim(&ascii(r.take(16, FRAME)?)).to_owned());
+    attrs.set("batteryStatus", r.u32(FRAME)?);
+    attrs.set("controllerStatus", r.u32(FRAME)?);
+    attrs.set("controllerFault", r.u32(FRAME)?);
     Ok(Done::record(rec, Reply::Ack))
 }
 
@@ -351,10 +352,11 @@ pub(crate) fn bms(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
 pub(crate) fn long_status(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     let mut r = ctx.reader();
     let mut rec = status_record(RecordKind::Status, 0);
-    r.skip(1 + 2 + 1 + 1)?; // content, satellites, alarm, language
-    rec.attributes.set(attr::BATTERY_LEVEL, i64::from(r.u8()?));
-    r.skip(1 + 2 + 1 + 2 + 2)?; // mode, voltage, reserved, working times and time
-    let value = r.u16()?;
+    r.skip(1 + 2 + 1 + 1, FRAME)?; // content, satellites, alarm, language
+    rec.attributes
+        .set(attr::BATTERY_LEVEL, i64::from(r.u8(FRAME)?));
+    r.skip(1 + 2 + 1 + 2 + 2, FRAME)?; // mode, voltage, reserved, working times and time
+    let value = r.u16(FRAME)?;
     let magnitude = f64::from(value & 0x7fff) / 10.0;
     rec.attributes.set(
         "temp1",
@@ -369,11 +371,11 @@ pub(crate) fn long_status(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
 
 pub(crate) fn ibutton(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     let mut r = ctx.reader();
-    r.skip(8)?; // imei
+    r.skip(8, FRAME)?; // imei
     let mut rec = Record::default();
     gps::decode(&mut r, GpsLayout::STANDARD, ctx.offset_s, &mut rec)?;
     gps::lbs(&mut r, ctx.kind(), ctx.variant, false)?;
-    let driver = u64::from(r.u32()?) << 16 | u64::from(r.u16()?);
+    let driver = u64::from(r.u32(FRAME)?) << 16 | u64::from(r.u16(FRAME)?);
     rec.attributes.set(attr::DRIVER_ID, driver.to_string());
     settle_kind(&mut rec, false, RecordKind::Status);
     Ok(Done::record(rec, Reply::Ack))
@@ -381,7 +383,7 @@ pub(crate) fn ibutton(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
 
 /// An RFID card number, unless the device sends zeros for "no card".
 pub(crate) fn rfid(r: &mut Reader<'_>, rec: &mut Record) -> Result<(), DecodeError> {
-    let card = r.bytes(8)?;
+    let card = r.take(8, FRAME)?;
     if card.iter().any(|&b| b != 0) {
         rec.attributes.set(attr::DRIVER_ID, hex(card));
     }
@@ -394,13 +396,13 @@ pub(crate) fn location_rfid(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     gps::decode(&mut r, GpsLayout::STANDARD, ctx.offset_s, &mut rec)?;
     gps::lbs(&mut r, ctx.kind(), ctx.variant, false)?;
     let attrs = &mut rec.attributes;
-    attrs.set(attr::IGNITION, r.u8()? > 0);
-    attrs.set("uploadMode", i64::from(r.u8()?));
-    rec.archived = r.u8()? > 0;
-    attrs.set(attr::ODOMETER, r.u32()?);
-    attrs.set(attr::POWER, hundredths(r.u16()?));
-    attrs.set(attr::BATTERY, f64::from(r.u8()?) / 10.0);
-    attrs.set(attr::HOURS, i64::from(r.u24()?) * 60_000);
+    attrs.set(attr::IGNITION, r.u8(FRAME)? > 0);
+    attrs.set("uploadMode", i64::from(r.u8(FRAME)?));
+    rec.archived = r.u8(FRAME)? > 0;
+    attrs.set(attr::ODOMETER, r.u32(FRAME)?);
+    attrs.set(attr::POWER, hundredths(r.u16(FRAME)?));
+    attrs.set(attr::BATTERY, f64::from(r.u8(FRAME)?) / 10.0);
+    attrs.set(attr::HOURS, i64::from(r.u24(FRAME)?) * 60_000);
     rfid(&mut r, &mut rec)?;
     settle_kind(&mut rec, false, RecordKind::Status);
     Ok(Done::record(rec, Reply::Ack))
@@ -414,7 +416,7 @@ pub(crate) fn alarm(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     let with_gps = ctx.data_length() > 7;
     if with_gps {
         if jc400 {
-            r.skip(3)?; // marker, version
+            r.skip(3, FRAME)?; // marker, version
         }
         let layout = GpsLayout {
             has_length: false,
@@ -428,13 +430,14 @@ pub(crate) fn alarm(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
         rec.time_ms = gps::date(&mut r, ctx.offset_s)?;
     }
     if jc400 {
-        rec.attributes.set(attr::POWER, f64::from(r.u16()?) / 10.0);
+        rec.attributes
+            .set(attr::POWER, f64::from(r.u16(FRAME)?) / 10.0);
     }
-    let event = r.u8()?;
+    let event = r.u8(FRAME)?;
     rec.attributes.set(attr::EVENT, i64::from(event));
-    rec.attributes.set("eventData", i64::from(r.u16()?));
+    rec.attributes.set("eventData", i64::from(r.u16(FRAME)?));
     alarm::add(&mut rec.attributes, alarm::from_event(event, with_gps));
-    let files = r.bytes_before_tail(6).unwrap_or_default();
+    let files = r.take_before_tail(6, FRAME).unwrap_or_default();
     if !files.is_empty() {
         rec.attributes.set("eventFiles", ascii(files));
     }

@@ -5,10 +5,11 @@
 //! the first matching rule wins.
 
 use crate::model::{DeviceId, Record, RecordKind, attr};
+use crate::wire::reader::{Reader, u16_at};
 use crate::{DecodeError, Decoded};
 
+use super::FRAME;
 use super::frame::{self, Header};
-use super::reader::{Reader, u16_at};
 use super::types::*;
 use super::variant::{Model, Variant};
 use super::{basic, extended, supported};
@@ -42,12 +43,12 @@ impl Ctx<'_> {
             .ok_or(DecodeError::Truncated {
                 what: "GT06 serial",
             })?;
-        u16_at(self.frame, at)
+        u16_at(self.frame, at, FRAME)
     }
 
     /// A reader positioned after the type byte.
     pub(crate) fn reader(&self) -> Reader<'_> {
-        Reader::new(self.frame, self.header.prefix_len() + 1)
+        Reader::at(self.frame, self.header.prefix_len() + 1)
     }
 }
 
@@ -264,7 +265,7 @@ fn other(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
         return Err(DecodeError::Unsupported(kind.into()));
     }
     let data = usize::try_from(ctx.data_length()).unwrap_or(0);
-    ctx.reader().skip(data)?;
+    ctx.reader().skip(data, FRAME)?;
     let echo = matches!(kind, COMMAND_0 | COMMAND_1 | COMMAND_2);
     Ok(Done::reply(if echo { Reply::None } else { Reply::Ack }))
 }

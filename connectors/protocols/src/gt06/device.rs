@@ -122,8 +122,10 @@ mod tests {
     #[test]
     fn login_matches_a_captured_frame() {
         let frame = login("864717003283581", 0x0009);
-        let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, "78780d01086471700328358100093f040d0a");
+        assert_eq!(
+            crate::wire::text::hex(&frame),
+            "78780d01086471700328358100093f040d0a"
+        );
     }
 
     #[test]

@@ -4,9 +4,10 @@ use std::fmt::Write;
 
 use crate::DecodeError;
 use crate::model::{Fix, Record, attr};
+use crate::wire::reader::Reader;
 
+use super::FRAME;
 use super::calendar::Civil;
-use super::reader::Reader;
 use super::types::*;
 use super::variant::Variant;
 
@@ -36,8 +37,14 @@ impl GpsLayout {
 
 /// Reads six bytes `YY MM DD hh mm ss` of device local time.
 pub(crate) fn date(r: &mut Reader<'_>, offset_s: i64) -> Result<i64, DecodeError> {
-    let [year, month, day, hour, minute, second] =
-        [r.u8()?, r.u8()?, r.u8()?, r.u8()?, r.u8()?, r.u8()?];
+    let [year, month, day, hour, minute, second] = [
+        r.u8(FRAME)?,
+        r.u8(FRAME)?,
+        r.u8(FRAME)?,
+        r.u8(FRAME)?,
+        r.u8(FRAME)?,
+        r.u8(FRAME)?,
+    ];
     let civil = Civil {
         year: year.into(),
         month: month.into(),
@@ -58,28 +65,28 @@ pub(crate) fn decode(
     record: &mut Record,
 ) -> Result<bool, DecodeError> {
     if layout == GpsLayout::STANDARD {
-        standard(r.array()?, offset_s, record);
+        standard(r.array(FRAME)?, offset_s, record);
         return Ok(true);
     }
     record.time_ms = date(r, offset_s)?;
-    if layout.has_length && r.u8()? == 0 {
+    if layout.has_length && r.u8(FRAME)? == 0 {
         return Ok(false);
     }
     let satellites = if layout.has_satellites {
-        Some(r.u8()? & 0x0f)
+        Some(r.u8(FRAME)? & 0x0f)
     } else {
         None
     };
-    let lat = f64::from(r.u32()?) / RAW_PER_DEGREE;
-    let lon = f64::from(r.u32()?) / RAW_PER_DEGREE;
-    let mut flags = if layout.swap_flags { r.u16()? } else { 0 };
+    let lat = f64::from(r.u32(FRAME)?) / RAW_PER_DEGREE;
+    let lon = f64::from(r.u32(FRAME)?) / RAW_PER_DEGREE;
+    let mut flags = if layout.swap_flags { r.u16(FRAME)? } else { 0 };
     let speed_kmh = match (layout.has_speed, layout.long_speed) {
         (false, _) => 0.0,
-        (true, false) => f64::from(r.u8()?),
-        (true, true) => f64::from(r.u16()?),
+        (true, false) => f64::from(r.u8(FRAME)?),
+        (true, true) => f64::from(r.u16(FRAME)?),
     };
     if !layout.swap_flags {
-        flags = r.u16()?;
+        flags = r.u16(FRAME)?;
     }
     let fix = course_status(flags, lat, lon, speed_kmh, satellites);
     record.fix = Some(fix);
@@ -177,46 +184,46 @@ pub(crate) fn lbs(
 ) -> Result<Option<Cell>, DecodeError> {
     let mut length = 0;
     if has_length {
-        length = r.u8()?;
+        length = r.u8(FRAME)?;
         if length == 0 {
             skip_zeroed_lbs(r)?;
             return Ok(None);
         }
     }
     let cell_type = if kind == GPS_LBS_8 || kind == ALARM_MODULE {
-        r.u8()?
+        r.u8(FRAME)?
     } else {
         0
     };
-    let mcc = r.u16()?;
+    let mcc = r.u16(FRAME)?;
     let mnc = if mcc & 0x8000 != 0 || kind == GPS_LBS_6 || variant == Variant::Sl4x {
-        r.u16()?
+        r.u16(FRAME)?
     } else {
-        r.u8()?.into()
+        r.u8(FRAME)?.into()
     };
     let wide = cell_type >= 3 || matches!(kind, LBS_ALARM | GPS_LBS_7 | GPS_LBS_STATUS_5);
     let lac = if wide {
-        r.i32()?.into()
+        r.i32(FRAME)?.into()
     } else {
-        r.u16()?.into()
+        r.u16(FRAME)?.into()
     };
     let cid = if wide || variant == Variant::Sl4x {
-        r.i64()?
+        r.i64(FRAME)?
     } else if matches!(kind, GPS_LBS_6 | IBUTTON | GPS_LBS_DRIVER)
         || variant == Variant::Seeworld
         || (variant == Variant::Trx16i && kind == LOCATION_RFID)
     {
-        r.u32()?.into()
+        r.u32(FRAME)?.into()
     } else {
-        r.u24()?.into()
+        r.u24(FRAME)?.into()
     };
     if cell_type >= 3 {
-        r.u16()?;
+        r.u16(FRAME)?;
     } else if kind == GPS_LBS_8 || kind == ALARM_MODULE {
-        r.u8()?;
+        r.u8(FRAME)?;
     }
     if length > 9 {
-        r.skip(usize::from(length) - 9)?;
+        r.skip(usize::from(length) - 9, FRAME)?;
     }
     Ok(Some(Cell {
         mcc: mcc & 0x7fff,
@@ -231,9 +238,9 @@ pub(crate) fn lbs(
 /// padding; skip it when it is there.
 fn skip_zeroed_lbs(r: &mut Reader<'_>) -> Result<(), DecodeError> {
     let mut probe = r.clone();
-    let window = probe.bytes(r.remaining().min(45))?;
+    let window = probe.take(r.remaining().min(45), FRAME)?;
     if window.iter().skip(9).all(|&b| b == 0) {
-        r.skip(window.len())?;
+        r.skip(window.len(), FRAME)?;
     }
     Ok(())
 }

@@ -62,7 +62,6 @@ pub mod device;
 mod extended;
 mod frame;
 mod gps;
-mod reader;
 mod supported;
 mod text;
 mod types;
@@ -77,6 +76,9 @@ use crate::{Check, DecodeError, DecodeOptions, Decoded, Protocol, Session};
 use decode::Ctx;
 use frame::Header;
 use variant::{Model, Variant};
+
+/// The `what` of every truncated read: GT06 errors name the frame, not a field.
+const FRAME: &str = "GT06 frame";
 
 /// The GT06 protocol with its decoding options.
 #[derive(Debug, Clone, Default)]

@@ -4,13 +4,14 @@
 
 use crate::DecodeError;
 use crate::model::{Record, RecordKind, attr};
+use crate::wire::reader::Reader;
+use crate::wire::text::{ascii, hex, trim};
 
+use super::FRAME;
 use super::alarm;
 use super::basic::{ADC, hundredths, rfid};
 use super::decode::{Ctx, Done, Reply, settle_kind};
 use super::gps::{self, GpsLayout};
-use super::reader::Reader;
-use super::text::{ascii, hex, java_trim};
 use super::types::*;
 use super::variant::{Model, Variant};
 
@@ -75,10 +76,10 @@ pub(crate) fn decode(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     let mut r = ctx.reader();
     let mut rec = Record::default();
     if kind == GPS_LBS_1 && ctx.model.qh302r {
-        r.skip(8)?; // imei
+        r.skip(8, FRAME)?; // imei
     }
     if nt_location(ctx) {
-        r.skip(1 + 8 + 6)?; // location source, imei, device time
+        r.skip(1 + 8 + 6, FRAME)?; // location source, imei, device time
     }
     if has_gps(kind, v) {
         gps::decode(&mut r, GpsLayout::STANDARD, ctx.offset_s, &mut rec)?;
@@ -115,7 +116,7 @@ fn lbs_has_length(ctx: &Ctx<'_>) -> bool {
 
 fn status(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<(), DecodeError> {
     if ctx.kind() == GPS_LBS_STATUS_5 {
-        r.u8()?; // network indicator
+        r.u8(FRAME)?; // network indicator
     }
     alarm::status_byte(r, ctx.variant, &mut rec.attributes)?;
     match ctx.variant {
@@ -127,7 +128,7 @@ fn status(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<(), Dec
 
 fn obd6_status(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<(), DecodeError> {
     let attrs = &mut rec.attributes;
-    let signal = r.u16()?;
+    let signal = r.u16(FRAME)?;
     attrs.set(
         "sat",
         i64::from(((signal >> 10) & 0x1f) + ((signal >> 5) & 0x1f)),
@@ -135,29 +136,29 @@ fn obd6_status(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<()
     attrs.set(attr::RSSI, i64::from(signal & 0x1f));
     alarm::add(
         attrs,
-        alarm::from_code(r.u8()?.into(), ctx.model, ctx.variant),
+        alarm::from_code(r.u8(FRAME)?.into(), ctx.model, ctx.variant),
     );
-    r.u8()?; // language
-    attrs.set(attr::BATTERY_LEVEL, i64::from(r.u8()?));
-    let mode = r.u8()?;
-    attrs.set(attr::POWER, hundredths(r.u16()?));
-    r.skip(1 + 2)?; // reserved, working time
+    r.u8(FRAME)?; // language
+    attrs.set(attr::BATTERY_LEVEL, i64::from(r.u8(FRAME)?));
+    let mode = r.u8(FRAME)?;
+    attrs.set(attr::POWER, hundredths(r.u16(FRAME)?));
+    r.skip(1 + 2, FRAME)?; // reserved, working time
     if mode == 4 {
-        attrs.set("temp1", f64::from(r.i16()?) / 10.0);
+        attrs.set("temp1", f64::from(r.i16(FRAME)?) / 10.0);
     }
     Ok(())
 }
 
 fn seeworld_status(r: &mut Reader<'_>, rec: &mut Record) -> Result<(), DecodeError> {
     let attrs = &mut rec.attributes;
-    r.skip(2 + 1)?; // extension bits, voltage level
-    attrs.set(attr::RSSI, i64::from(r.u8()?));
-    attrs.set(attr::POWER, f64::from(r.u8()?));
-    r.skip(3)?; // language, sound and light switches
-    attrs.set("steps", r.u32()?);
-    attrs.set(attr::BATTERY_LEVEL, i64::from(r.u8()?));
-    attrs.set(attr::CHARGE, r.u8()? == 1);
-    attrs.set(attr::MOTION, r.u8()? == 1);
+    r.skip(2 + 1, FRAME)?; // extension bits, voltage level
+    attrs.set(attr::RSSI, i64::from(r.u8(FRAME)?));
+    attrs.set(attr::POWER, f64::from(r.u8(FRAME)?));
+    r.skip(3, FRAME)?; // language, sound and light switches
+    attrs.set("steps", r.u32(FRAME)?);
+    attrs.set(attr::BATTERY_LEVEL, i64::from(r.u8(FRAME)?));
+    attrs.set(attr::CHARGE, r.u8(FRAME)? == 1);
+    attrs.set(attr::MOTION, r.u8(FRAME)? == 1);
     Ok(())
 }
 
@@ -165,12 +166,12 @@ fn common_status(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<
     let (kind, model) = (ctx.kind(), ctx.model);
     let attrs = &mut rec.attributes;
     if kind == GPS_LBS_STATUS_5 || nt_location(ctx) {
-        attrs.set(attr::POWER, hundredths(r.u16()?));
+        attrs.set(attr::POWER, hundredths(r.u16(FRAME)?));
     }
     if kind == STATUS && model.r11 {
-        attrs.set(attr::POWER, hundredths(r.u16()?));
+        attrs.set(attr::POWER, hundredths(r.u16(FRAME)?));
     } else {
-        let battery = r.u8()?;
+        let battery = r.u8(FRAME)?;
         if nt_location(ctx) {
             attrs.set(attr::BATTERY, f64::from(battery) / 10.0);
         } else if battery <= 6 {
@@ -180,15 +181,15 @@ fn common_status(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<
             attrs.set(attr::BATTERY_LEVEL, i64::from(battery));
         }
     }
-    attrs.set(attr::RSSI, i64::from(r.u8()?));
+    attrs.set(attr::RSSI, i64::from(r.u8(FRAME)?));
     if kind == STATUS && model.lw {
-        attrs.set(attr::POWER, f64::from(r.u16()? & 0x0fff) / 10.0);
+        attrs.set(attr::POWER, f64::from(r.u16(FRAME)? & 0x0fff) / 10.0);
         return Ok(());
     }
-    let mut extension = u32::from(r.u8()?);
+    let mut extension = u32::from(r.u8(FRAME)?);
     if matches!(kind, GPS_LBS_STATUS_3 | FENCE_MULTI | ALARM_MODULE) {
         // The language byte's high nibble extends the alarm code.
-        extension += u32::from(r.peek_u8()? >> 4) << 8;
+        extension += u32::from(r.peek_u8(FRAME)? >> 4) << 8;
     }
     if kind == STATUS && model.seeworld {
         attrs.set(attr::POWER, f64::from(extension));
@@ -209,10 +210,10 @@ fn middle(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<(), Dec
         STATUS_2 | GPS_LBS_STATUS_5 | GPS_LBS_STATUS_3 | FENCE_MULTI | ALARM_MODULE
     ) || nt_location(ctx)
     {
-        r.u8()?; // language
+        r.u8(FRAME)?; // language
     }
     if kind == GPS_LBS_STATUS_1 && ctx.variant == Variant::Trx16i {
-        r.u8()?; // language
+        r.u8(FRAME)?; // language
         rfid(r, rec)?;
     }
     if matches!(kind, STATUS_2 | ALARM_MODULE) {
@@ -220,10 +221,10 @@ fn middle(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<(), Dec
     }
     if kind == GPS_LBS_STATUS_5 {
         let attrs = &mut rec.attributes;
-        attrs.set(attr::ODOMETER, r.u32()?);
-        attrs.set(attr::HOURS, i64::from(r.u32()?) * 1000);
-        r.skip(8)?; // terminal id
-        attrs.set("input", i64::from(r.u16()?));
+        attrs.set(attr::ODOMETER, r.u32(FRAME)?);
+        attrs.set(attr::HOURS, i64::from(r.u32(FRAME)?) * 1000);
+        r.skip(8, FRAME)?; // terminal id
+        attrs.set("input", i64::from(r.u16(FRAME)?));
     }
     Ok(())
 }
@@ -231,13 +232,13 @@ fn middle(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<(), Dec
 fn status_modules(r: &mut Reader<'_>, rec: &mut Record) -> Result<(), DecodeError> {
     let attrs = &mut rec.attributes;
     while r.remaining() > 6 {
-        let module = r.u16()?;
-        let length = r.u8()?;
+        let module = r.u16(FRAME)?;
+        let length = r.u8(FRAME)?;
         match module {
-            0x0018 => attrs.set(attr::BATTERY, hundredths(r.u16()?)),
-            0x0032 => attrs.set("startupStatus", i64::from(r.u8()?)),
-            0x006a => attrs.set(attr::BATTERY_LEVEL, i64::from(r.u8()?)),
-            _ => r.skip(length.into())?,
+            0x0018 => attrs.set(attr::BATTERY, hundredths(r.u16(FRAME)?)),
+            0x0032 => attrs.set("startupStatus", i64::from(r.u8(FRAME)?)),
+            0x006a => attrs.set(attr::BATTERY_LEVEL, i64::from(r.u8(FRAME)?)),
+            _ => r.skip(length.into(), FRAME)?,
         }
     }
     Ok(())
@@ -251,27 +252,27 @@ fn gps_lbs_1_tail(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result
     let attrs = &mut rec.attributes;
     match ctx.variant {
         Variant::Gt06eCard => {
-            attrs.set(attr::ODOMETER, r.u32()?);
-            let length = r.u8()?;
-            let card = ascii(r.bytes(length.into())?);
-            r.skip(2)?; // alarm, swiped
-            attrs.set("card", java_trim(&card).to_owned());
+            attrs.set(attr::ODOMETER, r.u32(FRAME)?);
+            let length = r.u8(FRAME)?;
+            let card = ascii(r.take(length.into(), FRAME)?);
+            r.skip(2, FRAME)?; // alarm, swiped
+            attrs.set("card", trim(&card).to_owned());
         }
-        Variant::Benway => benway(r.u16()?, rec),
+        Variant::Benway => benway(r.u16(FRAME)?, rec),
         Variant::Vxt01 => {
             alarm::status_byte(r, ctx.variant, attrs)?;
-            attrs.set(attr::POWER, hundredths(r.u16()?));
-            attrs.set(attr::RSSI, i64::from(r.u8()?));
-            r.u8()?; // alarm extension
+            attrs.set(attr::POWER, hundredths(r.u16(FRAME)?));
+            attrs.set(attr::RSSI, i64::from(r.u8(FRAME)?));
+            r.u8(FRAME)?; // alarm extension
         }
         Variant::S5 => s5(ctx, r, rec)?,
         Variant::Wetrust => {
-            attrs.set(attr::ODOMETER, r.u32()?);
-            let length = r.u8()?;
-            attrs.set("card", ascii(r.bytes(length.into())?));
-            alarm::add(attrs, (r.u8()? > 0).then_some(alarm::GENERAL));
-            attrs.set("cardStatus", i64::from(r.u8()?));
-            attrs.set("drivingTime", i64::from(r.u16()?));
+            attrs.set(attr::ODOMETER, r.u32(FRAME)?);
+            let length = r.u8(FRAME)?;
+            attrs.set("card", ascii(r.take(length.into(), FRAME)?));
+            alarm::add(attrs, (r.u8(FRAME)? > 0).then_some(alarm::GENERAL));
+            attrs.set("cardStatus", i64::from(r.u8(FRAME)?));
+            attrs.set("drivingTime", i64::from(r.u16(FRAME)?));
         }
         _ => {}
     }
@@ -299,21 +300,21 @@ fn benway(mask: u16, rec: &mut Record) {
 fn s5(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<(), DecodeError> {
     let attrs = &mut rec.attributes;
     alarm::status_byte(r, ctx.variant, attrs)?;
-    attrs.set(attr::POWER, hundredths(r.u16()?));
-    attrs.set(attr::RSSI, i64::from(r.u8()?));
+    attrs.set(attr::POWER, hundredths(r.u16(FRAME)?));
+    attrs.set(attr::RSSI, i64::from(r.u8(FRAME)?));
     alarm::add(
         attrs,
-        alarm::from_code(r.u8()?.into(), ctx.model, ctx.variant),
+        alarm::from_code(r.u8(FRAME)?.into(), ctx.model, ctx.variant),
     );
-    attrs.set("oil", i64::from(r.u16()?));
-    let raw = r.u8()?;
+    attrs.set("oil", i64::from(r.u16(FRAME)?));
+    let raw = r.u8(FRAME)?;
     let temperature = if raw & 0x80 != 0 {
         -i64::from(raw & 0x7f)
     } else {
         i64::from(raw)
     };
     attrs.set("temp1", temperature);
-    attrs.set(attr::ODOMETER, i64::from(r.u32()?) * 10);
+    attrs.set(attr::ODOMETER, i64::from(r.u32(FRAME)?) * 10);
     Ok(())
 }
 
@@ -325,7 +326,7 @@ fn tail(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<(), Decod
         seeworld_location(r, rec)?;
     }
     if kind == GPS_LBS_STATUS_4 && v == Variant::Sl4x {
-        set_altitude(rec, r.i16()?);
+        set_altitude(rec, r.i16(FRAME)?);
     }
     if matches!(kind, GPS_LBS_2 | GPS_LBS_3 | GPS_LBS_4 | GPS_LBS_5)
         && r.remaining() >= 3 + 6
@@ -337,13 +338,13 @@ fn tail(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<(), Decod
         gps_lbs_3_module(r, rec)?;
     }
     if kind == GPS_LBS_RFID {
-        rec.attributes.set(attr::DRIVER_ID, hex(r.bytes(8)?));
-        r.u8()?; // validity
+        rec.attributes.set(attr::DRIVER_ID, hex(r.take(8, FRAME)?));
+        r.u8(FRAME)?; // validity
     }
     nt_tail(ctx, r, rec)?;
     generic_tail(r, rec)?;
     if matches!(kind, GPS_LBS_STATUS_3 | FENCE_MULTI) {
-        rec.attributes.set("geofence", i64::from(r.u8()?));
+        rec.attributes.set("geofence", i64::from(r.u8(FRAME)?));
     }
     Ok(())
 }
@@ -356,43 +357,43 @@ fn set_altitude(rec: &mut Record, altitude: i16) {
 
 fn seeworld_location(r: &mut Reader<'_>, rec: &mut Record) -> Result<(), DecodeError> {
     let attrs = &mut rec.attributes;
-    attrs.set(attr::IGNITION, r.u8()? > 0);
-    r.skip(2)?; // reporting mode, supplementary transmission
-    attrs.set(attr::ODOMETER, r.u32()?);
-    r.u32()?; // travel time
-    let raw = r.u16()?;
+    attrs.set(attr::IGNITION, r.u8(FRAME)? > 0);
+    r.skip(2, FRAME)?; // reporting mode, supplementary transmission
+    attrs.set(attr::ODOMETER, r.u32(FRAME)?);
+    r.u32(FRAME)?; // travel time
+    let raw = r.u16(FRAME)?;
     let centidegrees = if raw & 0x8000 != 0 {
         -i64::from(raw & 0x7fff)
     } else {
         i64::from(raw)
     };
     attrs.set("temp1", centidegrees as f64 / 100.0);
-    attrs.set("humidity", hundredths(r.u16()?));
+    attrs.set("humidity", hundredths(r.u16(FRAME)?));
     Ok(())
 }
 
 /// ACC, upload reason, and whether the point is re-sent from memory.
 fn realtime_tail(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<(), DecodeError> {
-    rec.attributes.set(attr::IGNITION, r.u8()? > 0);
-    rec.attributes.set(attr::EVENT, i64::from(r.u8()?));
-    rec.archived = r.u8()? > 0;
+    rec.attributes.set(attr::IGNITION, r.u8(FRAME)? > 0);
+    rec.attributes.set(attr::EVENT, i64::from(r.u8(FRAME)?));
+    rec.archived = r.u8(FRAME)? > 0;
     if ctx.variant == Variant::Sl4x {
         if r.remaining() > 2 + 6 {
-            rec.attributes.set(attr::ODOMETER, r.u32()?);
+            rec.attributes.set(attr::ODOMETER, r.u32(FRAME)?);
         }
-        set_altitude(rec, r.i16()?);
+        set_altitude(rec, r.i16(FRAME)?);
     }
     Ok(())
 }
 
 fn gps_lbs_3_module(r: &mut Reader<'_>, rec: &mut Record) -> Result<(), DecodeError> {
-    let module = r.u16()?;
-    let length = r.u8()?;
+    let module = r.u16(FRAME)?;
+    let length = r.u8(FRAME)?;
     match module {
-        0x0027 => rec.attributes.set(attr::POWER, hundredths(r.u16()?)),
-        0x002e => rec.attributes.set(attr::ODOMETER, r.u32()?),
-        0x003b => rec.attributes.set("accuracy", hundredths(r.u16()?)),
-        _ => r.skip(length.into())?,
+        0x0027 => rec.attributes.set(attr::POWER, hundredths(r.u16(FRAME)?)),
+        0x002e => rec.attributes.set(attr::ODOMETER, r.u32(FRAME)?),
+        0x003b => rec.attributes.set("accuracy", hundredths(r.u16(FRAME)?)),
+        _ => r.skip(length.into(), FRAME)?,
     }
     Ok(())
 }
@@ -401,15 +402,15 @@ fn nt_tail(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<(), De
     if !nt_location(ctx) {
         return Ok(());
     }
-    rec.attributes.set(attr::ODOMETER, r.u24()?);
+    rec.attributes.set(attr::ODOMETER, r.u24(FRAME)?);
     rec.attributes
-        .set(attr::HOURS, i64::from(r.u24()?) * 60_000);
+        .set(attr::HOURS, i64::from(r.u24(FRAME)?) * 60_000);
     if ctx.kind() == GPS_LBS_DRIVER {
-        let length = usize::from(r.u8()?);
+        let length = usize::from(r.u8(FRAME)?);
         if length > 0 {
-            r.u8()?; // identifier type
+            r.u8(FRAME)?; // identifier type
             rec.attributes
-                .set(attr::DRIVER_ID, hex(r.bytes(length - 1)?));
+                .set(attr::DRIVER_ID, hex(r.take(length - 1, FRAME)?));
         }
     }
     Ok(())
@@ -419,14 +420,14 @@ fn nt_tail(ctx: &Ctx<'_>, r: &mut Reader<'_>, rec: &mut Record) -> Result<(), De
 /// other types are recognised by how many bytes are left.
 fn generic_tail(r: &mut Reader<'_>, rec: &mut Record) -> Result<(), DecodeError> {
     if matches!(r.remaining(), 9 | 13) {
-        rec.attributes.set(attr::IGNITION, r.u8()? > 0);
-        r.u8()?; // upload mode
-        if r.u8()? > 0 {
+        rec.attributes.set(attr::IGNITION, r.u8(FRAME)? > 0);
+        r.u8(FRAME)?; // upload mode
+        if r.u8(FRAME)? > 0 {
             rec.archived = true;
         }
     }
     if r.remaining() == 10 {
-        rec.attributes.set(attr::ODOMETER, r.u32()?);
+        rec.attributes.set(attr::ODOMETER, r.u32(FRAME)?);
     }
     Ok(())
 }

@@ -1,21 +1,5 @@
-//! Text inside binary frames: how Java would have decoded it (so results
-//! match Traccar's), and the two text formats some devices embed.
-
-use std::fmt::Write;
-
-/// Bytes as US-ASCII, each non-ASCII byte becoming U+FFFD.
-pub(crate) fn ascii(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&b| {
-            if b.is_ascii() {
-                char::from(b)
-            } else {
-                char::REPLACEMENT_CHARACTER
-            }
-        })
-        .collect()
-}
+//! Text only GT06 devices send, decoded as Java would (so results match
+//! Traccar's); the helpers every protocol needs are in `crate::wire::text`.
 
 /// Bytes as UTF-16BE, broken sequences becoming U+FFFD.
 pub(crate) fn utf16be(bytes: &[u8]) -> String {
@@ -26,28 +10,6 @@ pub(crate) fn utf16be(bytes: &[u8]) -> String {
     char::decode_utf16(units)
         .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
         .collect()
-}
-
-/// Lowercase hex, two digits a byte.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
-/// Java's `String.trim()`: strips every char up to U+0020, not only whitespace.
-pub(crate) fn java_trim(s: &str) -> &str {
-    s.trim_matches(|c: char| c <= ' ')
-}
-
-/// Traccar's "printable" test: no control bytes but CR and LF, and no byte
-/// with the high bit set (Java bytes are signed).
-pub(crate) fn printable(bytes: &[u8]) -> bool {
-    bytes
-        .iter()
-        .all(|&b| (0x20..0x80).contains(&b) || b == b'\r' || b == b'\n')
 }
 
 /// `Character.isLetter` for a Latin-1 code point.
@@ -214,18 +176,13 @@ mod tests {
 
     #[test]
     fn java_decoding_rules() {
-        assert_eq!(ascii(b"ok\xff"), "ok\u{fffd}");
         assert_eq!(utf16be(&[0, b'O', 0, b'K', 0xd8]), "OK\u{fffd}");
-        assert_eq!(java_trim("\u{1}\r\nRFID:1\r\n"), "RFID:1");
-        assert!(printable(b"D7520A62\r\n"));
-        assert!(!printable(b"\x02AB") && !printable(b"28.3\xa1"));
         assert_eq!(
             java_split("a=1;;b=;", ';').collect::<Vec<_>>(),
             ["a=1", "", "b="]
         );
         assert_eq!(java_split("4A3=", '=').collect::<Vec<_>>(), ["4A3"]);
         assert_eq!(java_split(";;", ';').count(), 0);
-        assert_eq!(hex(&[0x0a, 0xff]), "0aff");
     }
 
     #[test]

@@ -6,9 +6,9 @@
 //! records are then read again lazily, without allocating.
 
 use super::io::{self, Models};
-use super::reader::Reader;
 use crate::DecodeError;
 use crate::model::{Fix, Record, RecordKind, attr};
+use crate::wire::reader::Reader;
 
 type Result<T> = std::result::Result<T, DecodeError>;
 

@@ -8,10 +8,10 @@ use std::borrow::Cow;
 
 use super::avl::IoElement;
 use super::io;
-use super::reader::Reader;
-use super::text;
 use crate::DecodeError;
 use crate::model::{Record, Value, attr};
+use crate::wire::reader::Reader;
+use crate::wire::text;
 
 const VIN: &str = "vin";
 

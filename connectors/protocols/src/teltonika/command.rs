@@ -10,10 +10,10 @@
 
 use super::avl::end_of_records;
 use super::frame;
-use super::reader::Reader;
-use super::text;
 use crate::DecodeError;
 use crate::model::{Record, RecordKind, attr};
+use crate::wire::reader::Reader;
+use crate::wire::text;
 
 type Result<T> = std::result::Result<T, DecodeError>;
 
@@ -156,7 +156,7 @@ const LOADS: [&str; 4] = ["loadTruck", "loadTrailer", "totalTruck", "totalTraile
 /// A truck scale on the serial port answers `UUUUww` then twelve `;`-separated
 /// weights then `SSS`; returns false for anything else.
 fn axle_loads(record: &mut Record, body: &[u8]) -> bool {
-    if !text::is_printable(body) {
+    if !text::printable(body) {
         return false;
     }
     let data = text::ascii(body);

@@ -3,7 +3,7 @@
 
 use crc::{CRC_16_ARC, Crc};
 
-use super::reader::Reader;
+use crate::wire::reader::Reader;
 use crate::{Check, DecodeError};
 
 /// CRC-16/IBM, which Teltonika's documentation calls CRC-16/ARC's table.

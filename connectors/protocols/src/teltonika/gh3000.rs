@@ -4,9 +4,9 @@
 
 use super::avl::{IoElement, Width, end_of_records};
 use super::io::{self, Models};
-use super::reader::Reader;
 use crate::DecodeError;
 use crate::model::{Fix, Record, RecordKind, attr};
+use crate::wire::reader::Reader;
 
 type Result<T> = std::result::Result<T, DecodeError>;
 

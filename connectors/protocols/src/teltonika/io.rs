@@ -12,8 +12,8 @@
 use std::borrow::Cow;
 
 use super::avl::{IoElement, Width};
-use super::text;
 use crate::model::{Record, Value, attr};
+use crate::wire::text;
 
 /// The model families Traccar's conditions tell apart.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

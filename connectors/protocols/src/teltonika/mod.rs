@@ -47,8 +47,6 @@ pub mod device;
 mod frame;
 mod gh3000;
 mod io;
-mod reader;
-mod text;
 pub mod udp;
 
 use io::Models;

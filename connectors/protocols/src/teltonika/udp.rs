@@ -8,9 +8,9 @@
 //! The ack echoes the packet id and AVL packet id:
 //! `0x0005 | packet id | 0x01 | AVL packet id | records accepted u8`.
 
-use super::reader::Reader;
 use super::{Config, Teltonika, device_id};
 use crate::model::DeviceId;
+use crate::wire::reader::Reader;
 use crate::{DecodeError, Decoded};
 
 /// What a datagram says before its codec data.

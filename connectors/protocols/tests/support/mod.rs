@@ -1,5 +1,6 @@
-//! Loads the protocol test vectors (captured from real devices, see
-//! `tests/vectors/README.md`) for the data-driven tests.
+//! What the protocol test files share: the vectors (captured from real
+//! devices, see `tests/vectors/README.md`) and a seeded PRNG for fuzz-style
+//! tests, so every protocol is checked the same way.
 
 #![allow(dead_code)]
 
@@ -86,5 +87,21 @@ impl Tally {
         for d in &self.disagree {
             eprintln!("  disagree: {d}");
         }
+    }
+}
+
+/// Marsaglia's xorshift64: enough randomness, no dependency.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
     }
 }
