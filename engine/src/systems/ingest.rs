@@ -214,7 +214,16 @@ fn apply_attributes(
 }
 
 fn set_custom(custom: &mut Mut<CustomAttributes>, key: &str, value: &Value) {
-    if custom.0.get(key) != Some(value) {
-        custom.0.insert(key.to_owned(), value.clone());
+    match custom.0.get(key) {
+        Some(old) if old == value => {}
+        // Replace in place: no new key string for a value that changes every report.
+        Some(_) => {
+            if let Some(slot) = custom.0.get_mut(key) {
+                slot.clone_from(value);
+            }
+        }
+        None => {
+            custom.0.insert(key.to_owned(), value.clone());
+        }
     }
 }
