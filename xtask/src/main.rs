@@ -13,7 +13,10 @@ use anyhow::{Context, bail};
 
 /// Debian packages the test suite drives for real, and a program of each to
 /// check for.
-const TEST_PACKAGES: &[(&str, &str)] = &[("mosquitto", "mosquitto"), ("mosquitto_sub", "mosquitto-clients")];
+const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("mosquitto", "mosquitto"),
+    ("mosquitto_sub", "mosquitto-clients"),
+];
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -30,12 +33,16 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn demo(args: &[String]) -> anyhow::Result<()> {
-    run(Command::new(cargo()).args(["run", "--bin", "drover", "--", "demo"]).args(args))
+    run(Command::new(cargo())
+        .args(["run", "--bin", "drover", "--", "demo"])
+        .args(args))
 }
 
 fn test(args: &[String]) -> anyhow::Result<()> {
     install_missing(TEST_PACKAGES)?;
-    run(Command::new(cargo()).args(["test", "--workspace", "--no-fail-fast"]).args(args))
+    run(Command::new(cargo())
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .args(args))
 }
 
 /// Installs the Debian packages whose programs are not on PATH.
@@ -49,10 +56,19 @@ fn install_missing(packages: &[(&str, &str)]) -> anyhow::Result<()> {
         return Ok(());
     }
     eprintln!("xtask: installing {}", missing.join(" "));
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
     let apt = |apt_args: &[&str]| {
-        let mut command = if root { Command::new("apt-get") } else { sudo("apt-get") };
-        command.args(apt_args).env("DEBIAN_FRONTEND", "noninteractive");
+        let mut command = if root {
+            Command::new("apt-get")
+        } else {
+            sudo("apt-get")
+        };
+        command
+            .args(apt_args)
+            .env("DEBIAN_FRONTEND", "noninteractive");
         command
     };
     // A fresh machine has no package lists yet.
@@ -78,7 +94,9 @@ fn cargo() -> String {
 }
 
 fn run(command: &mut Command) -> anyhow::Result<()> {
-    let status = command.status().with_context(|| format!("running {command:?}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("running {command:?}"))?;
     if !status.success() {
         bail!("{command:?} failed with {status}");
     }
