@@ -11,7 +11,11 @@ use crate::support::{self, Subscriber};
 /// with a real `mosquitto_sub` that every acked position was published.
 fn every_acked_position_arrives(dir: &std::path::Path, mqtt_port: u16, serve_settings: &[String]) {
     let (server, ports) = support::drover_serve(dir, serve_settings);
-    let subscriber = Subscriber::start(dir, mqtt_port, "drover/devices/+/position");
+    let subscriber = Subscriber::start(
+        dir,
+        mqtt_port,
+        &["drover/devices/+/position", "drover/devices/+/status"],
+    );
     let (report, records) = support::drover_sim(
         dir,
         &ports,
@@ -69,8 +73,39 @@ fn every_acked_position_arrives(dir: &std::path::Path, mqtt_port: u16, serve_set
             "{record}: MQTT says {lat},{lon}"
         );
     }
+    // Each device went online when it logged in and offline when the
+    // simulator closed its connection at the end.
+    let went_offline = support::eventually(Duration::from_secs(10), || {
+        last_status_by_device(&subscriber.lines())
+            .values()
+            .filter(|s| s.as_str() == "offline")
+            .count()
+            == 200
+    });
+    let statuses = last_status_by_device(&subscriber.lines());
+    assert_eq!(statuses.len(), 200, "devices with a status");
+    assert!(went_offline, "not every device went offline: {statuses:?}");
+    assert!(
+        subscriber
+            .lines()
+            .iter()
+            .filter(|(t, p)| t.ends_with("/status") && p == "online")
+            .count()
+            >= 200,
+        "every device announced online"
+    );
+
     let status = server.interrupt();
     assert!(status.success(), "drover serve exited with {status}");
+}
+
+/// The last status payload per device topic.
+fn last_status_by_device(lines: &[(String, String)]) -> std::collections::HashMap<String, String> {
+    lines
+        .iter()
+        .filter(|(topic, _)| topic.ends_with("/status"))
+        .map(|(topic, payload)| (topic.clone(), payload.clone()))
+        .collect()
 }
 
 fn key(record: &Value) -> (String, i64) {

@@ -154,33 +154,25 @@ fn log_file(dir: &Path, name: &str) -> std::fs::File {
     std::fs::File::create(dir.join(name)).expect("creating a log file")
 }
 
-/// `mosquitto_sub -v` on `topic`, writing what it receives to a file.
+/// `mosquitto_sub -v` on `topics`, writing what it receives to a file.
 pub struct Subscriber {
     _process: Process,
     pub out: PathBuf,
 }
 
 impl Subscriber {
-    pub fn start(dir: &Path, port: u16, topic: &str) -> Subscriber {
+    pub fn start(dir: &Path, port: u16, topics: &[&str]) -> Subscriber {
         require("mosquitto_sub");
         let out = dir.join("mosquitto_sub.out");
-        let process = Process::spawn(
-            "mosquitto_sub",
-            Command::new("mosquitto_sub")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "-q",
-                    "1",
-                    "-v",
-                    "-t",
-                    topic,
-                ])
-                .stdout(log_file(dir, "mosquitto_sub.out"))
-                .stderr(Stdio::null()),
-        );
+        let mut command = Command::new("mosquitto_sub");
+        command.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-v"]);
+        for topic in topics {
+            command.args(["-t", topic]);
+        }
+        command
+            .stdout(log_file(dir, "mosquitto_sub.out"))
+            .stderr(Stdio::null());
+        let process = Process::spawn("mosquitto_sub", &mut command);
         // mosquitto_sub says nothing once subscribed: give it a moment.
         std::thread::sleep(Duration::from_millis(700));
         Subscriber {
@@ -191,6 +183,14 @@ impl Subscriber {
 
     /// Every (topic, JSON payload) received so far.
     pub fn messages(&self) -> Vec<(String, Value)> {
+        self.lines()
+            .into_iter()
+            .filter_map(|(topic, payload)| Some((topic, serde_json::from_str(&payload).ok()?)))
+            .collect()
+    }
+
+    /// Every (topic, payload) received so far, in order.
+    pub fn lines(&self) -> Vec<(String, String)> {
         let Ok(file) = std::fs::File::open(&self.out) else {
             return Vec::new();
         };
@@ -199,7 +199,7 @@ impl Subscriber {
             .map_while(Result::ok)
             .filter_map(|line| {
                 let (topic, payload) = line.split_once(' ')?;
-                Some((topic.to_owned(), serde_json::from_str(payload).ok()?))
+                Some((topic.to_owned(), payload.to_owned()))
             })
             .collect()
     }
