@@ -207,6 +207,12 @@ impl Attributes {
         self.0.iter().map(|(k, v)| (k.as_ref(), v))
     }
 
+    /// The entries with their keys as stored, so copying a key into another
+    /// `Attributes` costs nothing for the common `&'static str` names.
+    pub fn entries(&self) -> &[(Cow<'static, str>, Value)] {
+        &self.0
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

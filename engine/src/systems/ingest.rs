@@ -6,6 +6,7 @@
 
 use bevy_ecs::prelude::*;
 use drover_protocols::model::{DeviceId, Record, Value, attr};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::clock::Clock;
@@ -182,9 +183,9 @@ fn apply_attributes(
     mut custom: Mut<CustomAttributes>,
 ) {
     let (mut new_power, mut new_obd) = (*power, *obd);
-    for (key, value) in record.attributes.iter() {
+    for (key, value) in record.attributes.entries() {
         let number = value.as_f64();
-        let slot = match key {
+        let slot = match key.as_ref() {
             attr::IGNITION => {
                 ignition.set_if_neq(Ignition(value.as_bool()));
                 continue;
@@ -213,17 +214,8 @@ fn apply_attributes(
     obd.set_if_neq(new_obd);
 }
 
-fn set_custom(custom: &mut Mut<CustomAttributes>, key: &str, value: &Value) {
-    match custom.0.get(key) {
-        Some(old) if old == value => {}
-        // Replace in place: no new key string for a value that changes every report.
-        Some(_) => {
-            if let Some(slot) = custom.0.get_mut(key) {
-                slot.clone_from(value);
-            }
-        }
-        None => {
-            custom.0.insert(key.to_owned(), value.clone());
-        }
+fn set_custom(custom: &mut Mut<CustomAttributes>, key: &Cow<'static, str>, value: &Value) {
+    if custom.0.get(key) != Some(value) {
+        custom.0.set(key.clone(), value.clone());
     }
 }
