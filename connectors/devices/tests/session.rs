@@ -163,6 +163,17 @@ async fn gt06_logged_in(server: &Server) -> TcpStream {
     device
 }
 
+/// A Teltonika connection past its IMEI handshake.
+async fn teltonika_logged_in(server: &Server) -> TcpStream {
+    let mut device = TcpStream::connect(server.addr).await.unwrap();
+    device
+        .write_all(&teltonika::device::login("356307042441013"))
+        .await
+        .unwrap();
+    assert_eq!(read_n(&mut device, 1).await, [0x01]);
+    device
+}
+
 /// A GT06 location whose CRC is wrong.
 fn bad_crc_location() -> Vec<u8> {
     let mut frame = gt06::device::location(&position(1_764_000_000_000, 52.5), 2);
@@ -210,12 +221,7 @@ async fn gt06_login_gets_the_exact_ack_and_registers_the_device() {
 #[tokio::test]
 async fn teltonika_imei_then_avl_packet_get_0x01_and_the_record_count() {
     let mut server = start(teltonika(), limits(), None).await;
-    let mut device = TcpStream::connect(server.addr).await.unwrap();
-    device
-        .write_all(&teltonika::device::login("356307042441013"))
-        .await
-        .unwrap();
-    assert_eq!(read_n(&mut device, 1).await, [0x01]);
+    let mut device = teltonika_logged_in(&server).await;
     let records: Vec<Record> = (0..3)
         .map(|i| position(1_764_000_000_000 + i * 1000, 52.5 + i as f64 * 0.001))
         .collect();
@@ -243,12 +249,7 @@ async fn teltonika_imei_then_avl_packet_get_0x01_and_the_record_count() {
 async fn the_ack_waits_until_the_pipeline_accepted_the_records() {
     let gate = Arc::new(Semaphore::new(0));
     let mut server = start(teltonika(), limits(), Some(gate.clone())).await;
-    let mut device = TcpStream::connect(server.addr).await.unwrap();
-    device
-        .write_all(&teltonika::device::login("356307042441013"))
-        .await
-        .unwrap();
-    assert_eq!(read_n(&mut device, 1).await, [0x01]);
+    let mut device = teltonika_logged_in(&server).await;
     device
         .write_all(&teltonika::device::avl_packet(
             teltonika::device::Codec::Codec8,
@@ -309,12 +310,7 @@ async fn garbage_before_a_frame_is_skipped_and_counted() {
 #[tokio::test]
 async fn an_oversized_frame_closes_the_connection() {
     let server = start(teltonika(), limits(), None).await;
-    let mut device = TcpStream::connect(server.addr).await.unwrap();
-    device
-        .write_all(&teltonika::device::login("356307042441013"))
-        .await
-        .unwrap();
-    read_n(&mut device, 1).await;
+    let mut device = teltonika_logged_in(&server).await;
     // Preamble, then a data length of 1 MiB against a 4 KiB limit.
     device
         .write_all(&[0, 0, 0, 0, 0, 0x10, 0, 0, 0x08])
