@@ -1,0 +1,52 @@
+//! Durable cursors: how far each sink has taken records from the journal.
+//!
+//! One small file per sink, `NAME.cursor`, holding the next sequence number the
+//! sink wants (u64 LE) and a CRC-32C of those 8 bytes. It is replaced atomically
+//! (temp file, fsync, rename, fsync of the directory), so after a crash a sink
+//! resumes from a position it really reached — possibly an older one, which
+//! only re-delivers records (sinks are idempotent), never skips them.
+
+use super::segment::CRC32C;
+
+/// File name extension of cursor files.
+pub(crate) const EXTENSION: &str = ".cursor";
+
+/// Whether `name` may name a cursor: it becomes part of a file name.
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+pub(crate) fn file_name(name: &str) -> String {
+    format!("{name}{EXTENSION}")
+}
+
+/// The cursor name of a file name, or `None` for other files.
+pub(crate) fn parse_name(file: &str) -> Option<&str> {
+    file.strip_suffix(EXTENSION).filter(|name| valid_name(name))
+}
+
+pub(crate) fn encode(seq: u64) -> [u8; 12] {
+    let mut out = [0u8; 12];
+    out[..8].copy_from_slice(&seq.to_le_bytes());
+    let crc = CRC32C.checksum(&out[..8]);
+    out[8..].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The sequence number in a cursor file, or `None` if it is damaged.
+pub(crate) fn decode(data: &[u8]) -> Option<u64> {
+    if data.len() != 12 {
+        return None;
+    }
+    let crc = u32::from_le_bytes([data[8], data[9], data[10], data[11]]);
+    if CRC32C.checksum(&data[..8]) != crc {
+        return None;
+    }
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&data[..8]);
+    Some(u64::from_le_bytes(seq))
+}

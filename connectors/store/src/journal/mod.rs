@@ -1,0 +1,658 @@
+//! The durable journal: an append-only, segmented log of opaque records.
+//!
+//! See the crate documentation for the format and the guarantees. Submodules:
+//! [`segment`] (file names, record framing), `commit` (the group-commit thread),
+//! [`storage`] (the file layer, real or fault-injecting), `cursor` (sink positions).
+
+mod commit;
+mod cursor;
+pub mod segment;
+pub mod storage;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use commit::{Queue, Request, Writer};
+use segment::Invalid;
+use storage::{FsStorage, Storage};
+
+/// Tuning of a [`Journal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalConfig {
+    /// A segment is rolled before a record would take it past this size (default 64 MiB).
+    /// Whole segments are the unit of deletion, so this is also the retention granularity.
+    pub segment_bytes: u64,
+    /// How long the committer lets appenders gather before one write and fsync
+    /// (default 2 ms): the latency paid for sharing an fsync. 0 commits immediately.
+    pub commit_ms: u64,
+    /// A batch stops growing at this many framed bytes (default 4 MiB), bounding
+    /// both the memory of a batch and the time its fsync takes.
+    pub max_batch_bytes: u64,
+    /// The largest accepted record (default 16 MiB). Recovery treats a larger
+    /// length field as damage.
+    pub max_record_bytes: u32,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 64 * 1024 * 1024,
+            commit_ms: 2,
+            max_batch_bytes: 4 * 1024 * 1024,
+            max_record_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Everything that can go wrong in the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal I/O error ({what}): {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "journal segment {segment} is corrupt at byte offset {offset}: {reason}. \
+         Refusing to open the journal, because dropping this record would lose acknowledged data; \
+         inspect the segment or move it aside (quarantine) deliberately"
+    )]
+    Corrupt {
+        segment: String,
+        offset: u64,
+        reason: String,
+    },
+    #[error(
+        "journal is poisoned after a failed write or fsync ({cause}); nothing more is acknowledged: \
+         drop the journal and open the directory again to recover from what is on disk"
+    )]
+    Poisoned { cause: String },
+    #[error("record of {len} bytes refused: records must hold 1 to {max} bytes")]
+    RecordSize { len: usize, max: u32 },
+    #[error("invalid cursor name {0:?}: use 1 to 64 letters, digits, '-' or '_'")]
+    CursorName(String),
+    #[error("cursor file {0} is damaged")]
+    CursorCorrupt(String),
+    #[error("sequence number {seq} is not in the journal (it holds {first}..{next})")]
+    OutOfRange { seq: u64, first: u64, next: u64 },
+    #[error("the journal's committer has stopped")]
+    Closed,
+}
+
+impl JournalError {
+    fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        JournalError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// What [`Journal::open`] found on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Recovery {
+    /// Segment files found (after creating the first one in an empty directory).
+    pub segments: usize,
+    /// Valid records found.
+    pub records: u64,
+    /// Sequence number of the oldest record kept (segments before it were retired).
+    pub first_seq: u64,
+    /// Sequence number of the last valid record, `None` if the journal is empty.
+    pub last_seq: Option<u64>,
+    /// Sequence number the next appended record gets.
+    pub next_seq: u64,
+    /// Bytes cut from the end of the last segment (a torn or unsynced last record).
+    pub truncated_bytes: u64,
+}
+
+/// Counters, readable at any time through [`Journal::metrics`].
+#[derive(Debug, Default)]
+struct Metrics {
+    records: AtomicU64,
+    bytes: AtomicU64,
+    commits: AtomicU64,
+    fsyncs: AtomicU64,
+    fsync_max_us: AtomicU64,
+}
+
+/// A snapshot of the journal's counters since it was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetricsSnapshot {
+    /// Records committed.
+    pub records: u64,
+    /// Framed bytes committed.
+    pub bytes: u64,
+    /// Batches committed (one per group commit).
+    pub commits: u64,
+    /// Successful segment fsyncs (a batch that rolls a segment takes two).
+    pub fsyncs: u64,
+    /// The slowest fsync, in microseconds.
+    pub fsync_max_us: u64,
+}
+
+/// State shared by the journal handle, its committer thread and readers.
+struct Shared {
+    storage: Arc<dyn Storage>,
+    config: JournalConfig,
+    queue: Mutex<Queue>,
+    /// Wakes the committer: a new request, or shutdown.
+    wake: Condvar,
+    /// Base sequence number of every segment on disk, oldest first.
+    segments: Mutex<Vec<u64>>,
+    /// One past the last durable record: the limit of what readers may see.
+    committed: AtomicU64,
+    /// Sink positions, mirrored in cursor files. The lock also orders their writes.
+    cursors: Mutex<BTreeMap<String, u64>>,
+    metrics: Metrics,
+}
+
+/// Recovers the guard of a mutex whose holder panicked: the data under these
+/// locks stays consistent at every unlock, and one panicking thread must not
+/// take the journal down with it.
+fn relock<T>(result: std::sync::LockResult<MutexGuard<'_, T>>) -> MutexGuard<'_, T> {
+    result.unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    fn lock_queue(&self) -> MutexGuard<'_, Queue> {
+        relock(self.queue.lock())
+    }
+    fn lock_segments(&self) -> MutexGuard<'_, Vec<u64>> {
+        relock(self.segments.lock())
+    }
+    fn lock_cursors(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
+        relock(self.cursors.lock())
+    }
+}
+
+/// The journal. Share it through an `Arc`: every method takes `&self`.
+/// Dropping it commits whatever is queued and stops the committer thread.
+pub struct Journal {
+    shared: Arc<Shared>,
+    committer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("config", &self.shared.config)
+            .field("committed", &self.shared.committed.load(Ordering::Acquire))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer to one append, to be waited for (blocking or async).
+#[derive(Debug)]
+pub struct Ticket {
+    reply: flume::Receiver<Result<Range<u64>, JournalError>>,
+}
+
+impl Ticket {
+    fn ready(result: Result<Range<u64>, JournalError>) -> Self {
+        let (tx, rx) = flume::bounded(1);
+        let _ = tx.send(result);
+        Ticket { reply: rx }
+    }
+
+    /// Blocks until the records are durable (or the append failed).
+    pub fn wait(self) -> Result<Range<u64>, JournalError> {
+        self.reply.recv().unwrap_or(Err(JournalError::Closed))
+    }
+
+    /// Waits without blocking the executor thread.
+    pub async fn wait_async(self) -> Result<Range<u64>, JournalError> {
+        self.reply
+            .recv_async()
+            .await
+            .unwrap_or(Err(JournalError::Closed))
+    }
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `dir` on the real filesystem.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        config: JournalConfig,
+    ) -> Result<(Journal, Recovery), JournalError> {
+        let dir = dir.as_ref();
+        let storage = FsStorage::new(dir).map_err(|source| {
+            JournalError::io(
+                format!("create journal directory {}", dir.display()),
+                source,
+            )
+        })?;
+        Self::open_with_storage(Arc::new(storage), config)
+    }
+
+    /// Opens the journal on any [`Storage`]; tests pass a fault-injecting one.
+    ///
+    /// Validates every record. A torn last record of the last segment is cut off
+    /// (it was never acknowledged: its fsync had not returned); any other damage is
+    /// [`JournalError::Corrupt`].
+    pub fn open_with_storage(
+        storage: Arc<dyn Storage>,
+        config: JournalConfig,
+    ) -> Result<(Journal, Recovery), JournalError> {
+        let names = storage
+            .list()
+            .map_err(|source| JournalError::io("list the journal directory", source))?;
+        let mut bases: Vec<u64> = names
+            .iter()
+            .filter_map(|n| segment::parse_name(n))
+            .collect();
+        bases.sort_unstable();
+
+        let mut cursors = BTreeMap::new();
+        for name in names.iter().filter_map(|n| cursor::parse_name(n)) {
+            let file = cursor::file_name(name);
+            let data = storage
+                .read(&file)
+                .map_err(|source| JournalError::io(format!("read {file}"), source))?;
+            let seq = cursor::decode(&data).ok_or(JournalError::CursorCorrupt(file))?;
+            cursors.insert(name.to_owned(), seq);
+        }
+
+        let mut recovery = Recovery::default();
+        if bases.is_empty() {
+            let name = segment::file_name(0);
+            storage
+                .create(&name)
+                .map_err(|source| JournalError::io(format!("create segment {name}"), source))?;
+            storage
+                .sync_dir()
+                .map_err(|source| JournalError::io("fsync the journal directory", source))?;
+            bases.push(0);
+        }
+        recovery.segments = bases.len();
+        recovery.first_seq = bases[0];
+
+        let mut next_seq = bases[0];
+        let mut last_len = 0u64;
+        for (index, &base) in bases.iter().enumerate() {
+            let name = segment::file_name(base);
+            if base != next_seq {
+                return Err(JournalError::Corrupt {
+                    segment: name,
+                    offset: 0,
+                    reason: format!(
+                        "the segment starts at sequence {base} but the one before it ends at {next_seq} \
+                         (a segment is missing or damaged)"
+                    ),
+                });
+            }
+            let data = storage
+                .read(&name)
+                .map_err(|source| JournalError::io(format!("read segment {name}"), source))?;
+            let is_last = index + 1 == bases.len();
+            let (count, valid_len) = scan(&name, &data, is_last, config.max_record_bytes)?;
+            if valid_len < data.len() {
+                let cut = (data.len() - valid_len) as u64;
+                tracing::warn!(
+                    segment = %name,
+                    offset = valid_len,
+                    bytes = cut,
+                    "journal: cutting a torn last record (it was never acknowledged)"
+                );
+                storage
+                    .truncate(&name, valid_len as u64)
+                    .map_err(|source| {
+                        JournalError::io(format!("truncate segment {name}"), source)
+                    })?;
+                recovery.truncated_bytes = cut;
+            }
+            next_seq = base + count;
+            recovery.records += count;
+            last_len = valid_len as u64;
+        }
+        recovery.next_seq = next_seq;
+        recovery.last_seq = (next_seq > recovery.first_seq).then(|| next_seq - 1);
+
+        let active = segment::file_name(*bases.last().unwrap_or(&0));
+        let file = storage
+            .open_append(&active)
+            .map_err(|source| JournalError::io(format!("open segment {active}"), source))?;
+        let writer = Writer {
+            file,
+            segment_len: last_len,
+            next_seq,
+        };
+        let shared = Arc::new(Shared {
+            storage,
+            config,
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            segments: Mutex::new(bases),
+            committed: AtomicU64::new(next_seq),
+            cursors: Mutex::new(cursors),
+            metrics: Metrics::default(),
+        });
+        let committer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("journal-commit".to_owned())
+                .spawn(move || commit::run(shared, writer))
+                .map_err(|source| JournalError::io("start the committer thread", source))?
+        };
+        Ok((
+            Journal {
+                shared,
+                committer: Some(committer),
+            },
+            recovery,
+        ))
+    }
+
+    /// Appends records and returns their sequence numbers once they are written
+    /// and fsynced. Blocks; concurrent callers share one fsync (group commit).
+    pub fn append(&self, records: Vec<Vec<u8>>) -> Result<Range<u64>, JournalError> {
+        self.append_async(records).wait()
+    }
+
+    /// Queues records for the next group commit and returns at once; the
+    /// [`Ticket`] resolves when they are durable. The records of one call get
+    /// consecutive sequence numbers, and calls are committed in queue order.
+    pub fn append_async(&self, records: Vec<Vec<u8>>) -> Ticket {
+        let max = self.shared.config.max_record_bytes;
+        let mut bytes = 0;
+        for record in &records {
+            if record.is_empty() || record.len() > max as usize {
+                return Ticket::ready(Err(JournalError::RecordSize {
+                    len: record.len(),
+                    max,
+                }));
+            }
+            bytes += segment::framed_len(record.len());
+        }
+        let mut queue = self.shared.lock_queue();
+        if let Some(cause) = &queue.poisoned {
+            return Ticket::ready(Err(JournalError::Poisoned {
+                cause: cause.clone(),
+            }));
+        }
+        if records.is_empty() {
+            let next = self.shared.committed.load(Ordering::Acquire);
+            return Ticket::ready(Ok(next..next));
+        }
+        let (reply, rx) = flume::bounded(1);
+        queue.requests.push_back(Request {
+            records,
+            bytes,
+            reply,
+        });
+        queue.bytes += bytes;
+        drop(queue);
+        self.shared.wake.notify_one();
+        Ticket { reply: rx }
+    }
+
+    /// Whether a write or fsync has failed; a poisoned journal must be reopened.
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.lock_queue().poisoned.is_some()
+    }
+
+    /// One past the last durable record.
+    pub fn next_seq(&self) -> u64 {
+        self.shared.committed.load(Ordering::Acquire)
+    }
+
+    /// Sequence number of the oldest record still on disk.
+    pub fn first_seq(&self) -> u64 {
+        self.shared.lock_segments().first().copied().unwrap_or(0)
+    }
+
+    /// Reads committed records from `seq` on, across segments. The reader stops at
+    /// the records committed when it was created.
+    pub fn read_from(&self, seq: u64) -> Reader {
+        Reader {
+            shared: Arc::clone(&self.shared),
+            next: seq,
+            end: self.shared.committed.load(Ordering::Acquire),
+            segment: None,
+            done: false,
+        }
+    }
+
+    /// Durably records that sink `name` has taken every record below `seq`.
+    pub fn set_cursor(&self, name: &str, seq: u64) -> Result<(), JournalError> {
+        if !cursor::valid_name(name) {
+            return Err(JournalError::CursorName(name.to_owned()));
+        }
+        let next = self.next_seq();
+        if seq > next {
+            // A cursor past the committed end could let `retire` delete a segment
+            // whose records are still being committed.
+            return Err(JournalError::OutOfRange {
+                seq,
+                first: self.first_seq(),
+                next,
+            });
+        }
+        let mut cursors = self.shared.lock_cursors();
+        let file = cursor::file_name(name);
+        self.shared
+            .storage
+            .write_atomic(&file, &cursor::encode(seq))
+            .map_err(|source| JournalError::io(format!("write {file}"), source))?;
+        cursors.insert(name.to_owned(), seq);
+        Ok(())
+    }
+
+    /// The position of sink `name`, if it has one.
+    pub fn cursor(&self, name: &str) -> Option<u64> {
+        self.shared.lock_cursors().get(name).copied()
+    }
+
+    /// Deletes every segment all of whose records are below the lowest cursor,
+    /// and returns how many. The active segment is never deleted, and nothing is
+    /// deleted while no cursor exists (no sink has said what it has taken).
+    pub fn retire(&self) -> Result<usize, JournalError> {
+        let Some(min) = self.shared.lock_cursors().values().min().copied() else {
+            return Ok(0);
+        };
+        let min = min.min(self.next_seq());
+        let retired: Vec<u64> = {
+            let mut segments = self.shared.lock_segments();
+            // Segment i holds records segments[i]..segments[i + 1].
+            let count = segments.windows(2).take_while(|w| w[1] <= min).count();
+            segments.drain(..count).collect()
+        };
+        for &base in &retired {
+            let name = segment::file_name(base);
+            self.shared
+                .storage
+                .remove(&name)
+                .map_err(|source| JournalError::io(format!("delete segment {name}"), source))?;
+        }
+        if !retired.is_empty() {
+            self.shared
+                .storage
+                .sync_dir()
+                .map_err(|source| JournalError::io("fsync the journal directory", source))?;
+        }
+        Ok(retired.len())
+    }
+
+    /// Counters since the journal was opened.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let m = &self.shared.metrics;
+        MetricsSnapshot {
+            records: m.records.load(Ordering::Relaxed),
+            bytes: m.bytes.load(Ordering::Relaxed),
+            commits: m.commits.load(Ordering::Relaxed),
+            fsyncs: m.fsyncs.load(Ordering::Relaxed),
+            fsync_max_us: m.fsync_max_us.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.shared.lock_queue().shutdown = true;
+        self.shared.wake.notify_all();
+        if let Some(committer) = self.committer.take() {
+            // A panicked committer has nothing left to clean up.
+            let _ = committer.join();
+        }
+    }
+}
+
+/// Validates a segment: returns its record count and the length of its valid
+/// prefix. Only the last segment may end in an invalid record, and only if that
+/// record reaches the end of the file (a write cut short) or is followed by
+/// nothing but zeroes (the file grew but its data never arrived).
+fn scan(
+    name: &str,
+    data: &[u8],
+    is_last: bool,
+    max_record_bytes: u32,
+) -> Result<(u64, usize), JournalError> {
+    let mut offset = 0;
+    let mut count = 0;
+    while offset < data.len() {
+        match segment::decode_at(data, offset, max_record_bytes) {
+            Ok((_, next)) => {
+                offset = next;
+                count += 1;
+            }
+            Err(invalid) => {
+                let record_end = offset
+                    .saturating_add(segment::HEADER_LEN)
+                    .saturating_add(declared_len(data, offset));
+                let torn = match invalid {
+                    Invalid::Short => true,
+                    Invalid::Checksum => record_end == data.len(),
+                    Invalid::BadLength(_) => false,
+                } || data[offset..].iter().all(|&b| b == 0);
+                if is_last && torn {
+                    return Ok((count, offset));
+                }
+                return Err(JournalError::Corrupt {
+                    segment: name.to_owned(),
+                    offset: offset as u64,
+                    reason: invalid.describe(),
+                });
+            }
+        }
+    }
+    Ok((count, offset))
+}
+
+fn declared_len(data: &[u8], offset: usize) -> usize {
+    match data.get(offset..offset + 4) {
+        Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize,
+        None => 0,
+    }
+}
+
+/// An iterator over committed records: `(sequence number, payload)`.
+/// After the first error it yields nothing more.
+pub struct Reader {
+    shared: Arc<Shared>,
+    next: u64,
+    /// One past the last record to yield: the committed end when created.
+    end: u64,
+    segment: Option<LoadedSegment>,
+    done: bool,
+}
+
+struct LoadedSegment {
+    name: String,
+    data: Vec<u8>,
+    /// Byte offset of record `seq`.
+    offset: usize,
+    seq: u64,
+    /// Base of the next segment: this one holds no record at or past it.
+    limit: u64,
+}
+
+impl Reader {
+    fn load(&self, seq: u64) -> Result<LoadedSegment, JournalError> {
+        let (base, limit) = {
+            let segments = self.shared.lock_segments();
+            let index = segments.partition_point(|&base| base <= seq);
+            if index == 0 {
+                return Err(JournalError::OutOfRange {
+                    seq,
+                    first: segments.first().copied().unwrap_or(0),
+                    next: self.end,
+                });
+            }
+            (
+                segments[index - 1],
+                segments.get(index).copied().unwrap_or(u64::MAX),
+            )
+        };
+        let name = segment::file_name(base);
+        let data = self
+            .shared
+            .storage
+            .read(&name)
+            .map_err(|source| JournalError::io(format!("read segment {name}"), source))?;
+        Ok(LoadedSegment {
+            name,
+            data,
+            offset: 0,
+            seq: base,
+            limit,
+        })
+    }
+
+    fn step(&mut self) -> Result<Option<(u64, Vec<u8>)>, JournalError> {
+        let max = self.shared.config.max_record_bytes;
+        loop {
+            if self.next >= self.end {
+                return Ok(None);
+            }
+            let reload = !matches!(&self.segment, Some(loaded) if loaded.seq < loaded.limit);
+            if reload {
+                self.segment = Some(self.load(self.next)?);
+            }
+            let Some(loaded) = self.segment.as_mut() else {
+                return Ok(None);
+            };
+            let (payload, next_offset) = segment::decode_at(&loaded.data, loaded.offset, max)
+                .map_err(|invalid| JournalError::Corrupt {
+                    segment: loaded.name.clone(),
+                    offset: loaded.offset as u64,
+                    reason: invalid.describe(),
+                })?;
+            let seq = loaded.seq;
+            loaded.seq += 1;
+            loaded.offset = next_offset;
+            if seq == self.next {
+                self.next += 1;
+                return Ok(Some((seq, loaded.data[payload].to_vec())));
+            }
+            // Records before the starting point of this reader: skip.
+        }
+    }
+}
+
+impl Iterator for Reader {
+    type Item = Result<(u64, Vec<u8>), JournalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.step() {
+            Ok(Some(record)) => Some(Ok(record)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(error) => {
+                self.done = true;
+                Some(Err(error))
+            }
+        }
+    }
+}
