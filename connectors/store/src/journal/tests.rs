@@ -453,3 +453,70 @@ fn retire_deletes_only_fully_consumed_segments() {
     assert_eq!(recovery.first_seq, *bases.last().expect("base"));
     assert_eq!(journal.append(vec![record(60)]).expect("append"), 60..61);
 }
+
+#[test]
+fn zero_filled_tail_is_a_torn_write() {
+    // A crash after the file grew but before its data arrived leaves zeroes.
+    let storage = FaultyStorage::new();
+    {
+        let (journal, _) = open_mem(&storage, JournalConfig::default());
+        journal
+            .append((0..3).map(record).collect())
+            .expect("append");
+    }
+    storage.modify(&segment::file_name(0), |data| data.extend([0u8; 40]));
+    let (journal, recovery) = open_mem(&storage, JournalConfig::default());
+    assert_eq!(recovery.records, 3);
+    assert_eq!(recovery.truncated_bytes, 40);
+    assert_eq!(journal.append(vec![record(3)]).expect("append"), 3..4);
+}
+
+#[test]
+fn drop_commits_queued_appends() {
+    let storage = FaultyStorage::new();
+    let tickets: Vec<Ticket> = {
+        let (journal, _) = open_mem(
+            &storage,
+            JournalConfig {
+                commit_ms: 50,
+                ..JournalConfig::default()
+            },
+        );
+        (0..4)
+            .map(|i| journal.append_async(vec![record(i)]))
+            .collect()
+    };
+    for ticket in tickets {
+        ticket
+            .wait()
+            .expect("committed before the committer stopped");
+    }
+    storage.power_loss(0);
+    let (_, recovery) = open_mem(&storage, JournalConfig::default());
+    assert_eq!(recovery.records, 4);
+}
+
+#[test]
+fn power_loss_during_a_batch_that_rolls_segments() {
+    let storage = FaultyStorage::new();
+    let (journal, _) = open_mem(&storage, small());
+    journal
+        .append((0..5).map(record).collect())
+        .expect("append");
+    // Fail the fsync of a batch spanning several segments.
+    storage.set_fail_fsync(true);
+    assert!(matches!(
+        journal.append((5..60).map(record).collect()),
+        Err(JournalError::Poisoned { .. })
+    ));
+    drop(journal);
+    storage.set_fail_fsync(false);
+    storage.power_loss(7);
+    let (journal, recovery) = open_mem(&storage, small());
+    let all = read_all(&journal, 0);
+    assert!(recovery.records >= 5);
+    assert_eq!(all.len() as u64, recovery.records);
+    assert!(all.iter().all(|(seq, payload)| payload == &record(*seq)));
+    let next = journal.append(vec![record(1000)]).expect("append");
+    assert_eq!(next.start, recovery.next_seq);
+}
