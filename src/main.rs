@@ -175,7 +175,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     };
     print_where_to_look(&config, &node, args.devices);
     tokio::select! {
-        report = drover_sim::run(sim) => println!("{}", report?),
+        report = drover_sim::run(sim) => {
+            println!("{}", report?);
+            println!("The simulated fleet has parked; the server keeps running. Press Ctrl-C to stop.");
+            shutdown_signal().await;
+        }
         () = shutdown_signal() => {}
     }
     tracing::info!("shutting down");
