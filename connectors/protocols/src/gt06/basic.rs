@@ -199,13 +199,20 @@ pub(crate) fn short_info(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
     Ok(Done::record(rec, Reply::None))
 }
 
-pub(crate) fn sr411_mini(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
+/// The opening both SR411 and RFID locations share: a standard fix, one
+/// cell, then the ACC byte.
+fn fix_cell_ignition<'a>(ctx: &'a Ctx<'_>) -> Result<(Reader<'a>, Record), DecodeError> {
     let mut r = ctx.reader();
     let mut rec = Record::default();
     gps::decode(&mut r, GpsLayout::STANDARD, ctx.offset_s, &mut rec)?;
     gps::lbs(&mut r, ctx.kind(), ctx.variant, false)?;
+    rec.attributes.set(attr::IGNITION, r.u8(FRAME)? > 0);
+    Ok((r, rec))
+}
+
+pub(crate) fn sr411_mini(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
+    let (mut r, mut rec) = fix_cell_ignition(ctx)?;
     let attrs = &mut rec.attributes;
-    attrs.set(attr::IGNITION, r.u8(FRAME)? > 0);
     attrs.set(attr::POWER, hundredths(r.u16(FRAME)?));
     attrs.set(attr::BATTERY, hundredths(r.u16(FRAME)?));
     settle_kind(&mut rec, false, RecordKind::Status);
@@ -391,12 +398,8 @@ pub(crate) fn rfid(r: &mut Reader<'_>, rec: &mut Record) -> Result<(), DecodeErr
 }
 
 pub(crate) fn location_rfid(ctx: &Ctx<'_>) -> Result<Done, DecodeError> {
-    let mut r = ctx.reader();
-    let mut rec = Record::default();
-    gps::decode(&mut r, GpsLayout::STANDARD, ctx.offset_s, &mut rec)?;
-    gps::lbs(&mut r, ctx.kind(), ctx.variant, false)?;
+    let (mut r, mut rec) = fix_cell_ignition(ctx)?;
     let attrs = &mut rec.attributes;
-    attrs.set(attr::IGNITION, r.u8(FRAME)? > 0);
     attrs.set("uploadMode", i64::from(r.u8(FRAME)?));
     rec.archived = r.u8(FRAME)? > 0;
     attrs.set(attr::ODOMETER, r.u32(FRAME)?);
