@@ -28,6 +28,14 @@ pub(crate) mod wire;
 
 use model::{DeviceId, Record};
 
+/// The `&'static str` a protocol calls itself ([`Protocol::name`]), found from
+/// the name read back from storage; `None` for a protocol this build lacks.
+pub fn protocol_name(name: &str) -> Option<&'static str> {
+    [gt06::NAME, teltonika::NAME]
+        .into_iter()
+        .find(|known| *known == name)
+}
+
 /// A tracker protocol: a name and a way to start a session per connection.
 pub trait Protocol: Clone + Send + Sync + 'static {
     /// Per-connection state: identification, counters, options.

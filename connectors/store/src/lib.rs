@@ -1,8 +1,8 @@
 //! # drover-store
 //!
-//! Durable storage for Drover. Today it holds [`journal`]: the append-only log
-//! that lets the server acknowledge a tracker only once its records are safe on
-//! disk. A tracker deletes a record from its memory when the server acks it, so
+//! Durable storage for Drover: [`journal`], the append-only log that lets the
+//! server acknowledge a tracker only once its records are safe on disk, and
+//! [`record`], the versioned binary form of a message inside it. A tracker deletes a record from its memory when the server acks it, so
 //! an ack given before the data is durable is a promise that a crash breaks.
 //!
 //! ## The journal in one page
@@ -60,3 +60,4 @@
 //! indistinguishable from a torn write and is cut like one.
 
 pub mod journal;
+pub mod record;

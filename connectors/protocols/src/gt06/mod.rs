@@ -70,6 +70,9 @@ mod variant;
 pub use command::{Command, encode_command};
 pub use frame::MAX_FRAME_LEN;
 
+/// The protocol's name in logs, metrics, configuration and stored records.
+pub const NAME: &str = "gt06";
+
 use crate::model::DeviceId;
 use crate::{Check, DecodeError, DecodeOptions, Decoded, Protocol, Session};
 
@@ -107,7 +110,7 @@ impl Protocol for Gt06 {
     type Session = Gt06Session;
 
     fn name(&self) -> &'static str {
-        "gt06"
+        NAME
     }
 
     fn session(&self) -> Gt06Session {

@@ -51,6 +51,9 @@ pub mod udp;
 
 use io::Models;
 
+/// The protocol's name in logs, metrics, configuration and stored records.
+pub const NAME: &str = "teltonika";
+
 use crate::model::{DeviceId, Record};
 use crate::{Check, DecodeError, DecodeOptions, Decoded, Protocol, Session};
 
@@ -140,7 +143,7 @@ impl Protocol for Teltonika {
     type Session = TeltonikaSession;
 
     fn name(&self) -> &'static str {
-        "teltonika"
+        NAME
     }
 
     fn session(&self) -> TeltonikaSession {
