@@ -61,3 +61,4 @@
 
 pub mod journal;
 pub mod record;
+pub mod sink;

@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::any::Any;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 
 use commit::{Queue, Request, Writer};
@@ -138,6 +139,15 @@ pub struct MetricsSnapshot {
     pub fsync_max_us: u64,
 }
 
+/// What an appender hands along with its records (typically the decoded
+/// records themselves) for the commit observer.
+pub type Attachment = Arc<dyn Any + Send + Sync>;
+
+/// Called by the committer thread for every attached append, in sequence
+/// order, once it is durable and before its appender wakes. It runs on the
+/// commit path: it must not block.
+pub type Observer = Box<dyn Fn(Range<u64>, &Attachment) + Send + Sync>;
+
 /// State shared by the journal handle, its committer thread and readers.
 struct Shared {
     storage: Arc<dyn Storage>,
@@ -152,6 +162,7 @@ struct Shared {
     /// Sink positions, mirrored in cursor files. The lock also orders their writes.
     cursors: Mutex<BTreeMap<String, u64>>,
     metrics: Metrics,
+    observer: OnceLock<Observer>,
 }
 
 /// Recovers the guard of a mutex whose holder panicked: the data under these
@@ -333,6 +344,7 @@ impl Journal {
             committed: AtomicU64::new(next_seq),
             cursors: Mutex::new(cursors),
             metrics: Metrics::default(),
+            observer: OnceLock::new(),
         });
         let committer = {
             let shared = Arc::clone(&shared);
@@ -360,6 +372,23 @@ impl Journal {
     /// [`Ticket`] resolves when they are durable. The records of one call get
     /// consecutive sequence numbers, and calls are committed in queue order.
     pub fn append_async(&self, records: Vec<Vec<u8>>) -> Ticket {
+        self.enqueue(records, None)
+    }
+
+    /// Like [`Journal::append_async`], and once the records are durable the
+    /// observer set by [`Journal::observe`] gets `attachment` with their
+    /// sequence numbers.
+    pub fn append_attached(&self, records: Vec<Vec<u8>>, attachment: Attachment) -> Ticket {
+        self.enqueue(records, Some(attachment))
+    }
+
+    /// Sets the commit observer; there is at most one, for the journal's life.
+    /// Returns `false` if one was already set.
+    pub fn observe(&self, observer: Observer) -> bool {
+        self.shared.observer.set(observer).is_ok()
+    }
+
+    fn enqueue(&self, records: Vec<Vec<u8>>, attachment: Option<Attachment>) -> Ticket {
         let max = self.shared.config.max_record_bytes;
         let mut bytes = 0;
         for record in &records {
@@ -386,6 +415,7 @@ impl Journal {
             records,
             bytes,
             reply,
+            attachment,
         });
         queue.bytes += bytes;
         drop(queue);
