@@ -6,6 +6,7 @@
 
 mod commit;
 mod cursor;
+mod handle;
 pub mod segment;
 pub mod storage;
 
@@ -21,6 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 
 use commit::{Queue, Request, Writer};
+pub use handle::{JournalHandle, ObserverFactory};
 use segment::Invalid;
 use storage::{FsStorage, Storage};
 
