@@ -327,6 +327,7 @@ impl Journal {
         }
         recovery.next_seq = next_seq;
         recovery.last_seq = (next_seq > recovery.first_seq).then(|| next_seq - 1);
+        clamp_cursors(storage.as_ref(), &mut cursors, next_seq)?;
 
         let active = segment::file_name(*bases.last().unwrap_or(&0));
         let file = storage
@@ -440,6 +441,13 @@ impl Journal {
         self.shared.lock_segments().first().copied().unwrap_or(0)
     }
 
+    /// An upper bound of the bytes the journal holds on disk: its segments
+    /// times the segment size. What grows when a sink falls behind.
+    pub fn disk_bytes(&self) -> u64 {
+        let segments = self.shared.lock_segments().len() as u64;
+        segments.saturating_mul(self.shared.config.segment_bytes)
+    }
+
     /// Reads committed records from `seq` on, across segments. The reader stops at
     /// the records committed when it was created.
     pub fn read_from(&self, seq: u64) -> Reader {
@@ -534,6 +542,25 @@ impl Drop for Journal {
             let _ = committer.join();
         }
     }
+}
+
+/// A cursor past the end of the recovered journal (its records were cut as a
+/// torn tail after the sink had taken them) would make the sink skip the
+/// records that reuse those sequence numbers: bring it back to the end.
+fn clamp_cursors(
+    storage: &dyn Storage,
+    cursors: &mut BTreeMap<String, u64>,
+    next_seq: u64,
+) -> Result<(), JournalError> {
+    for (name, seq) in cursors.iter_mut().filter(|(_, seq)| **seq > next_seq) {
+        tracing::warn!(cursor = %name, was = *seq, now = next_seq, "journal: cursor past the recovered end moved back");
+        let file = cursor::file_name(name);
+        storage
+            .write_atomic(&file, &cursor::encode(next_seq))
+            .map_err(|source| JournalError::io(format!("write {file}"), source))?;
+        *seq = next_seq;
+    }
+    Ok(())
 }
 
 /// Validates a segment: returns its record count and the length of its valid

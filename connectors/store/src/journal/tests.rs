@@ -562,3 +562,27 @@ fn a_handle_recovers_a_poisoned_journal_once_the_disk_is_back() {
     // The observer was installed again on the recovered journal.
     assert_eq!(announced.load(Ordering::Relaxed), 11);
 }
+
+#[test]
+fn a_cursor_past_a_cut_tail_is_brought_back() {
+    let storage = FaultyStorage::new();
+    let (journal, _) = open_mem(&storage, small());
+    for i in 0..3 {
+        journal.append(vec![record(i)]).unwrap();
+    }
+    journal.set_cursor("history", 3).unwrap();
+    drop(journal);
+    // The last record is torn after the sink took it.
+    storage.modify(&segment::file_name(0), |data| {
+        let len = data.len();
+        data.truncate(len - 2);
+    });
+    let (journal, recovery) = open_mem(&storage, small());
+    assert_eq!(recovery.next_seq, 2);
+    assert_eq!(journal.cursor("history"), Some(2));
+    let next = journal.append(vec![record(9)]).unwrap();
+    assert_eq!(next, 2..3, "the sink at 2 will read the new record");
+    drop(journal);
+    let (journal, _) = open_mem(&storage, small());
+    assert_eq!(journal.cursor("history"), Some(2), "the move back is durable");
+}
