@@ -59,5 +59,6 @@
 //! corrupted length field in the very last record of the last segment is
 //! indistinguishable from a torn write and is cut like one.
 
+pub mod history;
 pub mod journal;
 pub mod record;
