@@ -59,6 +59,7 @@
 //! corrupted length field in the very last record of the last segment is
 //! indistinguishable from a torn write and is cut like one.
 
+pub mod history;
 pub mod journal;
 pub mod record;
 pub mod sink;

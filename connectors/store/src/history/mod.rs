@@ -1,0 +1,482 @@
+//! The embedded history store: every record of every device, queryable by
+//! device and time, with retention. The default backend, in the role Traccar
+//! gives H2, on [fjall] (an LSM tree) because it writes time-ordered tracker
+//! data fastest of the engines measured (`docs/storage.md`).
+//!
+//! * **Positions and events**: records with a fix are positions, the others
+//!   (status, alarm, network, event, command result) are events; each is its
+//!   own history, read with [`History::positions`] and [`History::events`].
+//! * **Durable writes**: [`History::write`] commits a whole batch in one
+//!   fsynced transaction and returns only then, so the journal sink that feeds
+//!   it can advance its cursor as soon as it returns.
+//! * **Idempotent**: a record's key is its device, time, kind and a hash of
+//!   its content, so a resent record overwrites itself while two different
+//!   records of a device in the same millisecond are both kept. The archived
+//!   flag is left out of the hash: a record resent from the device's memory is
+//!   the record it was live.
+//! * **Latest**: a small `latest` keyspace holds each device's newest position
+//!   and newest event, updated in the same commit and never moved back in time
+//!   by a late (archived) record. [`History::latest_all`] reads it whole.
+//! * **Retention**: one keyspace per UTC day; [`History::expire`] deletes whole
+//!   days, which costs a file deletion, not a tombstone per record. The
+//!   `latest` entries survive retention: a device's last known place stays known.
+//! * **Errors** are [`HistoryError`]s; a stored value that does not decode is
+//!   [`HistoryError::Corrupt`], never a panic. After a failed commit fjall
+//!   refuses further writes (as the journal does after a failed fsync): drop
+//!   the store and open it again.
+//!
+//! The key layout is in `keys.rs`, the day partitions in `partitions.rs`.
+//!
+//! ```no_run
+//! use drover_store::history::{History, HistoryConfig};
+//!
+//! let history = History::open("/var/lib/drover/history", HistoryConfig::default())?;
+//! # let batch = Vec::new();
+//! history.write(&batch)?; // durable: the sink may advance its journal cursor
+//! let mut page = history.positions("356307042441013", 0, i64::MAX, 500, None)?;
+//! while let Some(next) = page.next {
+//!     page = history.positions("356307042441013", 0, i64::MAX, 500, Some(&next))?;
+//! }
+//! # Ok::<(), drover_store::history::HistoryError>(())
+//! ```
+
+mod cursor;
+mod keys;
+mod partitions;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use drover_protocols::model::{DeviceId, DeviceMessage, Record};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
+
+pub use cursor::PageCursor;
+use keys::{Class, DeviceKey, Position, day_of};
+use partitions::Partitions;
+
+use crate::journal::segment::CRC32C;
+use crate::record::{self, RecordError};
+
+/// Tuning of a [`History`] store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// Days of history [`History::apply_retention`] keeps (default 90); 0 keeps
+    /// everything. Whole UTC days are deleted, so up to one more day is kept.
+    pub retention_days: u32,
+    /// Memory for cached blocks of the store (default 64 MiB). Reads of recent
+    /// history come from it; fjall recommends 20–25 % of the memory to spare.
+    pub cache_bytes: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: 90,
+            cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// One stored record of a known device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    /// The protocol the device spoke.
+    pub protocol: &'static str,
+    pub record: Record,
+}
+
+/// One page of a device's history, oldest first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    pub records: Vec<StoredRecord>,
+    /// Where the next page starts; `None` when this page is the last.
+    pub next: Option<PageCursor>,
+}
+
+/// Everything that can go wrong in the history store.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("history store: cannot {what}: {source}")]
+    Engine {
+        what: &'static str,
+        #[source]
+        source: fjall::Error,
+    },
+    #[error("history store holds an unreadable record ({place}): {source}")]
+    Corrupt {
+        place: String,
+        #[source]
+        source: RecordError,
+    },
+    #[error("history store holds a malformed key ({place})")]
+    CorruptKey { place: String },
+    #[error("invalid page cursor {cursor:?}: {reason}")]
+    InvalidCursor {
+        cursor: String,
+        reason: &'static str,
+    },
+}
+
+impl HistoryError {
+    fn engine(what: &'static str) -> impl FnOnce(fjall::Error) -> HistoryError {
+        move |source| HistoryError::Engine { what, source }
+    }
+}
+
+/// The history store. Cheap to share behind an `Arc`; reads run in parallel
+/// with each other and with a write.
+pub struct History {
+    db: Database,
+    /// `class, device` → `time_ms (i64 BE), encoded record` of the newest record.
+    latest: Keyspace,
+    partitions: Partitions,
+    config: HistoryConfig,
+    /// Writes and expiry take turns: a write reads `latest` before replacing
+    /// it, and must not insert into a day partition that expiry is deleting.
+    writer: Mutex<()>,
+}
+
+impl History {
+    /// Opens the store in `dir`, creating it if needed.
+    pub fn open(dir: impl AsRef<Path>, config: HistoryConfig) -> Result<History, HistoryError> {
+        let dir = dir.as_ref();
+        let db = Database::builder(dir)
+            .cache_size(config.cache_bytes)
+            .open()
+            .map_err(HistoryError::engine("open the database"))?;
+        let latest = db
+            .keyspace("latest", KeyspaceCreateOptions::default)
+            .map_err(HistoryError::engine("open the latest keyspace"))?;
+        let partitions = Partitions::open(&db)?;
+        tracing::info!(path = %dir.display(), days = partitions.len(), "history store opened");
+        Ok(History {
+            db,
+            latest,
+            partitions,
+            config,
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// Stores every record of `batch` durably: one fsynced commit, done when
+    /// this returns. Writing a record again stores it once.
+    ///
+    /// A record that cannot be stored at all (a device id that is empty or
+    /// longer than 255 bytes, a field too long for the record format) is left
+    /// out with a warning rather than failing the batch forever.
+    pub fn write(&self, batch: &[Arc<DeviceMessage>]) -> Result<(), HistoryError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let started = Instant::now();
+        let mut commit = self.db.batch().durability(Some(PersistMode::SyncAll));
+        let mut newest = Newest::default();
+        let mut skipped = 0usize;
+        for (index, message) in batch.iter().enumerate() {
+            match self.stage(&mut commit, message)? {
+                Some(class) => newest.offer(class, &message.device, message.record.time_ms, index),
+                None => skipped += 1,
+            }
+        }
+        self.stage_latest(&mut commit, batch, newest)?;
+        commit
+            .commit()
+            .map_err(HistoryError::engine("commit a batch"))?;
+        tracing::debug!(
+            records = batch.len() - skipped,
+            skipped,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "history batch committed"
+        );
+        Ok(())
+    }
+
+    /// Adds one record to `commit`; `None` when it cannot be stored.
+    fn stage(
+        &self,
+        commit: &mut OwnedWriteBatch,
+        message: &DeviceMessage,
+    ) -> Result<Option<Class>, HistoryError> {
+        let Some(device) = DeviceKey::new(message.device.as_str()) else {
+            tracing::warn!(device = %message.device, "record not stored: device id is empty or longer than 255 bytes");
+            return Ok(None);
+        };
+        let (value, hash) = match encode_and_hash(message) {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                tracing::warn!(device = %message.device, %error, "record not stored");
+                return Ok(None);
+            }
+        };
+        let record = &message.record;
+        let class = class_of(record);
+        let at = Position {
+            time_ms: record.time_ms,
+            kind: keys::kind_byte(record.kind),
+            hash,
+        };
+        let partition = self
+            .partitions
+            .get_or_create(&self.db, day_of(record.time_ms))?;
+        commit.insert(&partition, keys::record_key(class, device, at), value);
+        Ok(Some(class))
+    }
+
+    /// Adds to `commit` the `latest` entries the batch moves forward.
+    fn stage_latest(
+        &self,
+        commit: &mut OwnedWriteBatch,
+        batch: &[Arc<DeviceMessage>],
+        newest: Newest<'_>,
+    ) -> Result<(), HistoryError> {
+        for ((class, device), (time_ms, index)) in newest.0 {
+            let Some(device_key) = DeviceKey::new(device) else {
+                continue;
+            };
+            let key = keys::latest_key(class, device_key);
+            let current = self
+                .latest
+                .get(&key)
+                .map_err(HistoryError::engine("read the latest record"))?;
+            if current.is_some_and(|value| latest_time(&value).is_some_and(|t| t > time_ms)) {
+                continue;
+            }
+            // The record was encoded once already; encoding the few winners
+            // again is cheaper than keeping every encoding of the batch.
+            let Ok(encoded) = record::encode(&batch[index]) else {
+                continue;
+            };
+            let mut value = Vec::with_capacity(8 + encoded.len());
+            value.extend_from_slice(&time_ms.to_be_bytes());
+            value.extend_from_slice(&encoded);
+            commit.insert(&self.latest, key, value);
+        }
+        Ok(())
+    }
+
+    /// `device`'s positions with `from_ms <= time < to_ms`, oldest first, at
+    /// most `limit`, starting after `cursor` (from a previous page of the same
+    /// query). An unknown device or an empty range gives an empty page; so
+    /// does `limit` 0, without a cursor.
+    pub fn positions(
+        &self,
+        device: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+        cursor: Option<&PageCursor>,
+    ) -> Result<Page, HistoryError> {
+        self.page(Class::Position, device, from_ms..to_ms, limit, cursor)
+    }
+
+    /// `device`'s events (every record without a fix) like [`History::positions`].
+    pub fn events(
+        &self,
+        device: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+        cursor: Option<&PageCursor>,
+    ) -> Result<Page, HistoryError> {
+        self.page(Class::Event, device, from_ms..to_ms, limit, cursor)
+    }
+
+    fn page(
+        &self,
+        class: Class,
+        device: &str,
+        range: std::ops::Range<i64>,
+        limit: usize,
+        cursor: Option<&PageCursor>,
+    ) -> Result<Page, HistoryError> {
+        let Some(device_key) = DeviceKey::new(device) else {
+            return Ok(Page::default());
+        };
+        if limit == 0 || range.is_empty() {
+            return Ok(Page::default());
+        }
+        let after = cursor.map(|cursor| cursor.0);
+        let mut page = Page::default();
+        let mut last = None;
+        for (day, partition) in self
+            .partitions
+            .between(day_of(range.start), day_of(range.end - 1))
+        {
+            for (from, to) in keys::hours(day, range.start, range.end) {
+                let Some(bounds) = keys::hour_range(class, device_key, from, to, after) else {
+                    continue;
+                };
+                for entry in partition.range(bounds) {
+                    let (key, value) = entry
+                        .into_inner()
+                        .map_err(HistoryError::engine("read history"))?;
+                    if page.records.len() == limit {
+                        page.next = last.map(PageCursor);
+                        return Ok(page);
+                    }
+                    let place = || format!("device {device}, day {day}");
+                    last = Some(
+                        keys::position_of(&key)
+                            .ok_or_else(|| HistoryError::CorruptKey { place: place() })?,
+                    );
+                    page.records.push(decode(&value, place)?.1);
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    /// `device`'s newest position, `None` for a device without one.
+    pub fn latest(&self, device: &str) -> Result<Option<StoredRecord>, HistoryError> {
+        let Some(device_key) = DeviceKey::new(device) else {
+            return Ok(None);
+        };
+        let value = self
+            .latest
+            .get(keys::latest_key(Class::Position, device_key))
+            .map_err(HistoryError::engine("read the latest record"))?;
+        value
+            .map(|value| decode_latest(&value, || format!("latest of device {device}")))
+            .transpose()
+            .map(|found| found.map(|(_, stored)| stored))
+    }
+
+    /// The newest position of every device that has one, by device id.
+    pub fn latest_all(&self) -> Result<Vec<(DeviceId, StoredRecord)>, HistoryError> {
+        let mut all = Vec::new();
+        for entry in self.latest.prefix([Class::Position.byte()]) {
+            let (key, value) = entry
+                .into_inner()
+                .map_err(HistoryError::engine("read the latest records"))?;
+            let device = keys::latest_device(Class::Position, &key).ok_or_else(|| {
+                HistoryError::CorruptKey {
+                    place: "latest".to_owned(),
+                }
+            })?;
+            let (device, stored) = decode_latest(&value, || format!("latest of device {device}"))?;
+            all.push((device, stored));
+        }
+        Ok(all)
+    }
+
+    /// Every device with a stored position or event, sorted by id.
+    pub fn devices(&self) -> Result<Vec<DeviceId>, HistoryError> {
+        let mut devices = BTreeSet::new();
+        for class in [Class::Position, Class::Event] {
+            for entry in self.latest.prefix([class.byte()]) {
+                let key = entry
+                    .key()
+                    .map_err(HistoryError::engine("read the latest records"))?;
+                let device =
+                    keys::latest_device(class, &key).ok_or_else(|| HistoryError::CorruptKey {
+                        place: "latest".to_owned(),
+                    })?;
+                devices.insert(device.to_owned());
+            }
+        }
+        Ok(devices.iter().map(|id| DeviceId::new(id)).collect())
+    }
+
+    /// Deletes every record of the UTC days that ended at or before
+    /// `older_than_ms`; returns how many days were deleted. Records of the day
+    /// `older_than_ms` falls in stay until that day is wholly older.
+    ///
+    /// Costs one keyspace deletion per day, whatever the day held.
+    pub fn expire(&self, older_than_ms: i64) -> Result<u64, HistoryError> {
+        let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let (days, records) = self
+            .partitions
+            .drop_before(&self.db, day_of(older_than_ms))?;
+        if days > 0 {
+            tracing::info!(days, records, older_than_ms, "history expired");
+        }
+        Ok(days)
+    }
+
+    /// [`History::expire`] with the configured retention, for the scheduled
+    /// job: deletes the days older than `retention_days` before `now_ms`.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<u64, HistoryError> {
+        if self.config.retention_days == 0 {
+            return Ok(0);
+        }
+        let keep_ms = i64::from(self.config.retention_days) * keys::DAY_MS;
+        self.expire(now_ms.saturating_sub(keep_ms))
+    }
+}
+
+/// The newest record of each device and class in a batch, by batch index.
+#[derive(Default)]
+struct Newest<'a>(HashMap<(Class, &'a str), (i64, usize)>);
+
+impl<'a> Newest<'a> {
+    fn offer(&mut self, class: Class, device: &'a DeviceId, time_ms: i64, index: usize) {
+        let entry = self
+            .0
+            .entry((class, device.as_str()))
+            .or_insert((time_ms, index));
+        // Ties go to the later record, as they would across batches.
+        if time_ms >= entry.0 {
+            *entry = (time_ms, index);
+        }
+    }
+}
+
+fn class_of(record: &Record) -> Class {
+    if record.fix.is_some() {
+        Class::Position
+    } else {
+        Class::Event
+    }
+}
+
+/// The stored bytes of `message` and the hash of its content.
+fn encode_and_hash(message: &DeviceMessage) -> Result<(Vec<u8>, u32), RecordError> {
+    let encoded = record::encode(message)?;
+    let hash = if message.record.archived {
+        let mut live = message.clone();
+        live.record.archived = false;
+        CRC32C.checksum(&record::encode(&live)?)
+    } else {
+        CRC32C.checksum(&encoded)
+    };
+    Ok((encoded, hash))
+}
+
+fn decode(
+    bytes: &[u8],
+    place: impl FnOnce() -> String,
+) -> Result<(DeviceId, StoredRecord), HistoryError> {
+    let message = record::decode(bytes).map_err(|source| HistoryError::Corrupt {
+        place: place(),
+        source,
+    })?;
+    let stored = StoredRecord {
+        protocol: message.protocol,
+        record: message.record,
+    };
+    Ok((message.device, stored))
+}
+
+fn latest_time(value: &[u8]) -> Option<i64> {
+    let time: [u8; 8] = value.get(..8)?.try_into().ok()?;
+    Some(i64::from_be_bytes(time))
+}
+
+fn decode_latest(
+    value: &[u8],
+    place: impl Fn() -> String,
+) -> Result<(DeviceId, StoredRecord), HistoryError> {
+    match value.get(8..) {
+        Some(record) => decode(record, place),
+        None => Err(HistoryError::Corrupt {
+            place: place(),
+            source: RecordError::Truncated {
+                offset: value.len(),
+                needed: 8 - value.len(),
+            },
+        }),
+    }
+}
