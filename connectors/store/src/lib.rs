@@ -59,4 +59,5 @@
 //! corrupted length field in the very last record of the last segment is
 //! indistinguishable from a torn write and is cut like one.
 
+pub mod influxdb;
 pub mod journal;
