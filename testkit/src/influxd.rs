@@ -109,7 +109,10 @@ impl Influxd {
     /// `CREATE DATABASE "name"` (a no-op when it exists).
     pub fn create_database(&self, name: &str) -> Result<(), InfluxdError> {
         let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\\\""));
-        self.send("POST", &format!("/query?q={}", http::encode_component(&statement)))?;
+        self.send(
+            "POST",
+            &format!("/query?q={}", http::encode_component(&statement)),
+        )?;
         Ok(())
     }
 
@@ -163,7 +166,11 @@ impl Influxd {
             .status();
         let started = Instant::now();
         while started.elapsed() < STOP_TIMEOUT {
-            if child.try_wait().map_err(io("waiting for influxd"))?.is_some() {
+            if child
+                .try_wait()
+                .map_err(io("waiting for influxd"))?
+                .is_some()
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));

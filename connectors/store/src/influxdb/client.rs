@@ -235,7 +235,11 @@ impl InfluxClient {
 
     /// Encodes messages until the chunk holds `batch_lines` lines. Returns how
     /// many messages it consumed, the lines written and the messages skipped.
-    fn encode_chunk(&self, messages: &[Arc<DeviceMessage>], body: &mut String) -> (usize, usize, usize) {
+    fn encode_chunk(
+        &self,
+        messages: &[Arc<DeviceMessage>],
+        body: &mut String,
+    ) -> (usize, usize, usize) {
         let limit = self.config.batch_lines.max(1);
         let (mut lines, mut unencodable) = (0, 0);
         for (i, message) in messages.iter().enumerate() {
@@ -303,7 +307,12 @@ impl InfluxClient {
     }
 
     /// The error for a status that is neither success nor 400.
-    pub(super) fn error_for(&self, status: StatusCode, message: String, bytes: usize) -> InfluxError {
+    pub(super) fn error_for(
+        &self,
+        status: StatusCode,
+        message: String,
+        bytes: usize,
+    ) -> InfluxError {
         let database = self.config.database.clone();
         match status {
             StatusCode::NOT_FOUND => InfluxError::DatabaseNotFound { database },
@@ -351,8 +360,7 @@ fn validate(config: &InfluxConfig) -> Result<(), InfluxError> {
 /// The URL with a trailing slash, so that joining `write` keeps a path prefix
 /// (`http://proxy/influx` → `http://proxy/influx/write`).
 fn base_url(url: &str) -> Result<Url, InfluxError> {
-    let mut base =
-        Url::parse(url).map_err(|e| InfluxError::Config(format!("url {url:?}: {e}")))?;
+    let mut base = Url::parse(url).map_err(|e| InfluxError::Config(format!("url {url:?}: {e}")))?;
     if base.scheme() != "http" {
         return Err(InfluxError::Config(format!(
             "url {url:?}: only http is supported (this build has no TLS; put a \
@@ -466,7 +474,8 @@ mod tests {
 
     #[test]
     fn other_bad_requests_reject_the_batch() {
-        let body = r#"{"error":"unable to parse 'm,device=a\\,protocol=x f=1': invalid tag format"}"#;
+        let body =
+            r#"{"error":"unable to parse 'm,device=a\\,protocol=x f=1': invalid tag format"}"#;
         assert!(matches!(
             classify_bad_request(error_message(body)),
             ChunkOutcome::Rejected { message } if message.contains("invalid tag format")
@@ -476,7 +485,10 @@ mod tests {
 
     #[test]
     fn base_url_keeps_a_path_prefix() {
-        let u = base_url("http://h:1/influx").unwrap().join("write").unwrap();
+        let u = base_url("http://h:1/influx")
+            .unwrap()
+            .join("write")
+            .unwrap();
         assert_eq!(u.as_str(), "http://h:1/influx/write");
         let u = base_url("http://h:1").unwrap().join("write").unwrap();
         assert_eq!(u.as_str(), "http://h:1/write");
@@ -492,7 +504,10 @@ mod tests {
             username: Some("u".into()),
             ..InfluxConfig::default()
         };
-        assert!(matches!(InfluxClient::new(both), Err(InfluxError::Config(_))));
+        assert!(matches!(
+            InfluxClient::new(both),
+            Err(InfluxError::Config(_))
+        ));
         let orphan_password = InfluxConfig {
             password: Some("p".into()),
             ..InfluxConfig::default()

@@ -382,10 +382,7 @@ mod tests {
         let mut a = Attributes::new();
         a.set(attr::RESULT, "say \"hi\" C:\\ ok, a=b\nnext");
         let out = lines(&message("1", None, a));
-        assert!(
-            out.contains(r#"result="say \"hi\" C:\\ ok, a=b"#),
-            "{out}"
-        );
+        assert!(out.contains(r#"result="say \"hi\" C:\\ ok, a=b"#), "{out}");
         assert!(out.ends_with("next\" 1700000000123\n"), "{out}");
     }
 
@@ -433,7 +430,10 @@ mod tests {
         a.set("ends\\", 1i64);
         a.set(attr::IGNITION, true);
         let out = lines(&message("1", Some(fix()), a));
-        assert!(out.ends_with("kind=\"position\",ignition=true 1700000000123\n"), "{out}");
+        assert!(
+            out.ends_with("kind=\"position\",ignition=true 1700000000123\n"),
+            "{out}"
+        );
         assert_eq!(out.matches("lat=").count(), 1);
     }
 
@@ -445,7 +445,10 @@ mod tests {
             ("ab\\", Unencodable::TrailingBackslash),
         ] {
             let mut out = String::from("before\n");
-            assert_eq!(encode(&message(id, None, Attributes::new()), &mut out), Err(why));
+            assert_eq!(
+                encode(&message(id, None, Attributes::new()), &mut out),
+                Err(why)
+            );
             assert_eq!(out, "before\n");
         }
     }

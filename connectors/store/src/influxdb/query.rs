@@ -95,7 +95,11 @@ impl InfluxClient {
 
     /// Runs one InfluxQL statement on the configured database and returns the
     /// answer, with statement errors turned into [`InfluxError`]s.
-    pub(super) async fn execute(&self, q: &str, method: &str) -> Result<QueryResponse, InfluxError> {
+    pub(super) async fn execute(
+        &self,
+        q: &str,
+        method: &str,
+    ) -> Result<QueryResponse, InfluxError> {
         let mut url = self.query_url.clone();
         url.query_pairs_mut()
             .append_pair("db", &self.config.database)
@@ -240,7 +244,10 @@ mod tests {
         assert_eq!(record.kind, RecordKind::Alarm);
         let fix = record.fix.unwrap();
         assert_eq!((fix.lat, fix.lon, fix.course_deg), (48.5, 2.0, 90.0));
-        assert_eq!((fix.satellites, fix.altitude_m, fix.valid), (Some(9), None, true));
+        assert_eq!(
+            (fix.satellites, fix.altitude_m, fix.valid),
+            (Some(9), None, true)
+        );
         assert_eq!(record.attributes.get("ignition"), Some(&Value::Bool(true)));
         assert_eq!(record.attributes.get("power"), Some(&Value::Float(12.5)));
         assert_eq!(record.attributes.len(), 2);
