@@ -1,9 +1,16 @@
 //! # drover-store
 //!
-//! Durable storage for Drover. Today it holds [`journal`]: the append-only log
-//! that lets the server acknowledge a tracker only once its records are safe on
-//! disk. A tracker deletes a record from its memory when the server acks it, so
-//! an ack given before the data is durable is a promise that a crash breaks.
+//! Durable storage for Drover:
+//!
+//! * [`journal`]: the append-only log that lets the server acknowledge a
+//!   tracker only once its records are safe on disk. A tracker deletes a record
+//!   from its memory when the server acks it, so an ack given before the data
+//!   is durable is a promise that a crash breaks.
+//! * [`influxdb`]: the InfluxDB connector. Records as line protocol over the v1
+//!   HTTP API (InfluxDB 1.x, 2.x, 3.x), batched writes that classify partial
+//!   writes and transient failures, a retry loop for the sink that drains the
+//!   journal, and positions read back with InfluxQL. Schema in
+//!   `docs/influxdb.md`.
 //!
 //! ## The journal in one page
 //!
@@ -19,7 +26,7 @@
 //!   fsyncs once and wakes every one of them: one fsync costs ~3–4 ms on the
 //!   development machine, so sharing it is what makes fsync-before-ack fast.
 //!   [`journal::Journal::append_async`] returns a [`journal::Ticket`] that can be
-//!   awaited from async code (no tokio dependency).
+//!   awaited from async code (the journal does not depend on tokio).
 //! * **Recovery** ([`journal::Journal::open`]) validates every record. Only a torn
 //!   last record of the last segment is cut (it was never acknowledged, as its
 //!   fsync never returned) and reported in [`journal::Recovery`]. A checksum
