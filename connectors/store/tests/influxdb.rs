@@ -367,3 +367,22 @@ async fn the_reader_honours_range_limit_and_paging() {
     assert_eq!(latest.fix, Some(fix(49)));
     assert_eq!(client.latest_position("nobody").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn the_latest_position_of_every_device_in_one_query() {
+    let influxd = server();
+    let client = client(&influxd, |_| {});
+    assert!(client.latest_positions().await.unwrap().is_empty());
+    client.write(&fleet(3, 10)).await.unwrap();
+    let mut latest = client.latest_positions().await.unwrap();
+    latest.sort_by(|a, b| a.0.cmp(&b.0));
+    let devices: Vec<&str> = latest.iter().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(
+        devices,
+        ["350000000000000", "350000000000001", "350000000000002"]
+    );
+    for (_, record) in &latest {
+        assert_eq!(record.time_ms, T0 + 9_000);
+        assert_eq!(record.fix, Some(fix(9)));
+    }
+}

@@ -28,6 +28,9 @@ struct StatementResult {
 
 #[derive(Debug, Deserialize)]
 struct Series {
+    /// The group's tags, with `GROUP BY`.
+    #[serde(default)]
+    tags: std::collections::HashMap<String, String>,
     columns: Vec<String>,
     #[serde(default)]
     values: Vec<Vec<serde_json::Value>>,
@@ -70,6 +73,25 @@ impl InfluxClient {
             quote_string(device),
         );
         Ok(self.select_positions(&q).await?.pop())
+    }
+
+    /// The most recent position of every device, one series per device.
+    pub async fn latest_positions(&self) -> Result<Vec<(String, Record)>, InfluxError> {
+        let q = format!(
+            "SELECT * FROM {} GROUP BY \"device\" ORDER BY time DESC LIMIT 1",
+            self.measurement(line::POSITION),
+        );
+        let response = self.execute(&q, "GET").await?;
+        let mut latest = Vec::new();
+        for series in response.results.into_iter().flat_map(|r| r.series) {
+            let Some(device) = series.tags.get("device") else {
+                continue;
+            };
+            if let Some(row) = series.values.first() {
+                latest.push((device.clone(), position_from_row(&series.columns, row)?));
+            }
+        }
+        Ok(latest)
     }
 
     async fn select_positions(&self, q: &str) -> Result<Vec<Record>, InfluxError> {
