@@ -126,3 +126,23 @@ impl InfluxError {
         matches!(self, InfluxError::Unavailable { .. })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_fills_defaults_and_refuses_unknown_keys() {
+        let config: InfluxConfig =
+            serde_json::from_str(r#"{"database":"fleet","gzip":true}"#).unwrap();
+        assert_eq!(config.database, "fleet");
+        assert!(config.gzip);
+        assert_eq!(config.url, "http://127.0.0.1:8086");
+        assert_eq!(
+            (config.batch_lines, config.flush_ms, config.timeout_ms),
+            (5000, 1000, 10_000)
+        );
+        assert!(config.create_database);
+        assert!(serde_json::from_str::<InfluxConfig>(r#"{"databse":"x"}"#).is_err());
+    }
+}
