@@ -3,7 +3,7 @@
 //! InfluxDB 1.x, 2.x (v1 compatibility: token or user/password, database and
 //! retention policy mapped to a bucket) and 3.x.
 //!
-//! * [`line`]: the schema and the line-protocol encoder.
+//! * [`line`](mod@line): the schema and the line-protocol encoder.
 //! * [`InfluxClient`] (`client.rs`): batched writes, one attempt per chunk,
 //!   with responses classified into a [`WriteReport`] or an [`InfluxError`];
 //!   [`InfluxClient::write_with_retry`] retries until stored or shut down.
