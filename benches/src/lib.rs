@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use drover_protocols::model::{DeviceId, Record};
+use std::sync::Arc;
+
+use drover_protocols::model::{DeviceId, DeviceMessage, Record};
 use drover_sim::route::City;
 use drover_sim::vehicle::Vehicle;
 
@@ -47,4 +49,30 @@ pub fn count_label(n: usize) -> String {
         n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
         n => n.to_string(),
     }
+}
+
+/// The InfluxDB sink's benchmark points: `devices` devices × `per_device`
+/// records, device after device interleaved by time (as a fleet reports),
+/// each a `position` line of 7 fields (lat, lon, speed_kmh, course_deg,
+/// valid, archived, kind): the simulated fix without altitude, satellites or
+/// attributes.
+pub fn influx_points(devices: u64, per_device: usize) -> Vec<Arc<DeviceMessage>> {
+    let records = fleet_records(devices, per_device, Duration::from_secs(10));
+    let mut messages = Vec::with_capacity(records.len());
+    for step in 0..per_device {
+        for device in 0..devices {
+            let mut record = records[device as usize * per_device + step].clone();
+            record.attributes = Default::default();
+            if let Some(fix) = record.fix.as_mut() {
+                fix.altitude_m = None;
+                fix.satellites = None;
+            }
+            messages.push(Arc::new(DeviceMessage {
+                device: device_id(device),
+                protocol: "teltonika",
+                record,
+            }));
+        }
+    }
+    messages
 }

@@ -528,6 +528,34 @@ mod tests {
     }
 
     #[test]
+    fn statuses_map_to_errors_that_say_what_to_fix() {
+        let client = InfluxClient::new(InfluxConfig::default()).unwrap();
+        let error = |code: u16| {
+            let status = StatusCode::from_u16(code).unwrap();
+            client.error_for(status, "msg".into(), 26_000_000)
+        };
+        assert!(
+            matches!(error(404), InfluxError::DatabaseNotFound { database } if database == "drover")
+        );
+        assert!(matches!(error(401), InfluxError::Unauthorized { .. }));
+        assert!(error(401).to_string().contains("token"));
+        assert!(matches!(error(403), InfluxError::Forbidden { .. }));
+        assert!(error(403).to_string().contains("grant"));
+        assert!(matches!(
+            error(413),
+            InfluxError::TooLarge { bytes: 26_000_000 }
+        ));
+        for transient in [500, 502, 503, 429] {
+            assert!(error(transient).is_transient(), "{transient}");
+        }
+        assert!(matches!(
+            error(405),
+            InfluxError::Unexpected { status: 405, .. }
+        ));
+        assert!(!error(405).is_transient());
+    }
+
+    #[test]
     fn gzip_round_trips() {
         use std::io::Read as _;
         let body = "position,device=1,protocol=gt06 lat=1 1\n".repeat(100);

@@ -3,7 +3,7 @@
 //! InfluxDB 1.x, 2.x (v1 compatibility: token or user/password, database and
 //! retention policy mapped to a bucket) and 3.x.
 //!
-//! * [`line`]: the schema and the line-protocol encoder.
+//! * [`line`](mod@line): the schema and the line-protocol encoder.
 //! * [`InfluxClient`] (`client.rs`): batched writes, one attempt per chunk,
 //!   with responses classified into a [`WriteReport`] or an [`InfluxError`];
 //!   [`InfluxClient::write_with_retry`] retries until stored or shut down.
@@ -124,5 +124,25 @@ impl InfluxError {
     /// True for errors that go away by themselves (server down, timeout, 5xx).
     pub fn is_transient(&self) -> bool {
         matches!(self, InfluxError::Unavailable { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_fills_defaults_and_refuses_unknown_keys() {
+        let config: InfluxConfig =
+            serde_json::from_str(r#"{"database":"fleet","gzip":true}"#).unwrap();
+        assert_eq!(config.database, "fleet");
+        assert!(config.gzip);
+        assert_eq!(config.url, "http://127.0.0.1:8086");
+        assert_eq!(
+            (config.batch_lines, config.flush_ms, config.timeout_ms),
+            (5000, 1000, 10_000)
+        );
+        assert!(config.create_database);
+        assert!(serde_json::from_str::<InfluxConfig>(r#"{"databse":"x"}"#).is_err());
     }
 }
