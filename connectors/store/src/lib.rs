@@ -1,9 +1,12 @@
 //! # drover-store
 //!
 //! Durable storage for Drover: [`journal`], the append-only log that lets the
-//! server acknowledge a tracker only once its records are safe on disk, and
-//! [`record`], the versioned binary form of a message inside it. A tracker deletes a record from its memory when the server acks it, so
-//! an ack given before the data is durable is a promise that a crash breaks.
+//! server acknowledge a tracker only once its records are safe on disk,
+//! [`record`], the versioned binary form of a message inside it, and
+//! [`history`], the embedded store of every record by device and time (with
+//! retention) that a journal sink fills. A tracker deletes a record from its
+//! memory when the server acks it, so an ack given before the data is durable
+//! is a promise that a crash breaks.
 //!
 //! ## The journal in one page
 //!
@@ -58,6 +61,16 @@
 //! Known limits: a reader loads one whole segment into memory at a time; a
 //! corrupted length field in the very last record of the last segment is
 //! indistinguishable from a torn write and is cut like one.
+//!
+//! ## The history store in one paragraph
+//!
+//! [`history::History`] keeps positions and events per device on fjall (an
+//! LSM tree), one keyspace per UTC day with keys bucketed by hour, so writes
+//! stay in one small key region and a device's day is 24 short range reads.
+//! Each `write` is one fsynced commit and idempotent; pages come with opaque
+//! cursors; the newest position of every device is kept beside the history;
+//! retention deletes whole days. `docs/storage.md` has the engine comparison
+//! and the layout.
 
 pub mod history;
 pub mod journal;
