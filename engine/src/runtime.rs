@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::io::{Delta, Input};
+use crate::io::{Delta, DeviceState, Input};
 use crate::tick::Engine;
+use drover_protocols::model::DeviceId;
 
 /// Settings of the tick thread.
 #[derive(Debug, Clone, Copy)]
@@ -56,34 +57,90 @@ pub struct RunningEngine {
     /// Deltas out of Emit. Must be drained, or the engine stops ticking.
     pub deltas: flume::Receiver<Delta>,
     pub stats: Arc<EngineStats>,
+    /// Reads of the live state, answered between ticks.
+    pub live: LiveState,
     /// Ends with the engine once the inbox is closed and drained.
     pub thread: JoinHandle<Engine>,
 }
+
+/// A question about the live state, answered by the tick thread.
+enum Query {
+    Device(DeviceId, flume::Sender<Option<DeviceState>>),
+    All(flume::Sender<Vec<DeviceState>>),
+}
+
+/// Asks the tick thread for the live state of devices. The answer is as of
+/// the end of a tick; it comes within one `tick_ms`. Cheap to clone.
+#[derive(Clone)]
+pub struct LiveState {
+    queries: flume::Sender<Query>,
+}
+
+/// The engine has stopped and answers no more questions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the engine has stopped")]
+pub struct EngineStopped;
+
+impl LiveState {
+    /// One device's live state; `None` for a device the engine never saw.
+    pub async fn device(&self, id: DeviceId) -> Result<Option<DeviceState>, EngineStopped> {
+        let (tx, rx) = flume::bounded(1);
+        self.ask(Query::Device(id, tx))?;
+        rx.recv_async().await.map_err(|_| EngineStopped)
+    }
+
+    /// Every device's live state, sorted by device id.
+    pub async fn all(&self) -> Result<Vec<DeviceState>, EngineStopped> {
+        let (tx, rx) = flume::bounded(1);
+        self.ask(Query::All(tx))?;
+        rx.recv_async().await.map_err(|_| EngineStopped)
+    }
+
+    fn ask(&self, query: Query) -> Result<(), EngineStopped> {
+        // Bounded: a flood of API reads waits here rather than growing memory.
+        self.queries.try_send(query).map_err(|_| EngineStopped)
+    }
+}
+
+/// Queries waiting for the tick thread; past this a read fails fast.
+const QUERY_QUEUE: usize = 1024;
 
 /// Starts the tick loop on its own thread.
 pub fn spawn(engine: Engine, config: RuntimeConfig) -> std::io::Result<RunningEngine> {
     let (inbox, inputs) = flume::bounded(config.inbox_capacity.max(1));
     let (outbox, deltas) = flume::bounded(config.outbox_capacity.max(1));
+    let (queries, questions) = flume::bounded(QUERY_QUEUE);
     let stats = Arc::new(EngineStats::default());
     let loop_stats = stats.clone();
+    let channels = Channels {
+        inputs,
+        outbox,
+        questions,
+    };
     let thread = std::thread::Builder::new()
         .name("drover-engine".to_owned())
-        .spawn(move || run(engine, config, inputs, outbox, &loop_stats))?;
+        .spawn(move || run(engine, config, channels, &loop_stats))?;
     Ok(RunningEngine {
         inbox,
         deltas,
         stats,
+        live: LiveState { queries },
         thread,
     })
 }
 
-fn run(
-    mut engine: Engine,
-    config: RuntimeConfig,
+struct Channels {
     inputs: flume::Receiver<Input>,
     outbox: flume::Sender<Delta>,
-    stats: &EngineStats,
-) -> Engine {
+    questions: flume::Receiver<Query>,
+}
+
+fn run(mut engine: Engine, config: RuntimeConfig, channels: Channels, stats: &EngineStats) -> Engine {
+    let Channels {
+        inputs,
+        outbox,
+        questions,
+    } = channels;
     let period = Duration::from_millis(config.tick_ms.max(1));
     let mut batch = Vec::with_capacity(1024);
     let mut deltas = Vec::with_capacity(1024);
@@ -113,9 +170,24 @@ fn run(
             // A closed outbox means nobody listens; keep ticking for the state.
             let _ = outbox.send(delta);
         }
+        answer(&mut engine, &questions);
         deadline = Instant::now() + period;
     }
     engine
+}
+
+fn answer(engine: &mut Engine, questions: &flume::Receiver<Query>) {
+    // The asker may have given up waiting: a failed send is fine.
+    for query in questions.try_iter() {
+        match query {
+            Query::Device(id, reply) => {
+                let _ = reply.send(engine.device(&id));
+            }
+            Query::All(reply) => {
+                let _ = reply.send(engine.snapshot());
+            }
+        }
+    }
 }
 
 fn record_tick(stats: &EngineStats, took: Duration, inputs: u64, deltas: u64, engine: &Engine) {

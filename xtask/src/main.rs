@@ -4,8 +4,8 @@
 //! - `demo [ARGS]`: run `drover demo` (server with embedded defaults and
 //!   1,000 simulated trackers in one process).
 //! - `test [ARGS]`: install the system packages the tests use (Mosquitto and its
-//!   clients) when missing, then run every test of the workspace. Extra
-//!   arguments go to `cargo test`.
+//!   clients, InfluxDB 1.x for the store's InfluxDB tests) when missing, then run
+//!   every test of the workspace. Extra arguments go to `cargo test`.
 
 use std::process::Command;
 
@@ -16,6 +16,9 @@ use anyhow::{Context, bail};
 const TEST_PACKAGES: &[(&str, &str)] = &[
     ("mosquitto", "mosquitto"),
     ("mosquitto_sub", "mosquitto-clients"),
+    // drover-testkit starts private instances; the package's own service is
+    // not needed (and does not start without systemd anyway).
+    ("influxd", "influxdb"),
 ];
 
 fn main() -> anyhow::Result<()> {

@@ -37,4 +37,6 @@ pub enum MqttError {
     Thread(std::io::Error),
     #[error("the MQTT publisher has stopped")]
     PublisherClosed,
+    #[error("the broker did not acknowledge {0} publications (connection lost or too slow)")]
+    Unconfirmed(u64),
 }

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use drover_protocols::model::DeviceMessage;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -32,6 +33,27 @@ pub struct PublisherStats {
     pub connection_errors: AtomicU64,
 }
 
+/// QoS 1 publications handed to the broker and not acknowledged yet, counted
+/// from the event loop's own view: a PUBLISH it sent, a PUBACK it received.
+/// Lost with the connection (the broker keeps no session for us), so a lost
+/// connection resets it and fails whoever was waiting.
+#[derive(Debug, Default)]
+struct InFlight {
+    sent: AtomicU64,
+    unacked: AtomicU64,
+    changed: Notify,
+}
+
+/// Which connection a [`Publisher`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Status and live state; owns the server's last will.
+    Main,
+    /// Journal records only, confirmed batch by batch
+    /// ([`Publisher::publish_confirmed`]); client id `<client_id>-records`.
+    Records,
+}
+
 /// A handle to publish with; cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
@@ -40,6 +62,7 @@ pub struct Publisher {
     qos: QoS,
     /// Set by `disconnect`, so the event loop ends quietly instead of retrying.
     closing: Arc<std::sync::atomic::AtomicBool>,
+    in_flight: Arc<InFlight>,
     pub stats: Arc<PublisherStats>,
 }
 
@@ -47,21 +70,28 @@ pub struct Publisher {
 /// until `shutdown`.
 pub fn connect(
     config: &MqttConfig,
+    role: Role,
     shutdown: CancellationToken,
 ) -> Result<(Publisher, JoinHandle<()>), MqttError> {
     let url = config.publish_url()?;
     let target = BrokerUrl::parse(&url)?;
-    let mut options = MqttOptions::new(config.client_id.clone(), target.host, target.port);
+    let client_id = match role {
+        Role::Main => config.client_id.clone(),
+        Role::Records => format!("{}-records", config.client_id),
+    };
+    let mut options = MqttOptions::new(client_id, target.host, target.port);
     options
         .set_keep_alive(KEEP_ALIVE)
         .set_inflight(config.max_inflight.max(1))
-        .set_max_packet_size(256 * 1024, 256 * 1024)
-        .set_last_will(LastWill::new(
+        .set_max_packet_size(256 * 1024, 256 * 1024);
+    if role == Role::Main {
+        options.set_last_will(LastWill::new(
             server_topic(&config.topic_prefix),
             "offline",
             QoS::AtLeastOnce,
             true,
         ));
+    }
     if let Some((user, password)) = target.credentials {
         options.set_credentials(user, password);
     }
@@ -71,9 +101,10 @@ pub fn connect(
         prefix: Arc::from(config.topic_prefix.as_str()),
         qos: qos(config.qos),
         closing: Arc::default(),
+        in_flight: Arc::default(),
         stats: Arc::default(),
     };
-    let task = tokio::spawn(drive(eventloop, publisher.clone(), url, shutdown));
+    let task = tokio::spawn(drive(eventloop, publisher.clone(), role, url, shutdown));
     Ok((publisher, task))
 }
 
@@ -99,12 +130,38 @@ impl Publisher {
         Ok(())
     }
 
-    /// Publishes every record from `records` until the queue closes.
-    pub async fn run_records(self, records: flume::Receiver<Arc<DeviceMessage>>) {
-        while let Ok(message) = records.recv_async().await {
-            if let Err(error) = self.record(&message).await {
-                warn!(%error, "record publisher stopped");
-                return;
+    /// Publishes `messages` and returns once the broker acknowledged every
+    /// one of them (QoS 1), so a journal cursor may move past them. Meant for
+    /// a [`Role::Records`] connection that nothing else publishes on: the
+    /// acknowledgements are counted, not matched. A lost connection or `limit`
+    /// passing fails the batch; the caller publishes it again (at least once).
+    pub async fn publish_confirmed(
+        &self,
+        messages: &[Arc<DeviceMessage>],
+        limit: Duration,
+    ) -> Result<(), MqttError> {
+        let errors_before = self.stats.connection_errors.load(Ordering::Acquire);
+        let sent_before = self.in_flight.sent.load(Ordering::Acquire);
+        for message in messages {
+            self.record(message).await?;
+        }
+        if self.qos == QoS::AtMostOnce {
+            return Ok(());
+        }
+        let count = messages.len() as u64;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let changed = self.in_flight.changed.notified();
+            let sent = self.in_flight.sent.load(Ordering::Acquire) - sent_before;
+            let unacked = self.in_flight.unacked.load(Ordering::Acquire);
+            if self.stats.connection_errors.load(Ordering::Acquire) != errors_before {
+                return Err(MqttError::Unconfirmed(count));
+            }
+            if sent >= count && unacked == 0 {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(MqttError::Unconfirmed(unacked + count.saturating_sub(sent)));
             }
         }
     }
@@ -134,9 +191,11 @@ impl Publisher {
 async fn drive(
     mut eventloop: rumqttc::EventLoop,
     publisher: Publisher,
+    role: Role,
     url: String,
     shutdown: CancellationToken,
 ) {
+    let in_flight = &publisher.in_flight;
     let mut backoff = Duration::from_millis(100);
     loop {
         let event = tokio::select! {
@@ -147,11 +206,22 @@ async fn drive(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = Duration::from_millis(100);
                 publisher.stats.connects.fetch_add(1, Ordering::Relaxed);
-                info!(%url, "connected to MQTT broker");
-                announce_online(&publisher);
+                info!(%url, ?role, "connected to MQTT broker");
+                if role == Role::Main {
+                    announce_online(&publisher);
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(_))) => {
+                in_flight.unacked.fetch_add(1, Ordering::AcqRel);
+                in_flight.sent.fetch_add(1, Ordering::AcqRel);
+                in_flight.changed.notify_waiters();
             }
             Ok(Event::Incoming(Packet::PubAck(_))) => {
                 publisher.stats.acked.fetch_add(1, Ordering::Relaxed);
+                let _ = in_flight.unacked.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    Some(n.saturating_sub(1))
+                });
+                in_flight.changed.notify_waiters();
             }
             Ok(_) => {}
             Err(_) if publisher.closing.load(Ordering::Relaxed) => break,
@@ -159,7 +229,9 @@ async fn drive(
                 publisher
                     .stats
                     .connection_errors
-                    .fetch_add(1, Ordering::Relaxed);
+                    .fetch_add(1, Ordering::Release);
+                in_flight.unacked.store(0, Ordering::Release);
+                in_flight.changed.notify_waiters();
                 warn!(%url, %error, retry_in = ?backoff, "MQTT connection failed");
                 tokio::select! {
                     () = shutdown.cancelled() => break,

@@ -1,12 +1,22 @@
 //! # drover-store
 //!
-//! Durable storage for Drover: [`journal`], the append-only log that lets the
-//! server acknowledge a tracker only once its records are safe on disk,
-//! [`record`], the versioned binary form of a message inside it, and
-//! [`history`], the embedded store of every record by device and time (with
-//! retention) that a journal sink fills. A tracker deletes a record from its
-//! memory when the server acks it, so an ack given before the data is durable
-//! is a promise that a crash breaks.
+//! Durable storage for Drover:
+//!
+//! * [`journal`]: the append-only log that lets the server acknowledge a
+//!   tracker only once its records are safe on disk. A tracker deletes a record
+//!   from its memory when the server acks it, so an ack given before the data
+//!   is durable is a promise that a crash breaks.
+//! * [`record`]: the versioned binary form of a message, in the journal and
+//!   in the history store.
+//! * [`sink`]: consumers of the journal, each with its own durable cursor,
+//!   following committed batches live and replaying from disk when behind.
+//! * [`history`]: the embedded history store (fjall): positions and events by
+//!   device and time, latest per device, retention. See `docs/storage.md`.
+//! * [`influxdb`]: the InfluxDB connector. Records as line protocol over the v1
+//!   HTTP API (InfluxDB 1.x, 2.x, 3.x), batched writes that classify partial
+//!   writes and transient failures, a retry loop for the sink that drains the
+//!   journal, and positions read back with InfluxQL. Schema in
+//!   `docs/influxdb.md`.
 //!
 //! ## The journal in one page
 //!
@@ -22,7 +32,7 @@
 //!   fsyncs once and wakes every one of them: one fsync costs ~3–4 ms on the
 //!   development machine, so sharing it is what makes fsync-before-ack fast.
 //!   [`journal::Journal::append_async`] returns a [`journal::Ticket`] that can be
-//!   awaited from async code (no tokio dependency).
+//!   awaited from async code (the journal does not depend on tokio).
 //! * **Recovery** ([`journal::Journal::open`]) validates every record. Only a torn
 //!   last record of the last segment is cut (it was never acknowledged, as its
 //!   fsync never returned) and reported in [`journal::Recovery`]. A checksum
@@ -73,5 +83,7 @@
 //! and the layout.
 
 pub mod history;
+pub mod influxdb;
 pub mod journal;
 pub mod record;
+pub mod sink;

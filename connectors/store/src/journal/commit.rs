@@ -21,6 +21,8 @@ pub(crate) struct Request {
     /// Framed size, to bound the bytes of a batch.
     pub(crate) bytes: u64,
     pub(crate) reply: flume::Sender<Result<Range<u64>, JournalError>>,
+    /// Handed to the commit observer with the request's sequence numbers.
+    pub(crate) attachment: Option<super::Attachment>,
 }
 
 /// State shared between appenders and the committer, under one mutex.
@@ -73,6 +75,20 @@ pub(crate) fn run(shared: Arc<Shared>, mut writer: Writer) {
                 reply_poisoned(batch, &cause);
                 reply_poisoned(rest.into_iter().collect(), &cause);
             }
+        }
+    }
+}
+
+/// Tells the observer, in sequence order, what this batch committed: readers
+/// that follow the journal live get every record once and in order, without
+/// reading it back from disk.
+fn announce(shared: &Shared, batch: &[Request], ranges: &[Range<u64>]) {
+    let Some(observer) = shared.observer.get() else {
+        return;
+    };
+    for (request, range) in batch.iter().zip(ranges) {
+        if let Some(attachment) = &request.attachment {
+            observer(range.clone(), attachment);
         }
     }
 }
@@ -153,6 +169,10 @@ fn commit(
     }
     bytes += buf.len() as u64;
     write_and_sync(shared, writer, &buf)?;
+    // Observers hear of a batch before readers can see it committed, so a
+    // reader that finds the committed end past its position and nothing
+    // announced knows the announcement was lost, not late.
+    announce(shared, batch, &ranges);
     shared.committed.store(writer.next_seq, Ordering::Release);
     let metrics = &shared.metrics;
     metrics.records.fetch_add(records, Ordering::Relaxed);

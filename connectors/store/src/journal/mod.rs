@@ -6,6 +6,7 @@
 
 mod commit;
 mod cursor;
+mod handle;
 pub mod segment;
 pub mod storage;
 
@@ -16,10 +17,12 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::any::Any;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 
 use commit::{Queue, Request, Writer};
+pub use handle::{JournalHandle, ObserverFactory};
 use segment::Invalid;
 use storage::{FsStorage, Storage};
 
@@ -138,6 +141,15 @@ pub struct MetricsSnapshot {
     pub fsync_max_us: u64,
 }
 
+/// What an appender hands along with its records (typically the decoded
+/// records themselves) for the commit observer.
+pub type Attachment = Arc<dyn Any + Send + Sync>;
+
+/// Called by the committer thread for every attached append, in sequence
+/// order, once it is durable and before its appender wakes. It runs on the
+/// commit path: it must not block.
+pub type Observer = Box<dyn Fn(Range<u64>, &Attachment) + Send + Sync>;
+
 /// State shared by the journal handle, its committer thread and readers.
 struct Shared {
     storage: Arc<dyn Storage>,
@@ -152,6 +164,7 @@ struct Shared {
     /// Sink positions, mirrored in cursor files. The lock also orders their writes.
     cursors: Mutex<BTreeMap<String, u64>>,
     metrics: Metrics,
+    observer: OnceLock<Observer>,
 }
 
 /// Recovers the guard of a mutex whose holder panicked: the data under these
@@ -314,6 +327,7 @@ impl Journal {
         }
         recovery.next_seq = next_seq;
         recovery.last_seq = (next_seq > recovery.first_seq).then(|| next_seq - 1);
+        clamp_cursors(storage.as_ref(), &mut cursors, next_seq)?;
 
         let active = segment::file_name(*bases.last().unwrap_or(&0));
         let file = storage
@@ -333,6 +347,7 @@ impl Journal {
             committed: AtomicU64::new(next_seq),
             cursors: Mutex::new(cursors),
             metrics: Metrics::default(),
+            observer: OnceLock::new(),
         });
         let committer = {
             let shared = Arc::clone(&shared);
@@ -360,6 +375,23 @@ impl Journal {
     /// [`Ticket`] resolves when they are durable. The records of one call get
     /// consecutive sequence numbers, and calls are committed in queue order.
     pub fn append_async(&self, records: Vec<Vec<u8>>) -> Ticket {
+        self.enqueue(records, None)
+    }
+
+    /// Like [`Journal::append_async`], and once the records are durable the
+    /// observer set by [`Journal::observe`] gets `attachment` with their
+    /// sequence numbers.
+    pub fn append_attached(&self, records: Vec<Vec<u8>>, attachment: Attachment) -> Ticket {
+        self.enqueue(records, Some(attachment))
+    }
+
+    /// Sets the commit observer; there is at most one, for the journal's life.
+    /// Returns `false` if one was already set.
+    pub fn observe(&self, observer: Observer) -> bool {
+        self.shared.observer.set(observer).is_ok()
+    }
+
+    fn enqueue(&self, records: Vec<Vec<u8>>, attachment: Option<Attachment>) -> Ticket {
         let max = self.shared.config.max_record_bytes;
         let mut bytes = 0;
         for record in &records {
@@ -386,6 +418,7 @@ impl Journal {
             records,
             bytes,
             reply,
+            attachment,
         });
         queue.bytes += bytes;
         drop(queue);
@@ -406,6 +439,13 @@ impl Journal {
     /// Sequence number of the oldest record still on disk.
     pub fn first_seq(&self) -> u64 {
         self.shared.lock_segments().first().copied().unwrap_or(0)
+    }
+
+    /// An upper bound of the bytes the journal holds on disk: its segments
+    /// times the segment size. What grows when a sink falls behind.
+    pub fn disk_bytes(&self) -> u64 {
+        let segments = self.shared.lock_segments().len() as u64;
+        segments.saturating_mul(self.shared.config.segment_bytes)
     }
 
     /// Reads committed records from `seq` on, across segments. The reader stops at
@@ -502,6 +542,25 @@ impl Drop for Journal {
             let _ = committer.join();
         }
     }
+}
+
+/// A cursor past the end of the recovered journal (its records were cut as a
+/// torn tail after the sink had taken them) would make the sink skip the
+/// records that reuse those sequence numbers: bring it back to the end.
+fn clamp_cursors(
+    storage: &dyn Storage,
+    cursors: &mut BTreeMap<String, u64>,
+    next_seq: u64,
+) -> Result<(), JournalError> {
+    for (name, seq) in cursors.iter_mut().filter(|(_, seq)| **seq > next_seq) {
+        tracing::warn!(cursor = %name, was = *seq, now = next_seq, "journal: cursor past the recovered end moved back");
+        let file = cursor::file_name(name);
+        storage
+            .write_atomic(&file, &cursor::encode(next_seq))
+            .map_err(|source| JournalError::io(format!("write {file}"), source))?;
+        *seq = next_seq;
+    }
+    Ok(())
 }
 
 /// Validates a segment: returns its record count and the length of its valid

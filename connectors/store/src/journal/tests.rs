@@ -520,3 +520,69 @@ fn power_loss_during_a_batch_that_rolls_segments() {
     let next = journal.append(vec![record(1000)]).expect("append");
     assert_eq!(next.start, recovery.next_seq);
 }
+
+#[test]
+fn a_handle_recovers_a_poisoned_journal_once_the_disk_is_back() {
+    let storage = FaultyStorage::new();
+    let shared: Arc<dyn Storage> = Arc::new(storage.clone());
+    let announced = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let observer = {
+        let announced = Arc::clone(&announced);
+        Box::new(move || -> Observer {
+            let announced = Arc::clone(&announced);
+            Box::new(move |seqs: Range<u64>, _: &Attachment| {
+                announced.fetch_add(seqs.end - seqs.start, Ordering::Relaxed);
+            })
+        }) as ObserverFactory
+    };
+    let (handle, _) = JournalHandle::open(shared, small(), Some(observer)).unwrap();
+    let attach = || -> Attachment { Arc::new(()) };
+    for i in 0..10 {
+        handle.current().append_attached(vec![record(i)], attach()).wait().unwrap();
+    }
+    assert_eq!(handle.recover().unwrap(), None, "nothing to recover yet");
+
+    storage.set_fail_fsync(true);
+    let failed = handle.current().append_attached(vec![record(10)], attach()).wait();
+    assert!(matches!(failed, Err(JournalError::Poisoned { .. })));
+    storage.set_fail_fsync(false);
+
+    let recovery = handle.recover().unwrap().expect("reopened");
+    assert!(recovery.records >= 10);
+    let seqs = handle
+        .current()
+        .append_attached(vec![record(11)], attach())
+        .wait()
+        .expect("acknowledged again after recovery");
+    let all = read_all(&handle.current(), 0);
+    for i in 0..10 {
+        assert_eq!(all[i as usize], (i, record(i)));
+    }
+    assert_eq!(all.last(), Some(&(seqs.start, record(11))));
+    // The observer was installed again on the recovered journal.
+    assert_eq!(announced.load(Ordering::Relaxed), 11);
+}
+
+#[test]
+fn a_cursor_past_a_cut_tail_is_brought_back() {
+    let storage = FaultyStorage::new();
+    let (journal, _) = open_mem(&storage, small());
+    for i in 0..3 {
+        journal.append(vec![record(i)]).unwrap();
+    }
+    journal.set_cursor("history", 3).unwrap();
+    drop(journal);
+    // The last record is torn after the sink took it.
+    storage.modify(&segment::file_name(0), |data| {
+        let len = data.len();
+        data.truncate(len - 2);
+    });
+    let (journal, recovery) = open_mem(&storage, small());
+    assert_eq!(recovery.next_seq, 2);
+    assert_eq!(journal.cursor("history"), Some(2));
+    let next = journal.append(vec![record(9)]).unwrap();
+    assert_eq!(next, 2..3, "the sink at 2 will read the new record");
+    drop(journal);
+    let (journal, _) = open_mem(&storage, small());
+    assert_eq!(journal.cursor("history"), Some(2), "the move back is durable");
+}

@@ -1,0 +1,531 @@
+//! Sinks: consumers of the journal that each keep their own cursor.
+//!
+//! Every record that leaves Drover — to the history store, InfluxDB, MQTT —
+//! is read from the journal by a [`Sink`] at its own pace, so a slow or
+//! unreachable sink never holds up ingest, and after a crash or an outage each
+//! one resumes from its durable cursor (at-least-once delivery).
+//!
+//! Reading back from disk what was just written would cost a read and a decode
+//! per record per sink, so the journal's commit observer hands each committed
+//! batch, still decoded, to a [`Feed`]: one bounded channel per sink, filled in
+//! sequence order without ever waiting. A sink follows the feed while it keeps
+//! up; when it falls behind (after a restart, during an outage, or because its
+//! channel overflowed) it reads the journal from its cursor until it has caught
+//! up, then follows the feed again. Sequence numbers tell the two apart: a
+//! feed batch that starts past the sink's position means records are missing
+//! from the feed and must come from disk.
+
+use std::future::Future;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use drover_protocols::model::DeviceMessage;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::journal::{Attachment, Journal, JournalError, Observer};
+use crate::record;
+
+/// The records one append committed, as the journal observer hands them on.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub seqs: Range<u64>,
+    pub messages: Arc<Vec<Arc<DeviceMessage>>>,
+}
+
+/// Why a sink could not take a batch. The runner retries the same batch with
+/// backoff: sinks must be idempotent (writes keyed by device and time).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkError(pub String);
+
+/// A destination for records.
+pub trait Sink: Send + 'static {
+    /// The journal cursor's name (letters, digits, `-`, `_`).
+    fn name(&self) -> &'static str;
+
+    /// Takes a batch. `Ok` means the records are durable at the destination
+    /// (or deliberately skipped as invalid, with a log): the cursor moves past
+    /// them. An error retries the batch.
+    fn write(
+        &mut self,
+        messages: &[Arc<DeviceMessage>],
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// How a sink batches.
+#[derive(Debug, Clone, Copy)]
+pub struct SinkConfig {
+    /// A batch is written once it holds this many records…
+    pub batch_max: usize,
+    /// …or once its first record has waited this long (0: write what is there).
+    pub linger: Duration,
+    /// Feed batches buffered for this sink before it falls back to the journal.
+    pub feed_capacity: usize,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        Self {
+            batch_max: 5_000,
+            linger: Duration::ZERO,
+            feed_capacity: 4_096,
+        }
+    }
+}
+
+/// Counters of one sink, readable while it runs.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Records written.
+    pub written: AtomicU64,
+    /// Batches written.
+    pub batches: AtomicU64,
+    /// Failed write attempts (each retried).
+    pub failures: AtomicU64,
+    /// Records read back from the journal instead of the feed.
+    pub replayed: AtomicU64,
+    /// The sink's position: every record below it has been taken.
+    pub position: AtomicU64,
+}
+
+/// Where the journal observer sends committed batches: one bounded channel
+/// per sink.
+#[derive(Clone, Default)]
+pub struct Feed {
+    subscribers: Vec<flume::Sender<Committed>>,
+}
+
+impl Feed {
+    /// A new channel for one sink.
+    pub fn subscribe(&mut self, capacity: usize) -> flume::Receiver<Committed> {
+        let (tx, rx) = flume::bounded(capacity.max(1));
+        self.subscribers.push(tx);
+        rx
+    }
+
+    /// The journal observer that fills this feed. Appends must attach an
+    /// `Arc<Vec<Arc<DeviceMessage>>>`; a full channel drops the batch for that
+    /// sink only, which then reads it from the journal.
+    pub fn observer(self) -> Observer {
+        Box::new(move |seqs: Range<u64>, attachment: &Attachment| {
+            let Ok(messages) = Arc::clone(attachment).downcast::<Vec<Arc<DeviceMessage>>>()
+            else {
+                return;
+            };
+            for subscriber in &self.subscribers {
+                let _ = subscriber.try_send(Committed {
+                    seqs: seqs.clone(),
+                    messages: Arc::clone(&messages),
+                });
+            }
+        })
+    }
+}
+
+/// The journal a sink reads: fixed, or replaced when the node reopens it
+/// after a failure.
+pub trait JournalSource: Send + Sync + 'static {
+    fn journal(&self) -> Arc<Journal>;
+}
+
+impl JournalSource for Arc<Journal> {
+    fn journal(&self) -> Arc<Journal> {
+        Arc::clone(self)
+    }
+}
+
+/// How often a sink's cursor is written to disk: it costs an fsync, and after
+/// a crash at most this much is delivered twice.
+const CURSOR_EVERY: Duration = Duration::from_millis(250);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Runs `sink` until `shutdown`: follows `feed`, falls back to the journal
+/// when behind, retries failed batches, and keeps the cursor.
+pub async fn run<S: Sink>(
+    mut sink: S,
+    source: impl JournalSource,
+    feed: flume::Receiver<Committed>,
+    config: SinkConfig,
+    stats: Arc<SinkStats>,
+    shutdown: CancellationToken,
+) {
+    let name = sink.name();
+    let journal = source.journal();
+    let start = journal.cursor(name).unwrap_or(0).max(journal.first_seq());
+    info!(sink = name, position = start, committed = journal.next_seq(), "sink starting");
+    let mut reader = Follower {
+        position: start,
+        held: None,
+        replaying: None,
+        feed,
+        config,
+        name,
+    };
+    let mut cursor = CursorKeeper::new(start);
+    stats.position.store(start, Ordering::Relaxed);
+    loop {
+        let journal = source.journal();
+        let next = tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = reader.next_batch(&journal, &stats) => next,
+        };
+        let messages = match next {
+            Ok(messages) => messages,
+            Err(error) => {
+                warn!(sink = name, %error, "cannot read the journal; retrying");
+                reader.replaying = None;
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(BACKOFF_MAX) => continue,
+                }
+            }
+        };
+        if !messages.is_empty() && !deliver(&mut sink, &messages, &stats, &shutdown).await {
+            break;
+        }
+        reader.position += messages.len() as u64;
+        stats.position.store(reader.position, Ordering::Relaxed);
+        cursor.save_if_due(&journal, name, reader.position);
+    }
+    cursor.save(&source.journal(), name, reader.position);
+    debug!(sink = name, position = reader.position, "sink stopped");
+}
+
+/// A sink's way through the records: the feed while it keeps up, the journal
+/// when it does not.
+struct Follower {
+    /// Every record below this has been taken by the sink.
+    position: u64,
+    /// A feed batch received but not used yet: it starts past `position`.
+    held: Option<Committed>,
+    /// The journal reader while catching up (kept: it holds a loaded segment).
+    replaying: Option<crate::journal::Reader>,
+    feed: flume::Receiver<Committed>,
+    config: SinkConfig,
+    name: &'static str,
+}
+
+impl Follower {
+    /// The next records from `position` on (at least one), in order.
+    async fn next_batch(
+        &mut self,
+        journal: &Journal,
+        stats: &SinkStats,
+    ) -> Result<Vec<Arc<DeviceMessage>>, SinkReadError> {
+        loop {
+            // Read the committed end before looking at the feed: the journal
+            // announces a batch before it counts it as committed, so an empty
+            // feed below the committed end means the batch will not come.
+            let committed = journal.next_seq();
+            if self.held.is_none() {
+                self.held = self.feed.try_recv().ok();
+            }
+            match &self.held {
+                Some(batch) if batch.seqs.end <= self.position => self.held = None,
+                Some(batch) if batch.seqs.start <= self.position => {
+                    self.replaying = None;
+                    return Ok(self.gather().await);
+                }
+                // The feed skipped records, or this sink is catching up.
+                Some(_) => return self.replay(journal, stats),
+                None if self.position < committed => return self.replay(journal, stats),
+                None => {
+                    self.replaying = None;
+                    self.held = self.feed.recv_async().await.ok();
+                    if self.held.is_none() {
+                        // The feed is gone (the node is stopping): nothing more comes.
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the held batch and whatever follows it in the feed, up to the
+    /// batch limit, lingering for more when configured.
+    async fn gather(&mut self) -> Vec<Arc<DeviceMessage>> {
+        let mut out = Vec::new();
+        let mut end = self.position;
+        let deadline = tokio::time::Instant::now() + self.config.linger;
+        while let Some(batch) = self.held.take() {
+            if batch.seqs.start > end {
+                self.held = Some(batch); // a gap: the journal fills it next time
+                break;
+            }
+            let skip = (end - batch.seqs.start) as usize;
+            out.extend(batch.messages.iter().skip(skip).cloned());
+            end = end.max(batch.seqs.end);
+            if out.len() >= self.config.batch_max {
+                break;
+            }
+            self.held = match self.feed.try_recv() {
+                Ok(next) => Some(next),
+                Err(_) if self.config.linger.is_zero() => None,
+                Err(_) => tokio::time::timeout_at(deadline, self.feed.recv_async())
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+            };
+        }
+        out
+    }
+
+    /// Reads and decodes up to a batch of records from the journal.
+    fn replay(
+        &mut self,
+        journal: &Journal,
+        stats: &SinkStats,
+    ) -> Result<Vec<Arc<DeviceMessage>>, SinkReadError> {
+        let reader = self
+            .replaying
+            .get_or_insert_with(|| journal.read_from(self.position));
+        let mut out = Vec::new();
+        for item in reader.by_ref() {
+            let (seq, bytes) = item?;
+            if seq != self.position + out.len() as u64 {
+                return Err(SinkReadError::Sequence(seq));
+            }
+            let message = record::decode(&bytes).map_err(|e| SinkReadError::Record(seq, e))?;
+            out.push(Arc::new(message));
+            if out.len() >= self.config.batch_max {
+                break;
+            }
+        }
+        if out.len() < self.config.batch_max {
+            self.replaying = None; // exhausted: a new reader sees newer commits
+        }
+        if !out.is_empty() {
+            stats
+                .replayed
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
+            debug!(sink = self.name, from = self.position, records = out.len(), "replayed from the journal");
+        }
+        Ok(out)
+    }
+}
+
+/// Why a sink could not read its next records from the journal.
+#[derive(Debug, thiserror::Error)]
+enum SinkReadError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("journal record {0} cannot be decoded: {1}")]
+    Record(u64, record::RecordError),
+    #[error("journal reader returned record {0} out of sequence")]
+    Sequence(u64),
+}
+
+/// Writes one batch, retrying with backoff until it is taken. `false` if
+/// shutdown came first.
+async fn deliver<S: Sink>(
+    sink: &mut S,
+    messages: &[Arc<DeviceMessage>],
+    stats: &SinkStats,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        match sink.write(messages).await {
+            Ok(()) => {
+                stats
+                    .written
+                    .fetch_add(messages.len() as u64, Ordering::Relaxed);
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+            Err(error) => {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                warn!(sink = sink.name(), %error, records = messages.len(), retry_in = ?backoff,
+                    "sink write failed; the batch stays in the journal and is retried");
+                tokio::select! {
+                    () = shutdown.cancelled() => return false,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Persists a sink's position at most every [`CURSOR_EVERY`].
+struct CursorKeeper {
+    saved: u64,
+    at: Instant,
+}
+
+impl CursorKeeper {
+    fn new(position: u64) -> Self {
+        Self {
+            saved: position,
+            at: Instant::now(),
+        }
+    }
+
+    fn save_if_due(&mut self, journal: &Journal, name: &str, position: u64) {
+        if position != self.saved && self.at.elapsed() >= CURSOR_EVERY {
+            self.save(journal, name, position);
+        }
+    }
+
+    fn save(&mut self, journal: &Journal, name: &str, position: u64) {
+        match journal.set_cursor(name, position) {
+            Ok(()) => {
+                self.saved = position;
+                self.at = Instant::now();
+            }
+            Err(error) => warn!(sink = name, %error, "cannot save the sink's cursor"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::JournalConfig;
+    use drover_protocols::model::{DeviceId, Record};
+    use std::sync::Mutex;
+
+    /// Records what it was given; fails the first `fail` writes.
+    #[derive(Clone, Default)]
+    struct Collect {
+        seen: Arc<Mutex<Vec<i64>>>,
+        fail: Arc<AtomicU64>,
+    }
+
+    impl Sink for Collect {
+        fn name(&self) -> &'static str {
+            "collect"
+        }
+        async fn write(&mut self, messages: &[Arc<DeviceMessage>]) -> Result<(), SinkError> {
+            if self.fail.load(Ordering::Relaxed) > 0 {
+                self.fail.fetch_sub(1, Ordering::Relaxed);
+                return Err(SinkError("down".into()));
+            }
+            let mut seen = self.seen.lock().unwrap();
+            seen.extend(messages.iter().map(|m| m.record.time_ms));
+            Ok(())
+        }
+    }
+
+    fn message(time_ms: i64) -> Arc<DeviceMessage> {
+        Arc::new(DeviceMessage {
+            device: DeviceId::new("352312094312345"),
+            protocol: drover_protocols::gt06::NAME,
+            record: Record {
+                time_ms,
+                ..Record::default()
+            },
+        })
+    }
+
+    fn append(journal: &Journal, times: std::ops::Range<i64>) {
+        let messages: Vec<_> = times.map(message).collect();
+        let bytes = messages.iter().map(|m| record::encode(m).unwrap()).collect();
+        journal
+            .append_attached(bytes, Arc::new(messages))
+            .wait()
+            .unwrap();
+    }
+
+    async fn until(what: &str, check: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    struct Running {
+        sink: Collect,
+        stats: Arc<SinkStats>,
+        shutdown: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn start(journal: &Arc<Journal>, feed_capacity: usize, sink: Collect) -> Running {
+        let mut feed = Feed::default();
+        let rx = feed.subscribe(feed_capacity);
+        assert!(journal.observe(feed.observer()));
+        let config = SinkConfig {
+            batch_max: 7,
+            feed_capacity,
+            ..SinkConfig::default()
+        };
+        let stats = Arc::new(SinkStats::default());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(
+            sink.clone(),
+            Arc::clone(journal),
+            rx,
+            config,
+            Arc::clone(&stats),
+            shutdown.clone(),
+        ));
+        Running {
+            sink,
+            stats,
+            shutdown,
+            task,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn follows_the_feed_in_order_and_keeps_its_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(Journal::open(dir.path(), JournalConfig::default()).unwrap().0);
+        let running = start(&journal, 1024, Collect::default());
+        for i in 0..20 {
+            append(&journal, i * 5..i * 5 + 5);
+        }
+        until("100 records", || running.sink.seen.lock().unwrap().len() == 100).await;
+        assert_eq!(*running.sink.seen.lock().unwrap(), (0..100).collect::<Vec<_>>());
+        assert_eq!(running.stats.replayed.load(Ordering::Relaxed), 0);
+        running.shutdown.cancel();
+        running.task.await.unwrap();
+        assert_eq!(journal.cursor("collect"), Some(100));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_overflowing_feed_falls_back_to_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(Journal::open(dir.path(), JournalConfig::default()).unwrap().0);
+        let sink = Collect::default();
+        sink.fail.store(2, Ordering::Relaxed); // the sink is down at first
+        let running = start(&journal, 1, sink);
+        for i in 0..50 {
+            append(&journal, i * 2..i * 2 + 2);
+        }
+        until("100 records", || running.sink.seen.lock().unwrap().len() >= 100).await;
+        let seen = running.sink.seen.lock().unwrap().clone();
+        assert_eq!(seen, (0..100).collect::<Vec<_>>(), "each record once, in order");
+        assert!(running.stats.replayed.load(Ordering::Relaxed) > 0);
+        assert_eq!(running.stats.failures.load(Ordering::Relaxed), 2);
+        running.shutdown.cancel();
+        running.task.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restarted_sink_resumes_from_its_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let journal = Arc::new(Journal::open(dir.path(), JournalConfig::default()).unwrap().0);
+            append(&journal, 0..10);
+            journal.set_cursor("collect", 4).unwrap();
+            append(&journal, 10..12);
+        }
+        let journal = Arc::new(Journal::open(dir.path(), JournalConfig::default()).unwrap().0);
+        let running = start(&journal, 16, Collect::default());
+        append(&journal, 12..15);
+        until("11 records", || running.sink.seen.lock().unwrap().len() >= 11).await;
+        assert_eq!(*running.sink.seen.lock().unwrap(), (4..15).collect::<Vec<_>>());
+        running.shutdown.cancel();
+        running.task.await.unwrap();
+        assert_eq!(journal.cursor("collect"), Some(15));
+    }
+}
