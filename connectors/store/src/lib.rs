@@ -71,6 +71,16 @@
 //! Known limits: a reader loads one whole segment into memory at a time; a
 //! corrupted length field in the very last record of the last segment is
 //! indistinguishable from a torn write and is cut like one.
+//!
+//! ## The history store in one paragraph
+//!
+//! [`history::History`] keeps positions and events per device on fjall (an
+//! LSM tree), one keyspace per UTC day with keys bucketed by hour, so writes
+//! stay in one small key region and a device's day is 24 short range reads.
+//! Each `write` is one fsynced commit and idempotent; pages come with opaque
+//! cursors; the newest position of every device is kept beside the history;
+//! retention deletes whole days. `docs/storage.md` has the engine comparison
+//! and the layout.
 
 pub mod history;
 pub mod influxdb;

@@ -133,9 +133,12 @@ pub struct History {
     latest: Keyspace,
     partitions: Partitions,
     config: HistoryConfig,
-    /// Writes and expiry take turns: a write reads `latest` before replacing
-    /// it, and must not insert into a day partition that expiry is deleting.
-    writer: Mutex<()>,
+    /// Writes and expiry take turns: a write compares with `latest` before
+    /// replacing it, and must not insert into a day partition that expiry is
+    /// deleting. The guarded value remembers the time of each `latest` entry
+    /// once read, because a point read per device and batch cost more than
+    /// half of the write time (docs/storage.md).
+    writer: Mutex<LatestTimes>,
 }
 
 impl History {
@@ -156,7 +159,7 @@ impl History {
             latest,
             partitions,
             config,
-            writer: Mutex::new(()),
+            writer: Mutex::new(LatestTimes::default()),
         })
     }
 
@@ -170,7 +173,7 @@ impl History {
         if batch.is_empty() {
             return Ok(());
         }
-        let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut latest_times = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let started = Instant::now();
         let mut commit = self.db.batch().durability(Some(PersistMode::SyncAll));
         let mut newest = Newest::default();
@@ -181,10 +184,14 @@ impl History {
                 None => skipped += 1,
             }
         }
-        self.stage_latest(&mut commit, batch, newest)?;
+        let moved = self.stage_latest(&mut commit, batch, newest, &mut latest_times)?;
         commit
             .commit()
             .map_err(HistoryError::engine("commit a batch"))?;
+        // Only now: a failed commit must leave the remembered times as stored.
+        for (class, device, time_ms) in moved {
+            latest_times.set(class, device, time_ms);
+        }
         tracing::debug!(
             records = batch.len() - skipped,
             skipped,
@@ -225,24 +232,30 @@ impl History {
         Ok(Some(class))
     }
 
-    /// Adds to `commit` the `latest` entries the batch moves forward.
-    fn stage_latest(
+    /// Adds to `commit` the `latest` entries the batch moves forward and
+    /// returns their new times.
+    fn stage_latest<'a>(
         &self,
         commit: &mut OwnedWriteBatch,
         batch: &[Arc<DeviceMessage>],
-        newest: Newest<'_>,
-    ) -> Result<(), HistoryError> {
+        newest: Newest<'a>,
+        latest_times: &mut LatestTimes,
+    ) -> Result<Vec<(Class, &'a str, i64)>, HistoryError> {
+        let mut moved = Vec::with_capacity(newest.0.len());
         for ((class, device), (time_ms, index)) in newest.0 {
             let Some(device_key) = DeviceKey::new(device) else {
                 continue;
             };
             let key = keys::latest_key(class, device_key);
-            let current = self
-                .latest
-                .get(&key)
-                .map_err(HistoryError::engine("read the latest record"))?;
-            if current.is_some_and(|value| latest_time(&value).is_some_and(|t| t > time_ms)) {
-                continue;
+            let current = match latest_times.get(class, device) {
+                Some(time) => Some(time),
+                None => self.stored_latest_time(&key)?,
+            };
+            if let Some(time) = current {
+                latest_times.set(class, device, time);
+                if time > time_ms {
+                    continue;
+                }
             }
             // The record was encoded once already; encoding the few winners
             // again is cheaper than keeping every encoding of the batch.
@@ -253,8 +266,18 @@ impl History {
             value.extend_from_slice(&time_ms.to_be_bytes());
             value.extend_from_slice(&encoded);
             commit.insert(&self.latest, key, value);
+            moved.push((class, device, time_ms));
         }
-        Ok(())
+        Ok(moved)
+    }
+
+    fn stored_latest_time(&self, key: &[u8]) -> Result<Option<i64>, HistoryError> {
+        let value = self
+            .latest
+            .get(key)
+            .map_err(HistoryError::engine("read the latest record"))?;
+        // An unreadable entry counts as absent, so the next record repairs it.
+        Ok(value.and_then(|value| latest_time(&value)))
     }
 
     /// `device`'s positions with `from_ms <= time < to_ms`, oldest first, at
@@ -404,6 +427,27 @@ impl History {
         }
         let keep_ms = i64::from(self.config.retention_days) * keys::DAY_MS;
         self.expire(now_ms.saturating_sub(keep_ms))
+    }
+}
+
+/// The time of each `latest` entry, by class and device.
+#[derive(Default)]
+struct LatestTimes([HashMap<Box<str>, i64>; 2]);
+
+impl LatestTimes {
+    fn class(&mut self, class: Class) -> &mut HashMap<Box<str>, i64> {
+        match class {
+            Class::Position => &mut self.0[0],
+            Class::Event => &mut self.0[1],
+        }
+    }
+
+    fn get(&mut self, class: Class, device: &str) -> Option<i64> {
+        self.class(class).get(device).copied()
+    }
+
+    fn set(&mut self, class: Class, device: &str, time_ms: i64) {
+        self.class(class).insert(device.into(), time_ms);
     }
 }
 
