@@ -11,6 +11,7 @@ use anyhow::Context;
 use drover_devices::DevicesConfig;
 use drover_engine::Executor;
 use drover_mqtt::MqttConfig;
+use drover_store::influxdb::InfluxConfig;
 use figment::Figment;
 use figment::Provider;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -25,6 +26,8 @@ pub struct Config {
     pub devices: DevicesConfig,
     pub mqtt: MqttConfig,
     pub http: HttpSection,
+    pub journal: JournalSection,
+    pub storage: StorageSection,
 }
 
 impl Default for Config {
@@ -35,6 +38,8 @@ impl Default for Config {
             devices: DevicesConfig::default(),
             mqtt: MqttConfig::default(),
             http: HttpSection::default(),
+            journal: JournalSection::default(),
+            storage: StorageSection::default(),
         }
     }
 }
@@ -84,6 +89,69 @@ impl Default for HttpSection {
             listen: "127.0.0.1:8080".to_owned(),
         }
     }
+}
+
+/// `[journal]`: the durable log every record enters before its ack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JournalSection {
+    /// How long appenders gather before one write and fsync (group commit), in ms.
+    pub commit_ms: u64,
+    /// Segment file size in MiB: the unit in which taken records are deleted.
+    pub segment_mb: u64,
+    /// Journal size (MB) at which new records are refused — devices keep them
+    /// and retry — because a sink has fallen that far behind.
+    pub max_backlog_mb: u64,
+}
+
+impl Default for JournalSection {
+    fn default() -> Self {
+        JournalSection {
+            commit_ms: 2,
+            segment_mb: 64,
+            max_backlog_mb: 4096,
+        }
+    }
+}
+
+impl JournalSection {
+    pub fn journal_config(&self) -> drover_store::journal::JournalConfig {
+        drover_store::journal::JournalConfig {
+            commit_ms: self.commit_ms,
+            segment_bytes: self.segment_mb.max(1) * 1024 * 1024,
+            ..Default::default()
+        }
+    }
+}
+
+/// `[storage]`: where history lives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    /// `embedded` (a local store under `data_dir`) or `influxdb`.
+    pub backend: Backend,
+    /// History older than this is deleted from the embedded store, in days
+    /// (0 keeps everything). InfluxDB keeps data by its retention policy.
+    pub retention_days: u32,
+    /// `[storage.influxdb]`, used when `backend = "influxdb"`.
+    pub influxdb: InfluxConfig,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            backend: Backend::Embedded,
+            retention_days: 90,
+            influxdb: InfluxConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Embedded,
+    Influxdb,
 }
 
 impl Config {

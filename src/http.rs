@@ -1,17 +1,17 @@
-//! The node's HTTP endpoint: `/health`, with the counters of every part.
-//! (The REST API and its docs grow here in `drover-api`.)
+//! The node's HTTP server: `drover-api`'s routes, and the `/health` counters
+//! of every part of the node, which only the binary can gather.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use anyhow::Context;
-use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use drover_devices::{ListenerStats, Registry};
 use drover_engine::runtime::EngineStats;
 use drover_mqtt::PublisherStats;
+use drover_store::journal::JournalHandle;
+use drover_store::sink::SinkStats;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -19,12 +19,26 @@ use tokio_util::sync::CancellationToken;
 use crate::config::HttpSection;
 use crate::node::Listening;
 
-#[derive(Clone)]
-struct Parts {
-    listeners: Arc<Vec<(&'static str, SocketAddr, Arc<ListenerStats>)>>,
-    engine: Arc<EngineStats>,
-    mqtt: Arc<PublisherStats>,
-    registry: Registry,
+use crate::pipeline::PipelineStats;
+
+/// Everything `/health` reports on.
+pub struct Parts {
+    pub listeners: Vec<(&'static str, SocketAddr, Arc<ListenerStats>)>,
+    pub engine: Arc<EngineStats>,
+    pub mqtt: Arc<PublisherStats>,
+    pub registry: Registry,
+    pub journal: Arc<JournalHandle>,
+    pub sinks: Vec<(&'static str, Arc<SinkStats>)>,
+    pub pipeline: Arc<PipelineStats>,
+}
+
+impl Parts {
+    pub fn listeners(listening: &[Listening]) -> Vec<(&'static str, SocketAddr, Arc<ListenerStats>)> {
+        listening
+            .iter()
+            .map(|l| (l.protocol, l.addr, l.stats.clone()))
+            .collect()
+    }
 }
 
 pub struct Http {
@@ -34,30 +48,10 @@ pub struct Http {
 }
 
 impl Http {
-    pub async fn start(
-        config: &HttpSection,
-        registry: Registry,
-        engine: Arc<EngineStats>,
-        mqtt: Arc<PublisherStats>,
-        listeners: &[Listening],
-    ) -> anyhow::Result<Option<Http>> {
+    pub async fn start(config: &HttpSection, app: Router) -> anyhow::Result<Option<Http>> {
         if config.listen.trim().is_empty() {
             return Ok(None);
         }
-        let parts = Parts {
-            listeners: Arc::new(
-                listeners
-                    .iter()
-                    .map(|l| (l.protocol, l.addr, l.stats.clone()))
-                    .collect(),
-            ),
-            engine,
-            mqtt,
-            registry,
-        };
-        let app = Router::new()
-            .route("/health", get(health))
-            .with_state(parts);
         let listener = tokio::net::TcpListener::bind(config.listen.trim())
             .await
             .with_context(|| format!("http.listen: cannot listen on {}", config.listen))?;
@@ -82,7 +76,8 @@ impl Http {
     }
 }
 
-async fn health(State(parts): State<Parts>) -> Json<Value> {
+/// The `/health` document.
+pub fn health(parts: &Parts) -> Value {
     let listeners: Vec<Value> = parts
         .listeners
         .iter()
@@ -92,13 +87,44 @@ async fn health(State(parts): State<Parts>) -> Json<Value> {
         .collect();
     let e = &parts.engine;
     let ticks = e.ticks.load(Relaxed);
-    Json(json!({
-        "status": "ok",
+    let journal = parts.journal.current();
+    let committed = journal.next_seq();
+    let metrics = journal.metrics();
+    let sinks: Vec<Value> = parts
+        .sinks
+        .iter()
+        .map(|(name, s)| {
+            let position = s.position.load(Relaxed);
+            json!({
+                "name": name,
+                "position": position,
+                "backlog": committed.saturating_sub(position),
+                "written": s.written.load(Relaxed),
+                "replayed": s.replayed.load(Relaxed),
+                "failures": s.failures.load(Relaxed),
+            })
+        })
+        .collect();
+    let poisoned = journal.is_poisoned();
+    json!({
+        "status": if poisoned { "degraded" } else { "ok" },
         "devices": {
             "connected": parts.registry.len(),
             "known": e.devices.load(Relaxed),
         },
         "listeners": listeners,
+        "journal": {
+            "poisoned": poisoned,
+            "committed": committed,
+            "first": journal.first_seq(),
+            "disk_bytes_max": journal.disk_bytes(),
+            "commits": metrics.commits,
+            "fsyncs": metrics.fsyncs,
+            "fsync_max_us": metrics.fsync_max_us,
+            "acked_records": parts.pipeline.committed.load(Relaxed),
+            "refused_batches": parts.pipeline.refused.load(Relaxed),
+        },
+        "sinks": sinks,
         "engine": {
             "ticks": ticks,
             "inputs": e.inputs.load(Relaxed),
@@ -111,5 +137,5 @@ async fn health(State(parts): State<Parts>) -> Json<Value> {
             "connects": parts.mqtt.connects.load(Relaxed),
             "connection_errors": parts.mqtt.connection_errors.load(Relaxed),
         },
-    }))
+    })
 }

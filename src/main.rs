@@ -5,6 +5,8 @@ mod config;
 mod http;
 mod node;
 mod pipeline;
+mod sinks;
+mod storage;
 
 use std::path::PathBuf;
 

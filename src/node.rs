@@ -10,6 +10,8 @@ use drover_devices::{ListenerConfig, ListenerStats, Registry, ServerContext};
 use drover_engine::runtime::{self, RuntimeConfig};
 use drover_engine::{Delta, Engine, EngineConfig, Executor};
 use drover_mqtt::Publisher;
+use drover_mqtt::publisher::Role;
+
 use drover_protocols::gt06::Gt06;
 use drover_protocols::teltonika::Teltonika;
 use drover_protocols::{DecodeOptions, Protocol};
@@ -20,10 +22,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, PipelineStats};
+use crate::storage::Durable;
 
-/// Records waiting for the MQTT publisher before sessions wait.
-const RECORD_QUEUE: usize = 65_536;
 /// How long shutdown waits for the broker to acknowledge what was published.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -39,10 +40,11 @@ pub struct Node {
     pub publisher: Publisher,
     shutdown: CancellationToken,
     devices: TaskTracker,
-    records_task: JoinHandle<()>,
+    durable: Durable,
     deltas_task: JoinHandle<()>,
-    mqtt_task: JoinHandle<()>,
+    mqtt_tasks: Vec<JoinHandle<()>>,
     mqtt_shutdown: CancellationToken,
+    records_publisher: Publisher,
     engine_thread: std::thread::JoinHandle<Engine>,
     pub http: Option<crate::http::Http>,
 }
@@ -65,14 +67,19 @@ impl Node {
         }
         let mqtt_shutdown = CancellationToken::new();
         let (publisher, mqtt_task) =
-            drover_mqtt::publisher::connect(&config.mqtt, mqtt_shutdown.clone())?;
-
-        let (records_tx, records_rx) = flume::bounded(RECORD_QUEUE);
-        let records_task = tokio::spawn(publisher.clone().run_records(records_rx));
+            drover_mqtt::publisher::connect(&config.mqtt, Role::Main, mqtt_shutdown.clone())?;
+        let (records_publisher, records_mqtt_task) =
+            drover_mqtt::publisher::connect(&config.mqtt, Role::Records, mqtt_shutdown.clone())?;
         let deltas_task = tokio::spawn(publish_presence(publisher.clone(), engine.deltas));
+
+        let durable = Durable::start(config, records_publisher.clone()).await?;
+        let pipeline_stats = Arc::new(PipelineStats::default());
         let pipeline = Pipeline {
+            journal: Arc::clone(&durable.journal),
             engine: engine.inbox,
-            records: records_tx,
+            recover: Arc::clone(&durable.recover),
+            max_backlog_bytes: config.journal.max_backlog_mb.saturating_mul(1_000_000),
+            stats: Arc::clone(&pipeline_stats),
         };
 
         let shutdown = CancellationToken::new();
@@ -98,23 +105,31 @@ impl Node {
         drop(pipeline);
         devices.close();
 
-        let http = crate::http::Http::start(
-            &config.http,
-            registry.clone(),
-            engine.stats.clone(),
-            publisher.stats.clone(),
-            &listeners,
-        )
-        .await?;
+        let parts = crate::http::Parts {
+            listeners: crate::http::Parts::listeners(&listeners),
+            engine: engine.stats.clone(),
+            mqtt: publisher.stats.clone(),
+            registry: registry.clone(),
+            journal: Arc::clone(&durable.journal),
+            sinks: durable.sinks.clone(),
+            pipeline: Arc::clone(&pipeline_stats),
+        };
+        let api = drover_api::Api {
+            live: engine.live.clone(),
+            history: Arc::clone(&durable.history),
+            health: Arc::new(move || crate::http::health(&parts)),
+        };
+        let http = crate::http::Http::start(&config.http, drover_api::router(api)).await?;
         Ok(Node {
             listeners,
             publisher,
             shutdown,
             devices,
-            records_task,
+            durable,
             deltas_task,
-            mqtt_task,
+            mqtt_tasks: vec![mqtt_task, records_mqtt_task],
             mqtt_shutdown,
+            records_publisher,
             engine_thread: engine.thread,
             http,
         })
@@ -127,13 +142,14 @@ impl Node {
             .map(|l| l.addr)
     }
 
-    /// Stops accepting, lets sessions hand over what they decoded, drains the
-    /// engine and the publisher, then disconnects from the broker.
+    /// Stops accepting, lets sessions hand over what they decoded, lets the
+    /// sinks take what was committed and the engine drain, then disconnects
+    /// from the broker.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         self.devices.wait().await;
-        // Every Pipeline clone is gone with the sessions: the queues close and drain.
-        let _ = self.records_task.await;
+        self.durable.stop().await;
+        // Every Pipeline clone is gone with the sessions: the engine's inbox closes.
         let engine = tokio::task::spawn_blocking(move || self.engine_thread.join()).await?;
         if engine.is_err() {
             warn!("engine thread panicked");
@@ -141,9 +157,12 @@ impl Node {
         let _ = self.deltas_task.await;
         self.publisher.wait_acked(DRAIN_TIMEOUT).await;
         self.publisher.disconnect().await;
+        self.records_publisher.disconnect().await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         self.mqtt_shutdown.cancel();
-        let _ = self.mqtt_task.await;
+        for task in self.mqtt_tasks {
+            let _ = task.await;
+        }
         if let Some(http) = self.http {
             http.stop().await;
         }

@@ -1,31 +1,114 @@
-//! Where the device servers' records go: the engine (live state) and the
-//! MQTT record publisher, both behind bounded queues.
+//! Where the device servers' records go: first the journal, then the engine.
+//!
+//! A record is accepted — and the device acked — only once the journal has it
+//! on disk (group commit). The journal's commit observer hands the committed
+//! batch to the sinks (history, InfluxDB, MQTT), which take it at their own
+//! pace; the engine gets it next, behind a bounded queue. When the journal
+//! fails (an fsync error, a full disk) `submit` fails: the session closes the
+//! connection without an ack, the device keeps its records and sends them
+//! again, and the recovery task reopens the journal.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use drover_devices::{Ingest, IngestClosed};
 use drover_engine::Input;
 use drover_protocols::model::{DeviceId, DeviceMessage};
+use drover_store::journal::JournalHandle;
+use drover_store::record;
+use tokio::sync::Notify;
+use tracing::{error, warn};
 
-/// Fans each record out to the engine and the record publisher. A record is
-/// accepted — and the device acked — once both queues took it; a full queue
-/// makes the session wait, which stops it reading its socket.
+/// How often a refusal is logged while the journal stays unavailable.
+const WARN_EVERY: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Pipeline {
+    pub journal: Arc<JournalHandle>,
     pub engine: flume::Sender<Input>,
-    pub records: flume::Sender<Arc<DeviceMessage>>,
+    /// Wakes the recovery task after the journal failed.
+    pub recover: Arc<Notify>,
+    /// Journal size past which appends are refused until sinks catch up.
+    pub max_backlog_bytes: u64,
+    pub stats: Arc<PipelineStats>,
+}
+
+/// Counters of the ack path.
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    /// Records made durable and acknowledged.
+    pub committed: AtomicU64,
+    /// Batches refused because the journal failed or the backlog was full.
+    pub refused: AtomicU64,
+    last_warning: std::sync::Mutex<Option<Instant>>,
+}
+
+impl PipelineStats {
+    fn refuse(&self, reason: &dyn std::fmt::Display) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let mut last = self
+            .last_warning
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            *last = Some(Instant::now());
+            warn!(%reason, refused = self.refused.load(Ordering::Relaxed),
+                "records refused: devices are not acked and will send them again");
+        }
+    }
+}
+
+impl Pipeline {
+    async fn commit(&self, messages: Arc<Vec<Arc<DeviceMessage>>>) -> Result<(), IngestClosed> {
+        let journal = self.journal.current();
+        let backlog = journal.disk_bytes();
+        if backlog > self.max_backlog_bytes {
+            self.stats.refuse(&format_args!(
+                "the journal holds {} MB that a sink has not taken (journal.max_backlog_mb)",
+                backlog / 1_000_000
+            ));
+            return Err(IngestClosed);
+        }
+        let mut encoded = Vec::with_capacity(messages.len());
+        for message in messages.iter() {
+            match record::encode(message) {
+                Ok(bytes) => encoded.push(bytes),
+                Err(error) => {
+                    // Only absurd input gets here (a device id over 64 KiB).
+                    warn!(device = %message.device, %error, "record cannot be stored");
+                    return Err(IngestClosed);
+                }
+            }
+        }
+        let attachment = Arc::clone(&messages) as drover_store::journal::Attachment;
+        match journal.append_attached(encoded, attachment).wait_async().await {
+            Ok(seqs) => {
+                self.stats
+                    .committed
+                    .fetch_add(seqs.end - seqs.start, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(failure) => {
+                if journal.is_poisoned() {
+                    error!(%failure, "journal failed; reopening it");
+                    self.recover.notify_one();
+                }
+                self.stats.refuse(&failure);
+                Err(IngestClosed)
+            }
+        }
+    }
 }
 
 impl Ingest for Pipeline {
     async fn submit(&self, records: Vec<DeviceMessage>) -> Result<(), IngestClosed> {
-        for record in records {
-            let record = Arc::new(record);
-            self.records
-                .send_async(record.clone())
-                .await
-                .map_err(|_| IngestClosed)?;
+        let messages: Arc<Vec<Arc<DeviceMessage>>> =
+            Arc::new(records.into_iter().map(Arc::new).collect());
+        self.commit(Arc::clone(&messages)).await?;
+        for message in messages.iter() {
             self.engine
-                .send_async(Input::Record(record))
+                .send_async(Input::Record(Arc::clone(message)))
                 .await
                 .map_err(|_| IngestClosed)?;
         }
@@ -48,5 +131,118 @@ impl Ingest for Pipeline {
             .send_async(Input::Disconnected { device })
             .await
             .map_err(|_| IngestClosed)
+    }
+}
+
+/// Reopens the journal whenever the pipeline reports it failed, retrying
+/// while that fails too (a disk still full), until `shutdown`.
+pub async fn recover_journal(
+    journal: Arc<JournalHandle>,
+    wake: Arc<Notify>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = wake.notified() => {}
+        }
+        loop {
+            let attempt = {
+                let journal = Arc::clone(&journal);
+                tokio::task::spawn_blocking(move || journal.recover()).await
+            };
+            match attempt {
+                Ok(Ok(_)) => break,
+                Ok(Err(failure)) => warn!(%failure, "journal cannot be reopened yet; retrying"),
+                Err(panic) => error!(%panic, "journal recovery panicked; retrying"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drover_protocols::model::Record;
+    use drover_store::journal::storage::{FaultyStorage, Storage};
+    use drover_store::journal::{JournalConfig, ObserverFactory};
+    use drover_store::sink::Feed;
+
+    fn message(time_ms: i64) -> DeviceMessage {
+        DeviceMessage {
+            device: DeviceId::new("356307042441013"),
+            protocol: drover_protocols::teltonika::NAME,
+            record: Record {
+                time_ms,
+                ..Record::default()
+            },
+        }
+    }
+
+    fn pipeline(storage: &FaultyStorage) -> (Pipeline, flume::Receiver<Input>) {
+        let observer: ObserverFactory = Box::new(|| Feed::default().observer());
+        let (journal, _) = JournalHandle::open(
+            Arc::new(storage.clone()) as Arc<dyn Storage>,
+            JournalConfig::default(),
+            Some(observer),
+        )
+        .unwrap();
+        let (engine, inputs) = flume::unbounded();
+        let pipeline = Pipeline {
+            journal: Arc::new(journal),
+            engine,
+            recover: Arc::new(Notify::new()),
+            max_backlog_bytes: u64::MAX,
+            stats: Arc::default(),
+        };
+        (pipeline, inputs)
+    }
+
+    fn journal_times(pipeline: &Pipeline) -> Vec<i64> {
+        pipeline
+            .journal
+            .current()
+            .read_from(0)
+            .map(|r| record::decode(&r.unwrap().1).unwrap().record.time_ms)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_fsync_error_stops_acks_until_the_journal_is_recovered() {
+        let storage = FaultyStorage::new();
+        let (pipeline, inputs) = pipeline(&storage);
+        pipeline.submit(vec![message(1), message(2)]).await.unwrap();
+        assert_eq!(inputs.len(), 2, "the engine gets committed records");
+
+        storage.set_fail_fsync(true);
+        let woken = pipeline.recover.notified();
+        assert_eq!(pipeline.submit(vec![message(3)]).await, Err(IngestClosed));
+        woken.await; // the recovery task is asked to reopen the journal
+        storage.set_fail_fsync(false);
+        // Still refused: a poisoned journal never trusts the disk again by itself.
+        assert_eq!(pipeline.submit(vec![message(4)]).await, Err(IngestClosed));
+        assert_eq!(inputs.len(), 2, "refused records never reach the engine");
+
+        pipeline.journal.recover().unwrap().expect("recovered");
+        pipeline.submit(vec![message(5)]).await.unwrap();
+        let times = journal_times(&pipeline);
+        assert_eq!(&times[..2], &[1, 2], "acknowledged records survive");
+        assert_eq!(times.last(), Some(&5));
+        assert!(!times.contains(&4));
+        assert_eq!(pipeline.stats.committed.load(Ordering::Relaxed), 3);
+        assert_eq!(pipeline.stats.refused.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_full_backlog_refuses_records() {
+        let storage = FaultyStorage::new();
+        let (mut pipeline, _inputs) = pipeline(&storage);
+        pipeline.max_backlog_bytes = 0;
+        assert_eq!(pipeline.submit(vec![message(1)]).await, Err(IngestClosed));
+        assert!(journal_times(&pipeline).is_empty());
     }
 }

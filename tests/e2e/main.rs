@@ -3,5 +3,6 @@
 //! One test binary with a module per area (ripgrep's layout); `support` gives
 //! each test its own ports, directories and processes, and stops them.
 
+mod durability;
 mod mqtt;
 mod support;

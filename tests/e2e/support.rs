@@ -2,7 +2,7 @@
 //! 127.0.0.1 on free ports and stopped when the test's handles drop.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -58,6 +58,24 @@ impl Process {
         Process { child, name }
     }
 
+    /// SIGKILL: the process gets no chance to flush or save anything.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit by itself (at most `limit`).
+    pub fn wait_exit(mut self, limit: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(started.elapsed() < limit, "{} did not exit", self.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends SIGINT and waits for a clean exit (at most 20 s).
     pub fn interrupt(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
@@ -110,19 +128,41 @@ pub fn mosquitto(dir: &Path) -> (Process, u16) {
 }
 
 /// The ports of one `drover serve`.
+#[derive(Debug, Clone, Copy)]
 pub struct Ports {
     pub gt06: u16,
     pub teltonika: u16,
     pub http: u16,
 }
 
+impl Ports {
+    pub fn free() -> Ports {
+        Ports {
+            gt06: free_port(),
+            teltonika: free_port(),
+            http: free_port(),
+        }
+    }
+}
+
 /// `drover serve` on free ports, with `extra` settings.
 pub fn drover_serve(dir: &Path, extra: &[String]) -> (Process, Ports) {
-    let ports = Ports {
-        gt06: free_port(),
-        teltonika: free_port(),
-        http: free_port(),
-    };
+    let ports = Ports::free();
+    (drover_serve_on(dir, ports, extra), ports)
+}
+
+/// `drover serve` on `ports` with its data in `dir/data` (so a restart on the
+/// same ports and directory is the same node), once it listens.
+pub fn drover_serve_on(dir: &Path, ports: Ports, extra: &[String]) -> Process {
+    let process = Process::spawn("drover serve", &mut serve_command(dir, ports, extra));
+    wait_for_port(ports.gt06, "drover (gt06)");
+    wait_for_port(ports.teltonika, "drover (teltonika)");
+    wait_for_port(ports.http, "drover (http)");
+    process
+}
+
+/// The `drover serve` command line, not started (for runs expected to fail).
+pub fn serve_command(dir: &Path, ports: Ports, extra: &[String]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_drover"));
     command
         .arg("serve")
@@ -143,15 +183,62 @@ pub fn drover_serve(dir: &Path, extra: &[String]) -> (Process, Ports) {
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(log_file(dir, "drover.log"));
-    let process = Process::spawn("drover serve", &mut command);
-    wait_for_port(ports.gt06, "drover (gt06)");
-    wait_for_port(ports.teltonika, "drover (teltonika)");
-    wait_for_port(ports.http, "drover (http)");
-    (process, ports)
+    command
 }
 
+/// Opens `dir/name` for appending, so restarts keep earlier logs.
 fn log_file(dir: &Path, name: &str) -> std::fs::File {
-    std::fs::File::create(dir.join(name)).expect("creating a log file")
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))
+        .expect("opening a log file")
+}
+
+/// `GET path` on 127.0.0.1:`port`: the status and the JSON body.
+pub fn http_get(port: u16, path: &str) -> (u16, Value) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting to the HTTP API");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("setting a read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("sending the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("reading the response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .expect("an HTTP response has a head");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("an HTTP status");
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    let json = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("GET {path}: body is not JSON ({e}): {body}"));
+    (status, json)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// `mosquitto_sub -v` on `topics`, writing what it receives to a file.
@@ -207,44 +294,79 @@ impl Subscriber {
 
 /// `drover sim` against `ports`, returning its JSON report and record log.
 pub fn drover_sim(dir: &Path, ports: &Ports, mqtt_port: u16, args: &[&str]) -> (Value, Vec<Value>) {
-    let report = dir.join("report.json");
-    let log = dir.join("records.jsonl");
-    let status = Command::new(env!("CARGO_BIN_EXE_drover"))
-        .arg("sim")
-        .args([
-            "--gt06-port",
-            &ports.gt06.to_string(),
-            "--teltonika-port",
-            &ports.teltonika.to_string(),
-        ])
-        .args([
-            "--mqtt",
-            &format!("mqtt://127.0.0.1:{mqtt_port}"),
-            "--quiet",
-        ])
-        .arg("--report")
-        .arg(&report)
-        .arg("--record-log")
-        .arg(&log)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(log_file(dir, "sim.out"))
-        .stderr(log_file(dir, "sim.err"))
-        .status()
-        .expect("running drover sim");
-    assert!(
-        status.success(),
-        "drover sim failed: see {}",
-        dir.join("sim.err").display()
-    );
-    let report: Value = serde_json::from_slice(&std::fs::read(&report).expect("report written"))
-        .expect("report is JSON");
-    let records = std::fs::read_to_string(&log)
-        .expect("record log written")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("record log line is JSON"))
-        .collect();
-    (report, records)
+    let mut with_mqtt = vec!["--mqtt".to_owned(), format!("mqtt://127.0.0.1:{mqtt_port}")];
+    with_mqtt.extend(args.iter().map(|a| (*a).to_owned()));
+    Sim::start(dir, ports, &with_mqtt).finish()
+}
+
+/// A `drover sim` running in the background.
+pub struct Sim {
+    process: Process,
+    report: PathBuf,
+    log: PathBuf,
+    err: PathBuf,
+}
+
+impl Sim {
+    pub fn start(dir: &Path, ports: &Ports, args: &[String]) -> Sim {
+        let report = dir.join("report.json");
+        let log = dir.join("records.jsonl");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_drover"));
+        command
+            .arg("sim")
+            .args([
+                "--gt06-port",
+                &ports.gt06.to_string(),
+                "--teltonika-port",
+                &ports.teltonika.to_string(),
+                "--quiet",
+            ])
+            .arg("--report")
+            .arg(&report)
+            .arg("--record-log")
+            .arg(&log)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(log_file(dir, "sim.out"))
+            .stderr(log_file(dir, "sim.err"));
+        Sim {
+            process: Process::spawn("drover sim", &mut command),
+            report,
+            log,
+            err: dir.join("sim.err"),
+        }
+    }
+
+    /// Waits for the run to end; its report and record log.
+    pub fn finish(self) -> (Value, Vec<Value>) {
+        let status = self.process.wait_exit(Duration::from_secs(300));
+        assert!(status.success(), "drover sim failed: see {}", self.err.display());
+        let report: Value =
+            serde_json::from_slice(&std::fs::read(&self.report).expect("report written"))
+                .expect("report is JSON");
+        let records = std::fs::read_to_string(&self.log)
+            .expect("record log written")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("record log line is JSON"))
+            .collect();
+        (report, records)
+    }
+}
+
+/// The acked positions of a record log, by device: fix times in ms.
+pub fn acked_by_device(records: &[Value]) -> HashMap<String, Vec<i64>> {
+    let mut by_device: HashMap<String, Vec<i64>> = HashMap::new();
+    for r in records.iter().filter(|r| r["acked"] == true) {
+        let device = r["device"].as_str().expect("device").to_owned();
+        by_device
+            .entry(device)
+            .or_default()
+            .push(r["time_ms"].as_i64().expect("time_ms"));
+    }
+    for times in by_device.values_mut() {
+        times.sort_unstable();
+    }
+    by_device
 }
 
 /// Positions on MQTT by (device, time in ms) → (lat, lon).

@@ -1,0 +1,250 @@
+//! The node's durable side: the journal, the sinks that drain it (history
+//! backend and MQTT), and the jobs that keep them tidy (segment retirement,
+//! history retention, journal recovery).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use drover_api::history::{Embedded, History, Influx};
+use drover_mqtt::Publisher;
+use drover_store::history::{self, HistoryConfig};
+use drover_store::influxdb::InfluxClient;
+use drover_store::journal::storage::FsStorage;
+use drover_store::journal::{JournalHandle, ObserverFactory};
+use drover_store::sink::{self, Committed, Feed, Sink, SinkConfig, SinkStats};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::{Backend, Config};
+use crate::sinks::{HistorySink, InfluxSink, MqttSink};
+
+/// How long shutdown waits for sinks to take what was committed.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often segments every sink has passed are deleted.
+const RETIRE_EVERY: Duration = Duration::from_secs(5);
+/// How often the history retention job runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// The journal and everything draining it.
+pub struct Durable {
+    pub journal: Arc<JournalHandle>,
+    /// Where the API reads history.
+    pub history: Arc<dyn History>,
+    pub sinks: Vec<(&'static str, Arc<SinkStats>)>,
+    /// Woken by the pipeline when the journal fails.
+    pub recover: Arc<Notify>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// A sink waiting for the journal to be open.
+struct Pending<S> {
+    sink: S,
+    feed: flume::Receiver<Committed>,
+    config: SinkConfig,
+}
+
+impl Durable {
+    /// Opens the history backend and the journal (recovering it), and starts
+    /// the sinks, which first replay whatever they had not taken.
+    pub async fn start(config: &Config, records: Publisher) -> anyhow::Result<Durable> {
+        let shutdown = CancellationToken::new();
+        let mut feed = Feed::default();
+        let mqtt = pending(&mut feed, MqttSink { publisher: records }, SinkConfig::default());
+        let (history, backend) = match config.storage.backend {
+            Backend::Embedded => {
+                let store = Arc::new(open_history(config).await?);
+                let sink = HistorySink {
+                    history: Arc::clone(&store),
+                };
+                let api: Arc<dyn History> = Arc::new(Embedded(Arc::clone(&store)));
+                (api, Opened::Embedded(store, pending(&mut feed, sink, SinkConfig::default())))
+            }
+            Backend::Influxdb => {
+                let client = influx_client(config).await?;
+                let influx = &config.storage.influxdb;
+                let batching = SinkConfig {
+                    batch_max: influx.batch_lines.max(1),
+                    linger: Duration::from_millis(influx.flush_ms),
+                    ..SinkConfig::default()
+                };
+                let sink = InfluxSink {
+                    client: client.clone(),
+                    shutdown: shutdown.clone(),
+                };
+                let api: Arc<dyn History> = Arc::new(Influx(client));
+                (api, Opened::Influx(pending(&mut feed, sink, batching)))
+            }
+        };
+        let journal = open_journal(config, feed).await?;
+        let mut durable = Durable {
+            journal,
+            history,
+            sinks: Vec::new(),
+            recover: Arc::new(Notify::new()),
+            tasks: TaskTracker::new(),
+            shutdown,
+        };
+        durable.spawn("mqtt", mqtt);
+        match backend {
+            Opened::Embedded(store, sink) => {
+                durable.spawn("history", sink);
+                durable.tasks.spawn(apply_retention(store, durable.shutdown.clone()));
+            }
+            Opened::Influx(sink) => durable.spawn("influxdb", sink),
+        }
+        durable
+            .tasks
+            .spawn(retire_segments(Arc::clone(&durable.journal), durable.shutdown.clone()));
+        durable.tasks.spawn(crate::pipeline::recover_journal(
+            Arc::clone(&durable.journal),
+            Arc::clone(&durable.recover),
+            durable.shutdown.clone(),
+        ));
+        durable.tasks.close();
+        Ok(durable)
+    }
+
+    fn spawn<S: Sink>(&mut self, name: &'static str, pending: Pending<S>) {
+        let stats = Arc::new(SinkStats::default());
+        self.tasks.spawn(sink::run(
+            pending.sink,
+            Arc::clone(&self.journal),
+            pending.feed,
+            pending.config,
+            Arc::clone(&stats),
+            self.shutdown.clone(),
+        ));
+        self.sinks.push((name, stats));
+    }
+
+    /// Lets the sinks take every committed record (at most [`DRAIN_TIMEOUT`];
+    /// what is left stays in the journal for next time), then stops them and
+    /// the jobs. Call once no more records are submitted.
+    pub async fn stop(self) {
+        let committed = self.journal.current().next_seq();
+        let behind = || {
+            self.sinks
+                .iter()
+                .filter(|(_, s)| s.position.load(std::sync::atomic::Ordering::Relaxed) < committed)
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>()
+        };
+        let started = std::time::Instant::now();
+        while !behind().is_empty() && started.elapsed() < DRAIN_TIMEOUT {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let behind = behind();
+        if !behind.is_empty() {
+            warn!(?behind, "stopping before these sinks took every record; they resume from the journal");
+        }
+        self.shutdown.cancel();
+        self.tasks.wait().await;
+    }
+}
+
+/// The history backend that was opened, with its sink.
+enum Opened {
+    Embedded(Arc<history::History>, Pending<HistorySink>),
+    Influx(Pending<InfluxSink>),
+}
+
+fn pending<S: Sink>(feed: &mut Feed, sink: S, config: SinkConfig) -> Pending<S> {
+    Pending {
+        sink,
+        feed: feed.subscribe(config.feed_capacity),
+        config,
+    }
+}
+
+async fn open_history(config: &Config) -> anyhow::Result<history::History> {
+    let dir = config.data_dir.join("history");
+    let history_config = HistoryConfig {
+        retention_days: config.storage.retention_days,
+        ..HistoryConfig::default()
+    };
+    tokio::task::spawn_blocking(move || {
+        history::History::open(&dir, history_config)
+            .with_context(|| format!("opening the history store in {}", dir.display()))
+    })
+    .await?
+}
+
+/// The InfluxDB client; the database is created when configured, but an
+/// unreachable server does not stop the node: the sink retries and the
+/// journal keeps the records meanwhile.
+async fn influx_client(config: &Config) -> anyhow::Result<InfluxClient> {
+    let influx = &config.storage.influxdb;
+    let client = InfluxClient::new(influx.clone()).context("storage.influxdb")?;
+    if influx.create_database {
+        if let Err(error) = client.ensure_database().await {
+            warn!(%error, url = %influx.url, "InfluxDB not ready; records wait in the journal");
+        }
+    }
+    Ok(client)
+}
+
+/// Opens (or recovers) the journal under `data_dir/journal`. Refuses to start
+/// on corruption, naming the damaged segment.
+async fn open_journal(config: &Config, feed: Feed) -> anyhow::Result<Arc<JournalHandle>> {
+    let dir = config.data_dir.join("journal");
+    let journal_config = config.journal.journal_config();
+    let (handle, recovery) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let storage = FsStorage::new(&dir)
+            .with_context(|| format!("creating the journal directory {}", dir.display()))?;
+        let observer: ObserverFactory = Box::new(move || feed.clone().observer());
+        JournalHandle::open(Arc::new(storage), journal_config, Some(observer))
+            .with_context(|| format!("opening the journal in {}", dir.display()))
+    })
+    .await??;
+    info!(
+        records = recovery.records,
+        next_seq = recovery.next_seq,
+        truncated_bytes = recovery.truncated_bytes,
+        "journal open"
+    );
+    Ok(Arc::new(handle))
+}
+
+/// Deletes journal segments once every sink has passed them.
+async fn retire_segments(journal: Arc<JournalHandle>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RETIRE_EVERY) => {}
+        }
+        let current = journal.current();
+        match tokio::task::spawn_blocking(move || current.retire()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(segments)) => tracing::debug!(segments, "journal segments retired"),
+            Ok(Err(error)) => warn!(%error, "cannot retire journal segments"),
+            Err(panic) => warn!(%panic, "journal retire panicked"),
+        }
+    }
+}
+
+/// Deletes expired history now and then every [`RETENTION_EVERY`].
+async fn apply_retention(store: Arc<history::History>, shutdown: CancellationToken) {
+    loop {
+        let job = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || job.apply_retention(now_ms())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => warn!(%error, "history retention failed; retrying later"),
+            Err(panic) => warn!(%panic, "history retention panicked"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RETENTION_EVERY) => {}
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
