@@ -7,9 +7,8 @@ use std::time::Duration;
 use drover_mqtt::Publisher;
 use drover_protocols::model::DeviceMessage;
 use drover_store::history::History;
-use drover_store::influxdb::{Backoff, InfluxClient};
+use drover_store::influxdb::{InfluxClient, InfluxError};
 use drover_store::sink::{Sink, SinkError};
-use tokio_util::sync::CancellationToken;
 
 /// How long the broker may take to acknowledge a batch before it is sent again.
 const MQTT_CONFIRM: Duration = Duration::from_secs(10);
@@ -54,12 +53,11 @@ impl Sink for HistorySink {
     }
 }
 
-/// Writes every record to InfluxDB. Transient failures are retried inside
-/// (resuming at the chunk that failed); lines InfluxDB refuses (a partial
-/// write) are logged by the client and skipped, never sent again.
+/// Writes every record to InfluxDB, one attempt per batch: the sink runner
+/// retries failures with backoff and counts them. Lines InfluxDB refuses (a
+/// partial write) are logged by the client and skipped, never sent again.
 pub struct InfluxSink {
     pub client: InfluxClient,
-    pub shutdown: CancellationToken,
 }
 
 impl Sink for InfluxSink {
@@ -68,10 +66,15 @@ impl Sink for InfluxSink {
     }
 
     async fn write(&mut self, messages: &[Arc<DeviceMessage>]) -> Result<(), SinkError> {
-        self.client
-            .write_with_retry(messages, &self.shutdown, Backoff::default())
-            .await
-            .map(|_| ())
-            .map_err(|error| SinkError(error.to_string()))
+        match self.client.write(messages).await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                if matches!(error, InfluxError::DatabaseNotFound { .. }) {
+                    // Dropped, or never created: create it before the retry.
+                    let _ = self.client.ensure_database().await;
+                }
+                Err(SinkError(error.to_string()))
+            }
+        }
     }
 }

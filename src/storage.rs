@@ -73,7 +73,6 @@ impl Durable {
                 };
                 let sink = InfluxSink {
                     client: client.clone(),
-                    shutdown: shutdown.clone(),
                 };
                 let api: Arc<dyn History> = Arc::new(Influx(client));
                 (api, Opened::Influx(pending(&mut feed, sink, batching)))

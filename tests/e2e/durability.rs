@@ -22,7 +22,7 @@ fn external_broker(mqtt_port: u16) -> Vec<String> {
 }
 
 /// Teltonika only (acked per packet, by record count), several records per packet.
-fn teltonika_load(devices: u32, seconds: u32) -> Vec<String> {
+pub fn teltonika_load(devices: u32, seconds: u32) -> Vec<String> {
     [
         "--no-mqtt",
         "--teltonika-share",

@@ -4,5 +4,6 @@
 //! each test its own ports, directories and processes, and stops them.
 
 mod durability;
+mod influxdb;
 mod mqtt;
 mod support;
