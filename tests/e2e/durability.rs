@@ -225,3 +225,90 @@ fn a_torn_tail_is_cut_and_a_corrupt_record_refuses_to_start() {
         "the refusal names the damaged segment: {log}"
     );
 }
+
+/// A small tmpfs mounted over a directory for the length of a test.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("running mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CAP_SYS_ADMIN): run the tests as root, as `cargo xtask test` does in CI"
+        );
+        Tmpfs(at.to_owned())
+    }
+
+    /// Writes zeroes until the filesystem is full.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let ballast = self.0.join("ballast");
+        let mut file = std::fs::File::create(&ballast).expect("ballast");
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        let one = [0u8; 1];
+        while file.write_all(&one).is_ok() {}
+        ballast
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn health_counter(http: u16, field: &str) -> u64 {
+    let (_, health) = support::http_get(http, "/health");
+    health["journal"][field].as_u64().unwrap_or_else(|| panic!("no {field} in {health}"))
+}
+
+#[test]
+fn a_full_disk_stops_acks_and_service_resumes_when_space_returns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let tmpfs = Tmpfs::mount(&dir.join("data/journal"), "4m");
+    let ports = Ports::free();
+    let server = support::drover_serve_on(dir, ports, &["journal.segment_mb=1".to_owned()]);
+    let sim = Sim::start(dir, &ports, &teltonika_load(10, 25));
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(health_counter(ports.http, "acked_records") > 0);
+
+    let ballast = tmpfs.fill();
+    assert!(
+        support::eventually(Duration::from_secs(10), || {
+            health_counter(ports.http, "refused_batches") > 0
+        }),
+        "a full disk must refuse records"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let acked_while_full = health_counter(ports.http, "acked_records");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        health_counter(ports.http, "acked_records"),
+        acked_while_full,
+        "nothing may be acknowledged while the journal cannot write"
+    );
+
+    std::fs::remove_file(&ballast).expect("remove ballast");
+    assert!(
+        support::eventually(Duration::from_secs(15), || {
+            health_counter(ports.http, "acked_records") > acked_while_full
+        }),
+        "acks resume once space is back"
+    );
+    let (_, records) = sim.finish();
+    let acked = support::acked_by_device(&records);
+    assert_all_stored(ports.http, &acked);
+    let (_, health) = support::http_get(ports.http, "/health");
+    assert_eq!(health["journal"]["poisoned"], false, "{health}");
+    assert!(server.interrupt().success());
+}
