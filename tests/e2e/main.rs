@@ -3,6 +3,7 @@
 //! One test binary with a module per area (ripgrep's layout); `support` gives
 //! each test its own ports, directories and processes, and stops them.
 
+mod api;
 mod durability;
 mod influxdb;
 mod mqtt;

@@ -1,0 +1,127 @@
+//! The history API over real stored data: ranges, paging, empty results and
+//! every kind of bad input, each answered with a JSON error.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::durability::{assert_all_stored, stored_times, teltonika_load, time_ms};
+use crate::support::{self, Ports, Sim};
+
+fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .expect("a time");
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("formats")
+}
+
+fn positions(http: u16, device: &str, query: &str) -> (u16, Value) {
+    support::http_get(http, &format!("/api/v1/devices/{device}/positions?{query}"))
+}
+
+fn page_times(page: &Value) -> Vec<i64> {
+    page["positions"]
+        .as_array()
+        .expect("positions")
+        .iter()
+        .map(|p| time_ms(&p["time"]))
+        .collect()
+}
+
+fn assert_error(answer: (u16, Value), status: u16, code: &str) {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    assert_eq!(answer.1["error"]["code"], code, "{}", answer.1);
+    assert!(
+        answer.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        answer.1
+    );
+}
+
+#[test]
+fn history_queries_page_filter_and_refuse_bad_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let ports = Ports::free();
+    let server = support::drover_serve_on(dir, ports, &[]);
+    let (_, records) = Sim::start(dir, &ports, &teltonika_load(5, 4)).finish();
+    let acked = support::acked_by_device(&records);
+    assert_all_stored(ports.http, &acked);
+    let (device, times) = acked.iter().max_by_key(|(_, t)| t.len()).expect("a device");
+    let http = ports.http;
+
+    // Paging: every record once, in order, across pages of 7.
+    let all = format!("from={}&to={}", rfc3339(times[0]), rfc3339(times[times.len() - 1] + 1));
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = positions(http, device, &format!("{all}&limit=7{cursor}"));
+        assert_eq!(status, 200, "{page}");
+        let got = page_times(&page);
+        assert!(got.len() <= 7);
+        paged.extend(got);
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(&paged, times, "pages give every stored position once, in time order");
+    let page = positions(http, device, &format!("{all}&limit=1")).1;
+    let p = &page["positions"][0];
+    assert!(p["lat"].is_f64() && p["lon"].is_f64() && p["speed_kmh"].is_number(), "{p}");
+
+    // A range: `from` included, `to` excluded.
+    let (from, to) = (times[2], times[times.len() - 3]);
+    let (status, page) = positions(http, device, &format!("from={}&to={}", rfc3339(from), rfc3339(to)));
+    assert_eq!(status, 200);
+    let expected: Vec<i64> = times.iter().copied().filter(|t| (from..to).contains(t)).collect();
+    assert_eq!(page_times(&page), expected);
+
+    // Nothing there: an empty page, not an error.
+    let (status, page) = positions(http, device, "from=2001-01-01T00:00:00Z&to=2001-01-02T00:00:00Z");
+    assert_eq!(status, 200);
+    assert_eq!(page["positions"], Value::Array(Vec::new()));
+    assert_eq!(page["next_cursor"], Value::Null);
+
+    // Bad input: 400 with a JSON error, each of them.
+    for bad in [
+        "from=yesterday",
+        "to=2026-13-45T00:00:00Z",
+        "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "from=2026-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "limit=0",
+        "limit=many",
+        "limit=100000",
+        "cursor=not-a-cursor",
+        "colour=blue",
+    ] {
+        assert_error(positions(http, device, bad), 400, "bad_request");
+    }
+    // Unknown devices and routes: 404 with a JSON error.
+    assert_error(positions(http, "000000000000000", ""), 404, "not_found");
+    assert_error(support::http_get(http, "/api/v1/devices/000000000000000"), 404, "not_found");
+    assert_error(support::http_get(http, "/api/v1/nothing-here"), 404, "not_found");
+
+    // Devices: live while the node runs…
+    let (status, list) = support::http_get(http, "/api/v1/devices");
+    assert_eq!(status, 200);
+    let ids: BTreeSet<&str> = list["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    assert_eq!(ids, acked.keys().map(String::as_str).collect());
+    let (status, one) = support::http_get(http, &format!("/api/v1/devices/{device}"));
+    assert_eq!(status, 200);
+    assert_eq!(one["source"], "live", "{one}");
+
+    // …and from the store after a restart, before they report again.
+    server.kill9();
+    let server = support::drover_serve_on(dir, ports, &[]);
+    let (_, one) = support::http_get(http, &format!("/api/v1/devices/{device}"));
+    assert_eq!(one["source"], "stored", "{one}");
+    assert_eq!(time_ms(&one["last_seen"]), *times.last().expect("a time"));
+    assert_eq!(stored_times(http, device), *times);
+    assert!(server.interrupt().success());
+}
