@@ -232,15 +232,17 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     fn mount(at: &Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(at).expect("mount point");
-        let status = std::process::Command::new("mount")
+        let status = as_root("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(at)
             .status()
             .expect("running mount");
         assert!(
             status.success(),
-            "mounting a tmpfs needs root (CAP_SYS_ADMIN): run the tests as root, as `cargo xtask test` does in CI"
+            "mounting a tmpfs needs root (CAP_SYS_ADMIN) or password-less sudo"
         );
+        // Under sudo the mount belongs to root: let the test user write to it.
+        let _ = as_root("chmod").arg("1777").arg(at).status();
         Tmpfs(at.to_owned())
     }
 
@@ -259,10 +261,25 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
+        let _ = as_root("umount")
             .arg("-l")
             .arg(&self.0)
             .status();
+    }
+}
+
+/// `program`, through `sudo -n` unless the tests already run as root.
+fn as_root(program: &str) -> std::process::Command {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if root {
+        std::process::Command::new(program)
+    } else {
+        let mut sudo = std::process::Command::new("sudo");
+        sudo.args(["-n", program]);
+        sudo
     }
 }
 
