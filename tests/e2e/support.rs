@@ -133,6 +133,8 @@ pub struct Ports {
     pub gt06: u16,
     pub teltonika: u16,
     pub http: u16,
+    /// The embedded broker's, unless the test's settings choose another broker.
+    pub mqtt: u16,
 }
 
 impl Ports {
@@ -141,6 +143,7 @@ impl Ports {
             gt06: free_port(),
             teltonika: free_port(),
             http: free_port(),
+            mqtt: free_port(),
         }
     }
 }
@@ -154,10 +157,22 @@ pub fn drover_serve(dir: &Path, extra: &[String]) -> (Process, Ports) {
 /// `drover serve` on `ports` with its data in `dir/data` (so a restart on the
 /// same ports and directory is the same node), once it listens.
 pub fn drover_serve_on(dir: &Path, ports: Ports, extra: &[String]) -> Process {
-    let process = Process::spawn("drover serve", &mut serve_command(dir, ports, extra));
-    wait_for_port(ports.gt06, "drover (gt06)");
-    wait_for_port(ports.teltonika, "drover (teltonika)");
-    wait_for_port(ports.http, "drover (http)");
+    let mut process = Process::spawn("drover serve", &mut serve_command(dir, ports, extra));
+    let started = Instant::now();
+    for port in [ports.gt06, ports.teltonika, ports.http] {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+            let exited = process.child.try_wait().ok().flatten();
+            let log = || std::fs::read_to_string(dir.join("drover.log")).unwrap_or_default();
+            assert!(exited.is_none(), "drover serve exited ({exited:?}) before listening:\n{}", log());
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "drover serve did not listen on {port} within 60 s:\n{}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     process
 }
 
@@ -175,7 +190,11 @@ pub fn serve_command(dir: &Path, ports: Ports, extra: &[String]) -> Command {
             "--set",
             &format!("devices.teltonika.listen=127.0.0.1:{}", ports.teltonika),
         ])
-        .args(["--set", &format!("http.listen=127.0.0.1:{}", ports.http)]);
+        .args(["--set", &format!("http.listen=127.0.0.1:{}", ports.http)])
+        .args([
+            "--set",
+            &format!("mqtt.embedded_listen=127.0.0.1:{}", ports.mqtt),
+        ]);
     for setting in extra {
         command.args(["--set", setting]);
     }
