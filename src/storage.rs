@@ -145,7 +145,9 @@ impl Durable {
     }
 }
 
-/// The history backend that was opened, with its sink.
+/// The history backend that was opened, with its sink. Built once at start,
+/// so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Opened {
     Embedded(Arc<history::History>, Pending<HistorySink>),
     Influx(Pending<InfluxSink>),

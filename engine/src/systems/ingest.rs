@@ -214,6 +214,9 @@ fn apply_attributes(
     obd.set_if_neq(new_obd);
 }
 
+// A `Cow` rather than `&str`: cloning it keeps the decoders' static names
+// borrowed instead of allocating a String per attribute.
+#[allow(clippy::ptr_arg)]
 fn set_custom(custom: &mut Mut<CustomAttributes>, key: &Cow<'static, str>, value: &Value) {
     if custom.0.get(key) != Some(value) {
         custom.0.set(key.clone(), value.clone());
