@@ -94,7 +94,7 @@ fn main() -> anyhow::Result<()> {
 
 /// rumqttd logs every client disconnect as an error; its real failures (a
 /// taken port) are caught and reported by `drover-mqtt` before it starts.
-const DEFAULT_LOG: &str = "info,rumqttd=off,rumqttc=warn";
+const DEFAULT_LOG: &str = "info,rumqttd=off,rumqttc=warn,fjall=warn,lsm_tree=warn";
 
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
@@ -204,6 +204,7 @@ fn print_where_to_look(config: &Config, node: &Node, devices: u32) {
         broker.rsplit(':').next().unwrap_or("1883")
     );
     if let Some(http) = &node.http {
+        println!("  devices    http://{}/api/v1/devices", http.addr);
         println!("  health     http://{}/health", http.addr);
     }
     println!("Press Ctrl-C to stop.");

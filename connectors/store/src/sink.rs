@@ -372,6 +372,10 @@ impl CursorKeeper {
     }
 
     fn save(&mut self, journal: &Journal, name: &str, position: u64) {
+        // Feed batches arrive just before the journal counts them as
+        // committed; a cursor may not pass the committed end, so the rest is
+        // saved next time.
+        let position = position.min(journal.next_seq());
         match journal.set_cursor(name, position) {
             Ok(()) => {
                 self.saved = position;
