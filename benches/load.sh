@@ -43,7 +43,7 @@ done | awk -v hz="$ticks" '{ms[$1] += $2 * 1000 / hz; n[$1]++}
 health() {
     curl -fsS http://127.0.0.1:28080/health |
         jq -c '{journal: .journal | {committed, commits, fsyncs, fsync_max_us, acked_records, refused_batches},
-                sinks: [.sinks[] | {name, backlog, written, replayed}]}' || echo "(no /health)"
+                sinks: [.sinks[] | {name, backlog, written, batches, replayed}]}' || echo "(no /health)"
 }
 echo "health at the end: $(health | tee "health-$name.json")"
 sleep 5
