@@ -25,6 +25,8 @@ use crate::sinks::{HistorySink, InfluxSink, MqttSink};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often segments every sink has passed are deleted.
 const RETIRE_EVERY: Duration = Duration::from_secs(5);
+/// How long the history sink gathers records before a commit.
+const HISTORY_LINGER: Duration = Duration::from_millis(200);
 /// How often the history retention job runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
@@ -61,7 +63,13 @@ impl Durable {
                     history: Arc::clone(&store),
                 };
                 let api: Arc<dyn History> = Arc::new(Embedded(Arc::clone(&store)));
-                (api, Opened::Embedded(store, pending(&mut feed, sink, SinkConfig::default())))
+                // Each batch is one synced commit of the store: gathering for a
+                // moment turns many small commits into few large ones.
+                let batching = SinkConfig {
+                    linger: HISTORY_LINGER,
+                    ..SinkConfig::default()
+                };
+                (api, Opened::Embedded(store, pending(&mut feed, sink, batching)))
             }
             Backend::Influxdb => {
                 let client = influx_client(config).await?;
