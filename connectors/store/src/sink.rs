@@ -184,7 +184,13 @@ pub async fn run<S: Sink>(
                 }
             }
         };
-        if !messages.is_empty() && !deliver(&mut sink, &messages, &stats, &shutdown).await {
+        if messages.is_empty() {
+            // The records exist but the journal has not counted them as
+            // committed yet (the feed is told first): let the committer finish.
+            tokio::task::yield_now().await;
+            continue;
+        }
+        if !deliver(&mut sink, &messages, &stats, &shutdown).await {
             break;
         }
         reader.position += messages.len() as u64;
