@@ -76,7 +76,7 @@ impl Default for EngineStats {
 }
 
 /// Tick duration percentiles, µs (zeros before the first tick).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TickPercentiles {
     pub p50: u64,
     pub p95: u64,

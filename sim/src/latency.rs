@@ -131,9 +131,9 @@ impl Ledger {
 
     /// Device→MQTT latencies since the last call, for the timeline.
     pub fn take_interval_latency(&self) -> Latency {
-        let interval = &mut lock(&self.latency)[1];
-        let latency = Latency::from(&*interval);
-        interval.reset();
+        let mut pair = lock(&self.latency);
+        let latency = Latency::from(&pair[1]);
+        pair[1].reset();
         latency
     }
 }

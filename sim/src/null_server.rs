@@ -104,9 +104,9 @@ impl NullServer {
     }
 
     /// Stops accepting and closes every connection.
-    pub async fn stop(self) -> NullCounts {
+    pub async fn stop(mut self) -> NullCounts {
         let _ = self.stop.send(true);
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
         self.counts()

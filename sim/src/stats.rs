@@ -120,9 +120,9 @@ impl Stats {
     pub fn take_interval_ack_latency(&self) -> Latency {
         let mut all = histogram();
         for shard in self.ack_latency.iter() {
-            let interval = &mut lock(shard)[1];
-            let _ = all.add(&*interval);
-            interval.reset();
+            let mut pair = lock(shard);
+            let _ = all.add(&pair[1]);
+            pair[1].reset();
         }
         Latency::from(&all)
     }

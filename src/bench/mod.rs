@@ -157,7 +157,7 @@ async fn network_run(run: &Run, target: Option<&Ports>, args: &BenchArgs) -> any
     let ports = match (&spawned, target) {
         (Some(s), _) => s.ports.clone(),
         (None, Some(t)) => t.clone(),
-        (None, None) => unreachable!("either spawned or given"),
+        (None, None) => anyhow::bail!("no server to load"),
     };
     let pid = spawned.as_ref().map(|s| s.pid);
     let health_before = match ports.http {
