@@ -8,8 +8,9 @@
 //! to this floor.
 //!
 //! Acks, byte for byte as `drover-protocols`' sessions write them:
-//! - GT06: a short frame echoing the type and serial of every login (0x01)
-//!   and heartbeat (0x13), CRC-16/X-25; locations get no answer.
+//! - GT06: a short frame echoing the type and serial of every login (0x01),
+//!   heartbeat (0x13) and GPS+LBS location (0x22), CRC-16/X-25, as Drover's
+//!   session does (the simulator counts only the heartbeats' as acks).
 //! - Teltonika: 0x01 after the IMEI, then each AVL packet's record count as
 //!   a big-endian u32.
 
@@ -198,7 +199,10 @@ fn ack_gt06(frame: &[u8], replies: &mut Vec<u8>) -> Option<u64> {
             gt06::write_ack(replies, kind, serial);
             Some(0)
         }
-        GT06_LOCATION => Some(1),
+        GT06_LOCATION => {
+            gt06::write_ack(replies, kind, serial);
+            Some(1)
+        }
         _ => Some(0),
     }
 }
