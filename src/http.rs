@@ -35,7 +35,9 @@ pub struct Parts {
 }
 
 impl Parts {
-    pub fn listeners(listening: &[Listening]) -> Vec<(&'static str, SocketAddr, Arc<ListenerStats>)> {
+    pub fn listeners(
+        listening: &[Listening],
+    ) -> Vec<(&'static str, SocketAddr, Arc<ListenerStats>)> {
         listening
             .iter()
             .map(|l| (l.protocol, l.addr, l.stats.clone()))

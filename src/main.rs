@@ -141,8 +141,8 @@ async fn sim(command: SimCommand) -> anyhow::Result<()> {
     let sim = SimConfig::try_from(command.args)?;
     if command.in_process {
         let config = Config::load(command.config.config.as_deref(), &command.config.overrides)?;
-        let report =
-            tokio::task::spawn_blocking(move || bench::engine::engine_load(&config, &sim)).await??;
+        let report = tokio::task::spawn_blocking(move || bench::engine::engine_load(&config, &sim))
+            .await??;
         println!("{report}");
         return Ok(());
     }

@@ -6,6 +6,8 @@
 /// and the hard one too when the process may (root, CAP_SYS_RESOURCE).
 /// Returns the soft limit in force afterwards.
 #[cfg(unix)]
+// `rlim_t` is u64 on Linux but not on every Unix: the casts are for those.
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_nofile(want: u64) -> std::io::Result<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

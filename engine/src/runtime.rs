@@ -184,7 +184,12 @@ struct Channels {
     questions: flume::Receiver<Query>,
 }
 
-fn run(mut engine: Engine, config: RuntimeConfig, channels: Channels, stats: &EngineStats) -> Engine {
+fn run(
+    mut engine: Engine,
+    config: RuntimeConfig,
+    channels: Channels,
+    stats: &EngineStats,
+) -> Engine {
     let Channels {
         inputs,
         outbox,

@@ -351,7 +351,9 @@ fn parse_source_addrs(s: &str) -> Result<SourceAddrs, String> {
                 };
                 let (from, to) = (u32::from(ip(from)?), u32::from(ip(to)?));
                 if to < from || (to - from) as usize >= MAX_SOURCE_ADDRS {
-                    return Err(format!("{item}: expected a rising range of at most {MAX_SOURCE_ADDRS} addresses"));
+                    return Err(format!(
+                        "{item}: expected a rising range of at most {MAX_SOURCE_ADDRS} addresses"
+                    ));
                 }
                 addrs.extend((from..=to).map(|a| IpAddr::V4(Ipv4Addr::from(a))));
             }

@@ -81,7 +81,12 @@ impl NullServer {
         let addrs = (gt06.local_addr()?, teltonika.local_addr()?);
         let tasks = vec![
             tokio::spawn(accept(gt06, Kind::Gt06, counters.clone(), stopped.clone())),
-            tokio::spawn(accept(teltonika, Kind::Teltonika, counters.clone(), stopped)),
+            tokio::spawn(accept(
+                teltonika,
+                Kind::Teltonika,
+                counters.clone(),
+                stopped,
+            )),
         ];
         tracing::info!(gt06 = %addrs.0, teltonika = %addrs.1, "null server listening");
         Ok(NullServer {
@@ -114,7 +119,12 @@ impl NullServer {
     }
 }
 
-async fn accept(listener: TcpListener, kind: Kind, counters: Arc<Counters>, mut stop: watch::Receiver<bool>) {
+async fn accept(
+    listener: TcpListener,
+    kind: Kind,
+    counters: Arc<Counters>,
+    mut stop: watch::Receiver<bool>,
+) {
     // Dropping the set at the end aborts the connections still open.
     let mut connections = JoinSet::new();
     loop {
@@ -248,7 +258,10 @@ mod tests {
             teltonika::device::login(imei),
             teltonika::device::avl_packet(config.codec.into(), &records),
         ];
-        for (protocol, frames) in [(Protocol::Gt06, frames_gt06), (Protocol::Teltonika, frames_teltonika)] {
+        for (protocol, frames) in [
+            (Protocol::Gt06, frames_gt06),
+            (Protocol::Teltonika, frames_teltonika),
+        ] {
             let mut real: Box<dyn Session> = match protocol {
                 Protocol::Gt06 => Box::new(Gt06::new(DecodeOptions::default()).session()),
                 Protocol::Teltonika => Box::new(Teltonika::new(DecodeOptions::default()).session()),
@@ -280,7 +293,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_simulator_gets_every_ack() {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        let server = NullServer::start(any, any).await.unwrap_or_else(|e| panic!("{e}"));
+        let server = NullServer::start(any, any)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let config = SimConfig {
             gt06_port: server.gt06.port(),
             teltonika_port: server.teltonika.port(),

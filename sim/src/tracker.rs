@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{sleep_until, timeout};
 
 use crate::link::{Link, NOT_LOGGED, Outbox, Protocol, Replies};
@@ -372,14 +372,23 @@ impl Tracker {
 }
 
 /// Connects to `host:port`, from `source` (any port) when given.
-async fn connect_from(source: Option<std::net::IpAddr>, host: &str, port: u16) -> io::Result<TcpStream> {
+async fn connect_from(
+    source: Option<std::net::IpAddr>,
+    host: &str,
+    port: u16,
+) -> io::Result<TcpStream> {
     let Some(source) = source else {
         return TcpStream::connect((host, port)).await;
     };
     let target = tokio::net::lookup_host((host, port))
         .await?
         .find(|a| a.is_ipv4() == source.is_ipv4())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no target address of the source's family"))?;
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                "no target address of the source's family",
+            )
+        })?;
     let socket = if source.is_ipv4() {
         TcpSocket::new_v4()?
     } else {

@@ -33,13 +33,16 @@ pub fn svg(run: &RunReport) -> String {
         r#"<text x="{MARGIN_LEFT}" y="18" font-size="13" font-weight="bold">{}</text>"#,
         escape(&format!("{}: {}", run.id, run.description))
     );
-    let panels: [(&str, fn(&TimelinePoint) -> f64); 2] = [
+    let panels: [Panel; 2] = [
         ("positions acked / s", |p| p.positions_per_s),
         ("ack latency p99 (ms)", |p| p.ack_p99_us as f64 / 1000.0),
     ];
     for (i, (title, value)) in panels.iter().enumerate() {
         let top = MARGIN_TOP + i as f64 * (PANEL_HEIGHT + GAP);
-        let lines = [(run.timeline.as_slice(), "#1f77b4", ""), (null, "#888888", "5,4")];
+        let lines = [
+            (run.timeline.as_slice(), "#1f77b4", ""),
+            (null, "#888888", "5,4"),
+        ];
         let v_max = lines
             .iter()
             .flat_map(|(points, _, _)| points.iter().map(value))
@@ -70,13 +73,29 @@ pub fn svg(run: &RunReport) -> String {
     out
 }
 
+/// A panel's title and the value it plots.
+type Panel = (&'static str, fn(&TimelinePoint) -> f64);
+
 type Line<'a> = (&'a [TimelinePoint], &'a str, &'a str);
 
-fn panel(out: &mut String, top: f64, title: &str, t_max: f64, v_max: f64, lines: &[Line<'_>], value: fn(&TimelinePoint) -> f64) {
+fn panel(
+    out: &mut String,
+    top: f64,
+    title: &str,
+    t_max: f64,
+    v_max: f64,
+    lines: &[Line<'_>],
+    value: fn(&TimelinePoint) -> f64,
+) {
     let plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT;
     let x = |t: f64| MARGIN_LEFT + t / t_max * plot_w;
     let y = |v: f64| top + PANEL_HEIGHT - (v / v_max).clamp(0.0, 1.0) * PANEL_HEIGHT;
-    let _ = writeln!(out, r#"<text x="{MARGIN_LEFT}" y="{}" font-weight="bold">{}</text>"#, top - 6.0, escape(title));
+    let _ = writeln!(
+        out,
+        r#"<text x="{MARGIN_LEFT}" y="{}" font-weight="bold">{}</text>"#,
+        top - 6.0,
+        escape(title)
+    );
     // Grid and labels: 4 horizontal divisions, time ticks every fifth of the run.
     for k in 0..=4 {
         let v = v_max * f64::from(k) / 4.0;
@@ -148,7 +167,9 @@ fn short(v: f64) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

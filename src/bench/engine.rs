@@ -60,7 +60,15 @@ impl fmt::Display for EngineLoad {
         write!(
             f,
             "{}\n  engine: {} ticks, {} inputs, {} devices, tick mean {} µs, p50 {} p95 {} p99 {} max {} µs",
-            self.sim, self.ticks, self.inputs, self.devices, self.tick_us_mean, t.p50, t.p95, t.p99, t.max,
+            self.sim,
+            self.ticks,
+            self.inputs,
+            self.devices,
+            self.tick_us_mean,
+            t.p50,
+            t.p95,
+            t.p99,
+            t.max,
         )
     }
 }

@@ -25,8 +25,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use self::report::{
-    Ceiling, Connections, Cpu, Engine, Integrity, Journal, Latencies, Machine, Memory, RunReport, ScenarioReport,
-    SinkReport, Throughput, TimelinePoint,
+    Ceiling, Connections, Cpu, Engine, Integrity, Journal, Latencies, Machine, Memory, RunReport,
+    ScenarioReport, SinkReport, Throughput, TimelinePoint,
 };
 use self::scenario::{Mode, Name, Overrides, Run};
 use self::server::{Ports, ProcSample, Spawned};
@@ -70,13 +70,17 @@ pub struct BenchArgs {
 /// Runs every scenario asked for, one after the other, and writes their reports.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let nofile_limit = crate::rlimit::raise_and_log();
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let duration = args
         .duration
         .map(Duration::try_from_secs_f64)
         .transpose()
         .context("--duration must be a positive number of seconds")?;
-    anyhow::ensure!(duration.is_none_or(|d| !d.is_zero()), "--duration must be positive");
+    anyhow::ensure!(
+        duration.is_none_or(|d| !d.is_zero()),
+        "--duration must be positive"
+    );
     let overrides = Overrides {
         devices: args.devices,
         duration,
@@ -85,7 +89,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let target = args.target.as_deref().map(Ports::parse).transpose()?;
     let machine = drover_sim::report::Machine::this();
     for name in Name::expand(&args.scenarios) {
-        let date = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+        let date = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default();
         let mut runs = Vec::new();
         for run in scenario::runs(name, overrides) {
             tracing::info!(run = %run.id, "{}", run.describe());
@@ -93,7 +99,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 Mode::Network => network_run(&run, target.as_ref(), &args).await?,
                 Mode::Engine => engine_run(&run, &args.settings).await?,
             };
-            write(&args.out.join(format!("{}.svg", run.id)), &chart::svg(&report))?;
+            write(
+                &args.out.join(format!("{}.svg", run.id)),
+                &chart::svg(&report),
+            )?;
             runs.push(report);
         }
         let report = ScenarioReport {
@@ -113,7 +122,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         write(&args.out.join(format!("{}.txt", name.as_str())), &summary)?;
         println!("{summary}");
     }
-    println!("Reports, charts and server logs are in {}", args.out.display());
+    println!(
+        "Reports, charts and server logs are in {}",
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -146,7 +158,11 @@ fn sim_config(run: &Run, ports: &Ports, mqtt: bool) -> SimConfig {
 
 /// One run over TCP against Drover, then (unless disabled) the same load
 /// against the null server.
-async fn network_run(run: &Run, target: Option<&Ports>, args: &BenchArgs) -> anyhow::Result<RunReport> {
+async fn network_run(
+    run: &Run,
+    target: Option<&Ports>,
+    args: &BenchArgs,
+) -> anyhow::Result<RunReport> {
     let spawned = match target {
         Some(_) => None,
         None => {
@@ -189,24 +205,36 @@ async fn network_run(run: &Run, target: Option<&Ports>, args: &BenchArgs) -> any
     }
 
     let positions = sim.records_acked;
-    let mut timeline: Vec<TimelinePoint> = sim.timeline.iter().map(TimelinePoint::from_sample).collect();
+    let mut timeline: Vec<TimelinePoint> = sim
+        .timeline
+        .iter()
+        .map(TimelinePoint::from_sample)
+        .collect();
     report::attach_server(&mut timeline, &samples.proc);
     let fallback = sim.rates.acked_records_per_s;
-    let sustained = report::sustained(&sim.timeline, run.ramp.as_secs_f64(), run.duration.as_secs_f64(), fallback);
+    let sustained = report::sustained(
+        &sim.timeline,
+        run.ramp.as_secs_f64(),
+        run.duration.as_secs_f64(),
+        fallback,
+    );
     let server_side = ServerSide::read(health_before.as_ref(), health_after.as_ref(), &samples);
     let mut report = RunReport {
         id: run.id.clone(),
         description: run.describe(),
         load: run.clone(),
-        server: if target.is_some() { "target" } else { "spawned" },
+        server: if target.is_some() {
+            "target"
+        } else {
+            "spawned"
+        },
         duration_s: sim.duration_s,
         throughput: Throughput {
             positions_per_s: sim.rates.acked_records_per_s,
             positions_per_s_sustained: sustained,
-            records_per_s: server_side
-                .journal
-                .as_ref()
-                .map_or(fallback, |j| j.acked_records as f64 / sim.duration_s.max(1e-9)),
+            records_per_s: server_side.journal.as_ref().map_or(fallback, |j| {
+                j.acked_records as f64 / sim.duration_s.max(1e-9)
+            }),
             messages_per_s: sim.rates.messages_per_s,
             positions_acked: positions,
         },
@@ -224,7 +252,12 @@ async fn network_run(run: &Run, target: Option<&Ports>, args: &BenchArgs) -> any
         },
         engine: server_side.engine,
         integrity: server_side.journal.as_ref().map(|j| {
-            let written_min = server_side.sinks.iter().map(|s| s.written).min().unwrap_or(0);
+            let written_min = server_side
+                .sinks
+                .iter()
+                .map(|s| s.written)
+                .min()
+                .unwrap_or(0);
             let mqtt_missing = sim.mqtt.as_ref().map(|m| m.missing);
             Integrity {
                 sim_positions_acked: positions,
@@ -249,8 +282,9 @@ async fn network_run(run: &Run, target: Option<&Ports>, args: &BenchArgs) -> any
     if run.with_null {
         let ceiling = null_run(run, &args.out).await?;
         if ceiling.positions_per_s_sustained > 0.0 {
-            report.fraction_of_ceiling =
-                Some(report.throughput.positions_per_s_sustained / ceiling.positions_per_s_sustained);
+            report.fraction_of_ceiling = Some(
+                report.throughput.positions_per_s_sustained / ceiling.positions_per_s_sustained,
+            );
         }
         report.ceiling = Some(ceiling);
     }
@@ -282,7 +316,11 @@ async fn null_run(run: &Run, out: &Path) -> anyhow::Result<Ceiling> {
         cpu_seconds: cpu.as_ref().map(|c| c.seconds),
         cpu_seconds_per_1k_positions: cpu.as_ref().map(|c| c.seconds_per_1k_positions),
         rss_peak_bytes: after.map(|s| s.hwm_bytes),
-        timeline: sim.timeline.iter().map(TimelinePoint::from_sample).collect(),
+        timeline: sim
+            .timeline
+            .iter()
+            .map(TimelinePoint::from_sample)
+            .collect(),
     })
 }
 
@@ -344,7 +382,12 @@ async fn engine_run(run: &Run, settings: &[String]) -> anyhow::Result<RunReport>
     })
 }
 
-fn cpu(before: Option<ProcSample>, after: Option<ProcSample>, elapsed_s: f64, positions: u64) -> Option<Cpu> {
+fn cpu(
+    before: Option<ProcSample>,
+    after: Option<ProcSample>,
+    elapsed_s: f64,
+    positions: u64,
+) -> Option<Cpu> {
     let (before, after) = (before?, after?);
     let seconds = (after.cpu_s - before.cpu_s).max(0.0);
     Some(Cpu {
@@ -354,11 +397,20 @@ fn cpu(before: Option<ProcSample>, after: Option<ProcSample>, elapsed_s: f64, po
         } else {
             0.0
         },
-        cores_busy: if elapsed_s > 0.0 { seconds / elapsed_s } else { 0.0 },
+        cores_busy: if elapsed_s > 0.0 {
+            seconds / elapsed_s
+        } else {
+            0.0
+        },
     })
 }
 
-fn memory(before: Option<ProcSample>, after: Option<ProcSample>, samples: &[(f64, ProcSample)], peak_connected: u64) -> Option<Memory> {
+fn memory(
+    before: Option<ProcSample>,
+    after: Option<ProcSample>,
+    samples: &[(f64, ProcSample)],
+    peak_connected: u64,
+) -> Option<Memory> {
     let (before, after) = (before?, after?);
     let peak = samples
         .iter()
@@ -423,7 +475,12 @@ impl ServerSide {
                 let diff = |key: &str| n(&s[key]).saturating_sub(was.map_or(0, |w| n(&w[key])));
                 SinkReport {
                     written: diff("written"),
-                    backlog_max: samples.backlog_max.get(&name).copied().unwrap_or(0).max(n(&s["backlog"])),
+                    backlog_max: samples
+                        .backlog_max
+                        .get(&name)
+                        .copied()
+                        .unwrap_or(0)
+                        .max(n(&s["backlog"])),
                     backlog_end: n(&s["backlog"]),
                     failures: diff("failures"),
                     name,
@@ -486,7 +543,9 @@ impl Sampler {
                     samples.proc.push((start.elapsed().as_secs_f64(), s));
                 }
                 let Some(port) = http else { continue };
-                let Ok(health) = server::health(&host, port).await else { continue };
+                let Ok(health) = server::health(&host, port).await else {
+                    continue;
+                };
                 for sink in health["sinks"].as_array().into_iter().flatten() {
                     let name = sink["name"].as_str().unwrap_or_default().to_owned();
                     let backlog = sink["backlog"].as_u64().unwrap_or(0);

@@ -311,7 +311,14 @@ impl fmt::Display for RunReport {
             writeln!(
                 f,
                 "  engine       {} ticks, {} inputs, {} devices; tick mean {} µs, p50 {} p95 {} p99 {} max {} µs",
-                e.ticks, e.inputs, e.devices, e.tick_us_mean, e.tick_us.p50, e.tick_us.p95, e.tick_us.p99, e.tick_us.max
+                e.ticks,
+                e.inputs,
+                e.devices,
+                e.tick_us_mean,
+                e.tick_us.p50,
+                e.tick_us.p95,
+                e.tick_us.p99,
+                e.tick_us.max
             )?;
         }
         if let Some(j) = &self.journal {
@@ -335,10 +342,18 @@ impl fmt::Display for RunReport {
             writeln!(
                 f,
                 "  integrity    {}: {} positions acked, {} records committed, sinks {}, MQTT {}",
-                if i.lost_nothing { "nothing lost" } else { "LOSS OR LAG" },
+                if i.lost_nothing {
+                    "nothing lost"
+                } else {
+                    "LOSS OR LAG"
+                },
                 i.sim_positions_acked,
                 i.server_acked_records,
-                if i.sinks_caught_up { "caught up" } else { "behind" },
+                if i.sinks_caught_up {
+                    "caught up"
+                } else {
+                    "behind"
+                },
                 match i.mqtt_missing {
                     Some(0) => "complete".to_owned(),
                     Some(n) => format!("{n} missing"),
@@ -347,7 +362,11 @@ impl fmt::Display for RunReport {
             )?;
         }
         if !self.errors.is_empty() {
-            let errors: Vec<String> = self.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let errors: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
             writeln!(f, "  errors       {}", errors.join(", "))?;
         }
         Ok(())

@@ -38,7 +38,11 @@ impl Name {
         ];
         let mut out: Vec<Name> = Vec::new();
         for name in names {
-            let items: &[Name] = if *name == Name::All { &every } else { std::slice::from_ref(name) };
+            let items: &[Name] = if *name == Name::All {
+                &every
+            } else {
+                std::slice::from_ref(name)
+            };
             for item in items {
                 if !out.contains(item) {
                     out.push(*item);
@@ -230,7 +234,10 @@ mod tests {
         };
         let runs = runs(Name::Max, overrides);
         assert_eq!(runs.len(), 2);
-        assert!(runs.iter().all(|r| r.devices == 20 && r.ramp == Duration::from_secs(1)));
+        assert!(
+            runs.iter()
+                .all(|r| r.devices == 20 && r.ramp == Duration::from_secs(1))
+        );
         assert!(runs.iter().all(|r| !r.with_null));
         assert_eq!(runs[1].records_per_packet, 8);
     }

@@ -92,7 +92,10 @@ impl Spawned {
         };
         set(format!("data_dir={}", data_dir.display()));
         set(format!("devices.gt06.listen=127.0.0.1:{}", ports.gt06));
-        set(format!("devices.teltonika.listen=127.0.0.1:{}", ports.teltonika));
+        set(format!(
+            "devices.teltonika.listen=127.0.0.1:{}",
+            ports.teltonika
+        ));
         set(format!("http.listen=127.0.0.1:{http}"));
         set(format!("mqtt.embedded_listen=127.0.0.1:{mqtt}"));
         for s in settings {
@@ -117,10 +120,19 @@ impl Spawned {
         Self::start(command, ports, None, log).await
     }
 
-    async fn start(mut command: Command, ports: Ports, data_dir: Option<PathBuf>, log: &Path) -> anyhow::Result<Spawned> {
-        let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    async fn start(
+        mut command: Command,
+        ports: Ports,
+        data_dir: Option<PathBuf>,
+        log: &Path,
+    ) -> anyhow::Result<Spawned> {
+        let log_file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         command
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file);
@@ -138,10 +150,16 @@ impl Spawned {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             while tokio::net::TcpStream::connect(addr).await.is_err() {
                 if let Ok(Some(status)) = spawned.child.try_wait() {
-                    bail!("the server exited ({status}) before listening: see {}", log.display());
+                    bail!(
+                        "the server exited ({status}) before listening: see {}",
+                        log.display()
+                    );
                 }
                 if started.elapsed() > START_TIMEOUT {
-                    bail!("the server did not listen on {port} within {START_TIMEOUT:?}: see {}", log.display());
+                    bail!(
+                        "the server did not listen on {port} within {START_TIMEOUT:?}: see {}",
+                        log.display()
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -168,7 +186,10 @@ impl Spawned {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tracing::warn!(pid = self.pid, "the server did not stop on SIGINT: killing it");
+        tracing::warn!(
+            pid = self.pid,
+            "the server did not stop on SIGINT: killing it"
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
         false
@@ -247,8 +268,13 @@ pub async fn health(host: &str, port: u16) -> anyhow::Result<Value> {
         .await
         .context("/health did not answer in time")??;
     let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").context("/health: not an HTTP response")?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("/health: not an HTTP response")?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -264,7 +290,10 @@ fn dechunk(mut body: &str) -> String {
             break;
         };
         out.push_str(chunk);
-        body = rest.get(size..).unwrap_or_default().trim_start_matches("\r\n");
+        body = rest
+            .get(size..)
+            .unwrap_or_default()
+            .trim_start_matches("\r\n");
     }
     out
 }
@@ -276,7 +305,10 @@ mod tests {
     #[test]
     fn targets_name_the_ports() {
         let p = Ports::parse("10.0.0.1:5023,5027,8080").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((p.gt06, p.teltonika, p.http, p.mqtt), (5023, 5027, Some(8080), None));
+        assert_eq!(
+            (p.gt06, p.teltonika, p.http, p.mqtt),
+            (5023, 5027, Some(8080), None)
+        );
         assert!(Ports::parse("10.0.0.1:5023").is_err());
         assert!(Ports::parse("10.0.0.1").is_err());
     }

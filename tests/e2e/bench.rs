@@ -26,14 +26,22 @@ fn bench(dir: &Path, args: &[&str], scenarios: &[&str]) -> Vec<Value> {
         .stderr(std::fs::File::create(dir.join("bench.err")).expect("creating bench.err"));
     let status = Process::spawn("drover bench", &mut command).wait_exit(Duration::from_secs(300));
     let err = || std::fs::read_to_string(dir.join("bench.err")).unwrap_or_default();
-    assert!(status.success(), "drover bench failed ({status}):\n{}", err());
+    assert!(
+        status.success(),
+        "drover bench failed ({status}):\n{}",
+        err()
+    );
     scenarios
         .iter()
         .map(|name| {
             let path = dir.join(format!("{name}.json"));
-            let report: Value = serde_json::from_slice(&std::fs::read(&path).expect("report written"))
-                .expect("report is JSON");
-            assert!(dir.join(format!("{name}.txt")).exists(), "summary of {name}");
+            let report: Value =
+                serde_json::from_slice(&std::fs::read(&path).expect("report written"))
+                    .expect("report is JSON");
+            assert!(
+                dir.join(format!("{name}.txt")).exists(),
+                "summary of {name}"
+            );
             report
         })
         .collect()
@@ -51,7 +59,10 @@ fn f(v: &Value) -> f64 {
 fn check_latency(l: &Value, what: &str) {
     assert!(u(&l["count"]) > 0, "{what}: no samples: {l}");
     let (p50, p95, p99, max) = (u(&l["p50"]), u(&l["p95"]), u(&l["p99"]), u(&l["max"]));
-    assert!(p50 > 0 && p50 <= p95 && p95 <= p99 && p99 <= max, "{what}: {l}");
+    assert!(
+        p50 > 0 && p50 <= p95 && p95 <= p99 && p99 <= max,
+        "{what}: {l}"
+    );
 }
 
 fn check_common(report: &Value) {
@@ -59,7 +70,10 @@ fn check_common(report: &Value) {
     assert!(u(&machine["cores"]) >= 1, "{machine}");
     assert!(u(&machine["memory_bytes"]) > 0, "{machine}");
     assert!(u(&machine["nofile_limit"]) > 0, "{machine}");
-    assert!(report["date"].as_str().is_some_and(|d| d.len() >= 20), "{report}");
+    assert!(
+        report["date"].as_str().is_some_and(|d| d.len() >= 20),
+        "{report}"
+    );
     assert!(!report["runs"].as_array().expect("runs").is_empty());
 }
 
@@ -69,16 +83,27 @@ fn check_network_run(run: &Value, dir: &Path, with_null: bool) {
     let t = &run["throughput"];
     let positions = u(&t["positions_acked"]);
     assert!(positions > 0, "{id}: nothing acked: {t}");
-    for key in ["positions_per_s", "positions_per_s_sustained", "records_per_s", "messages_per_s"] {
+    for key in [
+        "positions_per_s",
+        "positions_per_s_sustained",
+        "records_per_s",
+        "messages_per_s",
+    ] {
         assert!(f(&t[key]) > 0.0, "{id}: {key}: {t}");
     }
     check_latency(&run["latency_us"]["ack"], "ack");
     check_latency(&run["latency_us"]["device_to_mqtt"], "device→MQTT");
     let cpu = &run["cpu"];
-    assert!(f(&cpu["seconds"]) > 0.0 && f(&cpu["seconds_per_1k_positions"]) > 0.0, "{id}: {cpu}");
+    assert!(
+        f(&cpu["seconds"]) > 0.0 && f(&cpu["seconds_per_1k_positions"]) > 0.0,
+        "{id}: {cpu}"
+    );
     let m = &run["memory"];
     assert!(u(&m["rss_baseline_bytes"]) > 0, "{id}: {m}");
-    assert!(u(&m["rss_peak_bytes"]) >= u(&m["rss_baseline_bytes"]), "{id}: {m}");
+    assert!(
+        u(&m["rss_peak_bytes"]) >= u(&m["rss_baseline_bytes"]),
+        "{id}: {m}"
+    );
     assert!(u(&m["rss_end_bytes"]) > 0, "{id}: {m}");
     assert!(u(&m["rss_per_connection_bytes"]) > 0, "{id}: {m}");
     let c = &run["connections"];
@@ -87,31 +112,58 @@ fn check_network_run(run: &Value, dir: &Path, with_null: bool) {
     let e = &run["engine"];
     assert!(u(&e["ticks"]) > 0 && u(&e["inputs"]) > 0, "{id}: {e}");
     let tick = &e["tick_us"];
-    assert!(u(&tick["p50"]) <= u(&tick["p99"]) && u(&tick["p99"]) <= u(&tick["max"]), "{id}: {e}");
+    assert!(
+        u(&tick["p50"]) <= u(&tick["p99"]) && u(&tick["p99"]) <= u(&tick["max"]),
+        "{id}: {e}"
+    );
     let j = &run["journal"];
     assert_eq!(j["commit_ms"], 2, "{id}: the default group commit: {j}");
     assert_eq!(j["fsync_before_ack"], true, "{id}: {j}");
     assert!(u(&j["fsyncs"]) > 0 && u(&j["commits"]) > 0, "{id}: {j}");
     let committed = u(&j["acked_records"]);
-    assert!(committed >= positions, "{id}: the journal committed less than was acked: {j}");
+    assert!(
+        committed >= positions,
+        "{id}: the journal committed less than was acked: {j}"
+    );
     let sinks = run["sinks"].as_array().expect("sinks");
     let names: Vec<&str> = sinks.iter().filter_map(|s| s["name"].as_str()).collect();
-    assert!(names.contains(&"history") && names.contains(&"mqtt"), "{id}: {names:?}");
+    assert!(
+        names.contains(&"history") && names.contains(&"mqtt"),
+        "{id}: {names:?}"
+    );
     for sink in sinks {
         assert_eq!(sink["backlog_end"], 0, "{id}: {sink}");
-        assert!(u(&sink["written"]) >= committed, "{id}: a sink lost records: {sink}");
+        assert!(
+            u(&sink["written"]) >= committed,
+            "{id}: a sink lost records: {sink}"
+        );
         assert_eq!(sink["failures"], 0, "{id}: {sink}");
     }
     let i = &run["integrity"];
     assert_eq!(i["sim_positions_acked"], positions, "{id}: {i}");
-    assert_eq!(i["mqtt_missing"], 0, "{id}: acked positions missing on MQTT: {i}");
+    assert_eq!(
+        i["mqtt_missing"], 0,
+        "{id}: acked positions missing on MQTT: {i}"
+    );
     assert!(u(&i["mqtt_matched"]) >= positions, "{id}: {i}");
     assert_eq!(i["lost_nothing"], true, "{id}: {i}");
-    assert!(run["errors"].as_object().is_some_and(|e| e.is_empty()), "{id}: {}", run["errors"]);
+    assert!(
+        run["errors"].as_object().is_some_and(|e| e.is_empty()),
+        "{id}: {}",
+        run["errors"]
+    );
     let timeline = run["timeline"].as_array().expect("timeline");
     assert!(timeline.len() >= 2, "{id}: timeline {timeline:?}");
-    assert!(timeline.iter().any(|p| f(&p["positions_per_s"]) > 0.0), "{id}");
-    assert!(timeline.iter().any(|p| p["server_rss_bytes"].as_u64().is_some()), "{id}");
+    assert!(
+        timeline.iter().any(|p| f(&p["positions_per_s"]) > 0.0),
+        "{id}"
+    );
+    assert!(
+        timeline
+            .iter()
+            .any(|p| p["server_rss_bytes"].as_u64().is_some()),
+        "{id}"
+    );
     if with_null {
         let ceiling = &run["ceiling"];
         assert!(f(&ceiling["positions_per_s"]) > 0.0, "{id}: {ceiling}");
@@ -122,14 +174,21 @@ fn check_network_run(run: &Value, dir: &Path, with_null: bool) {
         assert!(run["ceiling"].is_null(), "{id}");
     }
     let svg = std::fs::read_to_string(dir.join(format!("{id}.svg"))).expect("chart written");
-    assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{id}: chart");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("polyline"),
+        "{id}: chart"
+    );
 }
 
 #[test]
 fn steady_and_max_scenarios_report_everything_and_lose_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let scenarios = ["steady-1k", "steady-10k", "max"];
-    let reports = bench(dir.path(), &["--devices", "20", "--duration", "3"], &scenarios);
+    let reports = bench(
+        dir.path(),
+        &["--devices", "20", "--duration", "3"],
+        &scenarios,
+    );
     for report in &reports {
         check_common(report);
         for run in report["runs"].as_array().expect("runs") {
@@ -137,7 +196,11 @@ fn steady_and_max_scenarios_report_everything_and_lose_nothing() {
         }
     }
     let max = &reports[2]["runs"];
-    assert_eq!(max.as_array().map(Vec::len), Some(2), "max runs 1 and 8 records per packet");
+    assert_eq!(
+        max.as_array().map(Vec::len),
+        Some(2),
+        "max runs 1 and 8 records per packet"
+    );
     assert_eq!(max[1]["load"]["records_per_packet"], 8);
     assert_eq!(max[1]["load"]["closed_loop"], true);
 }
@@ -154,9 +217,20 @@ fn connections_scenario_connects_from_several_source_addresses() {
     check_common(report);
     let run = &report["runs"][0];
     check_network_run(run, dir.path(), false);
-    assert_eq!(run["load"]["source_addrs"].as_array().map(Vec::len), Some(8));
-    assert_eq!(run["connections"]["peak_connected"], 200, "{}", run["connections"]);
-    assert_eq!(run["connections"]["server_peak_connected"], 200, "{}", run["connections"]);
+    assert_eq!(
+        run["load"]["source_addrs"].as_array().map(Vec::len),
+        Some(8)
+    );
+    assert_eq!(
+        run["connections"]["peak_connected"], 200,
+        "{}",
+        run["connections"]
+    );
+    assert_eq!(
+        run["connections"]["server_peak_connected"], 200,
+        "{}",
+        run["connections"]
+    );
 }
 
 #[test]
@@ -172,12 +246,21 @@ fn engine_scenario_reports_the_engine_alone() {
     let run = &report["runs"][0];
     assert_eq!(run["server"], "in_process");
     let t = &run["throughput"];
-    assert!(u(&t["positions_acked"]) > 0 && f(&t["records_per_s"]) > 0.0, "{t}");
+    assert!(
+        u(&t["positions_acked"]) > 0 && f(&t["records_per_s"]) > 0.0,
+        "{t}"
+    );
     let e = &run["engine"];
     assert_eq!(e["devices"], 10_000, "every device reached the engine: {e}");
-    assert_eq!(e["inputs"], t["positions_acked"], "every record was applied: {e}");
+    assert_eq!(
+        e["inputs"], t["positions_acked"],
+        "every record was applied: {e}"
+    );
     let tick = &e["tick_us"];
-    assert!(u(&tick["p50"]) > 0 && u(&tick["p50"]) <= u(&tick["max"]), "{e}");
+    assert!(
+        u(&tick["p50"]) > 0 && u(&tick["p50"]) <= u(&tick["max"]),
+        "{e}"
+    );
     assert!(f(&run["cpu"]["seconds"]) > 0.0, "{}", run["cpu"]);
     assert!(u(&run["memory"]["rss_peak_bytes"]) > 0, "{}", run["memory"]);
     assert!(run["latency_us"]["ack"].is_null());
