@@ -104,6 +104,7 @@ pub fn health(parts: &Parts) -> Value {
                 "position": position,
                 "backlog": committed.saturating_sub(position),
                 "written": s.written.load(Relaxed),
+                "batches": s.batches.load(Relaxed),
                 "replayed": s.replayed.load(Relaxed),
                 "failures": s.failures.load(Relaxed),
             })

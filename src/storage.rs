@@ -25,6 +25,10 @@ use crate::sinks::{HistorySink, InfluxSink, MqttSink};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often segments every sink has passed are deleted.
 const RETIRE_EVERY: Duration = Duration::from_secs(5);
+/// How often a growing journal backlog is reported.
+const BACKLOG_WARN_EVERY: Duration = Duration::from_secs(60);
+/// How long the history sink gathers records before a commit.
+const HISTORY_LINGER: Duration = Duration::from_millis(200);
 /// How often the history retention job runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
@@ -61,7 +65,13 @@ impl Durable {
                     history: Arc::clone(&store),
                 };
                 let api: Arc<dyn History> = Arc::new(Embedded(Arc::clone(&store)));
-                (api, Opened::Embedded(store, pending(&mut feed, sink, SinkConfig::default())))
+                // Each batch is one synced commit of the store: gathering for a
+                // moment turns many small commits into few large ones.
+                let batching = SinkConfig {
+                    linger: HISTORY_LINGER,
+                    ..SinkConfig::default()
+                };
+                (api, Opened::Embedded(store, pending(&mut feed, sink, batching)))
             }
             Backend::Influxdb => {
                 let client = influx_client(config).await?;
@@ -95,9 +105,12 @@ impl Durable {
             }
             Opened::Influx(sink) => durable.spawn("influxdb", sink),
         }
-        durable
-            .tasks
-            .spawn(retire_segments(Arc::clone(&durable.journal), durable.shutdown.clone()));
+        let max_backlog = config.journal.max_backlog_mb.saturating_mul(1_000_000);
+        durable.tasks.spawn(retire_segments(
+            Arc::clone(&durable.journal),
+            max_backlog,
+            durable.shutdown.clone(),
+        ));
         durable.tasks.spawn(crate::pipeline::recover_journal(
             Arc::clone(&durable.journal),
             Arc::clone(&durable.recover),
@@ -210,8 +223,11 @@ async fn open_journal(config: &Config, feed: Feed) -> anyhow::Result<Arc<Journal
     Ok(Arc::new(handle))
 }
 
-/// Deletes journal segments once every sink has passed them.
-async fn retire_segments(journal: Arc<JournalHandle>, shutdown: CancellationToken) {
+/// Deletes journal segments once every sink has passed them, and warns while
+/// the journal holds more than half of `max_backlog` bytes (a sink far
+/// behind: past the bound, records are refused).
+async fn retire_segments(journal: Arc<JournalHandle>, max_backlog: u64, shutdown: CancellationToken) {
+    let mut warned: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -223,6 +239,16 @@ async fn retire_segments(journal: Arc<JournalHandle>, shutdown: CancellationToke
             Ok(Ok(segments)) => tracing::debug!(segments, "journal segments retired"),
             Ok(Err(error)) => warn!(%error, "cannot retire journal segments"),
             Err(panic) => warn!(%panic, "journal retire panicked"),
+        }
+        let held = journal.current().disk_bytes();
+        if held > max_backlog / 2 && warned.is_none_or(|at| at.elapsed() >= BACKLOG_WARN_EVERY) {
+            warned = Some(std::time::Instant::now());
+            warn!(
+                held_mb = held / 1_000_000,
+                max_backlog_mb = max_backlog / 1_000_000,
+                "the journal is filling up because a sink is behind (see /health sinks); \
+                 past journal.max_backlog_mb new records are refused"
+            );
         }
     }
 }

@@ -214,14 +214,17 @@ async fn drive(
             Ok(Event::Outgoing(Outgoing::Publish(_))) => {
                 in_flight.unacked.fetch_add(1, Ordering::AcqRel);
                 in_flight.sent.fetch_add(1, Ordering::AcqRel);
-                in_flight.changed.notify_waiters();
             }
             Ok(Event::Incoming(Packet::PubAck(_))) => {
                 publisher.stats.acked.fetch_add(1, Ordering::Relaxed);
-                let _ = in_flight.unacked.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                let before = in_flight.unacked.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                     Some(n.saturating_sub(1))
                 });
-                in_flight.changed.notify_waiters();
+                // A waiter can only be done once nothing is unacknowledged:
+                // waking it on every event would cost two wake-ups a message.
+                if before == Ok(1) {
+                    in_flight.changed.notify_waiters();
+                }
             }
             Ok(_) => {}
             Err(_) if publisher.closing.load(Ordering::Relaxed) => break,

@@ -71,7 +71,7 @@ impl Default for SinkConfig {
         Self {
             batch_max: 5_000,
             linger: Duration::ZERO,
-            feed_capacity: 4_096,
+            feed_capacity: 65_536,
         }
     }
 }
@@ -237,8 +237,8 @@ impl Follower {
                     return Ok(self.gather().await);
                 }
                 // The feed skipped records, or this sink is catching up.
-                Some(_) => return self.replay(journal, stats),
-                None if self.position < committed => return self.replay(journal, stats),
+                Some(_) => return self.replay(journal, stats).await,
+                None if self.position < committed => return self.replay(journal, stats).await,
                 None => {
                     self.replaying = None;
                     self.held = self.feed.recv_async().await.ok();
@@ -280,29 +280,28 @@ impl Follower {
         out
     }
 
-    /// Reads and decodes up to a batch of records from the journal.
-    fn replay(
+    /// Reads and decodes up to a batch of records from the journal, on a
+    /// blocking thread: loading a segment is file I/O.
+    async fn replay(
         &mut self,
         journal: &Journal,
         stats: &SinkStats,
     ) -> Result<Vec<Arc<DeviceMessage>>, SinkReadError> {
-        let reader = self
-            .replaying
-            .get_or_insert_with(|| journal.read_from(self.position));
-        let mut out = Vec::new();
-        for item in reader.by_ref() {
-            let (seq, bytes) = item?;
-            if seq != self.position + out.len() as u64 {
-                return Err(SinkReadError::Sequence(seq));
-            }
-            let message = record::decode(&bytes).map_err(|e| SinkReadError::Record(seq, e))?;
-            out.push(Arc::new(message));
-            if out.len() >= self.config.batch_max {
-                break;
-            }
-        }
-        if out.len() < self.config.batch_max {
-            self.replaying = None; // exhausted: a new reader sees newer commits
+        let reader = match self.replaying.take() {
+            Some(reader) => reader,
+            None => journal.read_from(self.position),
+        };
+        let (position, max) = (self.position, self.config.batch_max);
+        let (reader, read) = tokio::task::spawn_blocking(move || {
+            let mut reader = reader;
+            let read = read_batch(&mut reader, position, max);
+            (reader, read)
+        })
+        .await
+        .map_err(|_| SinkReadError::Panicked)?;
+        let out = read?;
+        if out.len() >= self.config.batch_max {
+            self.replaying = Some(reader); // more to read from the loaded segment
         }
         if !out.is_empty() {
             stats
@@ -314,6 +313,28 @@ impl Follower {
     }
 }
 
+/// Reads and decodes up to `max` records from `reader`, which must be at
+/// `position`.
+fn read_batch(
+    reader: &mut crate::journal::Reader,
+    position: u64,
+    max: usize,
+) -> Result<Vec<Arc<DeviceMessage>>, SinkReadError> {
+    let mut out = Vec::new();
+    for item in reader.by_ref() {
+        let (seq, bytes) = item?;
+        if seq != position + out.len() as u64 {
+            return Err(SinkReadError::Sequence(seq));
+        }
+        let message = record::decode(&bytes).map_err(|e| SinkReadError::Record(seq, e))?;
+        out.push(Arc::new(message));
+        if out.len() >= max {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// Why a sink could not read its next records from the journal.
 #[derive(Debug, thiserror::Error)]
 enum SinkReadError {
@@ -323,6 +344,8 @@ enum SinkReadError {
     Record(u64, record::RecordError),
     #[error("journal reader returned record {0} out of sequence")]
     Sequence(u64),
+    #[error("journal reader thread panicked")]
+    Panicked,
 }
 
 /// Writes one batch, retrying with backoff until it is taken. `false` if
