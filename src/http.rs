@@ -30,10 +30,14 @@ pub struct Parts {
     pub journal: Arc<JournalHandle>,
     pub sinks: Vec<(&'static str, Arc<SinkStats>)>,
     pub pipeline: Arc<PipelineStats>,
+    /// The group-commit window, reported so that a benchmark states it.
+    pub commit_ms: u64,
 }
 
 impl Parts {
-    pub fn listeners(listening: &[Listening]) -> Vec<(&'static str, SocketAddr, Arc<ListenerStats>)> {
+    pub fn listeners(
+        listening: &[Listening],
+    ) -> Vec<(&'static str, SocketAddr, Arc<ListenerStats>)> {
         listening
             .iter()
             .map(|l| (l.protocol, l.addr, l.stats.clone()))
@@ -116,6 +120,8 @@ pub fn health(parts: &Parts) -> Value {
         "listeners": listeners,
         "journal": {
             "poisoned": poisoned,
+            "commit_ms": parts.commit_ms,
+            "fsync_before_ack": true,
             "committed": committed,
             "first": journal.first_seq(),
             "disk_bytes_max": journal.disk_bytes(),
@@ -131,6 +137,7 @@ pub fn health(parts: &Parts) -> Value {
             "inputs": e.inputs.load(Relaxed),
             "tick_us_mean": e.tick_ns_total.load(Relaxed) / ticks.max(1) / 1000,
             "tick_us_max": e.tick_ns_max.load(Relaxed) / 1000,
+            "tick_us": e.tick_percentiles(),
         },
         "mqtt": {
             "published": parts.mqtt.published.load(Relaxed),

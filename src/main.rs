@@ -1,13 +1,16 @@
 //! `drover`: the command line. Parses arguments and configuration, wires the
 //! crates together (see `node.rs`) and runs them; no domain logic lives here.
 
+mod bench;
 mod config;
 mod http;
 mod node;
 mod pipeline;
+mod rlimit;
 mod sinks;
 mod storage;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -36,6 +39,23 @@ enum Command {
     Sim(Box<SimCommand>),
     /// Run the server with embedded defaults and a simulated fleet in one process.
     Demo(DemoArgs),
+    /// Run named load scenarios end to end and write reports (see docs/benchmarks.md).
+    Bench(bench::BenchArgs),
+    /// Frame and ack tracker traffic without decoding or storing it: the
+    /// machine's ceiling, started by `drover bench`.
+    #[command(hide = true)]
+    NullServer(NullServerArgs),
+}
+
+#[derive(Args)]
+struct NullServerArgs {
+    #[arg(long, default_value = "127.0.0.1:25023")]
+    gt06: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:25027")]
+    teltonika: SocketAddr,
+    /// Seconds after which it stops by itself.
+    #[arg(long, default_value_t = 600)]
+    lifetime: u64,
 }
 
 #[derive(Args)]
@@ -88,6 +108,8 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(args) => serve(args).await,
             Command::Sim(command) => sim(*command).await,
             Command::Demo(args) => demo(args).await,
+            Command::Bench(args) => bench::run(args).await,
+            Command::NullServer(args) => null_server(args).await,
         }
     })
 }
@@ -105,6 +127,9 @@ fn init_logging() {
 }
 
 async fn serve(args: ConfigArgs) -> anyhow::Result<()> {
+    // Every tracker connection is a descriptor: the default soft limit is
+    // far below a fleet.
+    rlimit::raise_and_log();
     let config = Config::load(args.config.as_deref(), &args.overrides)?;
     let node = Node::start(&config).await?;
     shutdown_signal().await;
@@ -116,48 +141,31 @@ async fn sim(command: SimCommand) -> anyhow::Result<()> {
     let sim = SimConfig::try_from(command.args)?;
     if command.in_process {
         let config = Config::load(command.config.config.as_deref(), &command.config.overrides)?;
-        let report = tokio::task::spawn_blocking(move || engine_load(&config, &sim)).await??;
+        let report = tokio::task::spawn_blocking(move || bench::engine::engine_load(&config, &sim))
+            .await??;
         println!("{report}");
         return Ok(());
     }
+    rlimit::raise_and_log();
     let report = drover_sim::run(sim).await?;
     println!("{report}");
     Ok(())
 }
 
-/// Feeds simulated records into an engine without sockets, blocking on its
-/// bounded inbox, and reports the rate and the engine's tick times.
-fn engine_load(config: &Config, sim: &SimConfig) -> anyhow::Result<String> {
-    use std::sync::Arc;
-    use std::sync::atomic::Ordering::Relaxed;
-
-    let engine = node::start_engine(config)?;
-    let inbox = engine.inbox.clone();
-    let deltas = engine.deltas.clone();
-    // Deltas must be drained or the engine stops ticking.
-    let drain = std::thread::spawn(move || while deltas.recv().is_ok() {});
-    let report = drover_sim::run_in_process(sim, |batch| {
-        batch.into_iter().all(|m| {
-            inbox
-                .send(drover_engine::Input::Record(Arc::new(m)))
-                .is_ok()
-        })
-    })?;
-    drop(inbox);
-    drop(engine.inbox);
-    drop(engine.deltas);
-    let _ = engine.thread.join();
-    let _ = drain.join();
-    let s = &engine.stats;
-    let ticks = s.ticks.load(Relaxed).max(1);
-    Ok(format!(
-        "{report}\n  engine: {} ticks, {} inputs, {} devices, tick mean {} µs, max {} µs",
-        ticks,
-        s.inputs.load(Relaxed),
-        s.devices.load(Relaxed),
-        s.tick_ns_total.load(Relaxed) / ticks / 1000,
-        s.tick_ns_max.load(Relaxed) / 1000,
-    ))
+async fn null_server(args: NullServerArgs) -> anyhow::Result<()> {
+    rlimit::raise_and_log();
+    let server = drover_sim::NullServer::start(args.gt06, args.teltonika)
+        .await
+        .context("starting the null server")?;
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = tokio::time::sleep(std::time::Duration::from_secs(args.lifetime)) => {
+            tracing::warn!("null server: lifetime over, stopping");
+        }
+    }
+    let counts = server.stop().await;
+    println!("{}", serde_json::to_string(&counts)?);
+    Ok(())
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {

@@ -113,6 +113,7 @@ impl Node {
             journal: Arc::clone(&durable.journal),
             sinks: durable.sinks.clone(),
             pipeline: Arc::clone(&pipeline_stats),
+            commit_ms: config.journal.commit_ms,
         };
         let api = drover_api::Api {
             live: engine.live.clone(),

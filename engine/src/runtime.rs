@@ -6,8 +6,8 @@
 //! the engine falls behind, senders wait, and the device servers stop reading
 //! their sockets.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -40,7 +40,7 @@ impl Default for RuntimeConfig {
 }
 
 /// Counters of the tick loop, readable from any thread.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EngineStats {
     pub ticks: AtomicU64,
     pub inputs: AtomicU64,
@@ -48,6 +48,55 @@ pub struct EngineStats {
     pub tick_ns_total: AtomicU64,
     pub tick_ns_max: AtomicU64,
     pub devices: AtomicU64,
+    /// Tick durations in µs since the start: a mean hides the slow ticks
+    /// that delay acks, so `/health` and benchmarks report percentiles. One
+    /// uncontended lock per tick.
+    tick_us: Mutex<hdrhistogram::Histogram<u64>>,
+}
+
+/// Longest tick the histogram tells apart, µs (a minute; longer ones saturate).
+const MAX_TICK_US: u64 = 60_000_000;
+
+impl Default for EngineStats {
+    fn default() -> Self {
+        let zero = || AtomicU64::new(0);
+        EngineStats {
+            ticks: zero(),
+            inputs: zero(),
+            deltas: zero(),
+            tick_ns_total: zero(),
+            tick_ns_max: zero(),
+            devices: zero(),
+            tick_us: Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, MAX_TICK_US, 2)
+                    .expect("constant bounds: low ≥ 1, high ≥ 2 × low, 2 significant digits"),
+            ),
+        }
+    }
+}
+
+/// Tick duration percentiles, µs (zeros before the first tick).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TickPercentiles {
+    pub p50: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl EngineStats {
+    pub fn tick_percentiles(&self) -> TickPercentiles {
+        let h = self.tick_us.lock().unwrap_or_else(PoisonError::into_inner);
+        if h.is_empty() {
+            return TickPercentiles::default();
+        }
+        TickPercentiles {
+            p50: h.value_at_quantile(0.50),
+            p95: h.value_at_quantile(0.95),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        }
+    }
 }
 
 /// A running engine.
@@ -135,7 +184,12 @@ struct Channels {
     questions: flume::Receiver<Query>,
 }
 
-fn run(mut engine: Engine, config: RuntimeConfig, channels: Channels, stats: &EngineStats) -> Engine {
+fn run(
+    mut engine: Engine,
+    config: RuntimeConfig,
+    channels: Channels,
+    stats: &EngineStats,
+) -> Engine {
     let Channels {
         inputs,
         outbox,
@@ -197,6 +251,11 @@ fn record_tick(stats: &EngineStats, took: Duration, inputs: u64, deltas: u64, en
     stats.deltas.fetch_add(deltas, Ordering::Relaxed);
     stats.tick_ns_total.fetch_add(ns, Ordering::Relaxed);
     stats.tick_ns_max.fetch_max(ns, Ordering::Relaxed);
+    stats
+        .tick_us
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .saturating_record((ns / 1000).clamp(1, MAX_TICK_US));
     stats
         .devices
         .store(engine.device_count() as u64, Ordering::Relaxed);

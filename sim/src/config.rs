@@ -1,6 +1,7 @@
 //! What a simulation run does: [`SimArgs`] for the command line (flattened
 //! into `drover sim`), [`SimConfig`] for library users and the report.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ const MIN_RATE: f64 = 0.001;
 const MAX_RATE: f64 = 1_000_000.0;
 /// Longest duration of any kind: keeps `Instant + duration` from overflowing.
 const MAX_TIME: Duration = Duration::from_secs(366 * 24 * 3600);
+/// Most local source addresses: a /22 of loopback is already 4M ports.
+const MAX_SOURCE_ADDRS: usize = 1024;
 
 /// Command-line options of `drover sim`.
 #[derive(Debug, Clone, clap::Args)]
@@ -93,7 +96,17 @@ pub struct SimArgs {
     /// No progress bar (it is also hidden when stderr is not a terminal).
     #[arg(long)]
     pub quiet: bool,
+    /// Local addresses to connect from, round-robin over the devices, e.g.
+    /// `127.0.0.2-127.0.0.9` or `127.0.0.2,127.0.0.3`: each source address
+    /// has its own ephemeral ports, so more than ~28k connections fit.
+    #[arg(long, value_name = "ADDRS", value_parser = parse_source_addrs)]
+    pub source_addrs: Option<SourceAddrs>,
 }
+
+/// Local addresses connections are made from (see `--source-addrs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SourceAddrs(pub Vec<IpAddr>);
 
 /// Teltonika codec, as named on the command line and in reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -151,6 +164,9 @@ pub struct SimConfig {
     pub record_log: Option<PathBuf>,
     pub imei_base: u64,
     pub progress: bool,
+    /// Local addresses to connect from, round-robin; empty lets the system choose.
+    #[serde(default)]
+    pub source_addrs: Vec<IpAddr>,
 }
 
 impl SimConfig {
@@ -192,6 +208,12 @@ impl SimConfig {
             return bad("durations must be under a year");
         }
         Ok(())
+    }
+
+    /// The local address device `index` connects from, if any is configured.
+    pub fn source_addr(&self, index: u32) -> Option<IpAddr> {
+        let n = self.source_addrs.len();
+        (n > 0).then(|| self.source_addrs[index as usize % n])
     }
 
     /// The IMEI of device `index`.
@@ -257,6 +279,7 @@ impl Default for SimConfig {
             record_log: None,
             imei_base: SimConfig::DEFAULT_IMEI_BASE,
             progress: true,
+            source_addrs: Vec::new(),
         }
     }
 }
@@ -295,6 +318,7 @@ impl TryFrom<SimArgs> for SimConfig {
             record_log: a.record_log,
             imei_base: a.imei_base,
             progress: !a.quiet,
+            source_addrs: a.source_addrs.map(|s| s.0).unwrap_or_default(),
         };
         config.validate()?;
         Ok(config)
@@ -312,6 +336,40 @@ fn parse_lat_lon(s: &str) -> Result<LatLon, String> {
         return Err("LAT must be within ±85 and LON within ±180".into());
     }
     Ok(LatLon { lat, lon })
+}
+
+/// `A-B` (an IPv4 range, both ends included) or single addresses, comma-separated.
+fn parse_source_addrs(s: &str) -> Result<SourceAddrs, String> {
+    let mut addrs = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        match item.split_once('-') {
+            Some((from, to)) => {
+                let ip = |v: &str| {
+                    v.trim()
+                        .parse::<Ipv4Addr>()
+                        .map_err(|_| format!("{v:?} is not an IPv4 address"))
+                };
+                let (from, to) = (u32::from(ip(from)?), u32::from(ip(to)?));
+                if to < from || (to - from) as usize >= MAX_SOURCE_ADDRS {
+                    return Err(format!(
+                        "{item}: expected a rising range of at most {MAX_SOURCE_ADDRS} addresses"
+                    ));
+                }
+                addrs.extend((from..=to).map(|a| IpAddr::V4(Ipv4Addr::from(a))));
+            }
+            None => addrs.push(
+                item.parse::<IpAddr>()
+                    .map_err(|_| format!("{item:?} is not an IP address"))?,
+            ),
+        }
+        if addrs.len() > MAX_SOURCE_ADDRS {
+            return Err(format!("at most {MAX_SOURCE_ADDRS} source addresses"));
+        }
+    }
+    if addrs.is_empty() {
+        return Err("no source address given".into());
+    }
+    Ok(SourceAddrs(addrs))
 }
 
 /// Durations as seconds (a float) in JSON, as people write them.
@@ -376,6 +434,20 @@ mod tests {
         );
         assert_eq!(c.duration, Duration::from_millis(2500));
         assert!(!c.progress);
+    }
+
+    #[test]
+    fn source_addresses_are_ranges_or_lists() {
+        let c = parse(&["--source-addrs=127.0.0.2-127.0.0.4,127.0.1.1"]).unwrap_or_default();
+        let expected: Vec<IpAddr> = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.1.1"]
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        assert_eq!(c.source_addrs, expected);
+        assert_eq!(c.source_addr(5), expected.get(1).copied());
+        assert!(parse(&["--source-addrs=127.0.0.9-127.0.0.2"]).is_err());
+        assert!(parse(&["--source-addrs=127.0.0.0-127.255.0.0"]).is_err());
+        assert!(parse(&["--source-addrs=localhost"]).is_err());
     }
 
     #[test]

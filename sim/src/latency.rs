@@ -36,7 +36,8 @@ pub struct Ledger {
     matched: AtomicU64,
     acked: AtomicU64,
     acked_seen: AtomicU64,
-    latency: Mutex<Histogram<u64>>,
+    /// The whole run's device→MQTT latency and the current timeline interval's.
+    latency: Mutex<[Histogram<u64>; 2]>,
 }
 
 impl Default for Ledger {
@@ -47,7 +48,7 @@ impl Default for Ledger {
             matched: AtomicU64::new(0),
             acked: AtomicU64::new(0),
             acked_seen: AtomicU64::new(0),
-            latency: Mutex::new(histogram()),
+            latency: Mutex::new([histogram(), histogram()]),
         }
     }
 }
@@ -100,7 +101,9 @@ impl Ledger {
         }
         drop(shard);
         add(&self.matched, 1);
-        record(&mut lock(&self.latency), at.saturating_duration_since(sent));
+        let [total, interval] = &mut *lock(&self.latency);
+        record(total, at.saturating_duration_since(sent));
+        record(interval, at.saturating_duration_since(sent));
     }
 
     /// A message on the subscription that is not a readable position.
@@ -122,8 +125,16 @@ impl Ledger {
             received: get(&self.received),
             matched: get(&self.matched),
             missing: self.missing(),
-            latency_us: Latency::from(&*lock(&self.latency)),
+            latency_us: Latency::from(&lock(&self.latency)[0]),
         }
+    }
+
+    /// Device→MQTT latencies since the last call, for the timeline.
+    pub fn take_interval_latency(&self) -> Latency {
+        let mut pair = lock(&self.latency);
+        let latency = Latency::from(&pair[1]);
+        pair[1].reset();
+        latency
     }
 }
 

@@ -25,6 +25,8 @@
 //!   pairs each sent position with its ack and its MQTT publication.
 //! - [`record_log`] writes one JSON line per position sent, for end-to-end
 //!   tests that check every acked position reached MQTT.
+//! - [`null_server`] frames and acks without decoding or storing anything:
+//!   the machine's ceiling for the same client, for benchmarks.
 //! - [`in_process`] skips the network: it hands the vehicles' records
 //!   straight to a callback, for loading the engine alone.
 //!
@@ -40,6 +42,7 @@ pub mod in_process;
 pub mod latency;
 pub mod link;
 pub mod mqtt;
+pub mod null_server;
 pub mod powertrain;
 pub mod progress;
 pub mod record_log;
@@ -54,6 +57,7 @@ use std::path::PathBuf;
 
 pub use config::{SimArgs, SimConfig};
 pub use in_process::{InProcessReport, run_in_process};
+pub use null_server::{NullCounts, NullServer};
 pub use report::Report;
 pub use runner::run;
 

@@ -40,6 +40,26 @@ pub struct Report {
     pub mqtt: Option<MqttReport>,
     /// Failures by kind (`connect_refused`, `ack_timeout`, `reset`, …).
     pub errors: BTreeMap<String, u64>,
+    /// One sample per second of the run (the last one shorter), for charts.
+    pub timeline: Vec<Sample>,
+}
+
+/// What happened in one interval of the run (normally a second).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Sample {
+    /// End of the interval, seconds since the start of the run.
+    pub t_s: f64,
+    /// Records acked during the interval, per second.
+    pub records_acked_per_s: f64,
+    /// Records acked since the start of the run.
+    pub records_acked_total: u64,
+    /// Ack latency of the acks read during the interval, µs.
+    pub ack_latency_us: Latency,
+    /// Device→MQTT latency of the positions seen during the interval, µs;
+    /// `None` when MQTT is not watched.
+    pub mqtt_latency_us: Option<Latency>,
+    /// Devices logged in at the end of the interval.
+    pub connected: u64,
 }
 
 /// The machine the simulator ran on, to read the numbers against.
@@ -79,6 +99,8 @@ pub struct Connections {
     pub failed: u64,
     /// Attempts after a device's first (after a failure or a lost connection).
     pub reconnects: u64,
+    /// Most devices logged in at the same time.
+    pub peak_connected: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -160,8 +182,8 @@ impl fmt::Display for Report {
         let k = &self.connections;
         writeln!(
             f,
-            "  connections  {} attempted, {} established, {} failed, {} reconnects",
-            k.attempted, k.established, k.failed, k.reconnects
+            "  connections  {} attempted, {} established, {} failed, {} reconnects, {} at most at once",
+            k.attempted, k.established, k.failed, k.reconnects, k.peak_connected
         )?;
         writeln!(
             f,

@@ -13,12 +13,14 @@ use crate::latency::Ledger;
 use crate::link::Protocol;
 use crate::progress::Progress;
 use crate::record_log::{self, DeviceLog};
-use crate::report::{Devices, Machine, Rates, Report};
+use crate::report::{Devices, Machine, Rates, Report, Sample};
 use crate::stats::{Stats, get};
 use crate::{SimError, mqtt, tracker};
 
 /// How often the end of the MQTT grace period checks for stragglers.
 const GRACE_POLL: Duration = Duration::from_millis(50);
+/// Interval of the report's timeline.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// What every tracker task of a run shares.
 #[derive(Debug)]
@@ -70,6 +72,8 @@ pub async fn run(config: SimConfig) -> Result<Report, SimError> {
         start,
     });
     let progress = Progress::start(fleet.clone());
+    let (stop_sampling, stopped) = tokio::sync::oneshot::channel();
+    let sampler = tokio::spawn(sample(fleet.clone(), stopped));
     let logs = run_trackers(&fleet).await;
     let duration_s = start.elapsed().as_secs_f64();
     progress.finish().await;
@@ -77,7 +81,9 @@ pub async fn run(config: SimConfig) -> Result<Report, SimError> {
         wait_for_stragglers(ledger, fleet.config.mqtt_grace).await;
         watch.stop().await;
     }
-    let report = assemble(&fleet, started_at, duration_s);
+    let _ = stop_sampling.send(());
+    let timeline = sampler.await.unwrap_or_default();
+    let report = assemble(&fleet, started_at, duration_s, timeline);
     if let Some(path) = &fleet.config.record_log {
         record_log::write(path, &logs)?;
     }
@@ -113,6 +119,41 @@ async fn run_trackers(fleet: &Arc<Fleet>) -> Vec<DeviceLog> {
     logs
 }
 
+/// Samples the fleet's counters every [`SAMPLE_EVERY`] until told to stop,
+/// then once more for the last partial interval.
+async fn sample(fleet: Arc<Fleet>, mut stop: tokio::sync::oneshot::Receiver<()>) -> Vec<Sample> {
+    let mut timeline = Vec::new();
+    let mut ticker = tokio::time::interval_at((fleet.start + SAMPLE_EVERY).into(), SAMPLE_EVERY);
+    // A late tick (busy machine) measures a longer interval rather than bursting.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut last_at, mut last_acked) = (fleet.start, 0);
+    loop {
+        let last = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = &mut stop => true,
+        };
+        let now = Instant::now();
+        let acked = get(&fleet.stats.records_acked);
+        let secs = now.saturating_duration_since(last_at).as_secs_f64();
+        timeline.push(Sample {
+            t_s: now.saturating_duration_since(fleet.start).as_secs_f64(),
+            records_acked_per_s: if secs > 0.0 {
+                acked.saturating_sub(last_acked) as f64 / secs
+            } else {
+                0.0
+            },
+            records_acked_total: acked,
+            ack_latency_us: fleet.stats.take_interval_ack_latency(),
+            mqtt_latency_us: fleet.ledger.as_ref().map(|l| l.take_interval_latency()),
+            connected: get(&fleet.stats.connected),
+        });
+        (last_at, last_acked) = (now, acked);
+        if last {
+            return timeline;
+        }
+    }
+}
+
 /// Waits until every acked position was seen on MQTT, or the grace ends.
 async fn wait_for_stragglers(ledger: &Ledger, grace: Duration) {
     let end = Instant::now() + grace;
@@ -121,7 +162,7 @@ async fn wait_for_stragglers(ledger: &Ledger, grace: Duration) {
     }
 }
 
-fn assemble(fleet: &Fleet, started_at: String, duration_s: f64) -> Report {
+fn assemble(fleet: &Fleet, started_at: String, duration_s: f64, timeline: Vec<Sample>) -> Report {
     let s = &fleet.stats;
     let config = &fleet.config;
     let teltonika = (0..config.devices)
@@ -158,6 +199,7 @@ fn assemble(fleet: &Fleet, started_at: String, duration_s: f64) -> Report {
         login_latency_us: s.login_latency_summary(),
         mqtt: fleet.ledger.as_ref().map(|l| l.report()),
         errors: s.errors(),
+        timeline,
     }
 }
 

@@ -38,14 +38,18 @@ pub struct Stats {
     pub established: AtomicU64,
     pub failed: AtomicU64,
     pub reconnects: AtomicU64,
-    /// Devices logged in right now (for the progress bar).
+    /// Devices logged in right now (for the progress bar and the timeline).
     pub connected: AtomicU64,
+    /// Most devices logged in at once.
+    pub connected_peak: AtomicU64,
     pub messages_sent: AtomicU64,
     pub records_sent: AtomicU64,
     pub acks_received: AtomicU64,
     pub records_acked: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
-    ack_latency: Box<[Mutex<Histogram<u64>>]>,
+    /// Per shard: the whole run's histogram and the current timeline
+    /// interval's, under one lock so an ack costs one lock.
+    ack_latency: Box<[Mutex<[Histogram<u64>; 2]>]>,
     login_latency: Mutex<Histogram<u64>>,
 }
 
@@ -58,12 +62,15 @@ impl Default for Stats {
             failed: zero(),
             reconnects: zero(),
             connected: zero(),
+            connected_peak: zero(),
             messages_sent: zero(),
             records_sent: zero(),
             acks_received: zero(),
             records_acked: zero(),
             errors: Mutex::default(),
-            ack_latency: (0..SHARDS).map(|_| Mutex::new(histogram())).collect(),
+            ack_latency: (0..SHARDS)
+                .map(|_| Mutex::new([histogram(), histogram()]))
+                .collect(),
             login_latency: Mutex::new(histogram()),
         }
     }
@@ -86,7 +93,9 @@ impl Stats {
     pub fn ack_latency(&self, device: u32, d: Duration) {
         let shard = device as usize % SHARDS;
         if let Some(h) = self.ack_latency.get(shard) {
-            record(&mut lock(h), d);
+            let [total, interval] = &mut *lock(h);
+            record(total, d);
+            record(interval, d);
         }
     }
 
@@ -102,9 +111,26 @@ impl Stats {
         let mut all = histogram();
         for shard in self.ack_latency.iter() {
             // Same bounds everywhere, so adding cannot fail.
-            let _ = all.add(&*lock(shard));
+            let _ = all.add(&lock(shard)[0]);
         }
         Latency::from(&all)
+    }
+
+    /// The ack latencies since the last call, for the timeline.
+    pub fn take_interval_ack_latency(&self) -> Latency {
+        let mut all = histogram();
+        for shard in self.ack_latency.iter() {
+            let mut pair = lock(shard);
+            let _ = all.add(&pair[1]);
+            pair[1].reset();
+        }
+        Latency::from(&all)
+    }
+
+    /// A device logged in: counts it, and the peak.
+    pub fn online(&self) {
+        let now = self.connected.fetch_add(1, Ordering::Relaxed) + 1;
+        self.connected_peak.fetch_max(now, Ordering::Relaxed);
     }
 
     pub fn login_latency_summary(&self) -> Latency {
@@ -117,6 +143,7 @@ impl Stats {
             established: get(&self.established),
             failed: get(&self.failed),
             reconnects: get(&self.reconnects),
+            peak_connected: get(&self.connected_peak),
         }
     }
 }

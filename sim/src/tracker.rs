@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{sleep_until, timeout};
 
 use crate::link::{Link, NOT_LOGGED, Outbox, Protocol, Replies};
@@ -155,9 +155,10 @@ impl Tracker {
             Protocol::Teltonika => config.teltonika_port,
         };
         add(&self.fleet.stats.attempted, 1);
+        let source = config.source_addr(self.index);
         let connected = timeout(
             self.bounded_by_run(CONNECT_TIMEOUT),
-            TcpStream::connect((config.target.as_str(), port)),
+            connect_from(source, &config.target, port),
         )
         .await;
         let stream = match connected {
@@ -370,12 +371,39 @@ impl Tracker {
     }
 }
 
+/// Connects to `host:port`, from `source` (any port) when given.
+async fn connect_from(
+    source: Option<std::net::IpAddr>,
+    host: &str,
+    port: u16,
+) -> io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect((host, port)).await;
+    };
+    let target = tokio::net::lookup_host((host, port))
+        .await?
+        .find(|a| a.is_ipv4() == source.is_ipv4())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                "no target address of the source's family",
+            )
+        })?;
+    let socket = if source.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.bind(std::net::SocketAddr::new(source, 0))?;
+    socket.connect(target).await
+}
+
 /// Counts the device as connected for the progress bar while it lives.
 struct Online(Arc<Fleet>);
 
 impl Online {
     fn new(fleet: Arc<Fleet>) -> Self {
-        add(&fleet.stats.connected, 1);
+        fleet.stats.online();
         Online(fleet)
     }
 }

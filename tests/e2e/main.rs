@@ -4,6 +4,7 @@
 //! each test its own ports, directories and processes, and stops them.
 
 mod api;
+mod bench;
 mod durability;
 mod influxdb;
 mod mqtt;

@@ -70,6 +70,13 @@ mod variant;
 pub use command::{Command, encode_command};
 pub use frame::MAX_FRAME_LEN;
 
+/// Appends the short ack a server sends for a frame of type `kind` with
+/// `serial` (login, heartbeat, alarm): what [`Session::decode`] replies,
+/// for servers that only frame and ack (the simulator's null server).
+pub fn write_ack(out: &mut Vec<u8>, kind: u8, serial: u16) {
+    frame::write_reply(out, false, kind, &[], serial);
+}
+
 /// The protocol's name in logs, metrics, configuration and stored records.
 pub const NAME: &str = "gt06";
 

@@ -63,6 +63,30 @@ pub const LOGIN_ACCEPTED: u8 = 0x01;
 /// is sent on errors); a server that wants to tell the device may send this.
 pub const LOGIN_REFUSED: u8 = 0x00;
 
+/// What a whole TCP frame (as cut by [`Session::check`]) asks of a server
+/// that only acks: its envelope and CRC are checked, its records are not
+/// decoded. For the simulator's null server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope {
+    /// A 0xFF keep-alive: no answer.
+    Ping,
+    /// The IMEI handshake: answer [`LOGIN_ACCEPTED`].
+    Login,
+    /// An AVL packet of this many records: answer the count as a big-endian u32.
+    Data { records: u8 },
+}
+
+/// Reads `frame`'s envelope (see [`Envelope`]); `None` when it is not a
+/// well-formed frame with a matching CRC.
+pub fn envelope(frame: &[u8]) -> Option<Envelope> {
+    match frame::parse(frame, false).ok()? {
+        frame::Frame::Ping => Some(Envelope::Ping),
+        frame::Frame::Login(_) => Some(Envelope::Login),
+        // The data field starts with the codec id, then the record count.
+        frame::Frame::Data(data) => data.get(1).map(|&records| Envelope::Data { records }),
+    }
+}
+
 /// Everything a session needs to know, fixed when the protocol is set up.
 #[derive(Clone, Copy, Debug)]
 struct Config {

@@ -1,0 +1,74 @@
+//! Engine-only load: simulated records fed straight into an engine in this
+//! process, blocking on its bounded inbox. Used by `drover sim --in-process`
+//! and the `engine-1m` scenario.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use drover_engine::runtime::TickPercentiles;
+use drover_sim::{InProcessReport, SimConfig};
+
+use crate::config::Config;
+use crate::node;
+
+/// What the simulator fed and what the engine did with it.
+#[derive(Debug, Clone)]
+pub struct EngineLoad {
+    pub sim: InProcessReport,
+    pub ticks: u64,
+    pub inputs: u64,
+    pub devices: u64,
+    pub tick_us_mean: u64,
+    pub tick_us: TickPercentiles,
+}
+
+/// Runs `sim` into a fresh engine configured by `config`, to the end.
+pub fn engine_load(config: &Config, sim: &SimConfig) -> anyhow::Result<EngineLoad> {
+    let engine = node::start_engine(config)?;
+    let inbox = engine.inbox.clone();
+    let deltas = engine.deltas.clone();
+    // Deltas must be drained or the engine stops ticking.
+    let drain = std::thread::spawn(move || while deltas.recv().is_ok() {});
+    let report = drover_sim::run_in_process(sim, |batch| {
+        batch.into_iter().all(|m| {
+            inbox
+                .send(drover_engine::Input::Record(Arc::new(m)))
+                .is_ok()
+        })
+    })?;
+    drop(inbox);
+    drop(engine.inbox);
+    drop(engine.deltas);
+    let _ = engine.thread.join();
+    let _ = drain.join();
+    let s = &engine.stats;
+    let ticks = s.ticks.load(Relaxed);
+    Ok(EngineLoad {
+        sim: report,
+        ticks,
+        inputs: s.inputs.load(Relaxed),
+        devices: s.devices.load(Relaxed),
+        tick_us_mean: s.tick_ns_total.load(Relaxed) / ticks.max(1) / 1000,
+        tick_us: s.tick_percentiles(),
+    })
+}
+
+impl fmt::Display for EngineLoad {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &self.tick_us;
+        write!(
+            f,
+            "{}\n  engine: {} ticks, {} inputs, {} devices, tick mean {} µs, p50 {} p95 {} p99 {} max {} µs",
+            self.sim,
+            self.ticks,
+            self.inputs,
+            self.devices,
+            self.tick_us_mean,
+            t.p50,
+            t.p95,
+            t.p99,
+            t.max,
+        )
+    }
+}
