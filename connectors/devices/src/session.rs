@@ -48,6 +48,9 @@ pub(crate) struct Shared<I> {
     pub shutdown: CancellationToken,
 }
 
+/// Bytes made room for before each read: a few typical packets.
+const READ_CHUNK: usize = 2048;
+
 /// Commands waiting for one connection; a device rarely has more than one.
 const OUTGOING_CAPACITY: usize = 8;
 
@@ -83,7 +86,7 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
             id,
             protocol,
             shared,
-            buf: BytesMut::with_capacity(4096),
+            buf: BytesMut::new(),
             decoded: Decoded::default(),
             records: Vec::new(),
             replies: Vec::new(),
@@ -122,16 +125,36 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
                 Some(command) = self.outgoing.1.recv() => {
                     self.socket.write_all(&command).await?;
                 }
-                read = tokio::time::timeout(self.shared.limits.idle_timeout, self.socket.read_buf(&mut self.buf)) => {
-                    match read {
+                ready = tokio::time::timeout(self.shared.limits.idle_timeout, self.socket.readable()) => {
+                    match ready {
                         Err(_) => return Err(SessionError::Idle),
-                        Ok(Ok(0)) => return self.end_of_stream(),
-                        Ok(Ok(_)) => self.process().await?,
+                        Ok(Ok(())) => match self.read_available() {
+                            Ok(0) => return self.end_of_stream(),
+                            Ok(_) => {
+                                self.process().await?;
+                                if self.buf.is_empty() {
+                                    self.buf = BytesMut::new();
+                                }
+                            }
+                            // Readiness was spurious: wait again.
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                            Err(e) => return Err(e.into()),
+                        },
                         Ok(Err(e)) => return Err(e.into()),
                     }
                 }
             }
         }
+    }
+
+    /// Reads what the socket has, without waiting.
+    ///
+    /// The buffer is allocated only once bytes are there, and `serve` frees
+    /// it again when every frame in it was handled: an idle connection (most
+    /// of them, most of the time) holds no read buffer at all.
+    fn read_available(&mut self) -> std::io::Result<usize> {
+        self.buf.reserve(READ_CHUNK);
+        self.socket.try_read_buf(&mut self.buf)
     }
 
     /// The device closed its side. Leftover bytes are a frame it never finished.
