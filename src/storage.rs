@@ -193,11 +193,10 @@ async fn open_history(config: &Config) -> anyhow::Result<history::History> {
 async fn influx_client(config: &Config) -> anyhow::Result<InfluxClient> {
     let influx = &config.storage.influxdb;
     let client = InfluxClient::new(influx.clone()).context("storage.influxdb")?;
-    if influx.create_database {
-        if let Err(error) = client.ensure_database().await {
+    if influx.create_database
+        && let Err(error) = client.ensure_database().await {
             warn!(%error, url = %influx.url, "InfluxDB not ready; records wait in the journal");
         }
-    }
     Ok(client)
 }
 

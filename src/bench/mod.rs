@@ -198,11 +198,10 @@ async fn network_run(
         Some(port) => Some(server::health(&ports.host, port).await?),
         None => None,
     };
-    if let Some(spawned) = spawned {
-        if !spawned.stop().await {
+    if let Some(spawned) = spawned
+        && !spawned.stop().await {
             tracing::warn!(run = %run.id, "drover serve did not exit cleanly");
         }
-    }
 
     let positions = sim.records_acked;
     let mut timeline: Vec<TimelinePoint> = sim

@@ -196,11 +196,10 @@ impl Spawned {
     }
 
     fn remove_data(&mut self) {
-        if let Some(dir) = self.data_dir.take() {
-            if let Err(error) = std::fs::remove_dir_all(&dir) {
+        if let Some(dir) = self.data_dir.take()
+            && let Err(error) = std::fs::remove_dir_all(&dir) {
                 tracing::warn!(%error, dir = %dir.display(), "could not remove the server's data");
             }
-        }
     }
 }
 

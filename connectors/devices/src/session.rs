@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::{Buf, BytesMut};
 use drover_protocols::model::{DeviceId, DeviceMessage};
 use drover_protocols::{Check, DecodeError, Decoded, Session as ProtocolSession};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

@@ -197,11 +197,10 @@ fn check_fix_fields(expect: &Json, record: &Record) -> Result<(), String> {
             return Err(format!("time: expected {time}, got {}", record.time_ms));
         }
     }
-    if let Some(valid) = expect["valid"].as_bool() {
-        if need("valid")?.valid != valid {
+    if let Some(valid) = expect["valid"].as_bool()
+        && need("valid")?.valid != valid {
             return Err("valid differs".into());
         }
-    }
     let close = |e: f64, a: f64, tolerance: f64| (e - a).abs() <= tolerance;
     for (field, tolerance, get) in [
         (
@@ -244,11 +243,9 @@ fn sanity(record: &Record, position: bool) -> Result<(), String> {
         .attributes
         .get(attr::BATTERY_LEVEL)
         .and_then(Value::as_f64)
-    {
-        if !(0.0..=100.0).contains(&level) {
+        && !(0.0..=100.0).contains(&level) {
             return Err(format!("battery level {level}"));
         }
-    }
     let Some(fix) = record.fix else {
         return if position {
             Err("expected a position, got no fix".into())

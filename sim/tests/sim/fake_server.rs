@@ -67,7 +67,7 @@ impl Publisher {
 
     fn publish(&self, imei: &str, record: &Record, seen: &Seen) {
         let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.skip_every.is_some_and(|k| n % k == 0) {
+        if self.skip_every.is_some_and(|k| n.is_multiple_of(k)) {
             seen.unpublished.fetch_add(1, Ordering::Relaxed);
             return;
         }

@@ -56,7 +56,7 @@ pub(crate) fn message(kind: u8, content: &[u8]) -> Vec<u8> {
 }
 
 fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    if text.is_empty() || text.len() % 2 != 0 {
+    if text.is_empty() || !text.len().is_multiple_of(2) {
         return None;
     }
     text.as_bytes()
