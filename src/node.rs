@@ -240,9 +240,10 @@ async fn listen<P: Protocol>(
 async fn publish_presence(publisher: Publisher, deltas: flume::Receiver<Delta>) {
     while let Ok(delta) = deltas.recv_async().await {
         if let Delta::Presence { device, online, .. } = delta
-            && let Err(error) = publisher.status(device.as_str(), online).await {
-                warn!(%error, "status publisher stopped");
-                return;
-            }
+            && let Err(error) = publisher.status(device.as_str(), online).await
+        {
+            warn!(%error, "status publisher stopped");
+            return;
+        }
     }
 }

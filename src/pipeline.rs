@@ -82,7 +82,11 @@ impl Pipeline {
             }
         }
         let attachment = Arc::clone(&messages) as drover_store::journal::Attachment;
-        match journal.append_attached(encoded, attachment).wait_async().await {
+        match journal
+            .append_attached(encoded, attachment)
+            .wait_async()
+            .await
+        {
             Ok(seqs) => {
                 self.stats
                     .committed

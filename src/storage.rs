@@ -57,7 +57,11 @@ impl Durable {
     pub async fn start(config: &Config, records: Publisher) -> anyhow::Result<Durable> {
         let shutdown = CancellationToken::new();
         let mut feed = Feed::default();
-        let mqtt = pending(&mut feed, MqttSink { publisher: records }, SinkConfig::default());
+        let mqtt = pending(
+            &mut feed,
+            MqttSink { publisher: records },
+            SinkConfig::default(),
+        );
         let (history, backend) = match config.storage.backend {
             Backend::Embedded => {
                 let store = Arc::new(open_history(config).await?);
@@ -71,7 +75,10 @@ impl Durable {
                     linger: HISTORY_LINGER,
                     ..SinkConfig::default()
                 };
-                (api, Opened::Embedded(store, pending(&mut feed, sink, batching)))
+                (
+                    api,
+                    Opened::Embedded(store, pending(&mut feed, sink, batching)),
+                )
             }
             Backend::Influxdb => {
                 let client = influx_client(config).await?;
@@ -101,7 +108,9 @@ impl Durable {
         match backend {
             Opened::Embedded(store, sink) => {
                 durable.spawn("history", sink);
-                durable.tasks.spawn(apply_retention(store, durable.shutdown.clone()));
+                durable
+                    .tasks
+                    .spawn(apply_retention(store, durable.shutdown.clone()));
             }
             Opened::Influx(sink) => durable.spawn("influxdb", sink),
         }
@@ -151,7 +160,10 @@ impl Durable {
         }
         let behind = behind();
         if !behind.is_empty() {
-            warn!(?behind, "stopping before these sinks took every record; they resume from the journal");
+            warn!(
+                ?behind,
+                "stopping before these sinks took every record; they resume from the journal"
+            );
         }
         self.shutdown.cancel();
         self.tasks.wait().await;
@@ -194,9 +206,10 @@ async fn influx_client(config: &Config) -> anyhow::Result<InfluxClient> {
     let influx = &config.storage.influxdb;
     let client = InfluxClient::new(influx.clone()).context("storage.influxdb")?;
     if influx.create_database
-        && let Err(error) = client.ensure_database().await {
-            warn!(%error, url = %influx.url, "InfluxDB not ready; records wait in the journal");
-        }
+        && let Err(error) = client.ensure_database().await
+    {
+        warn!(%error, url = %influx.url, "InfluxDB not ready; records wait in the journal");
+    }
     Ok(client)
 }
 
@@ -225,7 +238,11 @@ async fn open_journal(config: &Config, feed: Feed) -> anyhow::Result<Arc<Journal
 /// Deletes journal segments once every sink has passed them, and warns while
 /// the journal holds more than half of `max_backlog` bytes (a sink far
 /// behind: past the bound, records are refused).
-async fn retire_segments(journal: Arc<JournalHandle>, max_backlog: u64, shutdown: CancellationToken) {
+async fn retire_segments(
+    journal: Arc<JournalHandle>,
+    max_backlog: u64,
+    shutdown: CancellationToken,
+) {
     let mut warned: Option<std::time::Instant> = None;
     loop {
         tokio::select! {

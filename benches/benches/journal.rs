@@ -49,7 +49,16 @@ fn main() {
     );
     println!(
         "{:>9} {:>9} {:>7} | {:>10} {:>9} {:>8} {:>11} | {:>8} {:>8} {:>8}",
-        "commit_ms", "appenders", "records", "records/s", "appends/s", "fsyncs/s", "recs/fsync", "p50 ms", "p99 ms", "max ms"
+        "commit_ms",
+        "appenders",
+        "records",
+        "records/s",
+        "appends/s",
+        "fsyncs/s",
+        "recs/fsync",
+        "p50 ms",
+        "p99 ms",
+        "max ms"
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -59,8 +68,13 @@ fn main() {
     for commit_ms in COMMIT_MS {
         for appenders in APPENDERS {
             for per_append in PER_APPEND {
-                let label = format!("commit_ms={commit_ms} appenders={appenders} records={per_append}");
-                if !filters.is_empty() && !filters.iter().any(|f| label.contains(f.as_str()) || *f == appenders.to_string()) {
+                let label =
+                    format!("commit_ms={commit_ms} appenders={appenders} records={per_append}");
+                if !filters.is_empty()
+                    && !filters
+                        .iter()
+                        .any(|f| label.contains(f.as_str()) || *f == appenders.to_string())
+                {
                     continue;
                 }
                 let dir = tempfile::Builder::new()
@@ -72,7 +86,8 @@ fn main() {
                     ..JournalConfig::default()
                 };
                 let (journal, _) = Journal::open(dir.path(), config).expect("open journal");
-                let result = runtime.block_on(run(Arc::new(journal), &records, appenders, per_append));
+                let result =
+                    runtime.block_on(run(Arc::new(journal), &records, appenders, per_append));
                 result.print(commit_ms, appenders, per_append);
             }
         }
@@ -106,7 +121,12 @@ impl Outcome {
     }
 }
 
-async fn run(journal: Arc<Journal>, records: &Arc<Vec<Vec<u8>>>, appenders: usize, per_append: usize) -> Outcome {
+async fn run(
+    journal: Arc<Journal>,
+    records: &Arc<Vec<Vec<u8>>>,
+    appenders: usize,
+    per_append: usize,
+) -> Outcome {
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::with_capacity(appenders);
@@ -116,17 +136,24 @@ async fn run(journal: Arc<Journal>, records: &Arc<Vec<Vec<u8>>>, appenders: usiz
         let stop = Arc::clone(&stop);
         let records = Arc::clone(records);
         tasks.push(tokio::spawn(async move {
-            let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+            let mut latency =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
             let mut appends = 0u64;
             // Each appender starts at its own place in the records.
             let mut next = a * 8;
             while !stop.load(Ordering::Relaxed) {
                 // A fresh Vec per append, as the pipeline encodes each packet anew.
-                let batch: Vec<Vec<u8>> = (0..per_append).map(|i| records[(next + i) % records.len()].clone()).collect();
+                let batch: Vec<Vec<u8>> = (0..per_append)
+                    .map(|i| records[(next + i) % records.len()].clone())
+                    .collect();
                 next += per_append;
                 let counted = measuring.load(Ordering::Relaxed);
                 let started = Instant::now();
-                journal.append_async(batch).wait_async().await.expect("append");
+                journal
+                    .append_async(batch)
+                    .wait_async()
+                    .await
+                    .expect("append");
                 if counted && !stop.load(Ordering::Relaxed) {
                     let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                     latency.saturating_record(us.max(1));
@@ -205,7 +232,8 @@ fn fs_type(path: &Path) -> String {
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
             let (_, point, kind) = (fields.next()?, fields.next()?, fields.next()?);
-            path.starts_with(point).then(|| (point.len(), format!("{kind} on {point}")))
+            path.starts_with(point)
+                .then(|| (point.len(), format!("{kind} on {point}")))
         })
         .max()
         .map_or_else(|| "unknown file system".to_owned(), |(_, kind)| kind)

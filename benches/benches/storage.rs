@@ -58,14 +58,23 @@ fn main() {
     let started = Instant::now();
     let latest = history.latest_all().expect("latest_all");
     assert_eq!(latest.len(), DEVICES as usize);
-    println!("latest position of {DEVICES} devices: {}", human(started.elapsed()));
+    println!(
+        "latest position of {DEVICES} devices: {}",
+        human(started.elapsed())
+    );
 
     drop(history);
-    println!("disk after closing: {:.0} MB", disk_bytes(dir.path()) as f64 / 1e6);
+    println!(
+        "disk after closing: {:.0} MB",
+        disk_bytes(dir.path()) as f64 / 1e6
+    );
     let history = History::open(dir.path(), HistoryConfig::default()).expect("reopen");
     let started = Instant::now();
     let days = history.expire(START_MS + 2 * DAY_MS).expect("expire");
-    println!("expire {days} day(s) of 1M records: {}", human(started.elapsed()));
+    println!(
+        "expire {days} day(s) of 1M records: {}",
+        human(started.elapsed())
+    );
 }
 
 /// The messages in arrival order (by time, devices interleaved).

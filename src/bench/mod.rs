@@ -199,9 +199,10 @@ async fn network_run(
         None => None,
     };
     if let Some(spawned) = spawned
-        && !spawned.stop().await {
-            tracing::warn!(run = %run.id, "drover serve did not exit cleanly");
-        }
+        && !spawned.stop().await
+    {
+        tracing::warn!(run = %run.id, "drover serve did not exit cleanly");
+    }
 
     let positions = sim.records_acked;
     let mut timeline: Vec<TimelinePoint> = sim

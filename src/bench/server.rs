@@ -197,9 +197,10 @@ impl Spawned {
 
     fn remove_data(&mut self) {
         if let Some(dir) = self.data_dir.take()
-            && let Err(error) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(%error, dir = %dir.display(), "could not remove the server's data");
-            }
+            && let Err(error) = std::fs::remove_dir_all(&dir)
+        {
+            tracing::warn!(%error, dir = %dir.display(), "could not remove the server's data");
+        }
     }
 }
 

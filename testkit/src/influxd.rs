@@ -221,17 +221,19 @@ impl Influxd {
         let started = Instant::now();
         loop {
             if let Ok(r) = http::request(self.http_port, "GET", "/ping", REQUEST_TIMEOUT)
-                && r.status == 204 {
-                    return Ok(());
-                }
+                && r.status == 204
+            {
+                return Ok(());
+            }
             if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    return Err(InfluxdError::Exited {
-                        status: status.to_string(),
-                        log_tail: self.log_tail(),
-                    });
-                }
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(InfluxdError::Exited {
+                    status: status.to_string(),
+                    log_tail: self.log_tail(),
+                });
+            }
             if started.elapsed() > START_TIMEOUT {
                 return Err(InfluxdError::NotReady {
                     timeout: START_TIMEOUT,

@@ -32,7 +32,9 @@ fn assert_error(answer: (u16, Value), status: u16, code: &str) {
     assert_eq!(answer.0, status, "{}", answer.1);
     assert_eq!(answer.1["error"]["code"], code, "{}", answer.1);
     assert!(
-        answer.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        answer.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "{}",
         answer.1
     );
@@ -51,7 +53,11 @@ fn history_queries_page_filter_and_refuse_bad_input() {
     let http = ports.http;
 
     // Paging: every record once, in order, across pages of 7.
-    let all = format!("from={}&to={}", rfc3339(times[0]), rfc3339(times[times.len() - 1] + 1));
+    let all = format!(
+        "from={}&to={}",
+        rfc3339(times[0]),
+        rfc3339(times[times.len() - 1] + 1)
+    );
     let mut paged = Vec::new();
     let mut cursor = String::new();
     loop {
@@ -65,20 +71,38 @@ fn history_queries_page_filter_and_refuse_bad_input() {
             None => break,
         }
     }
-    assert_eq!(&paged, times, "pages give every stored position once, in time order");
+    assert_eq!(
+        &paged, times,
+        "pages give every stored position once, in time order"
+    );
     let page = positions(http, device, &format!("{all}&limit=1")).1;
     let p = &page["positions"][0];
-    assert!(p["lat"].is_f64() && p["lon"].is_f64() && p["speed_kmh"].is_number(), "{p}");
+    assert!(
+        p["lat"].is_f64() && p["lon"].is_f64() && p["speed_kmh"].is_number(),
+        "{p}"
+    );
 
     // A range: `from` included, `to` excluded.
     let (from, to) = (times[2], times[times.len() - 3]);
-    let (status, page) = positions(http, device, &format!("from={}&to={}", rfc3339(from), rfc3339(to)));
+    let (status, page) = positions(
+        http,
+        device,
+        &format!("from={}&to={}", rfc3339(from), rfc3339(to)),
+    );
     assert_eq!(status, 200);
-    let expected: Vec<i64> = times.iter().copied().filter(|t| (from..to).contains(t)).collect();
+    let expected: Vec<i64> = times
+        .iter()
+        .copied()
+        .filter(|t| (from..to).contains(t))
+        .collect();
     assert_eq!(page_times(&page), expected);
 
     // Nothing there: an empty page, not an error.
-    let (status, page) = positions(http, device, "from=2001-01-01T00:00:00Z&to=2001-01-02T00:00:00Z");
+    let (status, page) = positions(
+        http,
+        device,
+        "from=2001-01-01T00:00:00Z&to=2001-01-02T00:00:00Z",
+    );
     assert_eq!(status, 200);
     assert_eq!(page["positions"], Value::Array(Vec::new()));
     assert_eq!(page["next_cursor"], Value::Null);
@@ -99,8 +123,16 @@ fn history_queries_page_filter_and_refuse_bad_input() {
     }
     // Unknown devices and routes: 404 with a JSON error.
     assert_error(positions(http, "000000000000000", ""), 404, "not_found");
-    assert_error(support::http_get(http, "/api/v1/devices/000000000000000"), 404, "not_found");
-    assert_error(support::http_get(http, "/api/v1/nothing-here"), 404, "not_found");
+    assert_error(
+        support::http_get(http, "/api/v1/devices/000000000000000"),
+        404,
+        "not_found",
+    );
+    assert_error(
+        support::http_get(http, "/api/v1/nothing-here"),
+        404,
+        "not_found",
+    );
 
     // Devices: live while the node runs…
     let (status, list) = support::http_get(http, "/api/v1/devices");

@@ -148,7 +148,10 @@ fn sigkill_under_load_loses_no_acknowledged_record() {
     let (report, records) = sim.finish();
 
     let acked = support::acked_by_device(&records);
-    assert!(count(&acked) >= 40 * 4 * 5, "too few acked records: {report}");
+    assert!(
+        count(&acked) >= 40 * 4 * 5,
+        "too few acked records: {report}"
+    );
     assert!(
         report["connections"]["reconnects"].as_u64() > Some(0),
         "the devices should have reconnected: {report}"
@@ -189,7 +192,10 @@ fn a_torn_tail_is_cut_and_a_corrupt_record_refuses_to_start() {
     // A write cut short: the last record loses its last bytes.
     let last = journal_segments(dir).pop().expect("a segment");
     let len = std::fs::metadata(&last).expect("segment").len();
-    let file = std::fs::OpenOptions::new().write(true).open(&last).expect("open");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .expect("open");
     file.set_len(len - 3).expect("truncate");
     drop(file);
 
@@ -217,9 +223,15 @@ fn a_torn_tail_is_cut_and_a_corrupt_record_refuses_to_start() {
         &mut support::serve_command(dir, Ports::free(), &[]),
     )
     .wait_exit(Duration::from_secs(30));
-    assert!(!status.success(), "the server must refuse a corrupt journal");
+    assert!(
+        !status.success(),
+        "the server must refuse a corrupt journal"
+    );
     let log = std::fs::read_to_string(dir.join("drover.log")).expect("log");
-    let name = first_segment.file_name().and_then(|n| n.to_str()).expect("name");
+    let name = first_segment
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("name");
     assert!(
         log.contains("corrupt") && log.contains(name),
         "the refusal names the damaged segment: {log}"
@@ -261,10 +273,7 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = as_root("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
+        let _ = as_root("umount").arg("-l").arg(&self.0).status();
     }
 }
 
@@ -285,7 +294,9 @@ fn as_root(program: &str) -> std::process::Command {
 
 fn health_counter(http: u16, field: &str) -> u64 {
     let (_, health) = support::http_get(http, "/health");
-    health["journal"][field].as_u64().unwrap_or_else(|| panic!("no {field} in {health}"))
+    health["journal"][field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {field} in {health}"))
 }
 
 #[test]

@@ -31,7 +31,11 @@ fn counts(influxd: &Influxd) -> HashMap<String, u64> {
         )
         .unwrap_or_else(|e| panic!("{e}"));
     let mut counts = HashMap::new();
-    for series in answer["results"][0]["series"].as_array().into_iter().flatten() {
+    for series in answer["results"][0]["series"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let device = series["tags"]["device"].as_str().expect("device tag");
         let count = series["values"][0][1].as_u64().expect("a count");
         counts.insert(device.to_owned(), count);

@@ -164,7 +164,11 @@ pub fn drover_serve_on(dir: &Path, ports: Ports, extra: &[String]) -> Process {
         while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
             let exited = process.child.try_wait().ok().flatten();
             let log = || std::fs::read_to_string(dir.join("drover.log")).unwrap_or_default();
-            assert!(exited.is_none(), "drover serve exited ({exited:?}) before listening:\n{}", log());
+            assert!(
+                exited.is_none(),
+                "drover serve exited ({exited:?}) before listening:\n{}",
+                log()
+            );
             assert!(
                 started.elapsed() < Duration::from_secs(60),
                 "drover serve did not listen on {port} within 60 s:\n{}",
@@ -237,7 +241,10 @@ pub fn http_get(port: u16, path: &str) -> (u16, Value) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("an HTTP status");
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -359,7 +366,11 @@ impl Sim {
     /// Waits for the run to end; its report and record log.
     pub fn finish(self) -> (Value, Vec<Value>) {
         let status = self.process.wait_exit(Duration::from_secs(300));
-        assert!(status.success(), "drover sim failed: see {}", self.err.display());
+        assert!(
+            status.success(),
+            "drover sim failed: see {}",
+            self.err.display()
+        );
         let report: Value =
             serde_json::from_slice(&std::fs::read(&self.report).expect("report written"))
                 .expect("report is JSON");

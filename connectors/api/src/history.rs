@@ -48,7 +48,8 @@ pub trait History: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<PositionPage, HistoryError>>;
 
     /// The newest position of one device.
-    fn latest<'a>(&'a self, device: &'a str) -> BoxFuture<'a, Result<Option<Record>, HistoryError>>;
+    fn latest<'a>(&'a self, device: &'a str)
+    -> BoxFuture<'a, Result<Option<Record>, HistoryError>>;
 
     /// The newest position of every device the backend knows.
     fn latest_all(&self) -> BoxFuture<'_, Result<Vec<(String, Record)>, HistoryError>>;
@@ -87,7 +88,13 @@ impl History for Embedded {
                 .transpose()
                 .map_err(store_error)?;
             let page = store
-                .positions(&device, query.from_ms, query.to_ms, query.limit, cursor.as_ref())
+                .positions(
+                    &device,
+                    query.from_ms,
+                    query.to_ms,
+                    query.limit,
+                    cursor.as_ref(),
+                )
                 .map_err(store_error)?;
             Ok(PositionPage {
                 positions: page.records.into_iter().map(|r| r.record).collect(),
@@ -96,11 +103,17 @@ impl History for Embedded {
         }))
     }
 
-    fn latest<'a>(&'a self, device: &'a str) -> BoxFuture<'a, Result<Option<Record>, HistoryError>> {
+    fn latest<'a>(
+        &'a self,
+        device: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Record>, HistoryError>> {
         let store = Arc::clone(&self.0);
         let device = device.to_owned();
         Box::pin(blocking(move || {
-            Ok(store.latest(&device).map_err(store_error)?.map(|r| r.record))
+            Ok(store
+                .latest(&device)
+                .map_err(store_error)?
+                .map(|r| r.record))
         }))
     }
 
@@ -153,7 +166,10 @@ impl History for Influx {
         })
     }
 
-    fn latest<'a>(&'a self, device: &'a str) -> BoxFuture<'a, Result<Option<Record>, HistoryError>> {
+    fn latest<'a>(
+        &'a self,
+        device: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Record>, HistoryError>> {
         Box::pin(async move { self.0.latest_position(device).await.map_err(influx_error) })
     }
 

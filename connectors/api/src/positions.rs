@@ -104,7 +104,10 @@ mod tests {
         let ms = 1_764_000_000_123;
         assert_eq!(rfc3339(ms), "2025-11-24T16:00:00.123Z");
         assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
-        assert_eq!(parse_rfc3339("2025-11-24T18:00:00+02:00"), Some(1_764_000_000_000));
+        assert_eq!(
+            parse_rfc3339("2025-11-24T18:00:00+02:00"),
+            Some(1_764_000_000_000)
+        );
         assert_eq!(parse_rfc3339("yesterday"), None);
         assert_eq!(parse_rfc3339("2025-11-24"), None);
     }

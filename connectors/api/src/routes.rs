@@ -63,7 +63,12 @@ async fn list_devices(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
 }
 
 async fn device(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    if let Some(state) = api.live.device(DeviceId::new(&id)).await.map_err(engine_down)? {
+    if let Some(state) = api
+        .live
+        .device(DeviceId::new(&id))
+        .await
+        .map_err(engine_down)?
+    {
         return Ok(Json(json!(Device::live(&state))));
     }
     match api.history.latest(&id).await.map_err(history_error)? {
@@ -78,8 +83,18 @@ async fn positions(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let range = Range::parse(&params)?;
-    let known = api.live.device(DeviceId::new(&id)).await.map_err(engine_down)?.is_some()
-        || api.history.latest(&id).await.map_err(history_error)?.is_some();
+    let known = api
+        .live
+        .device(DeviceId::new(&id))
+        .await
+        .map_err(engine_down)?
+        .is_some()
+        || api
+            .history
+            .latest(&id)
+            .await
+            .map_err(history_error)?
+            .is_some();
     if !known {
         return Err(unknown_device(&id));
     }
@@ -204,8 +219,14 @@ mod tests {
         assert_eq!(r.to_ms - r.from_ms, DEFAULT_SPAN_MS);
         assert_eq!(r.limit, DEFAULT_LIMIT);
         let bad = [
-            vec![("from", "2026-11-26T00:00:00Z"), ("to", "2026-11-25T00:00:00Z")],
-            vec![("from", "2026-11-26T00:00:00Z"), ("to", "2026-11-26T00:00:00Z")],
+            vec![
+                ("from", "2026-11-26T00:00:00Z"),
+                ("to", "2026-11-25T00:00:00Z"),
+            ],
+            vec![
+                ("from", "2026-11-26T00:00:00Z"),
+                ("to", "2026-11-26T00:00:00Z"),
+            ],
             vec![("from", "last tuesday")],
             vec![("limit", "0")],
             vec![("limit", "10001")],

@@ -217,9 +217,12 @@ async fn drive(
             }
             Ok(Event::Incoming(Packet::PubAck(_))) => {
                 publisher.stats.acked.fetch_add(1, Ordering::Relaxed);
-                let before = in_flight.unacked.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    Some(n.saturating_sub(1))
-                });
+                let before =
+                    in_flight
+                        .unacked
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                            Some(n.saturating_sub(1))
+                        });
                 // A waiter can only be done once nothing is unacknowledged:
                 // waking it on every event would cost two wake-ups a message.
                 if before == Ok(1) {

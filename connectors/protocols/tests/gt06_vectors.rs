@@ -198,9 +198,10 @@ fn check_fix_fields(expect: &Json, record: &Record) -> Result<(), String> {
         }
     }
     if let Some(valid) = expect["valid"].as_bool()
-        && need("valid")?.valid != valid {
-            return Err("valid differs".into());
-        }
+        && need("valid")?.valid != valid
+    {
+        return Err("valid differs".into());
+    }
     let close = |e: f64, a: f64, tolerance: f64| (e - a).abs() <= tolerance;
     for (field, tolerance, get) in [
         (
@@ -243,9 +244,10 @@ fn sanity(record: &Record, position: bool) -> Result<(), String> {
         .attributes
         .get(attr::BATTERY_LEVEL)
         .and_then(Value::as_f64)
-        && !(0.0..=100.0).contains(&level) {
-            return Err(format!("battery level {level}"));
-        }
+        && !(0.0..=100.0).contains(&level)
+    {
+        return Err(format!("battery level {level}"));
+    }
     let Some(fix) = record.fix else {
         return if position {
             Err("expected a position, got no fix".into())

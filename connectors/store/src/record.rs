@@ -253,7 +253,10 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
-        let end = self.at.checked_add(n).filter(|&end| end <= self.bytes.len());
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len());
         let Some(end) = end else {
             return Err(RecordError::Truncated {
                 offset: self.at,
@@ -358,7 +361,10 @@ mod tests {
         for kind in KINDS {
             let mut message = sample();
             message.record.kind = kind;
-            assert_eq!(decode(&encode(&message).unwrap()).unwrap().record.kind, kind);
+            assert_eq!(
+                decode(&encode(&message).unwrap()).unwrap().record.kind,
+                kind
+            );
         }
     }
 
@@ -389,7 +395,10 @@ mod tests {
         let bytes = encode(&message).unwrap();
         assert!(matches!(
             decode(&bytes),
-            Err(RecordError::Unknown { what: "protocol", .. })
+            Err(RecordError::Unknown {
+                what: "protocol",
+                ..
+            })
         ));
     }
 }

@@ -111,8 +111,7 @@ impl Feed {
     /// sink only, which then reads it from the journal.
     pub fn observer(self) -> Observer {
         Box::new(move |seqs: Range<u64>, attachment: &Attachment| {
-            let Ok(messages) = Arc::clone(attachment).downcast::<Vec<Arc<DeviceMessage>>>()
-            else {
+            let Ok(messages) = Arc::clone(attachment).downcast::<Vec<Arc<DeviceMessage>>>() else {
                 return;
             };
             for subscriber in &self.subscribers {
@@ -156,7 +155,12 @@ pub async fn run<S: Sink>(
     let name = sink.name();
     let journal = source.journal();
     let start = journal.cursor(name).unwrap_or(0).max(journal.first_seq());
-    info!(sink = name, position = start, committed = journal.next_seq(), "sink starting");
+    info!(
+        sink = name,
+        position = start,
+        committed = journal.next_seq(),
+        "sink starting"
+    );
     let mut reader = Follower {
         position: start,
         held: None,
@@ -307,7 +311,12 @@ impl Follower {
             stats
                 .replayed
                 .fetch_add(out.len() as u64, Ordering::Relaxed);
-            debug!(sink = self.name, from = self.position, records = out.len(), "replayed from the journal");
+            debug!(
+                sink = self.name,
+                from = self.position,
+                records = out.len(),
+                "replayed from the journal"
+            );
         }
         Ok(out)
     }
@@ -457,7 +466,10 @@ mod tests {
 
     fn append(journal: &Journal, times: std::ops::Range<i64>) {
         let messages: Vec<_> = times.map(message).collect();
-        let bytes = messages.iter().map(|m| record::encode(m).unwrap()).collect();
+        let bytes = messages
+            .iter()
+            .map(|m| record::encode(m).unwrap())
+            .collect();
         journal
             .append_attached(bytes, Arc::new(messages))
             .wait()
@@ -511,13 +523,23 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn follows_the_feed_in_order_and_keeps_its_cursor() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Arc::new(Journal::open(dir.path(), JournalConfig::default()).unwrap().0);
+        let journal = Arc::new(
+            Journal::open(dir.path(), JournalConfig::default())
+                .unwrap()
+                .0,
+        );
         let running = start(&journal, 1024, Collect::default());
         for i in 0..20 {
             append(&journal, i * 5..i * 5 + 5);
         }
-        until("100 records", || running.sink.seen.lock().unwrap().len() == 100).await;
-        assert_eq!(*running.sink.seen.lock().unwrap(), (0..100).collect::<Vec<_>>());
+        until("100 records", || {
+            running.sink.seen.lock().unwrap().len() == 100
+        })
+        .await;
+        assert_eq!(
+            *running.sink.seen.lock().unwrap(),
+            (0..100).collect::<Vec<_>>()
+        );
         assert_eq!(running.stats.replayed.load(Ordering::Relaxed), 0);
         running.shutdown.cancel();
         running.task.await.unwrap();
@@ -527,16 +549,27 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_overflowing_feed_falls_back_to_the_journal() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Arc::new(Journal::open(dir.path(), JournalConfig::default()).unwrap().0);
+        let journal = Arc::new(
+            Journal::open(dir.path(), JournalConfig::default())
+                .unwrap()
+                .0,
+        );
         let sink = Collect::default();
         sink.fail.store(2, Ordering::Relaxed); // the sink is down at first
         let running = start(&journal, 1, sink);
         for i in 0..50 {
             append(&journal, i * 2..i * 2 + 2);
         }
-        until("100 records", || running.sink.seen.lock().unwrap().len() >= 100).await;
+        until("100 records", || {
+            running.sink.seen.lock().unwrap().len() >= 100
+        })
+        .await;
         let seen = running.sink.seen.lock().unwrap().clone();
-        assert_eq!(seen, (0..100).collect::<Vec<_>>(), "each record once, in order");
+        assert_eq!(
+            seen,
+            (0..100).collect::<Vec<_>>(),
+            "each record once, in order"
+        );
         assert!(running.stats.replayed.load(Ordering::Relaxed) > 0);
         assert_eq!(running.stats.failures.load(Ordering::Relaxed), 2);
         running.shutdown.cancel();
@@ -547,16 +580,30 @@ mod tests {
     async fn a_restarted_sink_resumes_from_its_cursor() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let journal = Arc::new(Journal::open(dir.path(), JournalConfig::default()).unwrap().0);
+            let journal = Arc::new(
+                Journal::open(dir.path(), JournalConfig::default())
+                    .unwrap()
+                    .0,
+            );
             append(&journal, 0..10);
             journal.set_cursor("collect", 4).unwrap();
             append(&journal, 10..12);
         }
-        let journal = Arc::new(Journal::open(dir.path(), JournalConfig::default()).unwrap().0);
+        let journal = Arc::new(
+            Journal::open(dir.path(), JournalConfig::default())
+                .unwrap()
+                .0,
+        );
         let running = start(&journal, 16, Collect::default());
         append(&journal, 12..15);
-        until("11 records", || running.sink.seen.lock().unwrap().len() >= 11).await;
-        assert_eq!(*running.sink.seen.lock().unwrap(), (4..15).collect::<Vec<_>>());
+        until("11 records", || {
+            running.sink.seen.lock().unwrap().len() >= 11
+        })
+        .await;
+        assert_eq!(
+            *running.sink.seen.lock().unwrap(),
+            (4..15).collect::<Vec<_>>()
+        );
         running.shutdown.cancel();
         running.task.await.unwrap();
         assert_eq!(journal.cursor("collect"), Some(15));

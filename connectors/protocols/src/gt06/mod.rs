@@ -164,9 +164,10 @@ impl Session for Gt06Session {
     fn decode(&mut self, frame: &[u8], out: &mut Decoded) -> Result<(), DecodeError> {
         let header = Header::parse(frame)?;
         if let Err(bad) = frame::verify_crc(frame, &header)
-            && !self.options.accept_bad_checksum {
-                return Err(bad);
-            }
+            && !self.options.accept_bad_checksum
+        {
+            return Err(bad);
+        }
         let ctx = Ctx {
             frame,
             header,

@@ -538,12 +538,19 @@ fn a_handle_recovers_a_poisoned_journal_once_the_disk_is_back() {
     let (handle, _) = JournalHandle::open(shared, small(), Some(observer)).unwrap();
     let attach = || -> Attachment { Arc::new(()) };
     for i in 0..10 {
-        handle.current().append_attached(vec![record(i)], attach()).wait().unwrap();
+        handle
+            .current()
+            .append_attached(vec![record(i)], attach())
+            .wait()
+            .unwrap();
     }
     assert_eq!(handle.recover().unwrap(), None, "nothing to recover yet");
 
     storage.set_fail_fsync(true);
-    let failed = handle.current().append_attached(vec![record(10)], attach()).wait();
+    let failed = handle
+        .current()
+        .append_attached(vec![record(10)], attach())
+        .wait();
     assert!(matches!(failed, Err(JournalError::Poisoned { .. })));
     storage.set_fail_fsync(false);
 
@@ -584,5 +591,9 @@ fn a_cursor_past_a_cut_tail_is_brought_back() {
     assert_eq!(next, 2..3, "the sink at 2 will read the new record");
     drop(journal);
     let (journal, _) = open_mem(&storage, small());
-    assert_eq!(journal.cursor("history"), Some(2), "the move back is durable");
+    assert_eq!(
+        journal.cursor("history"),
+        Some(2),
+        "the move back is durable"
+    );
 }
