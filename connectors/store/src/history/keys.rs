@@ -7,7 +7,7 @@
 //! u8 hour           hour of the day, 0–23
 //! u8 len, device    the device id, length-prefixed so no id is a prefix of another's key
 //! u64 time          time_ms with the sign bit flipped, big-endian: byte order = time order
-//! u8 kind           the record kind (KINDS, append-only)
+//! u8 kind           the record kind (`record::kind_byte`, append-only)
 //! u32 hash          CRC-32C of the record's content, big-endian
 //! ```
 //!
@@ -23,20 +23,10 @@
 
 use std::ops::Bound;
 
-use drover_protocols::model::RecordKind;
 
 pub(crate) const DAY_MS: i64 = 86_400_000;
 pub(crate) const HOUR_MS: i64 = 3_600_000;
 
-/// Every kind, in the order of its byte in a key. Never reorder: append.
-const KINDS: [RecordKind; 6] = [
-    RecordKind::Position,
-    RecordKind::Status,
-    RecordKind::Alarm,
-    RecordKind::Network,
-    RecordKind::CommandResult,
-    RecordKind::Event,
-];
 
 /// `class, hour, len, device` before the time; 1 + 1 + 1 + 255 at most.
 const SUFFIX_LEN: usize = 8 + 1 + 4;
@@ -79,10 +69,8 @@ impl<'a> DeviceKey<'a> {
     }
 }
 
-pub(crate) fn kind_byte(kind: RecordKind) -> u8 {
-    // KINDS lists every variant; the fallback only satisfies the type.
-    KINDS.iter().position(|k| *k == kind).unwrap_or(0) as u8
-}
+/// A key's kind byte is the stored record format's.
+pub(crate) use crate::record::kind_byte;
 
 /// The UTC day (days since the Unix epoch) that holds `time_ms`.
 pub(crate) fn day_of(time_ms: i64) -> i64 {
