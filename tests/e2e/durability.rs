@@ -128,23 +128,20 @@ fn count(acked: &HashMap<String, Vec<i64>>) -> usize {
     acked.values().map(Vec::len).sum()
 }
 
-/// Runs load, kills the server with SIGKILL mid-run, restarts it, and checks
-/// that every acked record reached the history and MQTT.
-#[test]
-fn sigkill_under_load_loses_no_acknowledged_record() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let dir = dir.path();
-    let (_mosquitto, mqtt_port) = support::mosquitto(dir);
-    let settings = external_broker(mqtt_port);
-    let ports = Ports::free();
-    let server = support::drover_serve_on(dir, ports, &settings);
-    let subscriber = Subscriber::start(dir, mqtt_port, &["drover/devices/+/position"]);
+/// Loads a server on `ports` with Teltonika traffic, kills it with SIGKILL
+/// mid-run and starts it again on the same data; returns the restarted server
+/// and the records the simulator saw acked, by device.
+pub fn sigkill_mid_run(
+    dir: &Path,
+    ports: Ports,
+    settings: &[String],
+) -> (support::Process, HashMap<String, Vec<i64>>) {
+    let server = support::drover_serve_on(dir, ports, settings);
     let sim = Sim::start(dir, &ports, &teltonika_load(40, 12));
-
     std::thread::sleep(Duration::from_secs(5));
     server.kill9();
     std::thread::sleep(Duration::from_millis(500));
-    let server = support::drover_serve_on(dir, ports, &settings);
+    let server = support::drover_serve_on(dir, ports, settings);
     let (report, records) = sim.finish();
 
     let acked = support::acked_by_device(&records);
@@ -156,6 +153,18 @@ fn sigkill_under_load_loses_no_acknowledged_record() {
         report["connections"]["reconnects"].as_u64() > Some(0),
         "the devices should have reconnected: {report}"
     );
+    (server, acked)
+}
+
+/// SIGKILL under load: every acked record reached the history and MQTT.
+#[test]
+fn sigkill_under_load_loses_no_acknowledged_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let (_mosquitto, mqtt_port) = support::mosquitto(dir);
+    let subscriber = Subscriber::start(dir, mqtt_port, &["drover/devices/+/position"]);
+    let ports = Ports::free();
+    let (server, acked) = sigkill_mid_run(dir, ports, &external_broker(mqtt_port));
     assert_all_stored(ports.http, &acked);
     assert_all_published(&subscriber, &acked);
     assert!(server.interrupt().success());

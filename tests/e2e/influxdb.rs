@@ -7,7 +7,7 @@ use std::time::Duration;
 use drover_testkit::Influxd;
 use serde_json::Value;
 
-use crate::durability::{assert_all_stored, teltonika_load};
+use crate::durability::{assert_all_stored, sigkill_mid_run, teltonika_load};
 use crate::support::{self, Ports, Sim};
 
 fn influxd() -> Influxd {
@@ -48,21 +48,8 @@ fn sigkill_under_load_loses_nothing_in_influxdb() {
     let influxd = influxd();
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
-    let settings = backend(&influxd);
     let ports = Ports::free();
-    let server = support::drover_serve_on(dir, ports, &settings);
-    let sim = Sim::start(dir, &ports, &teltonika_load(40, 12));
-    std::thread::sleep(Duration::from_secs(5));
-    server.kill9();
-    std::thread::sleep(Duration::from_millis(500));
-    let server = support::drover_serve_on(dir, ports, &settings);
-    let (report, records) = sim.finish();
-
-    let acked = support::acked_by_device(&records);
-    assert!(
-        acked.values().map(Vec::len).sum::<usize>() >= 40 * 4 * 5,
-        "too few acked records: {report}"
-    );
+    let (server, acked) = sigkill_mid_run(dir, ports, &backend(&influxd));
     // Read back through the API, which reads InfluxDB with InfluxQL.
     assert_all_stored(ports.http, &acked);
     assert!(server.interrupt().success());
