@@ -5,9 +5,10 @@
 //! coordinates, speeds and OBD attributes look like a real city fleet's and
 //! every run sees the same bytes. See `benches/README.md` for how to run them.
 
-use std::time::Duration;
+pub mod engine_fleet;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use drover_protocols::model::{DeviceId, DeviceMessage, Record};
 use drover_sim::route::City;

@@ -92,6 +92,7 @@ impl Engine {
         let mut world = World::new();
         world.insert_resource(Clock::default());
         world.insert_resource(Incoming::default());
+        world.insert_resource(ingest::IngestOrder::default());
         world.insert_resource(DeviceIndex::default());
         world.insert_resource(Touched::default());
         world.insert_resource(Outbox::default());

@@ -168,6 +168,48 @@ fn presence_follows_connections_and_times_out_without_one() {
     );
 }
 
+#[test]
+fn each_device_sees_its_inputs_in_arrival_order_within_a_tick() {
+    // Ingest visits inputs by entity, not by arrival; a device's own inputs
+    // must still apply in the order they came, whatever the others do.
+    let mut e = engine(Executor::SingleThreaded);
+    let (a, b) = (DeviceId::new("a"), DeviceId::new("b"));
+    tick(&mut e, T0, vec![record("b", T0, 1.0, 1.0, 0.0)]);
+    let connect = |device: &DeviceId| Input::Connected {
+        device: device.clone(),
+        protocol: "gt06",
+    };
+    let disconnect = |device: &DeviceId| Input::Disconnected {
+        device: device.clone(),
+    };
+    tick(
+        &mut e,
+        T0 + 10,
+        vec![
+            connect(&a),
+            record("b", T0 + 2_000, 2.0, 2.0, 10.0),
+            record("a", T0 + 1_000, 52.0, 13.0, 10.0),
+            connect(&b),
+            record("a", T0 + 2_000, 52.1, 13.1, 20.0),
+            disconnect(&a),
+            record("b", T0 + 3_000, 3.0, 3.0, 30.0),
+            disconnect(&b),
+            connect(&b),
+            Input::Disconnected {
+                device: DeviceId::new("never-seen"),
+            },
+        ],
+    );
+    let a = e.device(&a).expect("a was spawned by its connection");
+    assert_eq!(a.last_fix.map(|f| f.time_ms), Some(T0 + 2_000));
+    assert_eq!(a.kinematics.speed_kmh, 20.0);
+    assert!(!a.presence.online, "{:?}", a.presence);
+    let b = e.device(&b).expect("b reported before");
+    assert_eq!(b.last_fix.map(|f| f.fix.lat), Some(3.0));
+    assert_eq!((b.presence.online, b.presence.connections), (true, 1));
+    assert_eq!(e.device_count(), 2);
+}
+
 #[derive(Resource, Default)]
 struct Seen(usize);
 

@@ -14,9 +14,27 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
 /// A device's identity as it announces itself, usually its 15-digit IMEI.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Clones share one allocation: a session's id, its messages' and the
+/// engine's index key are usually the same `Arc`, which equality checks
+/// first, so a lookup over a large fleet need not fetch the stored key's
+/// bytes from memory.
+#[derive(Clone, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct DeviceId(Arc<str>);
+
+impl PartialEq for DeviceId {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+// By content, as equality is: two allocations of one id hash alike.
+impl std::hash::Hash for DeviceId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl DeviceId {
     pub fn new(id: &str) -> Self {

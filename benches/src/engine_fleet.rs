@@ -1,0 +1,120 @@
+//! A populated engine and its next inputs, shared by the `engine` bench and
+//! the `engine_ticks` example.
+//!
+//! Every device of the fleet connects and reports once while populating;
+//! after that each batch updates distinct devices spread over the whole
+//! fleet, with newer timestamps and the next point of each vehicle's
+//! simulated track, so every update really changes the state, as live
+//! traffic does.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drover_engine::{Engine, EngineConfig, Executor, Input};
+use drover_protocols::model::{DeviceId, DeviceMessage, Record};
+
+use crate::{START_MS, device_id, fleet_records};
+
+/// Simulated vehicles whose tracks the fleet replays (device `d` drives
+/// vehicle `d % VEHICLES`'s track).
+const VEHICLES: usize = 64;
+/// Points of each track, one per second; the track repeats after them.
+const TRACK_LEN: usize = 64;
+/// Devices connected and reported per tick while populating.
+const POPULATE_CHUNK: usize = 100_000;
+/// Multiplier that scatters a batch's devices over the fleet (a prime, so
+/// coprime with the power-of-ten fleet sizes: a batch never repeats a device).
+const STRIDE: usize = 7_919;
+/// Engine clock advance per tick: the runtime's default tick period.
+pub const TICK_MS: i64 = 10;
+
+/// The simulated tracks and the fleet's identities.
+pub struct Fleet {
+    /// `TRACK_LEN` consecutive records of each of `VEHICLES` vehicles.
+    tracks: Vec<Record>,
+    pub ids: Vec<DeviceId>,
+}
+
+impl Fleet {
+    pub fn new(devices: usize) -> Self {
+        Fleet {
+            tracks: fleet_records(VEHICLES as u64, TRACK_LEN, Duration::from_secs(1)),
+            ids: (0..devices as u64).map(device_id).collect(),
+        }
+    }
+
+    /// Device `d`'s report for step `step` of its track, made at `time_ms`.
+    pub fn record(&self, d: usize, step: usize, time_ms: i64) -> Input {
+        let vehicle = d % VEHICLES;
+        let mut record = self.tracks[vehicle * TRACK_LEN + step % TRACK_LEN].clone();
+        record.time_ms = time_ms;
+        Input::Record(Arc::new(DeviceMessage {
+            device: self.ids[d].clone(),
+            protocol: "teltonika",
+            record,
+        }))
+    }
+}
+
+/// An engine holding the whole fleet, and where its inputs are at.
+pub struct Populated {
+    pub engine: Engine,
+    pub cursor: Cursor,
+}
+
+/// The engine clock and the batches built so far: what the next batch is.
+pub struct Cursor {
+    pub now_ms: i64,
+    /// Picks the next devices and track points.
+    batches: usize,
+}
+
+pub fn populate(name: &str, executor: Executor, emit_state: bool, fleet: &Fleet) -> Populated {
+    let started = Instant::now();
+    let mut engine = Engine::new(EngineConfig {
+        executor,
+        emit_state,
+        ..EngineConfig::default()
+    });
+    let mut now_ms = START_MS;
+    let (mut inputs, mut deltas) = (Vec::new(), Vec::new());
+    for first in (0..fleet.ids.len()).step_by(POPULATE_CHUNK) {
+        now_ms += TICK_MS;
+        for d in first..(first + POPULATE_CHUNK).min(fleet.ids.len()) {
+            inputs.push(Input::Connected {
+                device: fleet.ids[d].clone(),
+                protocol: "teltonika",
+            });
+            inputs.push(fleet.record(d, 0, now_ms - 500));
+        }
+        engine.tick(now_ms, &mut inputs, &mut deltas);
+        deltas.clear();
+    }
+    assert_eq!(engine.device_count(), fleet.ids.len());
+    eprintln!(
+        "populated {name} with {} devices in {:.1} s",
+        fleet.ids.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Populated {
+        engine,
+        cursor: Cursor { now_ms, batches: 0 },
+    }
+}
+
+/// The inputs of the next tick: `size` updates of distinct devices.
+pub fn next_batch(cursor: &mut Cursor, fleet: &Fleet, size: usize) -> (i64, Vec<Input>) {
+    cursor.now_ms += TICK_MS;
+    let devices = fleet.ids.len();
+    let first = cursor.batches * size;
+    let mut inputs = Vec::with_capacity(size);
+    for i in 0..size {
+        let d = ((first + i) % devices) * STRIDE % devices;
+        // Device d's previous report was at most one batch cycle ago; the
+        // track advances one point per report.
+        let step = 1 + (first + i) / devices;
+        inputs.push(fleet.record(d, step, cursor.now_ms - 500));
+    }
+    cursor.batches += 1;
+    (cursor.now_ms, inputs)
+}
