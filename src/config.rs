@@ -50,6 +50,10 @@ impl Default for Config {
 pub struct EngineSection {
     /// Longest time between two ticks, in ms (a tick also starts as soon as input waits).
     pub tick_ms: u64,
+    /// Shortest time between the starts of two ticks, in ms: inputs arriving
+    /// meanwhile are applied together, so a busy server wakes the engine
+    /// once per tick rather than once per record. 0 ticks per arrival.
+    pub min_tick_ms: u64,
     /// `single_threaded` or `multi_threaded` system execution.
     pub executor: Executor,
     /// Threads of the compute pool used by the multi-threaded executor; 0 = cores − 1.
@@ -66,6 +70,7 @@ impl Default for EngineSection {
     fn default() -> Self {
         EngineSection {
             tick_ms: 10,
+            min_tick_ms: 1,
             executor: Executor::SingleThreaded,
             threads: 0,
             inbox_capacity: 65_536,

@@ -193,6 +193,7 @@ pub fn start_engine(config: &Config) -> anyhow::Result<runtime::RunningEngine> {
     });
     let runtime = RuntimeConfig {
         tick_ms: e.tick_ms,
+        min_tick_ms: e.min_tick_ms,
         batch_max: e.batch_max,
         inbox_capacity: e.inbox_capacity,
         ..RuntimeConfig::default()

@@ -2,7 +2,10 @@
 //!
 //! The loop ticks as soon as input is waiting and at least every `tick_ms`, so
 //! latency stays low when traffic is light and batches grow by themselves when
-//! it is heavy (inputs pile up while a tick runs). The inbox is bounded: when
+//! it is heavy (inputs pile up while a tick runs). Two ticks start at least
+//! `min_tick_ms` apart: between them the thread sleeps instead of waiting on
+//! the inbox, so senders do not wake it once per input (a futex call each, and
+//! a whole tick for one record). The inbox is bounded: when
 //! the engine falls behind, senders wait, and the device servers stop reading
 //! their sockets.
 
@@ -20,6 +23,8 @@ use drover_protocols::model::DeviceId;
 pub struct RuntimeConfig {
     /// Longest time between two ticks.
     pub tick_ms: u64,
+    /// Shortest time between the starts of two ticks (0: tick per arrival).
+    pub min_tick_ms: u64,
     /// Most inputs applied in one tick.
     pub batch_max: usize,
     /// Inputs waiting for the engine before senders have to wait.
@@ -32,6 +37,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             tick_ms: 10,
+            min_tick_ms: 1,
             batch_max: 100_000,
             inbox_capacity: 65_536,
             outbox_capacity: 65_536,
@@ -196,6 +202,7 @@ fn run(
         questions,
     } = channels;
     let period = Duration::from_millis(config.tick_ms.max(1));
+    let gap = Duration::from_millis(config.min_tick_ms).min(period);
     let mut batch = Vec::with_capacity(1024);
     let mut deltas = Vec::with_capacity(1024);
     let mut deadline = Instant::now() + period;
@@ -218,6 +225,7 @@ fn run(
         }
         let started = Instant::now();
         let n = batch.len() as u64;
+        let earliest_next = started + gap;
         engine.tick(wall_clock_ms(), &mut batch, &mut deltas);
         record_tick(stats, started.elapsed(), n, deltas.len() as u64, &engine);
         for delta in deltas.drain(..) {
@@ -226,6 +234,8 @@ fn run(
         }
         answer(&mut engine, &questions);
         deadline = Instant::now() + period;
+        // Inputs arriving meanwhile queue up without waking the thread.
+        std::thread::sleep(earliest_next.saturating_duration_since(Instant::now()));
     }
     engine
 }
@@ -267,4 +277,46 @@ fn wall_clock_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EngineConfig;
+    use drover_protocols::model::DeviceId;
+
+    fn connected(n: usize) -> Input {
+        Input::Connected {
+            device: DeviceId::new(&n.to_string()),
+            protocol: "gt06",
+        }
+    }
+
+    fn wait_for_inputs(stats: &EngineStats, n: u64) {
+        while stats.inputs.load(Ordering::Relaxed) < n {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn inputs_arriving_within_min_tick_ms_share_one_tick() {
+        let config = RuntimeConfig {
+            tick_ms: 1_000,
+            min_tick_ms: 500,
+            ..RuntimeConfig::default()
+        };
+        let running = spawn(Engine::new(EngineConfig::default()), config).unwrap();
+        running.inbox.send(connected(0)).unwrap();
+        wait_for_inputs(&running.stats, 1);
+        // The thread now sleeps until 500 ms after that tick began: these
+        // queue up without waking it, and are applied together.
+        for n in 1..=9 {
+            running.inbox.send(connected(n)).unwrap();
+        }
+        wait_for_inputs(&running.stats, 10);
+        assert_eq!(running.stats.ticks.load(Ordering::Relaxed), 2);
+        drop(running.inbox);
+        let engine = running.thread.join().unwrap();
+        assert_eq!(engine.device_count(), 10);
+    }
 }
