@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use drover_protocols::model::DeviceId;
-use tokio::sync::mpsc;
 
 /// One identified connection.
 #[derive(Debug, Clone)]
@@ -14,8 +13,11 @@ pub struct Connection {
     pub id: u64,
     pub peer: SocketAddr,
     pub protocol: &'static str,
-    /// Bytes to write to the device (an encoded command).
-    pub outgoing: mpsc::Sender<Vec<u8>>,
+    /// Bytes to write to the device (an encoded command). A flume channel
+    /// because every connection holds one: tokio's preallocates a block of
+    /// 32 slots and pads its state to cache lines, ~1.3 KiB per idle
+    /// connection against ~0.2 KiB.
+    pub outgoing: flume::Sender<Vec<u8>>,
 }
 
 /// Device → its current connection. A device that reconnects replaces its

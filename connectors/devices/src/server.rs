@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use drover_protocols::Protocol;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -77,15 +77,29 @@ pub async fn run<P: Protocol, I: Ingest>(
         ListenerStats::add(&shared.stats.accepted, 1);
         shared.stats.open.fetch_add(1, Ordering::Relaxed);
         let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+        let admission = Admission {
+            stats: shared.stats.clone(),
+            _permit: permit,
+        };
         let session = Session::new(socket, peer, id, protocol.session(), shared.clone());
-        let stats = shared.stats.clone();
-        sessions.spawn(async move {
-            session.run().await;
-            stats.open.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-        });
+        // The session's own future, not one wrapping it: a wrapper would
+        // hold the session twice (before and after the move into `run`).
+        sessions.spawn(session.run(admission));
     }
     sessions.close();
     sessions.wait().await;
     info!(protocol = name, "device listener stopped");
+}
+
+/// A connection's place under the limit, counted open until it is dropped
+/// with the session that holds it.
+pub(crate) struct Admission {
+    pub stats: Arc<ListenerStats>,
+    pub _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }

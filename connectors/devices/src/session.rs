@@ -9,13 +9,13 @@ use drover_protocols::model::{DeviceId, DeviceMessage};
 use drover_protocols::{Check, DecodeError, Decoded, Session as ProtocolSession};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::SessionLimits;
 use crate::ingest::{Ingest, IngestClosed};
 use crate::registry::{Connection, Registry};
+use crate::server::Admission;
 use crate::stats::ListenerStats;
 
 /// Why a connection ended, other than the device closing it.
@@ -69,7 +69,7 @@ pub(crate) struct Session<S, I> {
     device: Option<DeviceId>,
     /// Presence changes to tell the pipeline before the records that follow them.
     presence: Vec<(DeviceId, bool)>,
-    outgoing: (mpsc::Sender<Vec<u8>>, mpsc::Receiver<Vec<u8>>),
+    outgoing: (flume::Sender<Vec<u8>>, flume::Receiver<Vec<u8>>),
 }
 
 impl<S: ProtocolSession, I: Ingest> Session<S, I> {
@@ -93,14 +93,35 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
             consecutive_errors: 0,
             device: None,
             presence: Vec::new(),
-            outgoing: mpsc::channel(OUTGOING_CAPACITY),
+            outgoing: flume::bounded(OUTGOING_CAPACITY),
         }
     }
 
     /// Serves the connection until it closes, then tells the pipeline.
-    pub async fn run(mut self) {
-        let result = self.serve().await;
-        match &result {
+    ///
+    /// Not an `async fn`: one would keep its argument and its moved copy
+    /// apart in the future, a second `Session` in every connection's task.
+    /// `admission` is released when the session is over.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn would hold the session twice"
+    )]
+    pub fn run(mut self, admission: Admission) -> impl Future<Output = ()> + Send {
+        async move {
+            let result = self.serve().await;
+            self.log_end(result);
+            if let Some(device) = self.device.take() {
+                self.shared.registry.unregister(&device, self.id);
+                // A closed pipeline is shutting down anyway. Boxed like `process`.
+                let _ = Box::pin(self.shared.ingest.disconnected(device)).await;
+            }
+            drop(admission);
+        }
+    }
+
+    /// A plain function, so the result is no part of the task's state.
+    fn log_end(&self, result: Result<(), SessionError>) {
+        match result {
             Ok(()) => debug!(peer = %self.peer, imei = ?self.device, "connection closed"),
             Err(SessionError::Idle) => {
                 ListenerStats::add(&self.shared.stats.idle_timeouts, 1);
@@ -110,11 +131,6 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
                 warn!(peer = %self.peer, imei = ?self.device, protocol = self.shared.protocol, %error, "connection closed")
             }
         }
-        if let Some(device) = self.device.take() {
-            self.shared.registry.unregister(&device, self.id);
-            // A closed pipeline is shutting down anyway.
-            let _ = self.shared.ingest.disconnected(device).await;
-        }
     }
 
     async fn serve(&mut self) -> Result<(), SessionError> {
@@ -122,7 +138,7 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
             tokio::select! {
                 biased;
                 () = self.shared.shutdown.cancelled() => return Ok(()),
-                Some(command) = self.outgoing.1.recv() => {
+                Ok(command) = self.outgoing.1.recv_async() => {
                     self.socket.write_all(&command).await?;
                 }
                 ready = tokio::time::timeout(self.shared.limits.idle_timeout, self.socket.readable()) => {
@@ -130,28 +146,40 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
                         Err(_) => return Err(SessionError::Idle),
                         Ok(Ok(())) => match self.read_available() {
                             Ok(0) => return self.end_of_stream(),
-                            Ok(_) => {
-                                self.process().await?;
-                                if self.buf.is_empty() {
-                                    self.buf = BytesMut::new();
-                                }
-                            }
+                            // Boxed: the pipeline's futures are large, and
+                            // held inline they would size every idle task.
+                            Ok(_) => Box::pin(self.process()).await?,
                             // Readiness was spurious: wait again.
                             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                             Err(e) => return Err(e.into()),
                         },
                         Ok(Err(e)) => return Err(e.into()),
                     }
+                    self.release_idle();
                 }
             }
         }
     }
 
+    /// Frees the buffers only a packet being handled needs, so that an idle
+    /// connection (most of them, most of the time) holds none.
+    ///
+    /// Also after a spurious wake-up: tokio keeps a socket marked readable
+    /// after a read, so the read that follows a packet ends in WouldBlock,
+    /// and the buffer it reserved must not outlive it.
+    fn release_idle(&mut self) {
+        // A partial frame stays until the rest arrives.
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+        self.decoded = Decoded::default();
+        self.replies = Vec::new();
+    }
+
     /// Reads what the socket has, without waiting.
     ///
-    /// The buffer is allocated only once bytes are there, and `serve` frees
-    /// it again when every frame in it was handled: an idle connection (most
-    /// of them, most of the time) holds no read buffer at all.
+    /// The buffer is allocated only once the socket is readable, and
+    /// [`Self::release_idle`] frees it again.
     fn read_available(&mut self) -> std::io::Result<usize> {
         self.buf.reserve(READ_CHUNK);
         self.socket.try_read_buf(&mut self.buf)
@@ -315,4 +343,67 @@ fn wall_clock_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use drover_protocols::Protocol;
+    use drover_protocols::gt06::Gt06;
+    use tokio::net::TcpListener;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    /// An ingest whose futures are as large as a real pipeline's (journal
+    /// commit, engine queue) or larger.
+    #[derive(Clone)]
+    struct Bulky;
+
+    async fn bulky() -> Result<(), IngestClosed> {
+        let scratch = [0u8; 4096];
+        tokio::task::yield_now().await;
+        std::hint::black_box(&scratch);
+        Ok(())
+    }
+
+    impl Ingest for Bulky {
+        async fn submit(&self, _: Vec<DeviceMessage>) -> Result<(), IngestClosed> {
+            bulky().await
+        }
+        async fn connected(&self, _: DeviceId, _: &'static str) -> Result<(), IngestClosed> {
+            bulky().await
+        }
+        async fn disconnected(&self, _: DeviceId) -> Result<(), IngestClosed> {
+            bulky().await
+        }
+    }
+
+    /// Every connection's task is this future, so its size is paid per idle
+    /// connection: the ingest's futures must not be part of it.
+    #[tokio::test]
+    async fn an_idle_session_is_small_whatever_the_ingest() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let (socket, peer) = listener.accept().await.expect("accept");
+        let shared = Shared {
+            protocol: "gt06",
+            ingest: Bulky,
+            limits: SessionLimits::default(),
+            stats: Arc::default(),
+            registry: Registry::default(),
+            shutdown: CancellationToken::new(),
+        };
+        let protocol = Gt06::new(Default::default()).session();
+        let admission = Admission {
+            stats: Arc::default(),
+            _permit: Arc::new(Semaphore::new(1))
+                .try_acquire_owned()
+                .expect("a permit"),
+        };
+        let run = Session::new(socket, peer, 1, protocol, shared).run(admission);
+        let size = std::mem::size_of_val(&run);
+        println!("session future: {size} bytes");
+        assert!(size < 1024, "session future is {size} bytes");
+    }
 }
