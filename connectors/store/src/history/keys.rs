@@ -23,10 +23,8 @@
 
 use std::ops::Bound;
 
-
 pub(crate) const DAY_MS: i64 = 86_400_000;
 pub(crate) const HOUR_MS: i64 = 3_600_000;
-
 
 /// `class, hour, len, device` before the time; 1 + 1 + 1 + 255 at most.
 const SUFFIX_LEN: usize = 8 + 1 + 4;
