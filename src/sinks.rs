@@ -5,18 +5,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drover_mqtt::Publisher;
+use drover_mqtt::publisher::Handed;
 use drover_protocols::model::DeviceMessage;
 use drover_store::history::History;
 use drover_store::influxdb::{InfluxClient, InfluxError};
 use drover_store::sink::{Sink, SinkError};
 
-/// How long the broker may take to acknowledge a batch before it is sent again.
+/// How long the broker may take to acknowledge what was published since the
+/// last cursor save before it is all published again.
 const MQTT_CONFIRM: Duration = Duration::from_secs(10);
 
-/// Publishes every record on its MQTT topic, moving on only once the broker
-/// acknowledged the batch.
+/// Publishes every record on its MQTT topic without waiting for each batch's
+/// acknowledgements (which would cost a broker round trip per batch in
+/// latency and throughput); the cursor moves once the broker acknowledged
+/// everything before it.
 pub struct MqttSink {
-    pub publisher: Publisher,
+    publisher: Publisher,
+    /// Published since the last confirmation.
+    handed: Handed,
+}
+
+impl MqttSink {
+    pub fn new(publisher: Publisher) -> Self {
+        MqttSink {
+            publisher,
+            handed: Handed::default(),
+        }
+    }
 }
 
 impl Sink for MqttSink {
@@ -26,7 +41,14 @@ impl Sink for MqttSink {
 
     async fn write(&mut self, messages: &[Arc<DeviceMessage>]) -> Result<(), SinkError> {
         self.publisher
-            .publish_confirmed(messages, MQTT_CONFIRM)
+            .publish_records(messages, &mut self.handed)
+            .await
+            .map_err(|error| SinkError(error.to_string()))
+    }
+
+    async fn confirm(&mut self) -> Result<(), SinkError> {
+        self.publisher
+            .confirm(&mut self.handed, MQTT_CONFIRM)
             .await
             .map_err(|error| SinkError(error.to_string()))
     }

@@ -57,11 +57,7 @@ impl Durable {
     pub async fn start(config: &Config, records: Publisher) -> anyhow::Result<Durable> {
         let shutdown = CancellationToken::new();
         let mut feed = Feed::default();
-        let mqtt = pending(
-            &mut feed,
-            MqttSink { publisher: records },
-            SinkConfig::default(),
-        );
+        let mqtt = pending(&mut feed, MqttSink::new(records), SinkConfig::default());
         let (history, backend) = match config.storage.backend {
             Backend::Embedded => {
                 let store = Arc::new(open_history(config).await?);

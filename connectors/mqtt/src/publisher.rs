@@ -44,13 +44,24 @@ struct InFlight {
     changed: Notify,
 }
 
+/// Records a [`Role::Records`] connection handed to its client and the
+/// broker has not confirmed yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Handed {
+    /// Connection failures counted when the first of them was handed over.
+    errors: u64,
+    /// PUBLISH packets the event loop had sent by then.
+    sent: u64,
+    count: u64,
+}
+
 /// Which connection a [`Publisher`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Status and live state; owns the server's last will.
     Main,
-    /// Journal records only, confirmed batch by batch
-    /// ([`Publisher::publish_confirmed`]); client id `<client_id>-records`.
+    /// Journal records only, published with [`Publisher::publish_records`]
+    /// and confirmed with [`Publisher::confirm`]; client id `<client_id>-records`.
     Records,
 }
 
@@ -130,38 +141,61 @@ impl Publisher {
         Ok(())
     }
 
-    /// Publishes `messages` and returns once the broker acknowledged every
-    /// one of them (QoS 1), so a journal cursor may move past them. Meant for
-    /// a [`Role::Records`] connection that nothing else publishes on: the
-    /// acknowledgements are counted, not matched. A lost connection or `limit`
-    /// passing fails the batch; the caller publishes it again (at least once).
-    pub async fn publish_confirmed(
+    /// Hands `messages` to the client for publishing on their topics, and
+    /// adds them to `handed`; [`Publisher::confirm`] later tells when the
+    /// broker has them all. Returns once they are queued (waits only while
+    /// the client's request queue is full), so publishing never stops for a
+    /// round trip to the broker.
+    pub async fn publish_records(
         &self,
         messages: &[Arc<DeviceMessage>],
-        limit: Duration,
+        handed: &mut Handed,
     ) -> Result<(), MqttError> {
-        let errors_before = self.stats.connection_errors.load(Ordering::Acquire);
-        let sent_before = self.in_flight.sent.load(Ordering::Acquire);
+        if handed.count == 0 {
+            *handed = self.mark();
+        }
         for message in messages {
             self.record(message).await?;
+            handed.count += 1;
         }
-        if self.qos == QoS::AtMostOnce {
+        Ok(())
+    }
+
+    /// Where a [`Role::Records`] connection stands now: nothing handed yet.
+    fn mark(&self) -> Handed {
+        Handed {
+            errors: self.stats.connection_errors.load(Ordering::Acquire),
+            sent: self.in_flight.sent.load(Ordering::Acquire),
+            count: 0,
+        }
+    }
+
+    /// Returns once the broker acknowledged everything in `handed` (QoS 1),
+    /// so a journal cursor may move past it, and empties `handed`. Meant for
+    /// a [`Role::Records`] connection that nothing else publishes on: the
+    /// acknowledgements are counted, not matched. A connection lost since the
+    /// records were handed over, or `limit` passing, fails: the caller
+    /// publishes them again (at least once).
+    pub async fn confirm(&self, handed: &mut Handed, limit: Duration) -> Result<(), MqttError> {
+        let target = std::mem::take(handed);
+        if target.count == 0 || self.qos == QoS::AtMostOnce {
             return Ok(());
         }
-        let count = messages.len() as u64;
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let changed = self.in_flight.changed.notified();
-            let sent = self.in_flight.sent.load(Ordering::Acquire) - sent_before;
+            let sent = self.in_flight.sent.load(Ordering::Acquire) - target.sent;
             let unacked = self.in_flight.unacked.load(Ordering::Acquire);
-            if self.stats.connection_errors.load(Ordering::Acquire) != errors_before {
-                return Err(MqttError::Unconfirmed(count));
+            if self.stats.connection_errors.load(Ordering::Acquire) != target.errors {
+                return Err(MqttError::Unconfirmed(target.count));
             }
-            if sent >= count && unacked == 0 {
+            if sent >= target.count && unacked == 0 {
                 return Ok(());
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return Err(MqttError::Unconfirmed(unacked + count.saturating_sub(sent)));
+                return Err(MqttError::Unconfirmed(
+                    unacked + target.count.saturating_sub(sent),
+                ));
             }
         }
     }

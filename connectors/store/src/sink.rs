@@ -47,12 +47,22 @@ pub trait Sink: Send + 'static {
     fn name(&self) -> &'static str;
 
     /// Takes a batch. `Ok` means the records are durable at the destination
-    /// (or deliberately skipped as invalid, with a log): the cursor moves past
-    /// them. An error retries the batch.
+    /// (or deliberately skipped as invalid, with a log), or handed over to be
+    /// made durable by [`Sink::confirm`]. An error retries the batch.
     fn write(
         &mut self,
         messages: &[Arc<DeviceMessage>],
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Waits until everything `write` took is durable at the destination;
+    /// the runner calls it before it saves the cursor. A sink that pipelines
+    /// (hands records over and hears back later, like MQTT's acknowledgements)
+    /// confirms here; an error makes the runner go back to its last saved
+    /// cursor and write everything since again. By default `write` was
+    /// durable already.
+    fn confirm(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send {
+        std::future::ready(Ok(()))
+    }
 }
 
 /// How a sink batches.
@@ -199,10 +209,41 @@ pub async fn run<S: Sink>(
         }
         reader.position += messages.len() as u64;
         stats.position.store(reader.position, Ordering::Relaxed);
-        cursor.save_if_due(&journal, name, reader.position);
+        if cursor.due(reader.position) {
+            checkpoint(&mut sink, &mut reader, &mut cursor, &journal, &stats).await;
+        }
     }
-    cursor.save(&source.journal(), name, reader.position);
+    checkpoint(
+        &mut sink,
+        &mut reader,
+        &mut cursor,
+        &source.journal(),
+        &stats,
+    )
+    .await;
     debug!(sink = name, position = reader.position, "sink stopped");
+}
+
+/// Saves the cursor once the sink confirmed what it took; when it cannot,
+/// takes the sink back to the last saved cursor to write everything since
+/// again.
+async fn checkpoint<S: Sink>(
+    sink: &mut S,
+    reader: &mut Follower,
+    cursor: &mut CursorKeeper,
+    journal: &Journal,
+    stats: &SinkStats,
+) {
+    match sink.confirm().await {
+        Ok(()) => cursor.save(journal, sink.name(), reader.position),
+        Err(error) => {
+            stats.failures.fetch_add(1, Ordering::Relaxed);
+            warn!(sink = sink.name(), %error, from = cursor.saved, to = reader.position,
+                "sink did not confirm its records; writing them again");
+            reader.rewind(cursor.saved);
+            stats.position.store(reader.position, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A sink's way through the records: the feed while it keeps up, the journal
@@ -220,6 +261,14 @@ struct Follower {
 }
 
 impl Follower {
+    /// Goes back to `position`: what follows comes from the journal until
+    /// the sink has caught up with the feed again.
+    fn rewind(&mut self, position: u64) {
+        self.position = position;
+        self.held = None;
+        self.replaying = None;
+    }
+
     /// The next records from `position` on (at least one), in order.
     async fn next_batch(
         &mut self,
@@ -403,10 +452,8 @@ impl CursorKeeper {
         }
     }
 
-    fn save_if_due(&mut self, journal: &Journal, name: &str, position: u64) {
-        if position != self.saved && self.at.elapsed() >= CURSOR_EVERY {
-            self.save(journal, name, position);
-        }
+    fn due(&self, position: u64) -> bool {
+        position != self.saved && self.at.elapsed() >= CURSOR_EVERY
     }
 
     fn save(&mut self, journal: &Journal, name: &str, position: u64) {
@@ -431,11 +478,13 @@ mod tests {
     use drover_protocols::model::{DeviceId, Record};
     use std::sync::Mutex;
 
-    /// Records what it was given; fails the first `fail` writes.
+    /// Records what it was given; fails the first `fail` writes and the
+    /// first `fail_confirm` confirmations.
     #[derive(Clone, Default)]
     struct Collect {
         seen: Arc<Mutex<Vec<i64>>>,
         fail: Arc<AtomicU64>,
+        fail_confirm: Arc<AtomicU64>,
     }
 
     impl Sink for Collect {
@@ -449,6 +498,13 @@ mod tests {
             }
             let mut seen = self.seen.lock().unwrap();
             seen.extend(messages.iter().map(|m| m.record.time_ms));
+            Ok(())
+        }
+        async fn confirm(&mut self) -> Result<(), SinkError> {
+            if self.fail_confirm.load(Ordering::Relaxed) > 0 {
+                self.fail_confirm.fetch_sub(1, Ordering::Relaxed);
+                return Err(SinkError("not acknowledged".into()));
+            }
             Ok(())
         }
     }
@@ -544,6 +600,38 @@ mod tests {
         running.shutdown.cancel();
         running.task.await.unwrap();
         assert_eq!(journal.cursor("collect"), Some(100));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unconfirmed_stretch_is_written_again_from_the_last_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(
+            Journal::open(dir.path(), JournalConfig::default())
+                .unwrap()
+                .0,
+        );
+        let sink = Collect::default();
+        sink.fail_confirm.store(1, Ordering::Relaxed);
+        let running = start(&journal, 1024, sink);
+        append(&journal, 0..10);
+        until("10 records", || {
+            running.sink.seen.lock().unwrap().len() == 10
+        })
+        .await;
+        // The next write comes after a cursor save is due: its confirmation
+        // fails, so everything since the last saved cursor (0) goes again.
+        tokio::time::sleep(CURSOR_EVERY + Duration::from_millis(50)).await;
+        append(&journal, 10..15);
+        until("the stretch written again", || {
+            running.sink.seen.lock().unwrap().len() == 30
+        })
+        .await;
+        let expected: Vec<i64> = (0..15).chain(0..15).collect();
+        assert_eq!(*running.sink.seen.lock().unwrap(), expected);
+        assert_eq!(running.stats.failures.load(Ordering::Relaxed), 1);
+        running.shutdown.cancel();
+        running.task.await.unwrap();
+        assert_eq!(journal.cursor("collect"), Some(15));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
