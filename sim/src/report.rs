@@ -29,6 +29,10 @@ pub struct Report {
     pub records_sent: u64,
     /// GT06 heartbeat acks and Teltonika record-count acks.
     pub acks_received: u64,
+    /// Of those, the acks read during the drain (after the run's end): not
+    /// in `ack_latency_us`, since every GT06 tracker sends its closing
+    /// heartbeat at the same instant.
+    pub acks_drained: u64,
     /// Positions the server acknowledged (see the crate docs for GT06).
     pub records_acked: u64,
     pub rates: Rates,
@@ -198,7 +202,11 @@ impl fmt::Display for Report {
             "  acked        {} acks, {} records ({:.0}/s)",
             self.acks_received, self.records_acked, self.rates.acked_records_per_s
         )?;
-        writeln!(f, "  ack latency  {}", self.ack_latency_us)?;
+        writeln!(
+            f,
+            "  ack latency  {} (the {} acks of the drain untimed)",
+            self.ack_latency_us, self.acks_drained
+        )?;
         writeln!(f, "  login        {}", self.login_latency_us)?;
         match &self.mqtt {
             Some(m) => writeln!(

@@ -189,6 +189,7 @@ fn assemble(fleet: &Fleet, started_at: String, duration_s: f64, timeline: Vec<Sa
         messages_sent: get(&s.messages_sent),
         records_sent: get(&s.records_sent),
         acks_received: get(&s.acks_received),
+        acks_drained: get(&s.acks_drained),
         records_acked: get(&s.records_acked),
         rates: Rates {
             messages_per_s: per_s(get(&s.messages_sent)),

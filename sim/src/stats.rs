@@ -45,6 +45,8 @@ pub struct Stats {
     pub messages_sent: AtomicU64,
     pub records_sent: AtomicU64,
     pub acks_received: AtomicU64,
+    /// Acks read during the drain: counted, not timed.
+    pub acks_drained: AtomicU64,
     pub records_acked: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
     /// Per shard: the whole run's histogram and the current timeline
@@ -66,6 +68,7 @@ impl Default for Stats {
             messages_sent: zero(),
             records_sent: zero(),
             acks_received: zero(),
+            acks_drained: zero(),
             records_acked: zero(),
             errors: Mutex::default(),
             ack_latency: (0..SHARDS)

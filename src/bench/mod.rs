@@ -152,9 +152,16 @@ fn sim_config(run: &Run, ports: &Ports, mqtt: bool) -> SimConfig {
             .map(|port| format!("mqtt://{}:{port}", ports.host)),
         source_addrs: run.source_addrs.clone(),
         progress: false,
+        // A saturating run leaves the MQTT sink behind, to catch up from the
+        // journal afterwards: wait for it (the wait ends once nothing is
+        // missing), so that only records that never come count as lost.
+        mqtt_grace: MQTT_GRACE,
         ..SimConfig::default()
     }
 }
+
+/// Longest wait, after the load, for acked positions still to arrive on MQTT.
+const MQTT_GRACE: Duration = Duration::from_secs(120);
 
 /// One run over TCP against Drover, then (unless disabled) the same load
 /// against the null server.
