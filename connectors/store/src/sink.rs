@@ -210,17 +210,11 @@ pub async fn run<S: Sink>(
         reader.position += messages.len() as u64;
         stats.position.store(reader.position, Ordering::Relaxed);
         if cursor.due(reader.position) {
-            checkpoint(&mut sink, &mut reader, &mut cursor, &journal, &stats).await;
+            checkpoint(&mut sink, &mut reader, &mut cursor, journal, &stats).await;
         }
     }
-    checkpoint(
-        &mut sink,
-        &mut reader,
-        &mut cursor,
-        &source.journal(),
-        &stats,
-    )
-    .await;
+    let journal = source.journal();
+    checkpoint(&mut sink, &mut reader, &mut cursor, journal, &stats).await;
     debug!(sink = name, position = reader.position, "sink stopped");
 }
 
@@ -231,11 +225,11 @@ async fn checkpoint<S: Sink>(
     sink: &mut S,
     reader: &mut Follower,
     cursor: &mut CursorKeeper,
-    journal: &Journal,
+    journal: Arc<Journal>,
     stats: &SinkStats,
 ) {
     match sink.confirm().await {
-        Ok(()) => cursor.save(journal, sink.name(), reader.position),
+        Ok(()) => cursor.save(journal, sink.name(), reader.position).await,
         Err(error) => {
             stats.failures.fetch_add(1, Ordering::Relaxed);
             warn!(sink = sink.name(), %error, from = cursor.saved, to = reader.position,
@@ -456,17 +450,22 @@ impl CursorKeeper {
         position != self.saved && self.at.elapsed() >= CURSOR_EVERY
     }
 
-    fn save(&mut self, journal: &Journal, name: &str, position: u64) {
+    /// Writes the cursor on a blocking thread: it is a file write and two
+    /// fsyncs, which on a busy disk take tens of milliseconds that would
+    /// otherwise stall every task queued on this worker.
+    async fn save(&mut self, journal: Arc<Journal>, name: &'static str, position: u64) {
         // Feed batches arrive just before the journal counts them as
         // committed; a cursor may not pass the committed end, so the rest is
         // saved next time.
         let position = position.min(journal.next_seq());
-        match journal.set_cursor(name, position) {
-            Ok(()) => {
+        let saved = tokio::task::spawn_blocking(move || journal.set_cursor(name, position)).await;
+        match saved {
+            Ok(Ok(())) => {
                 self.saved = position;
                 self.at = Instant::now();
             }
-            Err(error) => warn!(sink = name, %error, "cannot save the sink's cursor"),
+            Ok(Err(error)) => warn!(sink = name, %error, "cannot save the sink's cursor"),
+            Err(panic) => warn!(sink = name, %panic, "saving the sink's cursor panicked"),
         }
     }
 }
