@@ -548,6 +548,21 @@ mod tests {
         task: tokio::task::JoinHandle<()>,
     }
 
+    impl Running {
+        async fn stop(self) {
+            self.shutdown.cancel();
+            self.task.await.unwrap();
+        }
+    }
+
+    fn temp_journal() -> (tempfile::TempDir, Arc<Journal>) {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), JournalConfig::default())
+            .unwrap()
+            .0;
+        (dir, Arc::new(journal))
+    }
+
     fn start(journal: &Arc<Journal>, feed_capacity: usize, sink: Collect) -> Running {
         let mut feed = Feed::default();
         let rx = feed.subscribe(feed_capacity);
@@ -577,12 +592,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn follows_the_feed_in_order_and_keeps_its_cursor() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Arc::new(
-            Journal::open(dir.path(), JournalConfig::default())
-                .unwrap()
-                .0,
-        );
+        let (_dir, journal) = temp_journal();
         let running = start(&journal, 1024, Collect::default());
         for i in 0..20 {
             append(&journal, i * 5..i * 5 + 5);
@@ -596,19 +606,13 @@ mod tests {
             (0..100).collect::<Vec<_>>()
         );
         assert_eq!(running.stats.replayed.load(Ordering::Relaxed), 0);
-        running.shutdown.cancel();
-        running.task.await.unwrap();
+        running.stop().await;
         assert_eq!(journal.cursor("collect"), Some(100));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_unconfirmed_stretch_is_written_again_from_the_last_cursor() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Arc::new(
-            Journal::open(dir.path(), JournalConfig::default())
-                .unwrap()
-                .0,
-        );
+        let (_dir, journal) = temp_journal();
         let sink = Collect::default();
         sink.fail_confirm.store(1, Ordering::Relaxed);
         let running = start(&journal, 1024, sink);
@@ -628,19 +632,13 @@ mod tests {
         let expected: Vec<i64> = (0..15).chain(0..15).collect();
         assert_eq!(*running.sink.seen.lock().unwrap(), expected);
         assert_eq!(running.stats.failures.load(Ordering::Relaxed), 1);
-        running.shutdown.cancel();
-        running.task.await.unwrap();
+        running.stop().await;
         assert_eq!(journal.cursor("collect"), Some(15));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_overflowing_feed_falls_back_to_the_journal() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Arc::new(
-            Journal::open(dir.path(), JournalConfig::default())
-                .unwrap()
-                .0,
-        );
+        let (_dir, journal) = temp_journal();
         let sink = Collect::default();
         sink.fail.store(2, Ordering::Relaxed); // the sink is down at first
         let running = start(&journal, 1, sink);
@@ -659,8 +657,7 @@ mod tests {
         );
         assert!(running.stats.replayed.load(Ordering::Relaxed) > 0);
         assert_eq!(running.stats.failures.load(Ordering::Relaxed), 2);
-        running.shutdown.cancel();
-        running.task.await.unwrap();
+        running.stop().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -691,8 +688,7 @@ mod tests {
             *running.sink.seen.lock().unwrap(),
             (4..15).collect::<Vec<_>>()
         );
-        running.shutdown.cancel();
-        running.task.await.unwrap();
+        running.stop().await;
         assert_eq!(journal.cursor("collect"), Some(15));
     }
 }
