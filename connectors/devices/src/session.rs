@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use drover_protocols::model::{DeviceId, DeviceMessage};
@@ -50,6 +51,10 @@ pub(crate) struct Shared<I> {
 
 /// Bytes made room for before each read: a few typical packets.
 const READ_CHUNK: usize = 2048;
+/// How long a connection keeps its read and decode buffers after a packet:
+/// a device that talks often reuses them instead of allocating them for
+/// every packet, and an idle one holds none once this has passed.
+const KEEP_WARM: Duration = Duration::from_secs(2);
 
 /// Commands waiting for one connection; a device rarely has more than one.
 const OUTGOING_CAPACITY: usize = 8;
@@ -134,28 +139,42 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
     }
 
     async fn serve(&mut self) -> Result<(), SessionError> {
+        let idle = self.shared.limits.idle_timeout;
+        let warm = KEEP_WARM.min(idle);
+        // Whether the buffers are still held from the last packet.
+        let mut holding = false;
         loop {
+            // A talking device keeps its buffers between packets; after
+            // `warm` of silence they are freed and the wait goes on for the
+            // rest of the idle timeout.
+            let wait = if holding { warm } else { idle - warm };
             tokio::select! {
                 biased;
                 () = self.shared.shutdown.cancelled() => return Ok(()),
                 Ok(command) = self.outgoing.1.recv_async() => {
                     self.socket.write_all(&command).await?;
                 }
-                ready = tokio::time::timeout(self.shared.limits.idle_timeout, self.socket.readable()) => {
+                ready = tokio::time::timeout(wait, self.socket.readable()) => {
                     match ready {
+                        Err(_) if holding => {
+                            self.release_idle();
+                            holding = false;
+                        }
                         Err(_) => return Err(SessionError::Idle),
-                        Ok(Ok(())) => match self.read_available() {
-                            Ok(0) => return self.end_of_stream(),
-                            // Boxed: the pipeline's futures are large, and
-                            // held inline they would size every idle task.
-                            Ok(_) => Box::pin(self.process()).await?,
-                            // Readiness was spurious: wait again.
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                            Err(e) => return Err(e.into()),
-                        },
+                        Ok(Ok(())) => {
+                            holding = true;
+                            match self.read_available() {
+                                Ok(0) => return self.end_of_stream(),
+                                // Boxed: the pipeline's futures are large, and
+                                // held inline they would size every idle task.
+                                Ok(_) => Box::pin(self.process()).await?,
+                                // Readiness was spurious: wait again.
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
                         Ok(Err(e)) => return Err(e.into()),
                     }
-                    self.release_idle();
                 }
             }
         }
@@ -163,10 +182,6 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
 
     /// Frees the buffers only a packet being handled needs, so that an idle
     /// connection (most of them, most of the time) holds none.
-    ///
-    /// Also after a spurious wake-up: tokio keeps a socket marked readable
-    /// after a read, so the read that follows a packet ends in WouldBlock,
-    /// and the buffer it reserved must not outlive it.
     fn release_idle(&mut self) {
         // A partial frame stays until the rest arrives.
         if self.buf.is_empty() {

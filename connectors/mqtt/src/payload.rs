@@ -1,9 +1,14 @@
 //! Topics and JSON payloads (documented in docs/mqtt.md).
 
+use std::fmt;
+
 use drover_protocols::model::{Attributes, DeviceMessage, RecordKind};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
-use time::macros::format_description;
+
+/// Room for a typical payload (a position with a dozen attributes is
+/// ~400 bytes), so serializing it rarely grows the buffer.
+const PAYLOAD_CAPACITY: usize = 512;
 
 /// `{prefix}/devices/{device}/position`: one per record with a fix.
 #[derive(Debug, Serialize)]
@@ -11,7 +16,7 @@ pub struct PositionPayload<'a> {
     pub device: &'a str,
     pub protocol: &'a str,
     /// RFC 3339, UTC, milliseconds.
-    pub time: String,
+    pub time: Rfc3339Ms,
     pub lat: f64,
     pub lon: f64,
     pub speed_kmh: f64,
@@ -29,7 +34,7 @@ pub struct PositionPayload<'a> {
 pub struct EventPayload<'a> {
     pub device: &'a str,
     pub protocol: &'a str,
-    pub time: String,
+    pub time: Rfc3339Ms,
     pub kind: RecordKind,
     pub archived: bool,
     pub attributes: &'a Attributes,
@@ -39,40 +44,50 @@ pub struct EventPayload<'a> {
 pub fn record(prefix: &str, message: &DeviceMessage) -> (String, Vec<u8>) {
     let device = message.device.as_str();
     let r = &message.record;
-    let time = rfc3339_ms(r.time_ms);
-    let (leaf, json) = match &r.fix {
+    let time = Rfc3339Ms(r.time_ms);
+    let mut json = Vec::with_capacity(PAYLOAD_CAPACITY);
+    let (leaf, written) = match &r.fix {
         Some(fix) => (
             "position",
-            serde_json::to_vec(&PositionPayload {
-                device,
-                protocol: message.protocol,
-                time,
-                lat: fix.lat,
-                lon: fix.lon,
-                speed_kmh: fix.speed_kmh,
-                course_deg: fix.course_deg,
-                altitude_m: fix.altitude_m,
-                satellites: fix.satellites,
-                valid: fix.valid,
-                archived: r.archived,
-                attributes: &r.attributes,
-            }),
+            serde_json::to_writer(
+                &mut json,
+                &PositionPayload {
+                    device,
+                    protocol: message.protocol,
+                    time,
+                    lat: fix.lat,
+                    lon: fix.lon,
+                    speed_kmh: fix.speed_kmh,
+                    course_deg: fix.course_deg,
+                    altitude_m: fix.altitude_m,
+                    satellites: fix.satellites,
+                    valid: fix.valid,
+                    archived: r.archived,
+                    attributes: &r.attributes,
+                },
+            ),
         ),
         None => (
             "event",
-            serde_json::to_vec(&EventPayload {
-                device,
-                protocol: message.protocol,
-                time,
-                kind: r.kind,
-                archived: r.archived,
-                attributes: &r.attributes,
-            }),
+            serde_json::to_writer(
+                &mut json,
+                &EventPayload {
+                    device,
+                    protocol: message.protocol,
+                    time,
+                    kind: r.kind,
+                    archived: r.archived,
+                    attributes: &r.attributes,
+                },
+            ),
         ),
     };
-    // Serializing plain structs of numbers and strings cannot fail; non-finite
-    // floats become null.
-    (device_topic(prefix, device, leaf), json.unwrap_or_default())
+    // Serializing plain structs of numbers and strings into memory cannot
+    // fail; non-finite floats become null.
+    if written.is_err() {
+        json.clear();
+    }
+    (device_topic(prefix, device, leaf), json)
 }
 
 /// `{prefix}/devices/{device}/status`, retained: `online` or `offline`.
@@ -81,23 +96,52 @@ pub fn status(prefix: &str, device: &str, online: bool) -> (String, &'static [u8
     (device_topic(prefix, device, "status"), payload)
 }
 
+/// Built in one allocation: this runs for every record published.
 fn device_topic(prefix: &str, device: &str, leaf: &str) -> String {
+    const DEVICES: &str = "/devices/";
+    let mut topic =
+        String::with_capacity(prefix.len() + DEVICES.len() + device.len() + 1 + leaf.len());
+    topic.push_str(prefix);
+    topic.push_str(DEVICES);
     // A device id with MQTT wildcard or level characters would escape its topic.
-    let safe: String = device
-        .chars()
-        .map(|c| if matches!(c, '/' | '+' | '#') { '_' } else { c })
-        .collect();
-    format!("{prefix}/devices/{safe}/{leaf}")
+    topic.extend(
+        device
+            .chars()
+            .map(|c| if matches!(c, '/' | '+' | '#') { '_' } else { c }),
+    );
+    topic.push('/');
+    topic.push_str(leaf);
+    topic
 }
 
-/// RFC 3339 in UTC with exactly three fractional digits.
-pub fn rfc3339_ms(time_ms: i64) -> String {
-    let format =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_owned())
+/// A time (ms since the epoch) shown as RFC 3339 in UTC with exactly three
+/// fractional digits, written straight into its destination (no `String`
+/// per record). Times `time` cannot represent show as the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rfc3339Ms(pub i64);
+
+impl fmt::Display for Rfc3339Ms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        )
+    }
+}
+
+impl Serialize for Rfc3339Ms {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 #[cfg(test)]
@@ -137,6 +181,18 @@ mod tests {
         assert_eq!(json["satellites"], 8);
         assert_eq!(json["valid"], true);
         assert_eq!(json["attributes"]["ignition"], true);
+    }
+
+    #[test]
+    fn times_are_rfc3339_in_utc_with_milliseconds() {
+        assert_eq!(
+            Rfc3339Ms(1_764_133_200_123).to_string(),
+            "2025-11-26T05:00:00.123Z"
+        );
+        assert_eq!(Rfc3339Ms(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(Rfc3339Ms(-1).to_string(), "1969-12-31T23:59:59.999Z");
+        // Past what `time` represents: the epoch, not a panic.
+        assert_eq!(Rfc3339Ms(i64::MAX).to_string(), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]

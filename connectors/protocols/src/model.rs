@@ -202,6 +202,12 @@ impl Attributes {
         Self::default()
     }
 
+    /// Room for `n` attributes, so a decoder that knows how many it will set
+    /// allocates once.
+    pub fn with_capacity(n: usize) -> Self {
+        Attributes(Vec::with_capacity(n))
+    }
+
     /// Sets `key`, replacing an earlier value of the same key.
     pub fn set(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
         let key = key.into();

@@ -7,7 +7,7 @@
 
 use super::io::{self, Models};
 use crate::DecodeError;
-use crate::model::{Fix, Record, RecordKind, attr};
+use crate::model::{Attributes, Fix, Record, RecordKind, attr};
 use crate::wire::reader::Reader;
 
 type Result<T> = std::result::Result<T, DecodeError>;
@@ -281,11 +281,19 @@ pub(crate) fn decode(
     Ok(avl.count)
 }
 
+/// The attributes a record gets besides its IO elements (priority, event,
+/// an alarm).
+const FIXED_ATTRIBUTES: usize = 3;
+/// Presized room for IO elements at most: the count is the device's word.
+const IO_CAPACITY_MAX: usize = 32;
+
 pub(crate) fn to_record(rec: &AvlRecord<'_>, models: Models) -> Record {
+    let io = usize::from(rec.io_total).min(IO_CAPACITY_MAX);
     let mut record = Record {
         time_ms: rec.time_ms,
         kind: RecordKind::Position,
         fix: fix(&rec.gps),
+        attributes: Attributes::with_capacity(FIXED_ATTRIBUTES + io),
         ..Record::default()
     };
     record.attributes.set(PRIORITY, i64::from(rec.priority));
