@@ -360,6 +360,7 @@ fn wall_clock_ms() -> i64 {
         .unwrap_or(0)
 }
 
+// invariant: test code (cfg(test) only): the unwraps and expects below never see device input.
 #[cfg(test)]
 mod tests {
     use drover_protocols::Protocol;

@@ -315,6 +315,7 @@ pub mod attr {
     pub const DTCS: &str = "dtcs";
 }
 
+// invariant: test code (cfg(test) only): the unwraps and expects below never see device input.
 #[cfg(test)]
 mod tests {
     use super::*;

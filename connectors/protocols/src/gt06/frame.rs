@@ -219,6 +219,7 @@ fn write_ack(out: &mut Vec<u8>, kind: u8, serial: u16) {
     out.extend_from_slice(&ack);
 }
 
+// invariant: test code (cfg(test) only): the unwraps and expects below never see device input.
 #[cfg(test)]
 mod tests {
     use super::*;

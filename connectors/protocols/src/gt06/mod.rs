@@ -198,6 +198,7 @@ impl Session for Gt06Session {
     }
 }
 
+// invariant: test code (cfg(test) only): the unwraps and expects below never see device input.
 #[cfg(test)]
 mod tests {
     use super::*;

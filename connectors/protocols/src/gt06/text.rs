@@ -170,6 +170,7 @@ pub(crate) fn fuel_sensor(data: &str) -> Option<(f64, f64)> {
     Some((temperature, level))
 }
 
+// invariant: test code (cfg(test) only): the unwraps and expects below never see device input.
 #[cfg(test)]
 mod tests {
     use super::*;

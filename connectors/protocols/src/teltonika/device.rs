@@ -230,6 +230,7 @@ fn raw_element(id: u16, value: &Value) -> Option<Element> {
     Some((id, width, v as u64))
 }
 
+// invariant: test code (cfg(test) only): the unwraps and expects below never see device input.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -150,6 +150,7 @@ pub(crate) fn envelope(data: &[u8]) -> Vec<u8> {
     frame
 }
 
+// invariant: test code (cfg(test) only): the unwraps and expects below never see device input.
 #[cfg(test)]
 mod tests {
     use super::*;

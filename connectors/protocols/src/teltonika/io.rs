@@ -323,6 +323,7 @@ pub(crate) fn add_alarm(record: &mut Record, alarm: &'static str) {
     record.attributes.set(attr::ALARM, joined);
 }
 
+// invariant: test code (cfg(test) only): the unwraps and expects below never see device input.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -251,5 +251,6 @@ fn device_id(imei: &[u8]) -> Result<DeviceId, DecodeError> {
     }
 }
 
+// invariant: test code (cfg(test) only): the unwraps and expects below never see device input.
 #[cfg(test)]
 mod tests;

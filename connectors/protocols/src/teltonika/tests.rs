@@ -1,6 +1,8 @@
 //! Session behaviour: identification, acks, and refusing what is wrong
 //! without touching the output.
 
+// invariant: test code (cfg(test) only): the unwraps below never see device input.
+
 use super::*;
 use crate::model::{RecordKind, Value, attr};
 

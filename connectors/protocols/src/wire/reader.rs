@@ -149,6 +149,7 @@ pub(crate) fn u16_at(buf: &[u8], at: usize, what: &'static str) -> Result<u16> {
     Reader::at(buf, at).u16(what)
 }
 
+// invariant: test code (cfg(test) only): the unwraps and expects below never see device input.
 #[cfg(test)]
 mod tests {
     use super::*;
