@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long a spawned server gets to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -256,46 +255,21 @@ pub fn reset_peak_rss(pid: u32) {
 
 /// `GET /health` of the server at `host:port`.
 pub async fn health(host: &str, port: u16) -> anyhow::Result<Value> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect((host, port)).await?;
-        let request = format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        anyhow::Ok(response)
-    };
-    let response = tokio::time::timeout(HTTP_TIMEOUT, exchange)
+    // No proxy: the server is on loopback, whatever HTTP_PROXY says.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .context("building an HTTP client")?;
+    let body = client
+        .get(format!("http://{host}:{port}/health"))
+        .send()
         .await
-        .context("/health did not answer in time")??;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("/health: not an HTTP response")?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    serde_json::from_str(&body).context("/health: body is not JSON")
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        let Some(chunk) = rest.get(..size).filter(|_| size > 0) else {
-            break;
-        };
-        out.push_str(chunk);
-        body = rest
-            .get(size..)
-            .unwrap_or_default()
-            .trim_start_matches("\r\n");
-    }
-    out
+        .context("GET /health")?
+        .bytes()
+        .await
+        .context("reading /health")?;
+    serde_json::from_slice(&body).context("/health: body is not JSON")
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! 127.0.0.1 on free ports and stopped when the test's handles drop.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -220,51 +220,23 @@ fn log_file(dir: &Path, name: &str) -> std::fs::File {
 
 /// `GET path` on 127.0.0.1:`port`: the status and the JSON body.
 pub fn http_get(port: u16, path: &str) -> (u16, Value) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting to the HTTP API");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("setting a read timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .expect("sending the request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("reading the response");
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .expect("an HTTP response has a head");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("an HTTP status");
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
+    // No proxy: the server is on loopback, whatever HTTP_PROXY says.
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client");
+    let response = client
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .send()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = response.status().as_u16();
+    let body = response
+        .text()
+        .unwrap_or_else(|e| panic!("GET {path}: reading the body: {e}"));
     let json = serde_json::from_str(&body)
         .unwrap_or_else(|e| panic!("GET {path}: body is not JSON ({e}): {body}"));
     (status, json)
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// `mosquitto_sub -v` on `topics`, writing what it receives to a file.
