@@ -1,14 +1,6 @@
-//! `drover`: the command line. Parses arguments and configuration, wires the
-//! crates together (see `node.rs`) and runs them; no domain logic lives here.
-
-mod bench;
-mod config;
-mod http;
-mod node;
-mod pipeline;
-mod rlimit;
-mod sinks;
-mod storage;
+//! `drover`: the command line. Parses arguments and configuration and runs a
+//! node (`drover-node`), the simulator (`drover-sim`) or the load benchmarks
+//! (`drover-bench`); no domain logic lives here.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,8 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use drover_sim::{SimArgs, SimConfig};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::Config;
-use crate::node::Node;
+use drover_bench as bench;
+use drover_node::{Config, Node, rlimit};
 
 /// Drover: a fleet telematics server. GPS trackers and OBD dongles connect
 /// over TCP; their data is decoded, kept live in an ECS world and published

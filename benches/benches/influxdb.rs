@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use drover_benches::{device_id, fleet_records, influx_points};
+use drover_influxdb::line;
 use drover_protocols::model::DeviceMessage;
-use drover_store::influxdb::line;
 
 const BATCH: usize = 5000;
 

@@ -1,4 +1,4 @@
-//! Group commit of the journal (`drover_store::journal`) on the real disk.
+//! Group commit of the journal (`drover_journal`) on the real disk.
 //!
 //! N appenders (async tasks on a 2-worker tokio runtime, as the device
 //! sessions are) each loop: `append_async` one append of 1 or 8 encoded
@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use drover_benches::{START_MS, device_id, fleet_records};
+use drover_journal::{Journal, JournalConfig, MetricsSnapshot};
 use drover_protocols::model::DeviceMessage;
-use drover_store::journal::{Journal, JournalConfig, MetricsSnapshot};
 use hdrhistogram::Histogram;
 
 const COMMIT_MS: [u64; 3] = [0, 2, 5];
@@ -206,7 +206,7 @@ fn encoded_records() -> Vec<Vec<u8>> {
                 protocol: drover_protocols::teltonika::NAME,
                 record,
             };
-            drover_store::record::encode(&message).expect("encode")
+            drover_journal::record::encode(&message).expect("encode")
         })
         .collect()
 }

@@ -1,4 +1,4 @@
-//! The history store (`drover_store::history`) on Drover's workload
+//! The history store (`drover_history`) on Drover's workload
 //! (docs/storage.md).
 //!
 //! 1M position records from 10,000 simulated devices, one per device every
@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drover_benches::{START_MS, device_id, fleet_records};
+use drover_history::{History, HistoryConfig};
 use drover_protocols::model::DeviceMessage;
-use drover_store::history::{History, HistoryConfig};
 
 const DEVICES: u64 = 10_000;
 const PER_DEVICE: usize = 100;
@@ -32,7 +32,7 @@ fn main() {
     let messages = workload();
     let bytes: usize = messages
         .iter()
-        .map(|m| drover_store::record::encode(m).map_or(0, |v| v.len()))
+        .map(|m| drover_journal::record::encode(m).map_or(0, |v| v.len()))
         .sum();
     println!(
         "{} records from {DEVICES} devices, {:.0} encoded bytes on average, batches of {BATCH}",

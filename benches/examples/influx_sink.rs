@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use drover_benches::influx_points;
+use drover_influxdb::{InfluxClient, InfluxConfig};
 use drover_protocols::model::DeviceMessage;
-use drover_store::influxdb::{InfluxClient, InfluxConfig};
 use drover_testkit::Influxd;
 
 const DEVICES: u64 = 1000;
@@ -78,7 +78,7 @@ async fn run(
                         assert_eq!(report.stored(), batch.len(), "{report:?}");
                     }
                 }
-                Ok::<_, drover_store::influxdb::InfluxError>(())
+                Ok::<_, drover_influxdb::InfluxError>(())
             })
         })
         .collect();

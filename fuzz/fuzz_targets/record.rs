@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use drover_store::record;
+use drover_journal::record;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -13,7 +13,8 @@
 //! Every error is JSON, `{"error": {"code": "...", "message": "..."}}`, with
 //! the matching status (400 bad input, 404 unknown device or route, 503 when a
 //! backend is unavailable). The history backend (embedded store or InfluxDB)
-//! is behind the [`history::History`] trait, so the routes do not care which.
+//! is behind the [`history::History`] trait, implemented by the node, so the
+//! routes do not care which (and this crate depends on neither).
 
 pub mod error;
 pub mod history;

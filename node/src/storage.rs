@@ -5,14 +5,15 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::history::{Embedded, Influx};
 use anyhow::Context;
-use drover_api::history::{Embedded, History, Influx};
+use drover_api::history::History;
+use drover_history::{self as history, HistoryConfig};
+use drover_influxdb::InfluxClient;
+use drover_journal::sink::{self, Committed, Feed, Sink, SinkConfig, SinkStats};
+use drover_journal::storage::FsStorage;
+use drover_journal::{JournalHandle, ObserverFactory};
 use drover_mqtt::Publisher;
-use drover_store::history::{self, HistoryConfig};
-use drover_store::influxdb::InfluxClient;
-use drover_store::journal::storage::FsStorage;
-use drover_store::journal::{JournalHandle, ObserverFactory};
-use drover_store::sink::{self, Committed, Feed, Sink, SinkConfig, SinkStats};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use drover_history::{History, HistoryConfig, HistoryError, Page, PageCursor};
 use drover_protocols::model::{DeviceMessage, Fix, Record, RecordKind, attr};
-use drover_store::history::{History, HistoryConfig, HistoryError, Page, PageCursor};
 use tempfile::TempDir;
 
 const DAY_MS: i64 = 86_400_000;

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use drover_engine::runtime::TickPercentiles;
 use drover_sim::{InProcessReport, SimConfig};
 
-use crate::config::Config;
-use crate::node;
+use drover_node::config::Config;
+use drover_node::node;
 
 /// What the simulator fed and what the engine did with it.
 #[derive(Debug, Clone)]

@@ -1,3 +1,5 @@
+//! # drover-influxdb
+//!
 //! The InfluxDB connector: Drover's records as line protocol over the v1 HTTP
 //! API (`/write`, `/query` with InfluxQL, `/ping`), the one API shared by
 //! InfluxDB 1.x, 2.x (v1 compatibility: token or user/password, database and
@@ -5,12 +7,13 @@
 //!
 //! * [`line`](mod@line): the schema and the line-protocol encoder.
 //! * [`InfluxClient`] (`client.rs`): batched writes, one attempt per chunk,
-//!   with responses classified into a [`WriteReport`] or an [`InfluxError`];
-//!   [`InfluxClient::write_with_retry`] retries until stored or shut down.
+//!   with responses classified into a [`WriteReport`] or an [`InfluxError`].
+//!   Retrying is the caller's: the journal's sink runner retries a failed
+//!   batch with backoff and counts the failures.
 //! * `query.rs`: positions read back with InfluxQL.
 //!
 //! Delivery: a sink reads the journal and advances its cursor only after
-//! [`InfluxClient::write_with_retry`] returned `Ok`. Replays are harmless
+//! [`InfluxClient::write`] returned `Ok`. Replays are harmless
 //! because the same (measurement, tags, time) overwrites. A *partial write*
 //! (HTTP 400 naming a few bad lines, e.g. a field type conflict) stored the
 //! good lines: it is logged and counted, never re-sent, since re-sending could
@@ -22,12 +25,10 @@
 mod client;
 pub mod line;
 mod query;
-mod retry;
 
 use serde::{Deserialize, Serialize};
 
 pub use client::{InfluxClient, WriteReport};
-pub use retry::Backoff;
 
 /// Where and how to write. Every field has a default, so an empty section is a
 /// local InfluxDB 1.x with a `drover` database.
@@ -116,8 +117,6 @@ pub enum InfluxError {
     Query { message: String },
     #[error("InfluxDB's answer could not be read: {0}")]
     Decode(String),
-    #[error("shut down before InfluxDB stored the batch")]
-    Cancelled,
 }
 
 impl InfluxError {

@@ -30,7 +30,7 @@ use self::report::{
 };
 use self::scenario::{Mode, Name, Overrides, Run};
 use self::server::{Ports, ProcSample, Spawned};
-use crate::config::Config;
+use drover_node::config::Config;
 
 /// Longest wait, after the load, for the sinks to reach the journal's end.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -69,7 +69,7 @@ pub struct BenchArgs {
 
 /// Runs every scenario asked for, one after the other, and writes their reports.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let nofile_limit = crate::rlimit::raise_and_log();
+    let nofile_limit = drover_node::rlimit::raise_and_log();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let duration = args

@@ -1,14 +1,12 @@
 //! The InfluxDB connector against a real, private `influxd` (Debian's 1.6).
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use drover_influxdb::{InfluxClient, InfluxConfig, InfluxError};
 use drover_protocols::model::{
     Attributes, DeviceId, DeviceMessage, Fix, Record, RecordKind, Value, attr,
 };
-use drover_store::influxdb::{Backoff, InfluxClient, InfluxConfig, InfluxError};
 use drover_testkit::Influxd;
-use tokio_util::sync::CancellationToken;
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -133,7 +131,7 @@ async fn a_partial_write_keeps_the_good_points_and_is_not_resent() {
     batch.push(Arc::new(conflicting));
 
     let report = client
-        .write_with_retry(&batch, &CancellationToken::new(), Backoff::default())
+        .write(&batch)
         .await
         .expect("a partial write is not an error");
     assert_eq!(report.requests, 1, "sent once, not retried");
@@ -226,7 +224,7 @@ async fn ensure_database_creates_it_and_ping_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_outage_is_transient_and_retried_until_it_returns() {
+async fn a_server_outage_is_transient_and_the_same_batch_succeeds_once_it_returns() {
     let mut influxd = server();
     let client = client(&influxd, |c| c.timeout_ms = 2000);
     influxd.stop().unwrap();
@@ -238,37 +236,11 @@ async fn a_server_outage_is_transient_and_retried_until_it_returns() {
         Err(InfluxError::Unavailable { .. })
     ));
 
-    let cancelled = CancellationToken::new();
-    cancelled.cancel();
-    let error = client
-        .write_with_retry(&fleet(1, 1), &cancelled, Backoff::default())
-        .await
-        .unwrap_err();
-    assert!(matches!(error, InfluxError::Cancelled));
-
-    let shutdown = CancellationToken::new();
-    let messages = fleet(10, 10);
-    let writer = {
-        let client = client.clone();
-        let messages = messages.clone();
-        let shutdown = shutdown.clone();
-        let backoff = Backoff {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(500),
-        };
-        tokio::spawn(async move { client.write_with_retry(&messages, &shutdown, backoff).await })
-    };
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        !writer.is_finished(),
-        "nothing can be stored while the server is down"
-    );
     influxd.restart().unwrap();
-    let report = tokio::time::timeout(Duration::from_secs(30), writer)
+    let report = client
+        .write(&fleet(10, 10))
         .await
-        .expect("stored soon after the restart")
-        .unwrap()
-        .unwrap();
+        .expect("stored once the server is back");
     assert_eq!(report.stored(), 200);
     assert_eq!(count(&influxd, "position", "lat"), 100);
 }

@@ -1,22 +1,18 @@
-//! # drover-store
+//! # drover-journal
 //!
-//! Durable storage for Drover:
+//! The durable journal every record enters before its tracker is acked, the
+//! record format it stores, and the runner of the sinks that drain it:
 //!
-//! * [`journal`]: the append-only log that lets the server acknowledge a
-//!   tracker only once its records are safe on disk. A tracker deletes a record
-//!   from its memory when the server acks it, so an ack given before the data
-//!   is durable is a promise that a crash breaks.
+//! * the journal ([`Journal`], [`JournalHandle`]): the append-only log that
+//!   lets the server acknowledge a tracker only once its records are safe on
+//!   disk. A tracker deletes a record from its memory when the server acks
+//!   it, so an ack given before the data is durable is a promise that a crash
+//!   breaks.
 //! * [`record`]: the versioned binary form of a message, in the journal and
 //!   in the history store.
 //! * [`sink`]: consumers of the journal, each with its own durable cursor,
-//!   following committed batches live and replaying from disk when behind.
-//! * [`history`]: the embedded history store (fjall): positions and events by
-//!   device and time, latest per device, retention. See `docs/storage.md`.
-//! * [`influxdb`]: the InfluxDB connector. Records as line protocol over the v1
-//!   HTTP API (InfluxDB 1.x, 2.x, 3.x), batched writes that classify partial
-//!   writes and transient failures, a retry loop for the sink that drains the
-//!   journal, and positions read back with InfluxQL. Schema in
-//!   `docs/influxdb.md`.
+//!   following committed batches live and replaying from disk when behind,
+//!   retrying a failed batch with one backoff policy ([`Backoff`]).
 //!
 //! ## The journal in one page
 //!
@@ -26,35 +22,35 @@
 //!   zero-padded (`00000000000000000042.seg`), rolled at `segment_bytes`
 //!   (64 MiB by default). A record is framed as `length: u32 LE`,
 //!   `CRC-32C(payload): u32 LE`, `payload`.
-//! * **Group commit**: [`journal::Journal::append`] blocks until its records are
+//! * **Group commit**: [`Journal::append`] blocks until its records are
 //!   written *and fsynced*. A single committer thread lets appenders gather for
 //!   up to `commit_ms` (2 ms by default) or `max_batch_bytes`, writes them all,
 //!   fsyncs once and wakes every one of them: one fsync costs ~3–4 ms on the
 //!   development machine, so sharing it is what makes fsync-before-ack fast.
-//!   [`journal::Journal::append_async`] returns a [`journal::Ticket`] that can be
+//!   [`Journal::append_async`] returns a [`Ticket`] that can be
 //!   awaited from async code (the journal does not depend on tokio).
-//! * **Recovery** ([`journal::Journal::open`]) validates every record. Only a torn
+//! * **Recovery** ([`Journal::open`]) validates every record. Only a torn
 //!   last record of the last segment is cut (it was never acknowledged, as its
-//!   fsync never returned) and reported in [`journal::Recovery`]. A checksum
-//!   failure anywhere else is [`journal::JournalError::Corrupt`]: the journal
+//!   fsync never returned) and reported in [`Recovery`]. A checksum
+//!   failure anywhere else is [`JournalError::Corrupt`]: the journal
 //!   refuses to open rather than silently drop acknowledged data (etcd's WAL
 //!   behaves the same way).
 //! * **fsync errors poison the journal.** After a failed fsync Linux may mark the
 //!   dirty pages clean, so a retry can "succeed" without writing anything
 //!   ("fsyncgate"). The failing append and every later one return
-//!   [`journal::JournalError::Poisoned`]; the owner drops the journal and opens it
+//!   [`JournalError::Poisoned`]; the owner drops the journal and opens it
 //!   again, recovering from what really is on disk.
-//! * **Readers and cursors**: [`journal::Journal::read_from`] iterates over
+//! * **Readers and cursors**: [`Journal::read_from`] iterates over
 //!   committed records across segments. Each sink keeps a durable cursor (the next
-//!   sequence number it wants) with [`journal::Journal::set_cursor`];
-//!   [`journal::Journal::retire`] deletes segments every cursor has passed.
+//!   sequence number it wants) with [`Journal::set_cursor`];
+//!   [`Journal::retire`] deletes segments every cursor has passed.
 //! * **Fault injection**: all file access goes through
-//!   [`journal::storage::Storage`]. Tests (and other crates with the
+//!   [`storage::Storage`]. Tests (and other crates with the
 //!   `fault-injection` feature) use `FaultyStorage`, which fails fsync with EIO on
 //!   demand and simulates power loss by dropping unsynced bytes.
 //!
 //! ```no_run
-//! use drover_store::journal::{Journal, JournalConfig};
+//! use drover_journal::{Journal, JournalConfig};
 //!
 //! let (journal, recovery) = Journal::open("/var/lib/drover/journal", JournalConfig::default())?;
 //! println!("recovered {} records, cut {} torn bytes", recovery.records, recovery.truncated_bytes);
@@ -65,25 +61,17 @@
 //! }
 //! journal.set_cursor("history", seqs.end)?;
 //! journal.retire()?;
-//! # Ok::<(), drover_store::journal::JournalError>(())
+//! # Ok::<(), drover_journal::JournalError>(())
 //! ```
 //!
 //! Known limits: a reader loads one whole segment into memory at a time; a
 //! corrupted length field in the very last record of the last segment is
 //! indistinguishable from a torn write and is cut like one.
-//!
-//! ## The history store in one paragraph
-//!
-//! [`history::History`] keeps positions and events per device on fjall (an
-//! LSM tree), one keyspace per UTC day with keys bucketed by hour, so writes
-//! stay in one small key region and a device's day is 24 short range reads.
-//! Each `write` is one fsynced commit and idempotent; pages come with opaque
-//! cursors; the newest position of every device is kept beside the history;
-//! retention deletes whole days. `docs/storage.md` has the engine comparison
-//! and the layout.
 
-pub mod history;
-pub mod influxdb;
-pub mod journal;
+mod backoff;
+mod journal;
 pub mod record;
 pub mod sink;
+
+pub use backoff::Backoff;
+pub use journal::*;

@@ -1,15 +1,15 @@
-//! The node's journal sinks: adapters from [`drover_store::sink::Sink`] to
+//! The node's journal sinks: adapters from [`drover_journal::sink::Sink`] to
 //! each destination's own client.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use drover_history::History;
+use drover_influxdb::{InfluxClient, InfluxError};
+use drover_journal::sink::{Sink, SinkError};
 use drover_mqtt::Publisher;
 use drover_mqtt::publisher::Handed;
 use drover_protocols::model::DeviceMessage;
-use drover_store::history::History;
-use drover_store::influxdb::{InfluxClient, InfluxError};
-use drover_store::sink::{Sink, SinkError};
 
 /// How long the broker may take to acknowledge what was published since the
 /// last cursor save before it is all published again.

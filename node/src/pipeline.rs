@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use drover_devices::{Ingest, IngestClosed};
 use drover_engine::Input;
+use drover_journal::JournalHandle;
+use drover_journal::record;
 use drover_protocols::model::{DeviceId, DeviceMessage};
-use drover_store::journal::JournalHandle;
-use drover_store::record;
 use tokio::sync::Notify;
 use tracing::{error, warn};
 
@@ -81,7 +81,7 @@ impl Pipeline {
                 }
             }
         }
-        let attachment = Arc::clone(&messages) as drover_store::journal::Attachment;
+        let attachment = Arc::clone(&messages) as drover_journal::Attachment;
         match journal
             .append_attached(encoded, attachment)
             .wait_async()
@@ -171,10 +171,10 @@ pub async fn recover_journal(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use drover_journal::sink::Feed;
+    use drover_journal::storage::{FaultyStorage, Storage};
+    use drover_journal::{JournalConfig, ObserverFactory};
     use drover_protocols::model::Record;
-    use drover_store::journal::storage::{FaultyStorage, Storage};
-    use drover_store::journal::{JournalConfig, ObserverFactory};
-    use drover_store::sink::Feed;
 
     fn message(time_ms: i64) -> DeviceMessage {
         DeviceMessage {

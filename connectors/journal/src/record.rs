@@ -135,7 +135,7 @@ pub fn decode(bytes: &[u8]) -> Result<DeviceMessage, RecordError> {
 }
 
 /// The byte of `kind` on disk (also in history keys).
-pub(crate) fn kind_byte(kind: RecordKind) -> u8 {
+pub fn kind_byte(kind: RecordKind) -> u8 {
     // KINDS lists every variant; the fallback only satisfies the type.
     KINDS.iter().position(|k| *k == kind).unwrap_or(0) as u8
 }

@@ -19,10 +19,8 @@ use std::time::Duration;
 
 use drover_protocols::model::DeviceMessage;
 use reqwest::{StatusCode, Url};
-use tokio_util::sync::CancellationToken;
 
-use super::retry::Backoff;
-use super::{InfluxConfig, InfluxError, line};
+use crate::{InfluxConfig, InfluxError, line};
 
 /// What one write did with its messages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -129,7 +127,7 @@ impl InfluxClient {
         }
         let statement = format!(
             "CREATE DATABASE {}",
-            super::query::quote_ident(&self.config.database)
+            crate::query::quote_ident(&self.config.database)
         );
         match self.execute(&statement, "POST").await {
             Ok(_) => {
@@ -155,57 +153,6 @@ impl InfluxClient {
         let mut next = 0;
         self.write_from(messages, &mut next, &mut report).await?;
         Ok(report)
-    }
-
-    /// [`write`](Self::write), retrying failures with `backoff` until every
-    /// chunk was answered or `shutdown` is cancelled
-    /// ([`InfluxError::Cancelled`]). A retry resumes at the chunk that failed.
-    /// A sink advances its journal cursor only after this returned `Ok`.
-    pub async fn write_with_retry(
-        &self,
-        messages: &[Arc<DeviceMessage>],
-        shutdown: &CancellationToken,
-        backoff: Backoff,
-    ) -> Result<WriteReport, InfluxError> {
-        let mut report = WriteReport::default();
-        let mut next = 0;
-        let mut attempt = 0;
-        loop {
-            let result = tokio::select! {
-                result = self.write_from(messages, &mut next, &mut report) => result,
-                () = shutdown.cancelled() => return Err(InfluxError::Cancelled),
-            };
-            let error = match result {
-                Ok(()) => return Ok(report),
-                Err(error) => error,
-            };
-            attempt += 1;
-            let delay = backoff.delay(attempt);
-            self.log_failure(&error, attempt, messages.len() - next, delay);
-            if matches!(error, InfluxError::DatabaseNotFound { .. }) {
-                // Someone dropped the database, or it was never created: try.
-                let _ = self.ensure_database().await;
-            }
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = shutdown.cancelled() => return Err(InfluxError::Cancelled),
-            }
-        }
-    }
-
-    fn log_failure(&self, error: &InfluxError, attempt: u32, backlog: usize, delay: Duration) {
-        let retry_in_ms = delay.as_millis() as u64;
-        if error.is_transient() {
-            tracing::warn!(
-                %error, attempt, backlog, retry_in_ms,
-                "InfluxDB write failed; records wait in the journal"
-            );
-        } else {
-            tracing::error!(
-                %error, attempt, backlog, retry_in_ms,
-                "InfluxDB write refused; records wait in the journal until this is fixed"
-            );
-        }
     }
 
     /// Writes `messages[*next..]`, advancing `*next` past each chunk answered.

@@ -8,8 +8,8 @@ use drover_protocols::model::{Attributes, Fix, Record, RecordKind, Value};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use super::client::{InfluxClient, read_error, unavailable};
-use super::{InfluxError, line};
+use crate::client::{InfluxClient, read_error, unavailable};
+use crate::{InfluxError, line};
 
 /// InfluxDB's answer to `/query`.
 #[derive(Debug, Deserialize)]

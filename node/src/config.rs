@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use drover_devices::DevicesConfig;
 use drover_engine::Executor;
+use drover_influxdb::InfluxConfig;
 use drover_mqtt::MqttConfig;
-use drover_store::influxdb::InfluxConfig;
 use figment::Figment;
 use figment::Provider;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -120,8 +120,8 @@ impl Default for JournalSection {
 }
 
 impl JournalSection {
-    pub fn journal_config(&self) -> drover_store::journal::JournalConfig {
-        drover_store::journal::JournalConfig {
+    pub fn journal_config(&self) -> drover_journal::JournalConfig {
+        drover_journal::JournalConfig {
             commit_ms: self.commit_ms,
             segment_bytes: self.segment_mb.max(1) * 1024 * 1024,
             ..Default::default()

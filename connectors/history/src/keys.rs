@@ -68,7 +68,7 @@ impl<'a> DeviceKey<'a> {
 }
 
 /// A key's kind byte is the stored record format's.
-pub(crate) use crate::record::kind_byte;
+pub(crate) use drover_journal::record::kind_byte;
 
 /// The UTC day (days since the Unix epoch) that holds `time_ms`.
 pub(crate) fn day_of(time_ms: i64) -> i64 {

@@ -1,3 +1,5 @@
+//! # drover-history
+//!
 //! The embedded history store: every record of every device, queryable by
 //! device and time, with retention. The default backend, in the role Traccar
 //! gives H2, on [fjall] (an LSM tree) because it writes time-ordered tracker
@@ -28,7 +30,7 @@
 //! The key layout is in `keys.rs`, the day partitions in `partitions.rs`.
 //!
 //! ```no_run
-//! use drover_store::history::{History, HistoryConfig};
+//! use drover_history::{History, HistoryConfig};
 //!
 //! let history = History::open("/var/lib/drover/history", HistoryConfig::default())?;
 //! # let batch = Vec::new();
@@ -37,7 +39,7 @@
 //! while let Some(next) = page.next {
 //!     page = history.positions("356307042441013", 0, i64::MAX, 500, Some(&next))?;
 //! }
-//! # Ok::<(), drover_store::history::HistoryError>(())
+//! # Ok::<(), drover_history::HistoryError>(())
 //! ```
 
 mod cursor;
@@ -56,8 +58,11 @@ pub use cursor::PageCursor;
 use keys::{Class, DeviceKey, Position, day_of};
 use partitions::Partitions;
 
-use crate::journal::segment::CRC32C;
-use crate::record::{self, RecordError};
+use drover_journal::record::{self, RecordError};
+
+/// The content hash in history keys: CRC-32C, as the journal's checksum, so
+/// keys written by earlier versions keep matching.
+const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 
 /// Tuning of a [`History`] store.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
-//! Exponential backoff with jitter, for retrying writes while InfluxDB is
-//! unreachable.
+//! Exponential backoff with jitter: how a sink retries a destination that
+//! refused a batch (InfluxDB down, a broker gone). One policy for every sink.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Bounds of the delay between attempts: it starts at `initial`, doubles each
 /// failure up to `max`, and is randomised over its upper half so that nodes
-/// that lost the same server do not all come back in the same millisecond.
+/// that lost the same destination do not all come back in the same millisecond.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     pub initial: Duration,

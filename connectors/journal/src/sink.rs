@@ -25,6 +25,7 @@ use drover_protocols::model::DeviceMessage;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::backoff::Backoff;
 use crate::journal::{Attachment, Journal, JournalError, Observer};
 use crate::record;
 
@@ -149,8 +150,8 @@ impl JournalSource for Arc<Journal> {
 /// How often a sink's cursor is written to disk: it costs an fsync, and after
 /// a crash at most this much is delivered twice.
 const CURSOR_EVERY: Duration = Duration::from_millis(250);
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// How long a sink waits before reading the journal again after a read error.
+const READ_RETRY: Duration = Duration::from_secs(10);
 
 /// Runs `sink` until `shutdown`: follows `feed`, falls back to the journal
 /// when behind, retries failed batches, and keeps the cursor.
@@ -194,7 +195,7 @@ pub async fn run<S: Sink>(
                 reader.replaying = None;
                 tokio::select! {
                     () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(BACKOFF_MAX) => continue,
+                    () = tokio::time::sleep(READ_RETRY) => continue,
                 }
             }
         };
@@ -408,7 +409,8 @@ async fn deliver<S: Sink>(
     stats: &SinkStats,
     shutdown: &CancellationToken,
 ) -> bool {
-    let mut backoff = BACKOFF_MIN;
+    let backoff = Backoff::default();
+    let mut attempt = 0;
     loop {
         match sink.write(messages).await {
             Ok(()) => {
@@ -420,13 +422,14 @@ async fn deliver<S: Sink>(
             }
             Err(error) => {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
-                warn!(sink = sink.name(), %error, records = messages.len(), retry_in = ?backoff,
+                attempt += 1;
+                let delay = backoff.delay(attempt);
+                warn!(sink = sink.name(), %error, records = messages.len(), attempt, retry_in = ?delay,
                     "sink write failed; the batch stays in the journal and is retried");
                 tokio::select! {
                     () = shutdown.cancelled() => return false,
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(delay) => {}
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
     }

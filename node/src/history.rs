@@ -1,0 +1,132 @@
+//! The API's history reads ([`drover_api::history::History`]) on the two
+//! backends: the embedded store ([`Embedded`]) and InfluxDB ([`Influx`]).
+
+use std::sync::Arc;
+
+use drover_api::history::{BoxFuture, History, HistoryError, PositionPage, PositionQuery};
+use drover_history as store;
+use drover_influxdb::InfluxClient;
+use drover_protocols::model::Record;
+
+/// The embedded history store. Its reads block, so they run on tokio's
+/// blocking threads.
+pub struct Embedded(pub Arc<store::History>);
+
+fn store_error(error: store::HistoryError) -> HistoryError {
+    match error {
+        store::HistoryError::InvalidCursor { .. } => HistoryError::BadCursor(error.to_string()),
+        other => HistoryError::Unavailable(other.to_string()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, HistoryError> + Send + 'static,
+) -> Result<T, HistoryError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|panic| HistoryError::Unavailable(format!("history read panicked: {panic}")))?
+}
+
+impl History for Embedded {
+    fn positions<'a>(
+        &'a self,
+        query: PositionQuery<'a>,
+    ) -> BoxFuture<'a, Result<PositionPage, HistoryError>> {
+        let store = Arc::clone(&self.0);
+        let device = query.device.to_owned();
+        let cursor = query.cursor.map(str::to_owned);
+        Box::pin(blocking(move || {
+            let cursor = cursor
+                .map(|c| c.parse::<store::PageCursor>())
+                .transpose()
+                .map_err(store_error)?;
+            let page = store
+                .positions(
+                    &device,
+                    query.from_ms,
+                    query.to_ms,
+                    query.limit,
+                    cursor.as_ref(),
+                )
+                .map_err(store_error)?;
+            Ok(PositionPage {
+                positions: page.records.into_iter().map(|r| r.record).collect(),
+                next_cursor: page.next.map(|c| c.to_string()),
+            })
+        }))
+    }
+
+    fn latest<'a>(
+        &'a self,
+        device: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Record>, HistoryError>> {
+        let store = Arc::clone(&self.0);
+        let device = device.to_owned();
+        Box::pin(blocking(move || {
+            Ok(store
+                .latest(&device)
+                .map_err(store_error)?
+                .map(|r| r.record))
+        }))
+    }
+
+    fn latest_all(&self) -> BoxFuture<'_, Result<Vec<(String, Record)>, HistoryError>> {
+        let store = Arc::clone(&self.0);
+        Box::pin(blocking(move || {
+            Ok(store
+                .latest_all()
+                .map_err(store_error)?
+                .into_iter()
+                .map(|(device, r)| (device.as_str().to_owned(), r.record))
+                .collect())
+        }))
+    }
+}
+
+/// InfluxDB, read with InfluxQL. The cursor is the time (ms) of the last
+/// position of the previous page: a device has one position per ms there.
+pub struct Influx(pub InfluxClient);
+
+fn influx_error(error: drover_influxdb::InfluxError) -> HistoryError {
+    HistoryError::Unavailable(error.to_string())
+}
+
+impl History for Influx {
+    fn positions<'a>(
+        &'a self,
+        query: PositionQuery<'a>,
+    ) -> BoxFuture<'a, Result<PositionPage, HistoryError>> {
+        Box::pin(async move {
+            let after = query
+                .cursor
+                .map(|c| {
+                    c.parse::<i64>()
+                        .map_err(|_| HistoryError::BadCursor(format!("{c:?} is not a page cursor")))
+                })
+                .transpose()?;
+            let positions = self
+                .0
+                .positions(query.device, query.from_ms, query.to_ms, query.limit, after)
+                .await
+                .map_err(influx_error)?;
+            let next_cursor = (positions.len() == query.limit)
+                .then(|| positions.last().map(|r| r.time_ms.to_string()))
+                .flatten();
+            Ok(PositionPage {
+                positions,
+                next_cursor,
+            })
+        })
+    }
+
+    fn latest<'a>(
+        &'a self,
+        device: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Record>, HistoryError>> {
+        Box::pin(async move { self.0.latest_position(device).await.map_err(influx_error) })
+    }
+
+    fn latest_all(&self) -> BoxFuture<'_, Result<Vec<(String, Record)>, HistoryError>> {
+        Box::pin(async move { self.0.latest_positions().await.map_err(influx_error) })
+    }
+}

@@ -1,0 +1,28 @@
+//! # drover-node
+//!
+//! A Drover node as a library, so the `drover` binary stays a thin command
+//! line and tests and benchmarks can start a node in process as well as a
+//! process:
+//!
+//! * [`config`]: the one configuration (defaults ← TOML ← `DROVER_*` env ←
+//!   `--set`), every key documented in `docs/configuration.md`;
+//! * [`node`]: the wiring of every part and its orderly shutdown;
+//! * [`pipeline`]: the ack path — records into the journal, nothing else;
+//! * [`storage`]: the journal and its consumers (history backend, MQTT,
+//!   the engine), segment retirement, retention and journal recovery;
+//! * `sinks`: the adapters from the journal's sink runner to each destination;
+//! * `history`: the API's history reads on the embedded store and InfluxDB;
+//! * [`http`]: the HTTP server and the `/health` document;
+//! * [`rlimit`]: the open-file limit a fleet of connections needs.
+
+pub mod config;
+mod history;
+pub mod http;
+pub mod node;
+pub mod pipeline;
+pub mod rlimit;
+mod sinks;
+pub mod storage;
+
+pub use config::Config;
+pub use node::Node;
