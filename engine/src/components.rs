@@ -6,7 +6,7 @@
 
 use bevy_ecs::prelude::*;
 use drover_protocols::model::{Attributes, DeviceId, Fix};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Who the device is. Written once, at spawn.
 #[derive(Component, Debug, Clone, PartialEq, Serialize)]
@@ -59,7 +59,8 @@ pub struct Kinematics {
 pub struct Ignition(pub Option<bool>);
 
 /// Supply and battery as last reported. Written by Ingest.
-#[derive(Component, Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Component, Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Power {
     pub external_v: Option<f64>,
     pub battery_v: Option<f64>,
@@ -67,7 +68,8 @@ pub struct Power {
 }
 
 /// OBD values as last reported. Written by Ingest.
-#[derive(Component, Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Component, Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Obd {
     pub rpm: Option<f64>,
     pub coolant_temp_c: Option<f64>,

@@ -17,8 +17,13 @@ pub enum Input {
     },
     /// A connection of `device` closed.
     Disconnected { device: DeviceId },
-    /// A decoded record, shared with the other consumers of the record stream.
+    /// A decoded record that just arrived, shared with the other consumers
+    /// of the record stream.
     Record(Arc<DeviceMessage>),
+    /// A record that arrived before the engine started, replayed from the
+    /// journal: when it arrived is unknown, so the device's own time says
+    /// when the device was seen.
+    Replayed(Arc<DeviceMessage>),
 }
 
 /// A change of derived state, produced by the Emit set.

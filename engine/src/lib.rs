@@ -16,22 +16,32 @@
 //! - **Emit** ([`systems::emit`]) turns what changed into [`Delta`]s.
 //!
 //! [`Engine`] is the sans-IO core: `tick(now, inputs) → deltas`, deterministic
-//! for the same inputs and clock. [`runtime`] runs it on its own thread behind a
-//! bounded inbox.
+//! for the same inputs and clock, with [`Engine::capture`] and
+//! [`Engine::restore`] for [`Snapshot`]s. [`runtime`] runs it on its own
+//! thread as a consumer of the committed journal: records arrive in batches
+//! with their journal positions, connection changes through the
+//! [`connections`] board, and nothing it produces waits for a consumer
+//! ([`outputs`]).
 //!
 //! **Invariant:** no I/O, no async, no wall clock inside systems. Time comes
 //! from the [`Clock`] resource, which the shell sets before each tick.
 
 pub mod clock;
 pub mod components;
+pub mod connections;
 mod io;
+pub mod outputs;
 pub mod runtime;
+pub mod snapshot;
 pub mod systems;
 mod tick;
 
 pub use clock::{Clock, every};
 pub use io::{Delta, DeviceState, Input};
-pub use tick::{Engine, EngineConfig, Executor, Tick, TickSet, default_threads, init_compute_pool};
+pub use snapshot::Snapshot;
+pub use tick::{
+    Engine, EngineConfig, Executor, RestoreError, Tick, TickSet, default_threads, init_compute_pool,
+};
 
 /// Re-exported so that user systems name the same `bevy_ecs` as the engine.
 pub use bevy_ecs;

@@ -1,22 +1,35 @@
-//! The tick thread: the engine core driven by a bounded inbox.
+//! The tick thread: the engine core driven by the committed journal.
+//!
+//! The engine is a consumer of the journal like the sinks: the node's engine
+//! sink hands it committed records in [`Batch`]es with their sequence
+//! numbers, through a bounded inbox. A full inbox makes that sink wait and
+//! fall back to reading the journal — it never holds back a device's ack,
+//! which depends on the fsync alone. Connection changes come from the device
+//! servers through the [`Connections`] board, also without waiting.
 //!
 //! The loop ticks as soon as input is waiting and at least every `tick_ms`, so
 //! latency stays low when traffic is light and batches grow by themselves when
 //! it is heavy (inputs pile up while a tick runs). Two ticks start at least
 //! `min_tick_ms` apart: between them the thread sleeps instead of waiting on
-//! the inbox, so senders do not wake it once per input (a futex call each, and
-//! a whole tick for one record). The inbox is bounded: when
-//! the engine falls behind, senders wait, and the device servers stop reading
-//! their sockets.
+//! the inbox, so senders do not wake it once per batch.
+//!
+//! What a tick produces never waits for its consumers: statuses go to the
+//! coalescing [`StatusBoard`], other deltas to a drop-oldest [`DeltaQueue`].
+//! Every `snapshot_every` the thread captures a [`Snapshot`] between ticks and
+//! offers it to the writer (skipped, and counted, while the writer is busy).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use drover_protocols::model::{DeviceId, DeviceMessage};
+
+use crate::connections::Connections;
 use crate::io::{Delta, DeviceState, Input};
+use crate::outputs::{DeltaQueue, StatusBoard};
+use crate::snapshot::Snapshot;
 use crate::tick::Engine;
-use drover_protocols::model::DeviceId;
 
 /// Settings of the tick thread.
 #[derive(Debug, Clone, Copy)]
@@ -25,12 +38,18 @@ pub struct RuntimeConfig {
     pub tick_ms: u64,
     /// Shortest time between the starts of two ticks (0: tick per arrival).
     pub min_tick_ms: u64,
-    /// Most inputs applied in one tick.
+    /// Most records applied in one tick.
     pub batch_max: usize,
-    /// Inputs waiting for the engine before senders have to wait.
+    /// Batches waiting for the engine before the engine sink waits (and
+    /// then reads the journal instead).
     pub inbox_capacity: usize,
-    /// Deltas waiting for their consumer before the tick thread waits.
+    /// Deltas waiting for their consumer before the oldest are dropped.
     pub outbox_capacity: usize,
+    /// How often a snapshot is offered to the writer; `None`: never.
+    pub snapshot_every: Option<Duration>,
+    /// The journal's committed end when the node started: records before
+    /// it are replays, whose arrival time is unknown ([`Input::Replayed`]).
+    pub replay_until: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -39,10 +58,19 @@ impl Default for RuntimeConfig {
             tick_ms: 10,
             min_tick_ms: 1,
             batch_max: 100_000,
-            inbox_capacity: 65_536,
+            inbox_capacity: 1_024,
             outbox_capacity: 65_536,
+            snapshot_every: None,
+            replay_until: 0,
         }
     }
+}
+
+/// Committed journal records, in sequence order from `first`.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub first: u64,
+    pub messages: Vec<Arc<DeviceMessage>>,
 }
 
 /// Counters of the tick loop, readable from any thread.
@@ -54,6 +82,14 @@ pub struct EngineStats {
     pub tick_ns_total: AtomicU64,
     pub tick_ns_max: AtomicU64,
     pub devices: AtomicU64,
+    /// The journal position the live state covers.
+    pub position: AtomicU64,
+    /// Records of batches skipped because the world had them already (a
+    /// replay after a restart starts at or before the snapshot's position).
+    pub duplicates: AtomicU64,
+    /// Snapshots handed to the writer, and those skipped while it was busy.
+    pub snapshots: AtomicU64,
+    pub snapshots_skipped: AtomicU64,
     /// Tick durations in µs since the start: a mean hides the slow ticks
     /// that delay acks, so `/health` and benchmarks report percentiles. One
     /// uncontended lock per tick.
@@ -73,6 +109,10 @@ impl Default for EngineStats {
             tick_ns_total: zero(),
             tick_ns_max: zero(),
             devices: zero(),
+            position: zero(),
+            duplicates: zero(),
+            snapshots: zero(),
+            snapshots_skipped: zero(),
             tick_us: Mutex::new(
                 hdrhistogram::Histogram::new_with_bounds(1, MAX_TICK_US, 2)
                     .expect("constant bounds: low ≥ 1, high ≥ 2 × low, 2 significant digits"),
@@ -107,10 +147,18 @@ impl EngineStats {
 
 /// A running engine.
 pub struct RunningEngine {
-    /// Where the edges send their inputs. The engine stops once every clone is dropped.
-    pub inbox: flume::Sender<Input>,
-    /// Deltas out of Emit. Must be drained, or the engine stops ticking.
-    pub deltas: flume::Receiver<Delta>,
+    /// Where the engine sink sends committed records. The engine stops once
+    /// every clone is dropped.
+    pub inbox: flume::Sender<Batch>,
+    /// Where device sessions note connections opened and closed.
+    pub connections: Connections,
+    /// Devices' newest online/offline status, for the status publisher.
+    pub status: StatusBoard,
+    /// Other deltas out of Emit (oldest dropped when nobody takes them).
+    pub deltas: DeltaQueue,
+    /// Snapshots for the writer, every `snapshot_every`, and a last one when
+    /// the engine stops.
+    pub snapshots: flume::Receiver<Snapshot>,
     pub stats: Arc<EngineStats>,
     /// Reads of the live state, answered between ticks.
     pub live: LiveState,
@@ -125,97 +173,156 @@ enum Query {
 }
 
 /// Asks the tick thread for the live state of devices. The answer is as of
-/// the end of a tick; it comes within one `tick_ms`. Cheap to clone.
+/// the end of a tick; it comes within one tick. Cheap to clone.
 #[derive(Clone)]
 pub struct LiveState {
     queries: flume::Sender<Query>,
 }
 
-/// The engine has stopped and answers no more questions.
+/// Why the live state could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the engine has stopped")]
-pub struct EngineStopped;
+pub enum LiveError {
+    /// Too many questions are waiting for the tick thread: ask again shortly.
+    #[error("the engine is busy: too many live-state reads are waiting")]
+    Busy,
+    #[error("the engine has stopped")]
+    Stopped,
+}
 
 impl LiveState {
     /// One device's live state; `None` for a device the engine never saw.
-    pub async fn device(&self, id: DeviceId) -> Result<Option<DeviceState>, EngineStopped> {
+    pub async fn device(&self, id: DeviceId) -> Result<Option<DeviceState>, LiveError> {
         let (tx, rx) = flume::bounded(1);
         self.ask(Query::Device(id, tx))?;
-        rx.recv_async().await.map_err(|_| EngineStopped)
+        rx.recv_async().await.map_err(|_| LiveError::Stopped)
     }
 
     /// Every device's live state, sorted by device id.
-    pub async fn all(&self) -> Result<Vec<DeviceState>, EngineStopped> {
+    pub async fn all(&self) -> Result<Vec<DeviceState>, LiveError> {
         let (tx, rx) = flume::bounded(1);
         self.ask(Query::All(tx))?;
-        rx.recv_async().await.map_err(|_| EngineStopped)
+        rx.recv_async().await.map_err(|_| LiveError::Stopped)
     }
 
-    fn ask(&self, query: Query) -> Result<(), EngineStopped> {
-        // Bounded: a flood of API reads waits here rather than growing memory.
-        self.queries.try_send(query).map_err(|_| EngineStopped)
+    fn ask(&self, query: Query) -> Result<(), LiveError> {
+        // Bounded: a flood of API reads fails fast rather than growing memory.
+        self.queries.try_send(query).map_err(|error| match error {
+            flume::TrySendError::Full(_) => LiveError::Busy,
+            flume::TrySendError::Disconnected(_) => LiveError::Stopped,
+        })
     }
 }
 
-/// Queries waiting for the tick thread; past this a read fails fast.
+/// Queries waiting for the tick thread; past this a read is refused as busy.
 const QUERY_QUEUE: usize = 1024;
 
 /// Starts the tick loop on its own thread.
 pub fn spawn(engine: Engine, config: RuntimeConfig) -> std::io::Result<RunningEngine> {
-    let (inbox, inputs) = flume::bounded(config.inbox_capacity.max(1));
-    let (outbox, deltas) = flume::bounded(config.outbox_capacity.max(1));
+    let (inbox, batches) = flume::bounded(config.inbox_capacity.max(1));
     let (queries, questions) = flume::bounded(QUERY_QUEUE);
+    let (snapshot_tx, snapshots) = flume::bounded(1);
     let stats = Arc::new(EngineStats::default());
-    let loop_stats = stats.clone();
-    let channels = Channels {
-        inputs,
-        outbox,
-        questions,
+    let outputs = Outputs {
+        connections: Connections::default(),
+        status: StatusBoard::default(),
+        deltas: DeltaQueue::new(config.outbox_capacity),
+        snapshots: snapshot_tx,
     };
+    let running_outputs = outputs.clone();
+    let loop_stats = Arc::clone(&stats);
     let thread = std::thread::Builder::new()
         .name("drover-engine".to_owned())
-        .spawn(move || run(engine, config, channels, &loop_stats))?;
+        .spawn(move || {
+            let mut tick_loop = TickLoop {
+                engine,
+                config,
+                batches,
+                questions,
+                outputs,
+                stats: loop_stats,
+            };
+            tick_loop.run();
+            tick_loop.engine
+        })?;
     Ok(RunningEngine {
         inbox,
-        deltas,
+        connections: running_outputs.connections,
+        status: running_outputs.status,
+        deltas: running_outputs.deltas,
+        snapshots,
         stats,
         live: LiveState { queries },
         thread,
     })
 }
 
-struct Channels {
-    inputs: flume::Receiver<Input>,
-    outbox: flume::Sender<Delta>,
-    questions: flume::Receiver<Query>,
+/// The tick thread's ends of the boards and channels.
+#[derive(Clone)]
+struct Outputs {
+    connections: Connections,
+    status: StatusBoard,
+    deltas: DeltaQueue,
+    snapshots: flume::Sender<Snapshot>,
 }
 
-fn run(
-    mut engine: Engine,
+struct TickLoop {
+    engine: Engine,
     config: RuntimeConfig,
-    channels: Channels,
-    stats: &EngineStats,
-) -> Engine {
-    let Channels {
-        inputs,
-        outbox,
-        questions,
-    } = channels;
-    let period = Duration::from_millis(config.tick_ms.max(1));
-    let gap = Duration::from_millis(config.min_tick_ms).min(period);
-    let mut batch = Vec::with_capacity(1024);
-    let mut deltas = Vec::with_capacity(1024);
-    let mut deadline = Instant::now() + period;
-    let mut open = true;
-    while open {
-        match inputs.recv_deadline(deadline) {
-            Ok(input) => batch.push(input),
+    batches: flume::Receiver<Batch>,
+    questions: flume::Receiver<Query>,
+    outputs: Outputs,
+    stats: Arc<EngineStats>,
+}
+
+impl TickLoop {
+    fn run(&mut self) {
+        let period = Duration::from_millis(self.config.tick_ms.max(1));
+        let gap = Duration::from_millis(self.config.min_tick_ms).min(period);
+        let mut inputs = Vec::with_capacity(1024);
+        let mut deltas = Vec::with_capacity(1024);
+        let mut deadline = Instant::now() + period;
+        let every = self.config.snapshot_every;
+        let mut next_snapshot = every.map(|every| Instant::now() + every);
+        let mut open = true;
+        while open {
+            open = self.gather(deadline, &mut inputs);
+            let started = Instant::now();
+            let n = inputs.len() as u64;
+            self.engine.tick(wall_clock_ms(), &mut inputs, &mut deltas);
+            let took = started.elapsed();
+            record_tick(&self.stats, took, n, deltas.len() as u64, &self.engine);
+            self.route(&mut deltas);
+            answer(&mut self.engine, &self.questions);
+            if let (Some(at), Some(every)) = (next_snapshot, every)
+                && Instant::now() >= at
+            {
+                self.offer_snapshot();
+                next_snapshot = Some(Instant::now() + every);
+            }
+            deadline = Instant::now() + period;
+            // Batches arriving meanwhile queue up without waking the thread.
+            std::thread::sleep((started + gap).saturating_duration_since(Instant::now()));
+        }
+        if every.is_some() {
+            // The last word on a clean stop: a restart replays nothing.
+            let last = self.engine.capture(wall_clock_ms());
+            let _ = self.outputs.snapshots.send(last);
+        }
+    }
+
+    /// Fills `inputs` with up to `batch_max` records and the connection
+    /// changes, waiting for the first batch until `deadline`. `false` once
+    /// the inbox is closed.
+    fn gather(&mut self, deadline: Instant, inputs: &mut Vec<Input>) -> bool {
+        let mut open = true;
+        match self.batches.recv_deadline(deadline) {
+            Ok(batch) => self.take(batch, inputs),
             Err(flume::RecvTimeoutError::Timeout) => {}
             Err(flume::RecvTimeoutError::Disconnected) => open = false,
         }
-        while batch.len() < config.batch_max {
-            match inputs.try_recv() {
-                Ok(input) => batch.push(input),
+        while inputs.len() < self.config.batch_max {
+            match self.batches.try_recv() {
+                Ok(batch) => self.take(batch, inputs),
                 Err(flume::TryRecvError::Empty) => break,
                 Err(flume::TryRecvError::Disconnected) => {
                     open = false;
@@ -223,21 +330,54 @@ fn run(
                 }
             }
         }
-        let started = Instant::now();
-        let n = batch.len() as u64;
-        let earliest_next = started + gap;
-        engine.tick(wall_clock_ms(), &mut batch, &mut deltas);
-        record_tick(stats, started.elapsed(), n, deltas.len() as u64, &engine);
-        for delta in deltas.drain(..) {
-            // A closed outbox means nobody listens; keep ticking for the state.
-            let _ = outbox.send(delta);
-        }
-        answer(&mut engine, &questions);
-        deadline = Instant::now() + period;
-        // Inputs arriving meanwhile queue up without waking the thread.
-        std::thread::sleep(earliest_next.saturating_duration_since(Instant::now()));
+        self.outputs.connections.drain_into(inputs);
+        open
     }
-    engine
+
+    /// Appends the records of `batch` the world does not have yet.
+    fn take(&mut self, batch: Batch, inputs: &mut Vec<Input>) {
+        let position = self.engine.position();
+        let count = batch.messages.len() as u64;
+        if batch.first > position {
+            tracing::warn!(
+                from = position,
+                to = batch.first,
+                "journal records missing from the live state (retired before the engine took them)"
+            );
+        }
+        let skip = position.saturating_sub(batch.first).min(count);
+        self.stats.duplicates.fetch_add(skip, Ordering::Relaxed);
+        let replay_until = self.config.replay_until;
+        inputs.extend((batch.first..).zip(batch.messages).skip(skip as usize).map(
+            |(seq, message)| {
+                if seq < replay_until {
+                    Input::Replayed(message)
+                } else {
+                    Input::Record(message)
+                }
+            },
+        ));
+        self.engine.set_position(position.max(batch.first + count));
+    }
+
+    /// Statuses to the board, everything else to the queue: neither waits.
+    fn route(&self, deltas: &mut Vec<Delta>) {
+        for delta in deltas.drain(..) {
+            match delta {
+                Delta::Presence { device, online, .. } => self.outputs.status.set(device, online),
+                other => self.outputs.deltas.push(other),
+            }
+        }
+    }
+
+    fn offer_snapshot(&mut self) {
+        let snapshot = self.engine.capture(wall_clock_ms());
+        let counter = match self.outputs.snapshots.try_send(snapshot) {
+            Ok(()) => &self.stats.snapshots,
+            Err(_) => &self.stats.snapshots_skipped,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn answer(engine: &mut Engine, questions: &flume::Receiver<Query>) {
@@ -269,27 +409,29 @@ fn record_tick(stats: &EngineStats, took: Duration, inputs: u64, deltas: u64, en
     stats
         .devices
         .store(engine.device_count() as u64, Ordering::Relaxed);
+    stats.position.store(engine.position(), Ordering::Relaxed);
 }
 
 /// The shell is the only place that reads the wall clock.
 fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    crate::clock::wall_clock_ms()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::EngineConfig;
-    use drover_protocols::model::DeviceId;
+    use drover_protocols::model::Record;
 
-    fn connected(n: usize) -> Input {
-        Input::Connected {
-            device: DeviceId::new(&n.to_string()),
+    fn message(device: &str, time_ms: i64) -> Arc<DeviceMessage> {
+        Arc::new(DeviceMessage {
+            device: DeviceId::new(device),
             protocol: "gt06",
-        }
+            record: Record {
+                time_ms,
+                ..Record::default()
+            },
+        })
     }
 
     fn wait_for_inputs(stats: &EngineStats, n: u64) {
@@ -299,24 +441,85 @@ mod tests {
     }
 
     #[test]
-    fn inputs_arriving_within_min_tick_ms_share_one_tick() {
+    fn batches_arriving_within_min_tick_ms_share_one_tick() {
         let config = RuntimeConfig {
             tick_ms: 1_000,
             min_tick_ms: 500,
             ..RuntimeConfig::default()
         };
         let running = spawn(Engine::new(EngineConfig::default()), config).unwrap();
-        running.inbox.send(connected(0)).unwrap();
+        let batch = |n: u64| Batch {
+            first: n,
+            messages: vec![message(&n.to_string(), 1)],
+        };
+        running.inbox.send(batch(0)).unwrap();
         wait_for_inputs(&running.stats, 1);
         // The thread now sleeps until 500 ms after that tick began: these
         // queue up without waking it, and are applied together.
         for n in 1..=9 {
-            running.inbox.send(connected(n)).unwrap();
+            running.inbox.send(batch(n)).unwrap();
         }
         wait_for_inputs(&running.stats, 10);
         assert_eq!(running.stats.ticks.load(Ordering::Relaxed), 2);
         drop(running.inbox);
         let engine = running.thread.join().unwrap();
         assert_eq!(engine.device_count(), 10);
+        assert_eq!(engine.position(), 10);
+    }
+
+    #[test]
+    fn records_the_world_already_has_are_skipped() {
+        let mut engine = Engine::new(EngineConfig::default());
+        engine.set_position(5);
+        let running = spawn(engine, RuntimeConfig::default()).unwrap();
+        let messages = (0..8).map(|i| message(&format!("d{i}"), 1)).collect();
+        running.inbox.send(Batch { first: 2, messages }).unwrap();
+        drop(running.inbox);
+        let engine = running.thread.join().unwrap();
+        assert_eq!(engine.position(), 10);
+        assert_eq!(engine.device_count(), 5, "records 5..10 only");
+        assert_eq!(running.stats.duplicates.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn statuses_reach_the_board_even_when_nobody_reads_deltas() {
+        let running = spawn(
+            Engine::new(EngineConfig::default()),
+            RuntimeConfig::default(),
+        )
+        .unwrap();
+        for n in 0..100 {
+            running
+                .connections
+                .opened(DeviceId::new(&n.to_string()), "gt06");
+        }
+        while running.status.len() < 100 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(running.inbox);
+        let engine = running.thread.join().unwrap();
+        assert_eq!(engine.device_count(), 100);
+        assert!(running.status.take().values().all(|online| *online));
+    }
+
+    #[test]
+    fn a_stopping_engine_hands_over_a_last_snapshot() {
+        let config = RuntimeConfig {
+            snapshot_every: Some(Duration::from_secs(3600)),
+            ..RuntimeConfig::default()
+        };
+        let running = spawn(Engine::new(EngineConfig::default()), config).unwrap();
+        running
+            .inbox
+            .send(Batch {
+                first: 0,
+                messages: vec![message("a", 1_000)],
+            })
+            .unwrap();
+        drop(running.inbox);
+        let snapshot = running.snapshots.recv().expect("a last snapshot");
+        assert_eq!(snapshot.position, 1);
+        assert_eq!(snapshot.devices.len(), 1);
+        running.thread.join().unwrap();
     }
 }

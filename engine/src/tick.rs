@@ -11,9 +11,11 @@ use bevy_tasks::{ComputeTaskPool, TaskPoolBuilder};
 
 use crate::clock::{Clock, every};
 use crate::io::{Delta, DeviceState, Input};
+use crate::snapshot::{self, FORMAT, Snapshot};
 use crate::systems::emit::{self, EmitOptions, Outbox};
 use crate::systems::ingest::{self, DeviceIndex, Incoming};
 use crate::systems::presence::{self, PresenceTimeout};
+use crate::systems::retention::{self, ForgetAfter};
 use crate::systems::{Touched, motion};
 
 /// The schedule run once per tick.
@@ -57,6 +59,9 @@ pub struct EngineConfig {
     pub emit_state: bool,
     /// How often the presence sweep (a pass over every device) runs.
     pub sweep_every_ms: i64,
+    /// A device silent this long leaves the live world (its history stays);
+    /// 0 keeps every device.
+    pub forget_after_ms: i64,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +71,7 @@ impl Default for EngineConfig {
             presence_timeout_ms: 600_000,
             emit_state: true,
             sweep_every_ms: 1_000,
+            forget_after_ms: 30 * 24 * 3_600_000,
         }
     }
 }
@@ -85,6 +91,19 @@ pub fn init_compute_pool(threads: usize) -> &'static ComputeTaskPool {
 pub struct Engine {
     world: World,
     schedule: Schedule,
+    /// The journal sequence number of the first record not yet applied.
+    position: u64,
+}
+
+/// How often the sweep for forgotten devices runs: an hour, as forgetting
+/// takes weeks.
+const FORGET_SWEEP_MS: i64 = 3_600_000;
+
+/// Why a snapshot could not be restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    #[error("a snapshot can only be restored into an empty engine ({0} devices present)")]
+    NotEmpty(usize),
 }
 
 impl Engine {
@@ -101,6 +120,9 @@ impl Engine {
         });
         world.insert_resource(PresenceTimeout {
             after_ms: config.presence_timeout_ms,
+        });
+        world.insert_resource(ForgetAfter {
+            after_ms: config.forget_after_ms,
         });
 
         let mut schedule = Schedule::new(Tick);
@@ -136,8 +158,19 @@ impl Engine {
                 .run_if(every(config.sweep_every_ms))
                 .in_set(TickSet::Detect),
         );
+        if config.forget_after_ms > 0 {
+            schedule.add_systems(
+                retention::forget_silent_devices
+                    .run_if(every(FORGET_SWEEP_MS))
+                    .in_set(TickSet::Detect),
+            );
+        }
         schedule.add_systems(emit::emit_changes.in_set(TickSet::Emit));
-        Engine { world, schedule }
+        Engine {
+            world,
+            schedule,
+            position: 0,
+        }
     }
 
     /// Adds systems to a set, typically [`TickSet::Analyze`]: the extension point.
@@ -162,6 +195,41 @@ impl Engine {
         std::mem::swap(&mut self.world.resource_mut::<Incoming>().0, inputs);
         inputs.clear();
         deltas.append(&mut self.world.resource_mut::<Outbox>().0);
+    }
+
+    /// The journal sequence number of the first record not yet applied.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Moves the journal position, e.g. to where a restored snapshot ends.
+    pub fn set_position(&mut self, position: u64) {
+        self.position = position;
+    }
+
+    /// The live world as a [`Snapshot`] at the current position. Call
+    /// between ticks.
+    pub fn capture(&mut self, now_ms: i64) -> Snapshot {
+        Snapshot {
+            format: FORMAT,
+            position: self.position,
+            taken_ms: now_ms,
+            devices: snapshot::capture_devices(&mut self.world),
+            sections: Default::default(),
+        }
+    }
+
+    /// Rebuilds the world of an engine that holds no device yet from
+    /// `snapshot`, and moves the position to the snapshot's. Devices come
+    /// back offline: their connections ended with the process that took it.
+    pub fn restore(&mut self, snapshot: Snapshot) -> Result<(), RestoreError> {
+        let present = self.device_count();
+        if present > 0 {
+            return Err(RestoreError::NotEmpty(present));
+        }
+        snapshot::restore_devices(&mut self.world, snapshot.devices);
+        self.position = snapshot.position;
+        Ok(())
     }
 
     pub fn world(&self) -> &World {

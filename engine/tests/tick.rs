@@ -233,3 +233,108 @@ fn user_systems_in_analyze_see_the_tick_and_write_attributes() {
         .expect("device exists");
     assert!(s.attributes.0.get("analyzed").is_some());
 }
+
+#[test]
+fn a_restored_snapshot_gives_back_the_same_live_state_offline() {
+    let mut e = engine(Executor::SingleThreaded);
+    let connect = Input::Connected {
+        device: DeviceId::new("1"),
+        protocol: "teltonika",
+    };
+    let track = (0..5).map(|i| record("1", T0 + i * 10_000, 52.5 + i as f64 * 0.001, 13.4, 40.0));
+    tick(&mut e, T0, std::iter::once(connect).chain(track).collect());
+    tick(&mut e, T0 + 10, fleet_batch(20, 2));
+    e.set_position(1234);
+
+    let bytes = e.capture(T0 + 20).encode();
+    let snapshot = drover_engine::Snapshot::decode(&bytes).expect("a snapshot decodes");
+    let mut restored = engine(Executor::SingleThreaded);
+    restored
+        .restore(snapshot)
+        .expect("an empty engine restores");
+    assert_eq!(restored.position(), 1234);
+    let (before, after) = (e.snapshot(), restored.snapshot());
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!((&b.device, b.protocol), (&a.device, a.protocol));
+        assert_eq!(b.last_fix, a.last_fix);
+        assert_eq!(b.kinematics, a.kinematics);
+        assert_eq!((b.ignition, b.power, b.obd), (a.ignition, a.power, a.obd));
+        assert_eq!(b.attributes, a.attributes);
+        assert_eq!(b.last_seen_ms, a.last_seen_ms);
+        assert_eq!((a.presence.online, a.presence.connections), (false, 0));
+    }
+
+    // The odometer goes on from where it was, not from zero.
+    let distance = after[0].kinematics.distance_m;
+    tick(
+        &mut restored,
+        T0 + 30,
+        vec![record("1", T0 + 50_000, 52.505, 13.4, 40.0)],
+    );
+    let moved = restored.device(&DeviceId::new("1")).expect("restored");
+    assert!(
+        (moved.kinematics.distance_m - distance - 111.2).abs() < 1.0,
+        "{distance} → {}",
+        moved.kinematics.distance_m
+    );
+    assert_eq!(
+        restored.restore(e.capture(T0)),
+        Err(drover_engine::RestoreError::NotEmpty(21))
+    );
+}
+
+#[test]
+fn a_snapshot_of_a_newer_format_is_refused() {
+    let mut snapshot = engine(Executor::SingleThreaded).capture(T0);
+    snapshot.format = drover_engine::snapshot::FORMAT + 1;
+    let error = drover_engine::Snapshot::decode(&snapshot.encode()).unwrap_err();
+    assert!(error.to_string().contains("newer"), "{error}");
+    assert!(drover_engine::Snapshot::decode(b"{\"format\":1").is_err());
+}
+
+#[test]
+fn devices_silent_past_forget_after_leave_the_live_world() {
+    let mut e = Engine::new(EngineConfig {
+        forget_after_ms: 3_600_000,
+        ..EngineConfig::default()
+    });
+    tick(&mut e, T0, vec![record("old", T0, 1.0, 1.0, 0.0)]);
+    tick(
+        &mut e,
+        T0 + 3_000_000,
+        vec![record("recent", T0, 1.0, 1.0, 0.0)],
+    );
+    // The sweep runs hourly; "old" was last seen more than an hour before it.
+    tick(&mut e, T0 + 3_600_000 + 1, vec![]);
+    assert!(e.device(&DeviceId::new("old")).is_none());
+    assert!(e.device(&DeviceId::new("recent")).is_some());
+    assert_eq!(e.device_count(), 1);
+    // A forgotten device that reports again comes back.
+    tick(
+        &mut e,
+        T0 + 3_700_000,
+        vec![record("old", T0 + 3_700_000, 2.0, 2.0, 0.0)],
+    );
+    assert_eq!(e.device_count(), 2);
+}
+
+#[test]
+fn a_replayed_record_is_seen_at_its_own_time_and_online_only_if_recent() {
+    let mut e = engine(Executor::SingleThreaded);
+    let Input::Record(old) = record("1", T0 - 3_600_000, 1.0, 1.0, 0.0) else {
+        unreachable!("record() builds records")
+    };
+    tick(&mut e, T0, vec![Input::Replayed(old)]);
+    let state = e.device(&DeviceId::new("1")).expect("spawned");
+    assert_eq!(state.last_seen_ms, T0 - 3_600_000);
+    assert!(!state.presence.online, "an hour-old record is not presence");
+    let Input::Record(recent) = record("1", T0 - 1_000, 1.0, 1.0, 0.0) else {
+        unreachable!("record() builds records")
+    };
+    tick(&mut e, T0 + 10, vec![Input::Replayed(recent)]);
+    assert!(
+        e.device(&DeviceId::new("1"))
+            .is_some_and(|s| s.presence.online)
+    );
+}

@@ -1,6 +1,7 @@
 //! Emit: turn what changed this tick into [`Delta`]s in the [`Outbox`].
 
 use bevy_ecs::prelude::*;
+use bevy_ecs::query::QueryData;
 
 use crate::clock::Clock;
 use crate::components::{
@@ -20,17 +21,19 @@ pub struct EmitOptions {
     pub state: bool,
 }
 
-pub(crate) type DeviceView<'a> = (
-    &'a Device,
-    Ref<'a, LastFix>,
-    Ref<'a, Kinematics>,
-    Ref<'a, Ignition>,
-    Ref<'a, Power>,
-    Ref<'a, Obd>,
-    Ref<'a, Presence>,
-    &'a LastSeen,
-    Ref<'a, CustomAttributes>,
-);
+/// Everything the API and live views show of a device.
+#[derive(QueryData)]
+pub struct DeviceView {
+    pub device: &'static Device,
+    pub last_fix: Ref<'static, LastFix>,
+    pub kinematics: Ref<'static, Kinematics>,
+    pub ignition: Ref<'static, Ignition>,
+    pub power: Ref<'static, Power>,
+    pub obd: Ref<'static, Obd>,
+    pub presence: Ref<'static, Presence>,
+    pub seen: &'static LastSeen,
+    pub attributes: Ref<'static, CustomAttributes>,
+}
 
 pub fn emit_changes(
     clock: Res<Clock>,
@@ -46,10 +49,10 @@ pub fn emit_changes(
         let Ok(view) = devices.get(entity) else {
             continue;
         };
-        if view.6.is_changed() {
+        if view.presence.is_changed() {
             outbox.0.push(Delta::Presence {
-                device: view.0.id.clone(),
-                online: view.6.online,
+                device: view.device.id.clone(),
+                online: view.presence.online,
                 time_ms: clock.now_ms,
             });
         }
@@ -61,29 +64,30 @@ pub fn emit_changes(
     touched.0 = entities; // keep the allocation for the next tick
 }
 
-fn state_changed(view: &DeviceView<'_>) -> bool {
-    view.1.is_changed()
-        || view.2.is_changed()
-        || view.3.is_changed()
-        || view.4.is_changed()
-        || view.5.is_changed()
-        || view.6.is_changed()
-        || view.8.is_changed()
+/// Whether anything shown changed; [`LastSeen`] alone moves with every
+/// record and does not count.
+fn state_changed(view: &DeviceViewItem<'_, '_>) -> bool {
+    view.last_fix.is_changed()
+        || view.kinematics.is_changed()
+        || view.ignition.is_changed()
+        || view.power.is_changed()
+        || view.obd.is_changed()
+        || view.presence.is_changed()
+        || view.attributes.is_changed()
 }
 
 /// The whole live state of a device.
-pub fn snapshot(view: &DeviceView<'_>) -> DeviceState {
-    let (device, last_fix, kinematics, ignition, power, obd, presence, seen, attributes) = view;
+pub fn snapshot(view: &DeviceViewItem<'_, '_>) -> DeviceState {
     DeviceState {
-        device: device.id.clone(),
-        protocol: device.protocol,
-        last_fix: (last_fix.time_ms != 0).then_some(**last_fix),
-        kinematics: **kinematics,
-        ignition: ignition.0,
-        power: **power,
-        obd: **obd,
-        presence: **presence,
-        last_seen_ms: seen.0,
-        attributes: (**attributes).clone(),
+        device: view.device.id.clone(),
+        protocol: view.device.protocol,
+        last_fix: (view.last_fix.time_ms != 0).then_some(*view.last_fix),
+        kinematics: *view.kinematics,
+        ignition: view.ignition.0,
+        power: *view.power,
+        obd: *view.obd,
+        presence: *view.presence,
+        last_seen_ms: view.seen.0,
+        attributes: (*view.attributes).clone(),
     }
 }

@@ -9,12 +9,15 @@ use drover_protocols::model::{DeviceId, Record, Value, attr};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use bevy_ecs::query::QueryData;
+
 use crate::clock::Clock;
 use crate::components::{
     CustomAttributes, Device, Ignition, Kinematics, LastFix, LastSeen, Obd, Power, Presence, Trail,
 };
 use crate::io::Input;
 use crate::systems::Touched;
+use crate::systems::presence::PresenceTimeout;
 
 /// The inputs of the current tick, in arrival order. Filled by the shell.
 #[derive(Resource, Debug, Default)]
@@ -78,7 +81,7 @@ pub fn spawn_devices(world: &mut World) {
 fn resolve(world: &mut World, index: &mut DeviceIndex, input: &Input) -> Option<Entity> {
     let (device, protocol) = match input {
         Input::Connected { device, protocol } => (device, *protocol),
-        Input::Record(m) => (&m.device, m.protocol),
+        Input::Record(m) | Input::Replayed(m) => (&m.device, m.protocol),
         Input::Disconnected { device } => return index.get(device),
     };
     if let Some(entity) = index.get(device) {
@@ -94,7 +97,7 @@ fn resolve(world: &mut World, index: &mut DeviceIndex, input: &Input) -> Option<
     Some(entity)
 }
 
-fn device_bundle(device: Device) -> impl Bundle {
+pub(crate) fn device_bundle(device: Device) -> impl Bundle {
     (
         device,
         LastFix::default(),
@@ -109,17 +112,20 @@ fn device_bundle(device: Device) -> impl Bundle {
     )
 }
 
-type LiveState<'a> = (
-    &'a mut Device,
-    &'a mut LastFix,
-    &'a mut Ignition,
-    &'a mut Power,
-    &'a mut Obd,
-    &'a mut Presence,
-    &'a mut LastSeen,
-    &'a mut CustomAttributes,
-    &'a mut Trail,
-);
+/// What Ingest writes on a device.
+#[derive(QueryData)]
+#[query_data(mutable)]
+pub struct Target {
+    device: &'static mut Device,
+    last_fix: &'static mut LastFix,
+    ignition: &'static mut Ignition,
+    power: &'static mut Power,
+    obd: &'static mut Obd,
+    presence: &'static mut Presence,
+    seen: &'static mut LastSeen,
+    custom: &'static mut CustomAttributes,
+    trail: &'static mut Trail,
+}
 
 /// Applies every input of the tick (each device's in arrival order), then
 /// empties [`Incoming`].
@@ -127,18 +133,19 @@ pub fn apply_inputs(
     mut incoming: ResMut<Incoming>,
     order: Res<IngestOrder>,
     clock: Res<Clock>,
+    presence: Res<PresenceTimeout>,
     mut touched: ResMut<Touched>,
-    mut devices: Query<LiveState>,
+    mut devices: Query<Target>,
 ) {
     for &key in &order.order {
         let at = (key & u64::from(u32::MAX)) as usize;
         let (Some(input), Some(Some(entity))) = (incoming.0.get(at), order.entities.get(at)) else {
             continue;
         };
-        let Ok(state) = devices.get_mut(*entity) else {
+        let Ok(target) = devices.get_mut(*entity) else {
             continue;
         };
-        apply(input, state, &clock);
+        apply(input, target, &clock, &presence);
         touched.mark(*entity);
     }
     incoming.0.clear();
@@ -148,68 +155,75 @@ pub fn apply_inputs(
     touched.0.dedup();
 }
 
-type LiveItem<'w> = (
-    Mut<'w, Device>,
-    Mut<'w, LastFix>,
-    Mut<'w, Ignition>,
-    Mut<'w, Power>,
-    Mut<'w, Obd>,
-    Mut<'w, Presence>,
-    Mut<'w, LastSeen>,
-    Mut<'w, CustomAttributes>,
-    Mut<'w, Trail>,
-);
-
-fn apply(input: &Input, state: LiveItem<'_>, clock: &Clock) {
-    let (mut device, mut last_fix, ignition, power, obd, mut presence, mut seen, custom, mut trail) =
-        state;
+fn apply(input: &Input, mut target: TargetItem<'_, '_>, clock: &Clock, presence: &PresenceTimeout) {
     let now_ms = clock.now_ms;
     match input {
         Input::Connected { protocol, .. } => {
-            let p = *presence;
-            presence.set_if_neq(Presence {
+            let p = *target.presence;
+            target.presence.set_if_neq(Presence {
                 online: true,
                 connections: p.connections.saturating_add(1),
             });
-            if device.protocol != *protocol {
-                device.protocol = protocol;
+            if target.device.protocol != *protocol {
+                target.device.protocol = protocol;
             }
-            seen.set_if_neq(LastSeen(now_ms));
+            target.seen.set_if_neq(LastSeen(now_ms));
         }
         Input::Disconnected { .. } => {
-            let connections = presence.connections.saturating_sub(1);
-            presence.set_if_neq(Presence {
+            let connections = target.presence.connections.saturating_sub(1);
+            target.presence.set_if_neq(Presence {
                 online: connections > 0,
                 connections,
             });
         }
         Input::Record(message) => {
-            seen.set_if_neq(LastSeen(now_ms));
-            if !presence.online {
-                presence.online = true;
+            target.seen.set_if_neq(LastSeen(now_ms));
+            if !target.presence.online {
+                target.presence.online = true;
             }
+            apply_record(&message.record, target, clock);
+        }
+        Input::Replayed(message) => {
             let record = &message.record;
-            // Archived and out-of-order records belong to history, not to the
-            // live state: the newest report wins.
-            if record.archived || record.time_ms < last_fix.time_ms {
-                return;
+            // Capped at now against devices whose clock runs ahead.
+            let seen = record.time_ms.min(now_ms);
+            if seen > target.seen.0 {
+                target.seen.set_if_neq(LastSeen(seen));
             }
-            if let Some(fix) = record.fix {
-                let fix = LastFix {
-                    time_ms: record.time_ms,
-                    fix,
-                };
-                if last_fix.set_if_neq(fix) {
-                    if trail.tick != clock.tick {
-                        trail.tick = clock.tick;
-                        trail.fixes.clear();
-                    }
-                    trail.fixes.push(fix);
-                }
+            if !target.presence.online && seen >= now_ms.saturating_sub(presence.after_ms) {
+                target.presence.online = true;
             }
-            apply_attributes(record, ignition, power, obd, custom);
+            apply_record(record, target, clock);
         }
     }
+}
+
+fn apply_record(record: &Record, mut target: TargetItem<'_, '_>, clock: &Clock) {
+    // Archived and out-of-order records belong to history, not to the
+    // live state: the newest report wins.
+    if record.archived || record.time_ms < target.last_fix.time_ms {
+        return;
+    }
+    if let Some(fix) = record.fix {
+        let fix = LastFix {
+            time_ms: record.time_ms,
+            fix,
+        };
+        if target.last_fix.set_if_neq(fix) {
+            if target.trail.tick != clock.tick {
+                target.trail.tick = clock.tick;
+                target.trail.fixes.clear();
+            }
+            target.trail.fixes.push(fix);
+        }
+    }
+    apply_attributes(
+        record,
+        target.ignition,
+        target.power,
+        target.obd,
+        target.custom,
+    );
 }
 
 fn apply_attributes(

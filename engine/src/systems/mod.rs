@@ -4,6 +4,7 @@ pub mod emit;
 pub mod ingest;
 pub mod motion;
 pub mod presence;
+pub mod retention;
 
 use bevy_ecs::prelude::*;
 

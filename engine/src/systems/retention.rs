@@ -1,0 +1,34 @@
+//! Detect: devices silent for weeks leave the live world.
+//!
+//! A fleet changes: trackers are retired, swapped or move to another server.
+//! Without this sweep every IMEI ever seen would stay in memory (and in every
+//! snapshot) for good. A forgotten device keeps its history; if it reports
+//! again it comes back as a new entity.
+
+use bevy_ecs::prelude::*;
+
+use crate::clock::Clock;
+use crate::components::{Device, LastSeen, Presence};
+use crate::systems::ingest::DeviceIndex;
+
+/// How long a device may stay silent before it is forgotten.
+#[derive(Resource, Debug, Clone, Copy)]
+pub struct ForgetAfter {
+    pub after_ms: i64,
+}
+
+pub fn forget_silent_devices(
+    mut commands: Commands,
+    clock: Res<Clock>,
+    forget: Res<ForgetAfter>,
+    mut index: ResMut<DeviceIndex>,
+    devices: Query<(Entity, &Device, &Presence, &LastSeen)>,
+) {
+    let cutoff = clock.now_ms.saturating_sub(forget.after_ms);
+    for (entity, device, presence, seen) in &devices {
+        if presence.connections == 0 && seen.0 < cutoff {
+            index.0.remove(&device.id);
+            commands.entity(entity).despawn();
+        }
+    }
+}
