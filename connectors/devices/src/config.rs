@@ -12,8 +12,16 @@ pub struct DevicesConfig {
     pub max_frame_bytes: usize,
     /// A connection silent for this long is closed (devices heartbeat every few minutes).
     pub idle_timeout_secs: u64,
+    /// A connection that has not said which device it is this long after
+    /// being accepted is closed: a tracker logs in first thing, port
+    /// scanners and half-open sockets never do. 0 disables the limit.
+    pub identify_timeout_secs: u64,
     /// Open connections per protocol listener; more are refused at accept.
     pub max_connections: usize,
+    /// Open connections from one IP address, across all listeners; more are
+    /// refused at accept. High, because trackers on mobile networks share
+    /// carrier NAT addresses. 0 = unlimited.
+    pub max_connections_per_ip: u32,
     /// Consecutive undecodable frames after which a connection is closed.
     pub max_consecutive_errors: u32,
     pub gt06: ListenerConfig,
@@ -25,7 +33,9 @@ impl Default for DevicesConfig {
         DevicesConfig {
             max_frame_bytes: 16 * 1024,
             idle_timeout_secs: 600,
+            identify_timeout_secs: 30,
             max_connections: 200_000,
+            max_connections_per_ip: 1_000,
             max_consecutive_errors: 16,
             gt06: ListenerConfig::on("0.0.0.0:5023"),
             teltonika: ListenerConfig::on("0.0.0.0:5027"),
@@ -38,6 +48,8 @@ impl DevicesConfig {
         SessionLimits {
             max_frame_bytes: self.max_frame_bytes,
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            identify_timeout: Duration::from_secs(self.identify_timeout_secs),
+            max_connections_per_ip: self.max_connections_per_ip,
             max_consecutive_errors: self.max_consecutive_errors,
         }
     }
@@ -73,6 +85,10 @@ impl Default for ListenerConfig {
 pub struct SessionLimits {
     pub max_frame_bytes: usize,
     pub idle_timeout: Duration,
+    /// Zero disables it.
+    pub identify_timeout: Duration,
+    /// Zero: unlimited.
+    pub max_connections_per_ip: u32,
     pub max_consecutive_errors: u32,
 }
 

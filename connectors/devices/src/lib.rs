@@ -11,15 +11,18 @@
 //!    pushes back on the device through TCP instead of dropping data;
 //! 5. only then writes the protocol's ack bytes.
 //!
-//! Silent connections are closed after `idle_timeout_secs`, oversized frames
-//! and runs of undecodable frames close the connection, and every rejection is
-//! counted in [`ListenerStats`] and logged with `peer`, `imei` and `protocol`.
+//! Silent connections are closed after `idle_timeout_secs` and those that name
+//! no device after `identify_timeout_secs`; oversized frames and runs of
+//! undecodable frames close the connection; one address may hold at most
+//! `max_connections_per_ip` connections. Every rejection is counted in
+//! [`ListenerStats`] and logged with `peer`, `imei` and `protocol`.
 //! The [`Registry`] remembers which connection holds which device so commands
 //! can be written to it.
 //!
 //! **Invariant:** this crate moves bytes; it never interprets them. All protocol
 //! knowledge lives in `drover-protocols`.
 
+mod addresses;
 pub mod config;
 mod ingest;
 mod registry;

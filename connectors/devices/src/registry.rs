@@ -1,10 +1,13 @@
-//! Which connection holds which device, so that commands can be routed to it.
+//! The process's connections: which one holds which device, so that commands
+//! can be routed to it, and how many each address holds open.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use drover_protocols::model::DeviceId;
+
+use crate::addresses::Addresses;
 
 /// One identified connection.
 #[derive(Debug, Clone)]
@@ -22,9 +25,13 @@ pub struct Connection {
 
 /// Device → its current connection. A device that reconnects replaces its
 /// old entry; the old session's unregister is then a no-op.
+///
+/// One registry serves every listener of a process, which is what makes
+/// `max_connections_per_ip` count across protocols.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     inner: Arc<Mutex<HashMap<DeviceId, Connection>>>,
+    pub(crate) addresses: Addresses,
 }
 
 impl Registry {

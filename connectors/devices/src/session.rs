@@ -10,6 +10,7 @@ use drover_protocols::model::{DeviceId, DeviceMessage};
 use drover_protocols::{Check, DecodeError, Decoded, Session as ProtocolSession};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -26,6 +27,8 @@ pub enum SessionError {
     Io(#[from] std::io::Error),
     #[error("idle for longer than the timeout")]
     Idle,
+    #[error("no device identified within the timeout")]
+    IdentifyTimeout,
     #[error("frame of {0} bytes exceeds the limit")]
     Oversized(usize),
     #[error("too many undecodable frames in a row (last: {0})")]
@@ -39,7 +42,6 @@ pub enum SessionError {
 }
 
 /// What a session shares with its listener.
-#[derive(Clone)]
 pub(crate) struct Shared<I> {
     pub protocol: &'static str,
     pub ingest: I,
@@ -59,12 +61,21 @@ const KEEP_WARM: Duration = Duration::from_secs(2);
 /// Commands waiting for one connection; a device rarely has more than one.
 const OUTGOING_CAPACITY: usize = 8;
 
+/// What ends a wait for the device that runs out.
+enum Expiry {
+    /// Silent for `KEEP_WARM`: free the buffers and wait on.
+    ReleaseBuffers,
+    Idle,
+    /// Past `identify_timeout` with no device identified.
+    Unidentified,
+}
+
 pub(crate) struct Session<S, I> {
     socket: TcpStream,
     peer: SocketAddr,
     id: u64,
     protocol: S,
-    shared: Shared<I>,
+    shared: Arc<Shared<I>>,
     buf: BytesMut,
     decoded: Decoded,
     /// Records and acks of the frames decoded since the last read.
@@ -83,7 +94,7 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
         peer: SocketAddr,
         id: u64,
         protocol: S,
-        shared: Shared<I>,
+        shared: Arc<Shared<I>>,
     ) -> Self {
         Session {
             socket,
@@ -132,6 +143,11 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
                 ListenerStats::add(&self.shared.stats.idle_timeouts, 1);
                 debug!(peer = %self.peer, imei = ?self.device, "idle connection closed");
             }
+            // Debug, not warn: port scanners and dead sockets do this by the thousand.
+            Err(SessionError::IdentifyTimeout) => {
+                ListenerStats::add(&self.shared.stats.unidentified_timeouts, 1);
+                debug!(peer = %self.peer, protocol = self.shared.protocol, "connection closed: no device identified in time");
+            }
             Err(error) => {
                 warn!(peer = %self.peer, imei = ?self.device, protocol = self.shared.protocol, %error, "connection closed")
             }
@@ -139,44 +155,64 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
     }
 
     async fn serve(&mut self) -> Result<(), SessionError> {
-        let idle = self.shared.limits.idle_timeout;
-        let warm = KEEP_WARM.min(idle);
+        let identify = self.shared.limits.identify_timeout;
+        let identify_by = (!identify.is_zero()).then(|| Instant::now() + identify);
         // Whether the buffers are still held from the last packet.
         let mut holding = false;
         loop {
-            // A talking device keeps its buffers between packets; after
-            // `warm` of silence they are freed and the wait goes on for the
-            // rest of the idle timeout.
-            let wait = if holding { warm } else { idle - warm };
+            let (until, expiry) = self.next_expiry(holding, identify_by);
             tokio::select! {
                 biased;
                 () = self.shared.shutdown.cancelled() => return Ok(()),
                 Ok(command) = self.outgoing.1.recv_async() => {
                     self.socket.write_all(&command).await?;
                 }
-                ready = tokio::time::timeout(wait, self.socket.readable()) => {
-                    match ready {
-                        Err(_) if holding => {
-                            self.release_idle();
-                            holding = false;
-                        }
-                        Err(_) => return Err(SessionError::Idle),
-                        Ok(Ok(())) => {
-                            holding = true;
-                            match self.read_available() {
-                                Ok(0) => return self.end_of_stream(),
-                                // Boxed: the pipeline's futures are large, and
-                                // held inline they would size every idle task.
-                                Ok(_) => Box::pin(self.process()).await?,
-                                // Readiness was spurious: wait again.
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                                Err(e) => return Err(e.into()),
-                            }
-                        }
-                        Ok(Err(e)) => return Err(e.into()),
+                // Before readiness: a device that keeps sending without
+                // identifying must not keep its deadline from firing.
+                () = tokio::time::sleep_until(until) => match expiry {
+                    Expiry::ReleaseBuffers => {
+                        self.release_idle();
+                        holding = false;
+                    }
+                    Expiry::Idle => return Err(SessionError::Idle),
+                    Expiry::Unidentified => return Err(SessionError::IdentifyTimeout),
+                },
+                ready = self.socket.readable() => {
+                    ready?;
+                    holding = true;
+                    match self.read_available() {
+                        Ok(0) => return self.end_of_stream(),
+                        // Boxed: the pipeline's futures are large, and
+                        // held inline they would size every idle task.
+                        Ok(_) => Box::pin(self.process()).await?,
+                        // Readiness was spurious: wait again.
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e.into()),
                     }
                 }
             }
+        }
+    }
+
+    /// When the current wait for the device ends, and what happens then.
+    ///
+    /// Computed afresh for every wait rather than kept across them: what a
+    /// session keeps, every idle connection pays for.
+    fn next_expiry(&self, holding: bool, identify_by: Option<Instant>) -> (Instant, Expiry) {
+        let idle = self.shared.limits.idle_timeout;
+        let warm = KEEP_WARM.min(idle);
+        // A talking device keeps its buffers between packets; after `warm`
+        // of silence they are freed and the wait goes on for the rest of
+        // the idle timeout.
+        let (wait, expiry) = if holding {
+            (warm, Expiry::ReleaseBuffers)
+        } else {
+            (idle - warm, Expiry::Idle)
+        };
+        let until = Instant::now() + wait;
+        match identify_by {
+            Some(by) if self.device.is_none() && by <= until => (by, Expiry::Unidentified),
+            _ => (until, expiry),
         }
     }
 
@@ -402,20 +438,21 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let _client = TcpStream::connect(addr).await.expect("connect");
         let (socket, peer) = listener.accept().await.expect("accept");
-        let shared = Shared {
+        let shared = Arc::new(Shared {
             protocol: "gt06",
             ingest: Bulky,
             limits: SessionLimits::default(),
             stats: Arc::default(),
             registry: Registry::default(),
             shutdown: CancellationToken::new(),
-        };
+        });
         let protocol = Gt06::new(Default::default()).session();
         let admission = Admission {
             stats: Arc::default(),
             _permit: Arc::new(Semaphore::new(1))
                 .try_acquire_owned()
                 .expect("a permit"),
+            _address: None,
         };
         let run = Session::new(socket, peer, 1, protocol, shared).run(admission);
         let size = std::mem::size_of_val(&run);

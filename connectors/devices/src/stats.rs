@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct ListenerStats {
     pub accepted: AtomicU64,
+    /// Refused at the listener's `max_connections`.
     pub refused: AtomicU64,
+    /// Refused at `max_connections_per_ip`.
+    pub refused_per_ip: AtomicU64,
     pub open: AtomicU64,
     pub frames: AtomicU64,
     pub records: AtomicU64,
@@ -16,6 +19,8 @@ pub struct ListenerStats {
     pub garbage_bytes: AtomicU64,
     pub oversized: AtomicU64,
     pub idle_timeouts: AtomicU64,
+    /// Closed for not identifying a device within `identify_timeout_secs`.
+    pub unidentified_timeouts: AtomicU64,
 }
 
 impl ListenerStats {
@@ -29,6 +34,7 @@ impl ListenerStats {
         StatsSnapshot {
             accepted: get(&self.accepted),
             refused: get(&self.refused),
+            refused_per_ip: get(&self.refused_per_ip),
             open: get(&self.open),
             frames: get(&self.frames),
             records: get(&self.records),
@@ -38,6 +44,7 @@ impl ListenerStats {
             garbage_bytes: get(&self.garbage_bytes),
             oversized: get(&self.oversized),
             idle_timeouts: get(&self.idle_timeouts),
+            unidentified_timeouts: get(&self.unidentified_timeouts),
         }
     }
 }
@@ -47,6 +54,7 @@ impl ListenerStats {
 pub struct StatsSnapshot {
     pub accepted: u64,
     pub refused: u64,
+    pub refused_per_ip: u64,
     pub open: u64,
     pub frames: u64,
     pub records: u64,
@@ -56,4 +64,5 @@ pub struct StatsSnapshot {
     pub garbage_bytes: u64,
     pub oversized: u64,
     pub idle_timeouts: u64,
+    pub unidentified_timeouts: u64,
 }

@@ -62,11 +62,20 @@ async fn start<P: Protocol>(
     limits: SessionLimits,
     gate: Option<Arc<Semaphore>>,
 ) -> Server {
+    start_sharing(protocol, limits, gate, Registry::default()).await
+}
+
+/// Listeners given one registry are one process's listeners.
+async fn start_sharing<P: Protocol>(
+    protocol: P,
+    limits: SessionLimits,
+    gate: Option<Arc<Semaphore>>,
+    registry: Registry,
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, events) = mpsc::unbounded_channel();
     let stats = Arc::new(ListenerStats::default());
-    let registry = Registry::default();
     let context = ServerContext {
         ingest: Collect { events: tx, gate },
         limits,
@@ -94,6 +103,8 @@ fn limits() -> SessionLimits {
     SessionLimits {
         max_frame_bytes: 4096,
         idle_timeout: Duration::from_secs(10),
+        identify_timeout: Duration::from_secs(10),
+        max_connections_per_ip: 8,
         max_consecutive_errors: 4,
     }
 }
@@ -180,6 +191,17 @@ fn bad_crc_location() -> Vec<u8> {
     let crc_at = frame.len() - 4;
     frame[crc_at] ^= 0xff;
     frame
+}
+
+/// True once `condition` holds, checked for up to 5 s.
+async fn eventually(condition: impl Fn() -> bool) -> bool {
+    for _ in 0..500 {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    condition()
 }
 
 async fn next_records(server: &mut Server) -> Vec<DeviceMessage> {
@@ -389,4 +411,109 @@ async fn records_without_their_own_time_get_the_receive_time() {
         - 10_000;
     let got = next_records(&mut server).await;
     assert!(got.iter().all(|m| m.record.time_ms > before), "{got:?}");
+}
+
+fn quick_identify() -> SessionLimits {
+    SessionLimits {
+        identify_timeout: Duration::from_millis(300),
+        ..limits()
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_names_no_device_is_closed_after_the_identify_timeout() {
+    let server = start(gt06(), quick_identify(), None).await;
+    let mut device = TcpStream::connect(server.addr).await.unwrap();
+    assert!(closed(&mut device).await);
+    assert!(eventually(|| server.stats.snapshot().unidentified_timeouts == 1).await);
+    assert_eq!(server.stats.snapshot().idle_timeouts, 0);
+}
+
+#[tokio::test]
+async fn talking_without_identifying_does_not_put_off_the_identify_timeout() {
+    let server = start(gt06(), quick_identify(), None).await;
+    let mut device = TcpStream::connect(server.addr).await.unwrap();
+    let mut byte = [0u8; 1];
+    // Garbage every 50 ms, well inside the idle timeout, for up to 5 s.
+    let mut closed = false;
+    for _ in 0..100 {
+        if device.write_all(b"GET / HTTP/1.1\r\n").await.is_err() {
+            closed = true;
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(50), device.read(&mut byte)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) | Err(_) => {}
+        }
+    }
+    assert!(closed, "a talking but anonymous connection stayed open");
+    assert!(eventually(|| server.stats.snapshot().unidentified_timeouts == 1).await);
+}
+
+#[tokio::test]
+async fn a_device_that_identifies_in_time_outlives_the_identify_timeout() {
+    let server = start(gt06(), quick_identify(), None).await;
+    let mut device = gt06_logged_in(&server).await;
+    assert!(silent(&mut device, Duration::from_millis(600)).await);
+    device.write_all(&gt06::device::heartbeat(2)).await.unwrap();
+    assert_eq!(
+        gt06::device::parse_reply(&read_n(&mut device, 10).await),
+        Some((0x13, 2))
+    );
+    assert_eq!(server.stats.snapshot().unidentified_timeouts, 0);
+}
+
+fn two_per_ip() -> SessionLimits {
+    SessionLimits {
+        max_connections_per_ip: 2,
+        ..limits()
+    }
+}
+
+#[tokio::test]
+async fn a_connection_over_the_per_address_limit_is_refused_until_one_closes() {
+    let server = start(gt06(), two_per_ip(), None).await;
+    let first = gt06_logged_in(&server).await;
+    let _second = gt06_logged_in(&server).await;
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    assert!(closed(&mut third).await);
+    assert_eq!(server.stats.snapshot().refused_per_ip, 1);
+
+    drop(first);
+    assert!(eventually(|| server.stats.snapshot().open == 1).await);
+    let _fourth = gt06_logged_in(&server).await;
+    let stats = server.stats.snapshot();
+    assert_eq!((stats.accepted, stats.refused_per_ip), (3, 1));
+}
+
+#[tokio::test]
+async fn the_per_address_limit_counts_connections_on_every_listener() {
+    let registry = Registry::default();
+    let one_per_ip = SessionLimits {
+        max_connections_per_ip: 1,
+        ..limits()
+    };
+    let gt06_server = start_sharing(gt06(), one_per_ip, None, registry.clone()).await;
+    let teltonika_server = start_sharing(teltonika(), one_per_ip, None, registry).await;
+    let _held = gt06_logged_in(&gt06_server).await;
+    let mut other = TcpStream::connect(teltonika_server.addr).await.unwrap();
+    assert!(closed(&mut other).await);
+    assert_eq!(teltonika_server.stats.snapshot().refused_per_ip, 1);
+}
+
+#[tokio::test]
+async fn a_zero_per_address_limit_means_unlimited() {
+    let unlimited = SessionLimits {
+        max_connections_per_ip: 0,
+        ..limits()
+    };
+    let server = start(gt06(), unlimited, None).await;
+    let mut devices = Vec::new();
+    for _ in 0..3 {
+        devices.push(gt06_logged_in(&server).await);
+    }
+    assert_eq!(server.stats.snapshot().refused_per_ip, 0);
 }
