@@ -64,9 +64,11 @@
 //! # Ok::<(), drover_journal::JournalError>(())
 //! ```
 //!
-//! Known limits: a reader loads one whole segment into memory at a time; a
-//! corrupted length field in the very last record of the last segment is
-//! indistinguishable from a torn write and is cut like one.
+//! Known limits: a corrupted length field in the very last record of the last
+//! segment is indistinguishable from a torn write and is cut like one; a
+//! process that restarts after a failed fsync, instead of recovering through
+//! [`JournalHandle::recover`], cannot tell what that fsync left in the page
+//! cache from synced bytes.
 
 mod backoff;
 mod journal;

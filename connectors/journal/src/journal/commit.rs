@@ -32,18 +32,69 @@ pub(crate) struct Queue {
     /// Framed bytes of all queued requests.
     pub(crate) bytes: u64,
     /// Set after the first failed write or fsync; never cleared (see `Journal`).
-    pub(crate) poisoned: Option<String>,
+    pub(crate) poisoned: Option<Poison>,
     /// Set by `Journal::drop`: the committer finishes the queue and exits.
     pub(crate) shutdown: bool,
 }
 
+/// Why the journal stopped, and what of it is known to be on disk.
+#[derive(Debug, Clone)]
+pub(crate) struct Poison {
+    /// The failed write or fsync, repeated to every later appender.
+    pub(crate) cause: String,
+    /// Recovery cuts the journal back to here before appending again.
+    pub(crate) synced: SyncedEnd,
+}
+
+/// The end of the last committed batch: every byte before it was written and
+/// fsynced, every record before it acknowledged. What lies after it after a
+/// failure may exist only in the page cache.
+///
+/// It moves per committed batch, not per fsync: a batch that synced one
+/// segment and failed in the next is cut whole, so an append that returned
+/// an error leaves no record behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SyncedEnd {
+    /// Base sequence number of the segment it is in.
+    pub(crate) segment: u64,
+    /// The segment's synced length.
+    pub(crate) len: u64,
+    /// The committed end: the sequence number of the next record.
+    pub(crate) next_seq: u64,
+}
+
 /// The committer's end of the active segment.
 pub(crate) struct Writer {
-    pub(crate) file: Box<dyn AppendFile>,
+    file: Box<dyn AppendFile>,
+    /// Base sequence number of the active segment.
+    segment: u64,
     /// Bytes in the active segment.
-    pub(crate) segment_len: u64,
+    segment_len: u64,
     /// Sequence number of the next record written.
-    pub(crate) next_seq: u64,
+    next_seq: u64,
+    /// Where recovery cuts back to if a write or fsync fails.
+    synced: SyncedEnd,
+}
+
+impl Writer {
+    /// The writer at the end of a segment whose content is durable.
+    pub(crate) fn new(file: Box<dyn AppendFile>, synced: SyncedEnd) -> Self {
+        Writer {
+            file,
+            segment: synced.segment,
+            segment_len: synced.len,
+            next_seq: synced.next_seq,
+            synced,
+        }
+    }
+
+    fn position(&self) -> SyncedEnd {
+        SyncedEnd {
+            segment: self.segment,
+            len: self.segment_len,
+            next_seq: self.next_seq,
+        }
+    }
 }
 
 /// The committer thread's loop.
@@ -68,7 +119,10 @@ pub(crate) fn run(shared: Arc<Shared>, mut writer: Writer) {
                 tracing::error!(%error, "journal commit failed; the journal is poisoned and must be reopened");
                 let rest = {
                     let mut queue = shared.lock_queue();
-                    queue.poisoned = Some(cause.clone());
+                    queue.poisoned = Some(Poison {
+                        cause: cause.clone(),
+                        synced: writer.synced,
+                    });
                     queue.bytes = 0;
                     std::mem::take(&mut queue.requests)
                 };
@@ -138,7 +192,8 @@ fn next_batch(shared: &Shared) -> Option<(Vec<Request>, Option<String>)> {
         }
     }
     queue.bytes -= bytes;
-    Some((batch, queue.poisoned.clone()))
+    let poisoned = queue.poisoned.as_ref().map(|poison| poison.cause.clone());
+    Some((batch, poisoned))
 }
 
 /// Writes a batch and makes it durable; returns each request's sequence numbers.
@@ -169,6 +224,8 @@ fn commit(
     }
     bytes += buf.len() as u64;
     write_and_sync(shared, writer, &buf)?;
+    // Before the committed end moves: it must never pass what recovery keeps.
+    writer.synced = writer.position();
     // Observers hear of a batch before readers can see it committed, so a
     // reader that finds the committed end past its position and nothing
     // announced knows the announcement was lost, not late.
@@ -216,7 +273,14 @@ fn roll(shared: &Shared, writer: &mut Writer, buf: &mut Vec<u8>) -> Result<(), J
         .storage
         .sync_dir()
         .map_err(|source| JournalError::io("fsync the journal directory", source))?;
+    writer.segment = writer.next_seq;
     writer.segment_len = 0;
+    if writer.synced.next_seq == writer.next_seq {
+        // Nothing of this batch precedes the roll, so the new, empty segment
+        // ends the same records. Moving there before `retire` can see the new
+        // segment keeps the synced end out of the segments it may delete.
+        writer.synced = writer.position();
+    }
     shared.lock_segments().push(writer.next_seq);
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The durable journal: an append-only, segmented log of opaque records.
 //!
 //! See the crate documentation for the format and the guarantees. Submodules:
-//! [`segment`] (file names, record framing), `commit` (the group-commit thread),
+//! [`segment`] (file names, record framing, reading in chunks), `commit` (the group-commit thread),
 //! [`storage`] (the file layer, real or fault-injecting), `cursor` (sink positions).
 
 mod commit;
@@ -21,9 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 
-use commit::{Queue, Request, Writer};
+use commit::{Queue, Request, SyncedEnd, Writer};
 pub use handle::{JournalHandle, ObserverFactory};
-use segment::Invalid;
+use segment::SegmentReader;
 use storage::{FsStorage, Storage};
 
 /// Tuning of a [`Journal`].
@@ -75,7 +75,7 @@ pub enum JournalError {
     },
     #[error(
         "journal is poisoned after a failed write or fsync ({cause}); nothing more is acknowledged: \
-         drop the journal and open the directory again to recover from what is on disk"
+         reopen it with JournalHandle::recover, which first cuts off what was never synced"
     )]
     Poisoned { cause: String },
     #[error("record of {len} bytes refused: records must hold 1 to {max} bytes")]
@@ -112,7 +112,9 @@ pub struct Recovery {
     pub last_seq: Option<u64>,
     /// Sequence number the next appended record gets.
     pub next_seq: u64,
-    /// Bytes cut from the end of the last segment (a torn or unsynced last record).
+    /// Bytes cut from the end of the journal: a torn last record, or when a
+    /// poisoned journal is recovered, what was written after its last
+    /// committed batch.
     pub truncated_bytes: u64,
 }
 
@@ -301,43 +303,44 @@ impl Journal {
                     ),
                 });
             }
-            let data = storage
-                .read(&name)
-                .map_err(|source| JournalError::io(format!("read segment {name}"), source))?;
             let is_last = index + 1 == bases.len();
-            let (count, valid_len) = scan(&name, &data, is_last, config.max_record_bytes)?;
-            if valid_len < data.len() {
-                let cut = (data.len() - valid_len) as u64;
+            let scanned = scan(storage.as_ref(), &name, is_last, config.max_record_bytes)?;
+            if scanned.valid_len < scanned.file_len {
+                let cut = scanned.file_len - scanned.valid_len;
                 tracing::warn!(
                     segment = %name,
-                    offset = valid_len,
+                    offset = scanned.valid_len,
                     bytes = cut,
                     "journal: cutting a torn last record (it was never acknowledged)"
                 );
                 storage
-                    .truncate(&name, valid_len as u64)
+                    .truncate(&name, scanned.valid_len)
                     .map_err(|source| {
                         JournalError::io(format!("truncate segment {name}"), source)
                     })?;
                 recovery.truncated_bytes = cut;
             }
-            next_seq = base + count;
-            recovery.records += count;
-            last_len = valid_len as u64;
+            next_seq = base + scanned.records;
+            recovery.records += scanned.records;
+            last_len = scanned.valid_len;
         }
         recovery.next_seq = next_seq;
         recovery.last_seq = (next_seq > recovery.first_seq).then(|| next_seq - 1);
         clamp_cursors(storage.as_ref(), &mut cursors, next_seq)?;
 
-        let active = segment::file_name(*bases.last().unwrap_or(&0));
+        let active_base = *bases.last().unwrap_or(&0);
+        let active = segment::file_name(active_base);
         let file = storage
             .open_append(&active)
             .map_err(|source| JournalError::io(format!("open segment {active}"), source))?;
-        let writer = Writer {
-            file,
-            segment_len: last_len,
+        // What opening finds is taken as synced: a new process cannot tell
+        // bytes a failed fsync left in the page cache from synced ones.
+        let synced = SyncedEnd {
+            segment: active_base,
+            len: last_len,
             next_seq,
         };
+        let writer = Writer::new(file, synced);
         let shared = Arc::new(Shared {
             storage,
             config,
@@ -404,9 +407,9 @@ impl Journal {
             bytes += segment::framed_len(record.len());
         }
         let mut queue = self.shared.lock_queue();
-        if let Some(cause) = &queue.poisoned {
+        if let Some(poison) = &queue.poisoned {
             return Ticket::ready(Err(JournalError::Poisoned {
-                cause: cause.clone(),
+                cause: poison.cause.clone(),
             }));
         }
         if records.is_empty() {
@@ -429,6 +432,13 @@ impl Journal {
     /// Whether a write or fsync has failed; a poisoned journal must be reopened.
     pub fn is_poisoned(&self) -> bool {
         self.shared.lock_queue().poisoned.is_some()
+    }
+
+    /// Where the last committed batch ended, once the journal is poisoned:
+    /// what recovery may keep.
+    fn synced_end_if_poisoned(&self) -> Option<SyncedEnd> {
+        let queue = self.shared.lock_queue();
+        queue.poisoned.as_ref().map(|poison| poison.synced)
     }
 
     /// One past the last durable record.
@@ -563,52 +573,50 @@ fn clamp_cursors(
     Ok(())
 }
 
-/// Validates a segment: returns its record count and the length of its valid
-/// prefix. Only the last segment may end in an invalid record, and only if that
-/// record reaches the end of the file (a write cut short) or is followed by
-/// nothing but zeroes (the file grew but its data never arrived).
-fn scan(
-    name: &str,
-    data: &[u8],
-    is_last: bool,
-    max_record_bytes: u32,
-) -> Result<(u64, usize), JournalError> {
-    let mut offset = 0;
-    let mut count = 0;
-    while offset < data.len() {
-        match segment::decode_at(data, offset, max_record_bytes) {
-            Ok((_, next)) => {
-                offset = next;
-                count += 1;
-            }
-            Err(invalid) => {
-                let record_end = offset
-                    .saturating_add(segment::HEADER_LEN)
-                    .saturating_add(declared_len(data, offset));
-                let torn = match invalid {
-                    Invalid::Short => true,
-                    Invalid::Checksum => record_end == data.len(),
-                    Invalid::BadLength(_) => false,
-                } || data[offset..].iter().all(|&b| b == 0);
-                if is_last && torn {
-                    return Ok((count, offset));
-                }
-                return Err(JournalError::Corrupt {
-                    segment: name.to_owned(),
-                    offset: offset as u64,
-                    reason: invalid.describe(),
-                });
-            }
-        }
-    }
-    Ok((count, offset))
+/// What [`scan`] found in a segment.
+struct Scanned {
+    records: u64,
+    /// Length of the valid prefix.
+    valid_len: u64,
+    file_len: u64,
 }
 
-fn declared_len(data: &[u8], offset: usize) -> usize {
-    match data.get(offset..offset + 4) {
-        Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize,
-        None => 0,
+/// Validates a segment. Only the last segment may end in an invalid record,
+/// and only if that record reaches the end of the file (a write cut short) or
+/// is followed by nothing but zeroes (the file grew but its data never arrived).
+fn scan(
+    storage: &dyn Storage,
+    name: &str,
+    is_last: bool,
+    max_record_bytes: u32,
+) -> Result<Scanned, JournalError> {
+    let read_error = |source| JournalError::io(format!("read segment {name}"), source);
+    let mut reader = SegmentReader::open(storage, name).map_err(read_error)?;
+    let mut records = 0;
+    while reader.offset() < reader.file_len() {
+        let offset = reader.offset();
+        let Err(invalid) = reader.next_record(max_record_bytes).map_err(read_error)? else {
+            records += 1;
+            continue;
+        };
+        if is_last && reader.is_torn(invalid).map_err(read_error)? {
+            return Ok(Scanned {
+                records,
+                valid_len: offset,
+                file_len: reader.file_len(),
+            });
+        }
+        return Err(JournalError::Corrupt {
+            segment: name.to_owned(),
+            offset,
+            reason: invalid.describe(),
+        });
     }
+    Ok(Scanned {
+        records,
+        valid_len: reader.file_len(),
+        file_len: reader.file_len(),
+    })
 }
 
 /// An iterator over committed records: `(sequence number, payload)`.
@@ -618,22 +626,22 @@ pub struct Reader {
     next: u64,
     /// One past the last record to yield: the committed end when created.
     end: u64,
-    segment: Option<LoadedSegment>,
+    /// The segment being read, through a buffer of at most a chunk or one record.
+    segment: Option<OpenSegment>,
     done: bool,
 }
 
-struct LoadedSegment {
+struct OpenSegment {
     name: String,
-    data: Vec<u8>,
-    /// Byte offset of record `seq`.
-    offset: usize,
+    records: SegmentReader,
+    /// Sequence number of the record at the reader's offset.
     seq: u64,
     /// Base of the next segment: this one holds no record at or past it.
     limit: u64,
 }
 
 impl Reader {
-    fn load(&self, seq: u64) -> Result<LoadedSegment, JournalError> {
+    fn open(&self, seq: u64) -> Result<OpenSegment, JournalError> {
         let (base, limit) = {
             let segments = self.shared.lock_segments();
             let index = segments.partition_point(|&base| base <= seq);
@@ -650,15 +658,11 @@ impl Reader {
             )
         };
         let name = segment::file_name(base);
-        let data = self
-            .shared
-            .storage
-            .read(&name)
+        let records = SegmentReader::open(self.shared.storage.as_ref(), &name)
             .map_err(|source| JournalError::io(format!("read segment {name}"), source))?;
-        Ok(LoadedSegment {
+        Ok(OpenSegment {
             name,
-            data,
-            offset: 0,
+            records,
             seq: base,
             limit,
         })
@@ -670,25 +674,30 @@ impl Reader {
             if self.next >= self.end {
                 return Ok(None);
             }
-            let reload = !matches!(&self.segment, Some(loaded) if loaded.seq < loaded.limit);
-            if reload {
-                self.segment = Some(self.load(self.next)?);
+            let reopen = !matches!(&self.segment, Some(current) if current.seq < current.limit);
+            if reopen {
+                self.segment = Some(self.open(self.next)?);
             }
-            let Some(loaded) = self.segment.as_mut() else {
+            let Some(current) = self.segment.as_mut() else {
                 return Ok(None);
             };
-            let (payload, next_offset) = segment::decode_at(&loaded.data, loaded.offset, max)
+            let offset = current.records.offset();
+            let payload = current
+                .records
+                .next_record(max)
+                .map_err(|source| {
+                    JournalError::io(format!("read segment {}", current.name), source)
+                })?
                 .map_err(|invalid| JournalError::Corrupt {
-                    segment: loaded.name.clone(),
-                    offset: loaded.offset as u64,
+                    segment: current.name.clone(),
+                    offset,
                     reason: invalid.describe(),
                 })?;
-            let seq = loaded.seq;
-            loaded.seq += 1;
-            loaded.offset = next_offset;
+            let seq = current.seq;
+            current.seq += 1;
             if seq == self.next {
                 self.next += 1;
-                return Ok(Some((seq, loaded.data[payload].to_vec())));
+                return Ok(Some((seq, payload.to_vec())));
             }
             // Records before the starting point of this reader: skip.
         }

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use super::storage::{FaultyStorage, Storage};
+use super::storage::{FaultyStorage, FsyncFailure, Storage};
 use super::*;
 
 fn small() -> JournalConfig {
@@ -596,4 +596,245 @@ fn a_cursor_past_a_cut_tail_is_brought_back() {
         Some(2),
         "the move back is durable"
     );
+}
+
+fn handle_on(storage: &FaultyStorage) -> JournalHandle {
+    let storage = Arc::new(storage.clone()) as Arc<dyn Storage>;
+    JournalHandle::open(storage, small(), None)
+        .expect("open journal")
+        .0
+}
+
+fn named(prefix: &str, range: Range<u64>) -> Vec<Vec<u8>> {
+    range
+        .map(|i| format!("{prefix}-{i:03}").into_bytes())
+        .collect()
+}
+
+/// Appends `batches` batches of three records, `acked-N` (17 framed bytes
+/// each), and notes each record once its batch is acknowledged.
+fn append_acked(handle: &JournalHandle, batches: u64, acked: &mut Vec<(u64, String)>) {
+    for _ in 0..batches {
+        let first = acked.len() as u64;
+        let batch = named("acked", first..first + 3);
+        let seqs = handle
+            .current()
+            .append(batch.clone())
+            .expect("acknowledged");
+        let names = batch
+            .into_iter()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        acked.extend(seqs.zip(names));
+    }
+}
+
+/// Cuts the power (letting `keep_unsynced` unsynced bytes through), and
+/// checks that the journal opens and holds exactly the acknowledged records,
+/// numbered from 0 without a gap.
+fn assert_only_acked_survive_power_loss(
+    storage: &FaultyStorage,
+    keep_unsynced: usize,
+    acked: &[(u64, String)],
+    case: &str,
+) {
+    storage.set_fail_fsync(false);
+    storage.power_loss(keep_unsynced);
+    let shared = Arc::new(storage.clone()) as Arc<dyn Storage>;
+    let (journal, _) = Journal::open_with_storage(shared, small())
+        .unwrap_or_else(|error| panic!("{case}: the journal must open: {error}"));
+    let contiguous: Vec<(u64, String)> = (0..).zip(acked.iter().map(|r| r.1.clone())).collect();
+    assert_eq!(acked, contiguous, "{case}: acknowledged sequence numbers");
+    let all: Vec<(u64, String)> = read_all(&journal, 0)
+        .into_iter()
+        .map(|(seq, payload)| (seq, String::from_utf8_lossy(&payload).into_owned()))
+        .collect();
+    assert_eq!(all, acked, "{case}");
+}
+
+#[test]
+fn an_fsync_failure_then_recovery_then_power_loss_keeps_every_acked_record() {
+    let modes = [
+        FsyncFailure::Retried,
+        FsyncFailure::Dropped,
+        FsyncFailure::Evicted,
+    ];
+    for (mode, keep_unsynced) in modes.into_iter().flat_map(|m| [(m, 0), (m, 5)]) {
+        let case = format!("{mode:?}, {keep_unsynced} unsynced bytes kept");
+        let storage = FaultyStorage::new();
+        storage.set_fsync_failure(mode);
+        let handle = handle_on(&storage);
+        let mut acked = Vec::new();
+        append_acked(&handle, 4, &mut acked);
+        storage.set_fail_fsync(true);
+        let failed = handle.current().append(named("failed", 0..3));
+        assert!(
+            matches!(failed, Err(JournalError::Poisoned { .. })),
+            "{case}"
+        );
+        storage.set_fail_fsync(false);
+        let recovery = handle.recover().expect("recover").expect("it was poisoned");
+        assert_eq!(
+            recovery.next_seq, 12,
+            "{case}: back to the last committed batch"
+        );
+        append_acked(&handle, 4, &mut acked);
+        // A batch in flight when the power fails: never acknowledged either.
+        storage.set_fail_fsync(true);
+        assert!(handle.current().append(named("in-flight", 0..2)).is_err());
+        drop(handle);
+        assert_only_acked_survive_power_loss(&storage, keep_unsynced, &acked, &case);
+    }
+}
+
+#[test]
+fn a_failed_batch_that_rolled_segments_is_cut_whole() {
+    let storage = FaultyStorage::new();
+    storage.set_fsync_failure(FsyncFailure::Dropped);
+    let handle = handle_on(&storage);
+    let mut acked = Vec::new();
+    append_acked(&handle, 2, &mut acked);
+    // The batch fills segment 0 and a second one, both synced with their
+    // directory entries, and fails in a third.
+    storage.fail_fsync_after(4);
+    let failed = handle.current().append(named("failed", 0..40));
+    assert!(matches!(failed, Err(JournalError::Poisoned { .. })));
+    let segments = |storage: &FaultyStorage| {
+        storage
+            .list()
+            .expect("list")
+            .into_iter()
+            .filter(|name| segment::parse_name(name).is_some())
+            .count()
+    };
+    assert_eq!(segments(&storage), 3);
+    storage.set_fail_fsync(false);
+    let recovery = handle.recover().expect("recover").expect("it was poisoned");
+    assert_eq!(
+        recovery.next_seq, 6,
+        "no record of the failed batch is kept"
+    );
+    assert_eq!(segments(&storage), 1);
+    append_acked(&handle, 10, &mut acked);
+    drop(handle);
+    assert_only_acked_survive_power_loss(&storage, 0, &acked, "rolled");
+}
+
+#[test]
+fn a_segment_whose_directory_fsync_failed_is_dropped_on_recovery() {
+    let storage = FaultyStorage::new();
+    let handle = handle_on(&storage);
+    let mut acked = Vec::new();
+    // 15 records of 17 bytes fill the 256-byte segment 0: the next batch
+    // starts by rolling, and the directory fsync after the roll fails.
+    append_acked(&handle, 5, &mut acked);
+    storage.fail_fsync_after(1);
+    let failed = handle.current().append(named("failed", 0..3));
+    assert!(matches!(failed, Err(JournalError::Poisoned { .. })));
+    storage.set_fail_fsync(false);
+    handle.recover().expect("recover").expect("it was poisoned");
+    // Acknowledged only once their segment's entry is durable too.
+    append_acked(&handle, 4, &mut acked);
+    drop(handle);
+    assert_only_acked_survive_power_loss(&storage, 0, &acked, "directory");
+}
+
+#[test]
+fn retiring_the_segment_before_a_fresh_roll_leaves_recovery_a_place_to_cut() {
+    let storage = FaultyStorage::new();
+    let handle = handle_on(&storage);
+    let mut acked = Vec::new();
+    // 15 records of 17 bytes fill the 256-byte segment 0: the next batch
+    // starts by rolling.
+    append_acked(&handle, 5, &mut acked);
+    storage.fail_fsync_after(2);
+    let failed = handle.current().append(named("failed", 0..3));
+    assert!(matches!(failed, Err(JournalError::Poisoned { .. })));
+    storage.set_fail_fsync(false);
+    // Every record committed was taken: segment 0 goes.
+    let journal = handle.current();
+    journal.set_cursor("sink", 15).expect("cursor");
+    assert_eq!(journal.retire().expect("retire"), 1);
+    drop(journal);
+    let recovery = handle.recover().expect("recover").expect("it was poisoned");
+    assert_eq!((recovery.first_seq, recovery.next_seq), (15, 15));
+    append_acked(&handle, 2, &mut acked);
+    let all = read_all(&handle.current(), 15);
+    assert_eq!(all.len(), 6);
+    assert_eq!(all[0], (15, b"acked-015".to_vec()));
+}
+
+#[test]
+fn a_write_that_fills_the_disk_is_cut_on_recovery() {
+    let storage = FaultyStorage::new();
+    let handle = handle_on(&storage);
+    let mut acked = Vec::new();
+    append_acked(&handle, 2, &mut acked);
+    // One whole record and part of the next fit.
+    storage.set_space_left(Some(30));
+    let failed = handle.current().append(named("failed", 0..3));
+    assert!(matches!(failed, Err(JournalError::Poisoned { .. })));
+    storage.set_space_left(None);
+    let recovery = handle.recover().expect("recover").expect("it was poisoned");
+    assert_eq!(recovery.truncated_bytes, 30);
+    assert_eq!(recovery.next_seq, 6, "the whole record written is cut too");
+    append_acked(&handle, 2, &mut acked);
+    drop(handle);
+    assert_only_acked_survive_power_loss(&storage, 0, &acked, "full disk");
+}
+
+#[test]
+fn a_recovery_that_fails_half_way_runs_again_later() {
+    let storage = FaultyStorage::new();
+    let handle = handle_on(&storage);
+    let mut acked = Vec::new();
+    append_acked(&handle, 2, &mut acked);
+    storage.set_fail_fsync(true);
+    assert!(handle.current().append(named("failed", 0..20)).is_err());
+    assert!(matches!(handle.recover(), Err(JournalError::Io { .. })));
+    assert!(handle.current().is_poisoned(), "the failed journal stays");
+    storage.set_fail_fsync(false);
+    let recovery = handle.recover().expect("recover").expect("it was poisoned");
+    assert_eq!(recovery.next_seq, 6);
+    append_acked(&handle, 2, &mut acked);
+    drop(handle);
+    assert_only_acked_survive_power_loss(&storage, 0, &acked, "second try");
+}
+
+#[test]
+fn big_segments_are_read_and_checked_chunk_by_chunk() {
+    let storage = FaultyStorage::new();
+    let config = JournalConfig {
+        segment_bytes: 2 * 1024 * 1024,
+        commit_ms: 0,
+        ..JournalConfig::default()
+    };
+    let payload = |i: u64| vec![i as u8 + 1; 100_000];
+    {
+        let (journal, _) = open_mem(&storage, config.clone());
+        for i in 0..40 {
+            journal.append(vec![payload(i)]).expect("append");
+        }
+        let from_25: Vec<u64> = read_all(&journal, 25).iter().map(|r| r.0).collect();
+        assert_eq!(from_25, (25..40).collect::<Vec<_>>());
+        for (seq, read) in read_all(&journal, 0) {
+            assert_eq!(read, payload(seq), "record {seq}");
+        }
+    }
+    assert!(
+        storage.list().expect("list").len() >= 2,
+        "the segment rolled"
+    );
+    // Past the first megabyte of the first segment.
+    let offset = 15 * segment::framed_len(100_000);
+    storage.modify(&segment::file_name(0), |data| {
+        data[offset as usize + segment::HEADER_LEN] ^= 1;
+    });
+    match Journal::open_with_storage(Arc::new(storage) as Arc<dyn Storage>, config) {
+        Err(JournalError::Corrupt {
+            segment,
+            offset: at,
+            ..
+        }) => assert_eq!((segment, at), (segment::file_name(0), offset)),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
 }
