@@ -11,6 +11,7 @@ use drover_sim::{SimArgs, SimConfig};
 use tracing_subscriber::EnvFilter;
 
 use drover_bench as bench;
+use drover_node::node::{run_until_stopped, shutdown_signal};
 use drover_node::{Config, Node, rlimit};
 
 /// Drover: a fleet telematics server. GPS trackers and OBD dongles connect
@@ -124,9 +125,7 @@ async fn serve(args: ConfigArgs) -> anyhow::Result<()> {
     rlimit::raise_and_log();
     let config = Config::load(args.config.as_deref(), &args.overrides)?;
     let node = Node::start(&config).await?;
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    node.shutdown().await
+    run_until_stopped(node).await
 }
 
 async fn sim(command: SimCommand) -> anyhow::Result<()> {
@@ -161,7 +160,9 @@ async fn null_server(args: NullServerArgs) -> anyhow::Result<()> {
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    let config = Config::load(args.config.config.as_deref(), &args.config.overrides)?;
+    let mut config = Config::load(args.config.config.as_deref(), &args.config.overrides)?;
+    // The whole simulated fleet connects from 127.0.0.1.
+    config.devices.max_connections_per_ip = 0;
     let node = Node::start(&config).await?;
     let port = |p: &str| node.addr(p).map(|a| a.port()).unwrap_or_default();
     let sim = SimConfig {
@@ -176,16 +177,18 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         ..SimConfig::default()
     };
     print_where_to_look(&config, &node, args.devices);
-    tokio::select! {
-        report = drover_sim::run(sim) => {
-            println!("{}", report?);
-            println!("The simulated fleet has parked; the server keeps running. Press Ctrl-C to stop.");
-            shutdown_signal().await;
+    tokio::spawn(async move {
+        match drover_sim::run(sim).await {
+            Ok(report) => {
+                println!("{report}");
+                println!(
+                    "The simulated fleet has parked; the server keeps running. Press Ctrl-C to stop."
+                );
+            }
+            Err(error) => tracing::error!(%error, "the simulated fleet stopped"),
         }
-        () = shutdown_signal() => {}
-    }
-    tracing::info!("shutting down");
-    node.shutdown().await
+    });
+    run_until_stopped(node).await
 }
 
 fn print_where_to_look(config: &Config, node: &Node, devices: u32) {
@@ -208,27 +211,4 @@ fn print_where_to_look(config: &Config, node: &Node, devices: u32) {
         println!("  health     http://{}/health", http.addr);
     }
     println!("Press Ctrl-C to stop.");
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }

@@ -1,12 +1,12 @@
 //! Engine-only load: simulated records fed straight into an engine in this
-//! process, blocking on its bounded inbox. Used by `drover sim --in-process`
-//! and the `engine-1m` scenario.
+//! process as if from the journal, blocking on its bounded inbox. Used by
+//! `drover sim --in-process` and the `engine-1m` scenario.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use drover_engine::runtime::TickPercentiles;
+use drover_engine::runtime::{Batch, TickPercentiles};
 use drover_sim::{InProcessReport, SimConfig};
 
 use drover_node::config::Config;
@@ -25,23 +25,16 @@ pub struct EngineLoad {
 
 /// Runs `sim` into a fresh engine configured by `config`, to the end.
 pub fn engine_load(config: &Config, sim: &SimConfig) -> anyhow::Result<EngineLoad> {
-    let engine = node::start_engine(config)?;
-    let inbox = engine.inbox.clone();
-    let deltas = engine.deltas.clone();
-    // Deltas must be drained or the engine stops ticking.
-    let drain = std::thread::spawn(move || while deltas.recv().is_ok() {});
+    let engine = node::spawn_engine(config, node::new_engine(config), 0)?;
+    let mut next = 0;
     let report = drover_sim::run_in_process(sim, |batch| {
-        batch.into_iter().all(|m| {
-            inbox
-                .send(drover_engine::Input::Record(Arc::new(m)))
-                .is_ok()
-        })
+        let messages: Vec<_> = batch.into_iter().map(Arc::new).collect();
+        let first = next;
+        next += messages.len() as u64;
+        engine.inbox.send(Batch { first, messages }).is_ok()
     })?;
-    drop(inbox);
     drop(engine.inbox);
-    drop(engine.deltas);
     let _ = engine.thread.join();
-    let _ = drain.join();
     let s = &engine.stats;
     let ticks = s.ticks.load(Relaxed);
     Ok(EngineLoad {

@@ -146,12 +146,12 @@ mod tests {
         board.set(DeviceId::new("b"), true);
         let taken = board.take();
         assert_eq!(taken.len(), 2);
-        assert_eq!(taken[&a], false);
+        assert!(!taken[&a]);
         assert!(board.is_empty());
         board.set(a.clone(), true);
         board.put_back([(a.clone(), false), (DeviceId::new("c"), true)]);
         let taken = board.take();
-        assert_eq!(taken[&a], true, "a newer status is not overwritten");
+        assert!(taken[&a], "a newer status is not overwritten");
         assert_eq!(taken.len(), 2);
     }
 

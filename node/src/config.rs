@@ -58,12 +58,21 @@ pub struct EngineSection {
     pub executor: Executor,
     /// Threads of the compute pool used by the multi-threaded executor; 0 = cores − 1.
     pub threads: usize,
-    /// Inputs queued for the engine before device sessions wait (backpressure).
+    /// Batches of committed records queued for the engine before its
+    /// journal consumer waits (and then reads the journal instead). Never
+    /// delays a device's ack.
     pub inbox_capacity: usize,
-    /// Most inputs applied in one tick.
+    /// Most records applied in one tick.
     pub batch_max: usize,
     /// A device without a connection goes offline this long after its last report.
     pub presence_timeout_secs: u64,
+    /// How often the live world is snapshotted under `data_dir/engine`, in
+    /// seconds; a restart replays the journal from the last snapshot. 0
+    /// turns snapshots off (a restart replays what the journal holds).
+    pub snapshot_secs: u64,
+    /// A device silent this many days leaves the live world (its history
+    /// stays); 0 keeps every device.
+    pub forget_after_days: u64,
 }
 
 impl Default for EngineSection {
@@ -73,9 +82,11 @@ impl Default for EngineSection {
             min_tick_ms: 1,
             executor: Executor::SingleThreaded,
             threads: 0,
-            inbox_capacity: 65_536,
+            inbox_capacity: 1_024,
             batch_max: 100_000,
             presence_timeout_secs: 600,
+            snapshot_secs: 60,
+            forget_after_days: 30,
         }
     }
 }
@@ -107,6 +118,12 @@ pub struct JournalSection {
     /// Journal size (MB) at which new records are refused — devices keep them
     /// and retry — because a sink has fallen that far behind.
     pub max_backlog_mb: u64,
+    /// Records waiting for the group commit (MB) before device sessions wait
+    /// for room: bounds the memory of a burst.
+    pub max_queued_mb: u64,
+    /// Committed records each journal consumer (sinks, engine) may have
+    /// waiting in memory; past it a consumer reads the journal instead.
+    pub feed_records: usize,
 }
 
 impl Default for JournalSection {
@@ -115,11 +132,17 @@ impl Default for JournalSection {
             commit_ms: 2,
             segment_mb: 64,
             max_backlog_mb: 4096,
+            max_queued_mb: 64,
+            feed_records: 100_000,
         }
     }
 }
 
 impl JournalSection {
+    pub fn max_queued_bytes(&self) -> usize {
+        usize::try_from(self.max_queued_mb.max(1).saturating_mul(1_000_000)).unwrap_or(usize::MAX)
+    }
+
     pub fn journal_config(&self) -> drover_journal::JournalConfig {
         drover_journal::JournalConfig {
             commit_ms: self.commit_ms,

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use anyhow::Context;
 use axum::Router;
 use drover_devices::{ListenerStats, Registry};
+use drover_engine::outputs::{DeltaQueue, StatusBoard};
 use drover_engine::runtime::EngineStats;
 use drover_journal::JournalHandle;
 use drover_journal::sink::SinkStats;
@@ -19,17 +20,26 @@ use tokio_util::sync::CancellationToken;
 use crate::config::HttpSection;
 use crate::node::Listening;
 
-use crate::pipeline::PipelineStats;
+use crate::engine::SnapshotStats;
+use crate::pipeline::{CommitQueue, PipelineStats};
 
 /// Everything `/health` reports on.
 pub struct Parts {
     pub listeners: Vec<(&'static str, SocketAddr, Arc<ListenerStats>)>,
     pub engine: Arc<EngineStats>,
+    /// Statuses the MQTT status publisher has not taken yet.
+    pub status_pending: StatusBoard,
+    pub deltas: DeltaQueue,
+    pub snapshots: Arc<SnapshotStats>,
     pub mqtt: Arc<PublisherStats>,
     pub registry: Registry,
     pub journal: Arc<JournalHandle>,
+    /// The journal's consumers, the engine among them.
     pub sinks: Vec<(&'static str, Arc<SinkStats>)>,
+    /// Cursors of consumers no longer configured, dropped on start.
+    pub dropped_cursors: Vec<String>,
     pub pipeline: Arc<PipelineStats>,
+    pub queued: CommitQueue,
     /// The group-commit window, reported so that a benchmark states it.
     pub commit_ms: u64,
 }
@@ -107,12 +117,28 @@ pub fn health(parts: &Parts) -> Value {
                 "batches": s.batches.load(Relaxed),
                 "replayed": s.replayed.load(Relaxed),
                 "failures": s.failures.load(Relaxed),
+                "skipped": s.skipped.load(Relaxed),
             })
         })
         .collect();
     let poisoned = journal.is_poisoned();
+    let mut problems = Vec::new();
+    if poisoned {
+        problems.push("the journal failed and refuses records until it is reopened".to_owned());
+    }
+    for (name, s) in &parts.sinks {
+        let skipped = s.skipped.load(Relaxed);
+        if skipped > 0 {
+            problems.push(format!(
+                "{name} skipped {skipped} journal records that do not decode"
+            ));
+        }
+    }
+    let position = e.position.load(Relaxed);
+    let snapshots = &parts.snapshots;
     json!({
-        "status": if poisoned { "degraded" } else { "ok" },
+        "status": if problems.is_empty() { "ok" } else { "degraded" },
+        "problems": problems,
         "devices": {
             "connected": parts.registry.len(),
             "known": e.devices.load(Relaxed),
@@ -130,6 +156,9 @@ pub fn health(parts: &Parts) -> Value {
             "fsync_max_us": metrics.fsync_max_us,
             "acked_records": parts.pipeline.committed.load(Relaxed),
             "refused_batches": parts.pipeline.refused.load(Relaxed),
+            "queued_bytes": parts.queued.queued(),
+            "cursors": journal.cursors().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+            "dropped_cursors": parts.dropped_cursors,
         },
         "sinks": sinks,
         "engine": {
@@ -138,6 +167,19 @@ pub fn health(parts: &Parts) -> Value {
             "tick_us_mean": e.tick_ns_total.load(Relaxed) / ticks.max(1) / 1000,
             "tick_us_max": e.tick_ns_max.load(Relaxed) / 1000,
             "tick_us": e.tick_percentiles(),
+            "position": position,
+            "backlog": committed.saturating_sub(position),
+            "duplicates_skipped": e.duplicates.load(Relaxed),
+            "status_pending": parts.status_pending.len(),
+            "deltas_dropped": parts.deltas.dropped(),
+            "snapshots": {
+                "taken": e.snapshots.load(Relaxed),
+                "skipped_busy": e.snapshots_skipped.load(Relaxed),
+                "written": snapshots.written.load(Relaxed),
+                "failures": snapshots.failures.load(Relaxed),
+                "position": snapshots.position.load(Relaxed),
+                "bytes": snapshots.bytes.load(Relaxed),
+            },
         },
         "mqtt": {
             "published": parts.mqtt.published.load(Relaxed),

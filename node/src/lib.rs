@@ -10,12 +10,17 @@
 //! * [`pipeline`]: the ack path — records into the journal, nothing else;
 //! * [`storage`]: the journal and its consumers (history backend, MQTT,
 //!   the engine), segment retirement, retention and journal recovery;
+//! * [`engine`]: the engine as a journal consumer, its snapshots and the
+//!   MQTT status it publishes;
+//! * [`supervise`]: a core task that fails ends the node (fail fast,
+//!   restart clean);
 //! * `sinks`: the adapters from the journal's sink runner to each destination;
 //! * `history`: the API's history reads on the embedded store and InfluxDB;
 //! * [`http`]: the HTTP server and the `/health` document;
 //! * [`rlimit`]: the open-file limit a fleet of connections needs.
 
 pub mod config;
+pub mod engine;
 mod history;
 pub mod http;
 pub mod node;
@@ -23,6 +28,8 @@ pub mod pipeline;
 pub mod rlimit;
 mod sinks;
 pub mod storage;
+pub mod supervise;
 
 pub use config::Config;
 pub use node::Node;
+pub use supervise::Failure;

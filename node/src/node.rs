@@ -1,5 +1,6 @@
-//! A running Drover node: the engine, the MQTT side and the device listeners,
-//! wired together and shut down in order.
+//! A running Drover node: the journal and its consumers (the engine, history,
+//! MQTT), the device listeners and the HTTP API, wired together, watched,
+//! and shut down in order.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,11 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use drover_devices::{ListenerConfig, ListenerStats, Registry, ServerContext};
-use drover_engine::runtime::{self, RuntimeConfig};
-use drover_engine::{Delta, Engine, EngineConfig, Executor};
+use drover_engine::runtime::{self, RunningEngine, RuntimeConfig};
+use drover_engine::{Engine, EngineConfig, Executor};
 use drover_mqtt::Publisher;
 use drover_mqtt::publisher::Role;
-
 use drover_protocols::gt06::Gt06;
 use drover_protocols::teltonika::Teltonika;
 use drover_protocols::{DecodeOptions, Protocol};
@@ -19,11 +19,13 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::config::Config;
-use crate::pipeline::{Pipeline, PipelineStats};
+use crate::engine::{self as live, EngineSink, SnapshotStats};
+use crate::pipeline::{CommitQueue, Pipeline, PipelineStats};
 use crate::storage::Durable;
+use crate::supervise::{Failure, Fatal};
 
 /// How long shutdown waits for the broker to acknowledge what was published.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,23 +40,36 @@ pub struct Listening {
 pub struct Node {
     pub listeners: Vec<Listening>,
     pub publisher: Publisher,
+    pub http: Option<crate::http::Http>,
+    fatal: Fatal,
     shutdown: CancellationToken,
     devices: TaskTracker,
     durable: Durable,
-    deltas_task: JoinHandle<()>,
+    engine_thread: JoinHandle<Option<Engine>>,
+    snapshot_writer: Option<JoinHandle<()>>,
+    status_task: JoinHandle<()>,
+    status_shutdown: CancellationToken,
     mqtt_tasks: Vec<JoinHandle<()>>,
     mqtt_shutdown: CancellationToken,
     records_publisher: Publisher,
-    engine_thread: std::thread::JoinHandle<Engine>,
-    pub http: Option<crate::http::Http>,
 }
 
 impl Node {
     /// Starts every part of the node. Returns once all listeners are bound.
     pub async fn start(config: &Config) -> anyhow::Result<Node> {
+        Self::start_with(config, |_| {}).await
+    }
+
+    /// Like [`Node::start`], with `extend` called on the engine before it
+    /// runs: the place to add analytics systems
+    /// ([`Engine::add_systems`]).
+    pub async fn start_with(
+        config: &Config,
+        extend: impl FnOnce(&mut Engine),
+    ) -> anyhow::Result<Node> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
-        let engine = start_engine(config)?;
+        let fatal = Fatal::default();
 
         if !config.mqtt.embedded_listen.trim().is_empty() {
             let listen: SocketAddr = config
@@ -70,49 +85,67 @@ impl Node {
             drover_mqtt::publisher::connect(&config.mqtt, Role::Main, mqtt_shutdown.clone())?;
         let (records_publisher, records_mqtt_task) =
             drover_mqtt::publisher::connect(&config.mqtt, Role::Records, mqtt_shutdown.clone())?;
-        let deltas_task = tokio::spawn(publish_presence(publisher.clone(), engine.deltas));
 
-        let durable = Durable::start(config, records_publisher.clone()).await?;
+        let mut durable = Durable::start(config, records_publisher.clone(), fatal.clone()).await?;
+        let (engine, start) = build_engine(config, &durable, extend).await?;
+        let replay_until = durable.journal.current().next_seq();
+        let engine = spawn_engine(config, engine, replay_until)?;
+        let snapshots = Arc::new(SnapshotStats::default());
+        snapshots
+            .position
+            .store(start, std::sync::atomic::Ordering::Release);
+        let snapshot_writer = config.engine.snapshot_secs.gt(&0).then(|| {
+            let (dir, stats, received) = (
+                config.data_dir.clone(),
+                Arc::clone(&snapshots),
+                engine.snapshots.clone(),
+            );
+            tokio::task::spawn_blocking(move || live::write_snapshots(&dir, received, &stats))
+        });
+        let sink = EngineSink {
+            inbox: engine.inbox.clone(),
+            durable: Arc::clone(&snapshots.position),
+        };
+        durable.start_engine(sink, start).await?;
+        let status_shutdown = CancellationToken::new();
+        let status_task = tokio::spawn(live::publish_status(
+            publisher.clone(),
+            engine.status.clone(),
+            status_shutdown.clone(),
+        ));
+
         let pipeline_stats = Arc::new(PipelineStats::default());
+        let queue = CommitQueue::new(config.journal.max_queued_bytes());
         let pipeline = Pipeline {
             journal: Arc::clone(&durable.journal),
-            engine: engine.inbox,
+            connections: engine.connections.clone(),
             recover: Arc::clone(&durable.recover),
             max_backlog_bytes: config.journal.max_backlog_mb.saturating_mul(1_000_000),
+            queued: queue.clone(),
             stats: Arc::clone(&pipeline_stats),
+            fatal: fatal.clone(),
         };
-
         let shutdown = CancellationToken::new();
         let devices = TaskTracker::new();
         let registry = Registry::default();
-        let mut listeners = Vec::new();
-        let d = &config.devices;
-        let context = |stats| ServerContext {
-            ingest: pipeline.clone(),
-            limits: d.session_limits(),
-            max_connections: d.max_connections,
-            registry: registry.clone(),
-            stats,
-        };
-        let gt06 = Gt06::new(options(&d.gt06));
-        let teltonika = Teltonika::new(options(&d.teltonika));
-        if let Some(l) = listen(&d.gt06, gt06, &context, &devices, &shutdown).await? {
-            listeners.push(l);
-        }
-        if let Some(l) = listen(&d.teltonika, teltonika, &context, &devices, &shutdown).await? {
-            listeners.push(l);
-        }
+        let listeners =
+            listen_all(config, &pipeline, &registry, &devices, &shutdown, &fatal).await?;
         drop(pipeline);
         devices.close();
 
         let parts = crate::http::Parts {
             listeners: crate::http::Parts::listeners(&listeners),
             engine: engine.stats.clone(),
+            status_pending: engine.status.clone(),
+            deltas: engine.deltas.clone(),
+            snapshots: Arc::clone(&snapshots),
             mqtt: publisher.stats.clone(),
             registry: registry.clone(),
             journal: Arc::clone(&durable.journal),
             sinks: durable.sinks.clone(),
+            dropped_cursors: durable.dropped_cursors.clone(),
             pipeline: Arc::clone(&pipeline_stats),
+            queued: queue,
             commit_ms: config.journal.commit_ms,
         };
         let api = drover_api::Api {
@@ -121,18 +154,26 @@ impl Node {
             health: Arc::new(move || crate::http::health(&parts)),
         };
         let http = crate::http::Http::start(&config.http, drover_api::router(api)).await?;
+        let RunningEngine { thread, inbox, .. } = engine;
+        // The engine sink holds the inbox from here on: when it stops, the
+        // engine drains and stops too.
+        drop(inbox);
+        let engine_thread = fatal.watch_thread("engine", thread);
         Ok(Node {
             listeners,
             publisher,
+            http,
+            fatal,
             shutdown,
             devices,
             durable,
-            deltas_task,
+            engine_thread,
+            snapshot_writer,
+            status_task,
+            status_shutdown,
             mqtt_tasks: vec![mqtt_task, records_mqtt_task],
             mqtt_shutdown,
             records_publisher,
-            engine_thread: engine.thread,
-            http,
         })
     }
 
@@ -143,19 +184,27 @@ impl Node {
             .map(|l| l.addr)
     }
 
+    /// Resolves when a core part of the node failed (see [`crate::supervise`]).
+    pub async fn failed(&self) -> Failure {
+        self.fatal.failed().await
+    }
+
     /// Stops accepting, lets sessions hand over what they decoded, lets the
-    /// sinks take what was committed and the engine drain, then disconnects
-    /// from the broker.
+    /// journal's consumers take what was committed (the engine then writes a
+    /// last snapshot), publishes the last statuses and disconnects from the
+    /// broker.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.fatal.stopping();
         self.shutdown.cancel();
         self.devices.wait().await;
         self.durable.stop().await;
-        // Every Pipeline clone is gone with the sessions: the engine's inbox closes.
-        let engine = tokio::task::spawn_blocking(move || self.engine_thread.join()).await?;
-        if engine.is_err() {
-            warn!("engine thread panicked");
+        // The engine sink is gone with the sinks: the engine drains and stops.
+        self.engine_thread.await?;
+        if let Some(writer) = self.snapshot_writer {
+            writer.await?;
         }
-        let _ = self.deltas_task.await;
+        self.status_shutdown.cancel();
+        self.status_task.await?;
         self.publisher.wait_acked(DRAIN_TIMEOUT).await;
         self.publisher.disconnect().await;
         self.records_publisher.disconnect().await;
@@ -172,7 +221,33 @@ impl Node {
     }
 }
 
-pub fn start_engine(config: &Config) -> anyhow::Result<runtime::RunningEngine> {
+/// The engine with its snapshot restored, and the journal position its
+/// consumer starts from.
+async fn build_engine(
+    config: &Config,
+    durable: &Durable,
+    extend: impl FnOnce(&mut Engine),
+) -> anyhow::Result<(Engine, u64)> {
+    let mut engine = new_engine(config);
+    let snapshot = if config.engine.snapshot_secs > 0 {
+        let data_dir = config.data_dir.clone();
+        tokio::task::spawn_blocking(move || live::load_snapshot(&data_dir)).await?
+    } else {
+        None
+    };
+    let journal = durable.journal.current();
+    let start = live::restore(
+        &mut engine,
+        snapshot,
+        journal.first_seq(),
+        journal.next_seq(),
+    );
+    extend(&mut engine);
+    Ok((engine, start))
+}
+
+/// The engine core as configured.
+pub fn new_engine(config: &Config) -> Engine {
     let e = &config.engine;
     if e.executor == Executor::MultiThreaded {
         let threads = if e.threads == 0 {
@@ -182,20 +257,32 @@ pub fn start_engine(config: &Config) -> anyhow::Result<runtime::RunningEngine> {
         };
         drover_engine::init_compute_pool(threads);
     }
-    let engine = Engine::new(EngineConfig {
+    let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    Engine::new(EngineConfig {
         executor: e.executor,
-        presence_timeout_ms: i64::try_from(e.presence_timeout_secs.saturating_mul(1000))
-            .unwrap_or(i64::MAX),
+        presence_timeout_ms: ms(e.presence_timeout_secs),
+        forget_after_ms: ms(e.forget_after_days.saturating_mul(86_400)),
         // Full-state deltas have no consumer yet (the WebSocket hub will be
         // one); presence changes are always emitted.
         emit_state: false,
         ..EngineConfig::default()
-    });
+    })
+}
+
+/// Runs `engine` on its tick thread as configured.
+pub fn spawn_engine(
+    config: &Config,
+    engine: Engine,
+    replay_until: u64,
+) -> anyhow::Result<RunningEngine> {
+    let e = &config.engine;
     let runtime = RuntimeConfig {
         tick_ms: e.tick_ms,
         min_tick_ms: e.min_tick_ms,
         batch_max: e.batch_max,
         inbox_capacity: e.inbox_capacity,
+        snapshot_every: (e.snapshot_secs > 0).then(|| Duration::from_secs(e.snapshot_secs)),
+        replay_until,
         ..RuntimeConfig::default()
     };
     runtime::spawn(engine, runtime).context("starting the engine thread")
@@ -207,12 +294,41 @@ fn options(listener: &ListenerConfig) -> DecodeOptions {
     }
 }
 
+async fn listen_all(
+    config: &Config,
+    pipeline: &Pipeline,
+    registry: &Registry,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+    fatal: &Fatal,
+) -> anyhow::Result<Vec<Listening>> {
+    let d = &config.devices;
+    let context = |stats| ServerContext {
+        ingest: pipeline.clone(),
+        limits: d.session_limits(),
+        max_connections: d.max_connections,
+        registry: registry.clone(),
+        stats,
+    };
+    let mut listeners = Vec::new();
+    let gt06 = Gt06::new(options(&d.gt06));
+    if let Some(l) = listen(&d.gt06, gt06, &context, tasks, shutdown, fatal).await? {
+        listeners.push(l);
+    }
+    let teltonika = Teltonika::new(options(&d.teltonika));
+    if let Some(l) = listen(&d.teltonika, teltonika, &context, tasks, shutdown, fatal).await? {
+        listeners.push(l);
+    }
+    Ok(listeners)
+}
+
 async fn listen<P: Protocol>(
     config: &ListenerConfig,
     protocol: P,
     context: &impl Fn(Arc<ListenerStats>) -> ServerContext<Pipeline>,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
+    fatal: &Fatal,
 ) -> anyhow::Result<Option<Listening>> {
     let name = protocol.name();
     if config.listen.trim().is_empty() {
@@ -224,12 +340,8 @@ async fn listen<P: Protocol>(
         .with_context(|| format!("devices.{name}.listen: cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let stats = Arc::new(ListenerStats::default());
-    tasks.spawn(drover_devices::run(
-        listener,
-        protocol,
-        context(stats.clone()),
-        shutdown.clone(),
-    ));
+    let server = drover_devices::run(listener, protocol, context(stats.clone()), shutdown.clone());
+    fatal.spawn(tasks, name, server);
     Ok(Some(Listening {
         protocol: name,
         addr,
@@ -237,14 +349,44 @@ async fn listen<P: Protocol>(
     }))
 }
 
-/// Presence changes become retained status messages.
-async fn publish_presence(publisher: Publisher, deltas: flume::Receiver<Delta>) {
-    while let Ok(delta) = deltas.recv_async().await {
-        if let Delta::Presence { device, online, .. } = delta
-            && let Err(error) = publisher.status(device.as_str(), online).await
-        {
-            warn!(%error, "status publisher stopped");
-            return;
+/// Exit status after a core part failed (EX_SOFTWARE): a supervisor
+/// restarts the process, and the journal recovers on start.
+pub const EXIT_FAILED: i32 = 70;
+
+/// Runs `node` until SIGINT or SIGTERM (then stops it in order), or until a
+/// core part fails: then the process exits at once with [`EXIT_FAILED`]. An
+/// orderly stop could hang on the broken part, and nothing needs one —
+/// everything acknowledged is in the journal.
+pub async fn run_until_stopped(node: Node) -> anyhow::Result<()> {
+    tokio::select! {
+        () = shutdown_signal() => {
+            info!("shutting down");
+            node.shutdown().await
         }
+        failure = node.failed() => {
+            tracing::error!(%failure, code = EXIT_FAILED, "exiting; restart the node (systemd does)");
+            std::process::exit(EXIT_FAILED);
+        }
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
     }
 }

@@ -1,24 +1,27 @@
-//! Where the device servers' records go: first the journal, then the engine.
+//! Where the device servers' records go: into the journal, and nowhere else.
 //!
 //! A record is accepted — and the device acked — only once the journal has it
-//! on disk (group commit). The journal's commit observer hands the committed
-//! batch to the sinks (history, InfluxDB, MQTT), which take it at their own
-//! pace; the engine gets it next, behind a bounded queue. When the journal
-//! fails (an fsync error, a full disk) `submit` fails: the session closes the
-//! connection without an ack, the device keeps its records and sends them
-//! again, and the recovery task reopens the journal.
+//! on disk (group commit). Nothing else is on the ack path: the journal's
+//! commit observer hands the committed batch to its consumers (the engine,
+//! history, InfluxDB, MQTT), which take it at their own pace and read the
+//! journal when they fall behind. Connection changes go to the engine's
+//! board, which never waits. When the journal fails (an fsync error, a full
+//! disk) `submit` fails: the session closes the connection without an ack,
+//! the device keeps its records and sends them again, and the recovery task
+//! reopens the journal.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use drover_devices::{Ingest, IngestClosed};
-use drover_engine::Input;
-use drover_journal::JournalHandle;
-use drover_journal::record;
+use drover_engine::connections::Connections;
+use drover_journal::{JournalError, JournalHandle, record};
 use drover_protocols::model::{DeviceId, DeviceMessage};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tracing::{error, warn};
+
+use crate::supervise::Fatal;
 
 /// How often a refusal is logged while the journal stays unavailable.
 const WARN_EVERY: Duration = Duration::from_secs(5);
@@ -26,12 +29,51 @@ const WARN_EVERY: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Pipeline {
     pub journal: Arc<JournalHandle>,
-    pub engine: flume::Sender<Input>,
+    /// Where connection changes go, for the engine's next tick.
+    pub connections: Connections,
     /// Wakes the recovery task after the journal failed.
     pub recover: Arc<Notify>,
     /// Journal size past which appends are refused until sinks catch up.
     pub max_backlog_bytes: u64,
+    /// Bytes of records waiting for the group commit.
+    pub queued: CommitQueue,
     pub stats: Arc<PipelineStats>,
+    /// Told when the journal's committer is gone: nothing can be acked again.
+    pub fatal: Fatal,
+}
+
+/// Room in the group commit's queue, in bytes: a burst from many devices
+/// waits here (and in their sockets) instead of growing memory.
+#[derive(Clone)]
+pub struct CommitQueue {
+    room: Arc<Semaphore>,
+    max: u32,
+}
+
+impl CommitQueue {
+    pub fn new(max_bytes: usize) -> Self {
+        let max = u32::try_from(max_bytes).unwrap_or(u32::MAX).max(1);
+        CommitQueue {
+            room: Arc::new(Semaphore::new(max as usize)),
+            max,
+        }
+    }
+
+    /// Waits for room for `bytes`; a batch larger than the whole queue waits
+    /// for all of it.
+    async fn enter(&self, bytes: usize) -> Result<tokio::sync::SemaphorePermit<'_>, IngestClosed> {
+        let wanted = u32::try_from(bytes).unwrap_or(u32::MAX).clamp(1, self.max);
+        // Nothing closes the semaphore; a closed one would mean shutting down.
+        self.room
+            .acquire_many(wanted)
+            .await
+            .map_err(|_| IngestClosed)
+    }
+
+    /// Bytes queued now.
+    pub fn queued(&self) -> u64 {
+        u64::from(self.max).saturating_sub(self.room.available_permits() as u64)
+    }
 }
 
 /// Counters of the ack path.
@@ -81,6 +123,10 @@ impl Pipeline {
                 }
             }
         }
+        let _room = self
+            .queued
+            .enter(encoded.iter().map(Vec::len).sum())
+            .await?;
         let attachment = Arc::clone(&messages) as drover_journal::Attachment;
         match journal
             .append_attached(encoded, attachment)
@@ -92,6 +138,11 @@ impl Pipeline {
                     .committed
                     .fetch_add(seqs.end - seqs.start, Ordering::Relaxed);
                 Ok(())
+            }
+            Err(JournalError::Closed) => {
+                self.fatal
+                    .report("journal committer", "it stopped".to_owned());
+                Err(IngestClosed)
             }
             Err(failure) => {
                 if journal.is_poisoned() {
@@ -109,14 +160,7 @@ impl Ingest for Pipeline {
     async fn submit(&self, records: Vec<DeviceMessage>) -> Result<(), IngestClosed> {
         let messages: Arc<Vec<Arc<DeviceMessage>>> =
             Arc::new(records.into_iter().map(Arc::new).collect());
-        self.commit(Arc::clone(&messages)).await?;
-        for message in messages.iter() {
-            self.engine
-                .send_async(Input::Record(Arc::clone(message)))
-                .await
-                .map_err(|_| IngestClosed)?;
-        }
-        Ok(())
+        self.commit(messages).await
     }
 
     async fn connected(
@@ -124,17 +168,13 @@ impl Ingest for Pipeline {
         device: DeviceId,
         protocol: &'static str,
     ) -> Result<(), IngestClosed> {
-        self.engine
-            .send_async(Input::Connected { device, protocol })
-            .await
-            .map_err(|_| IngestClosed)
+        self.connections.opened(device, protocol);
+        Ok(())
     }
 
     async fn disconnected(&self, device: DeviceId) -> Result<(), IngestClosed> {
-        self.engine
-            .send_async(Input::Disconnected { device })
-            .await
-            .map_err(|_| IngestClosed)
+        self.connections.closed(device);
+        Ok(())
     }
 }
 
@@ -187,7 +227,7 @@ mod tests {
         }
     }
 
-    fn pipeline(storage: &FaultyStorage) -> (Pipeline, flume::Receiver<Input>) {
+    fn pipeline(storage: &FaultyStorage) -> Pipeline {
         let observer: ObserverFactory = Box::new(|| Feed::default().observer());
         let (journal, _) = JournalHandle::open(
             Arc::new(storage.clone()) as Arc<dyn Storage>,
@@ -195,15 +235,15 @@ mod tests {
             Some(observer),
         )
         .unwrap();
-        let (engine, inputs) = flume::unbounded();
-        let pipeline = Pipeline {
+        Pipeline {
             journal: Arc::new(journal),
-            engine,
+            connections: Connections::default(),
             recover: Arc::new(Notify::new()),
             max_backlog_bytes: u64::MAX,
+            queued: CommitQueue::new(1 << 20),
             stats: Arc::default(),
-        };
-        (pipeline, inputs)
+            fatal: Fatal::default(),
+        }
     }
 
     fn journal_times(pipeline: &Pipeline) -> Vec<i64> {
@@ -218,9 +258,8 @@ mod tests {
     #[tokio::test]
     async fn an_fsync_error_stops_acks_until_the_journal_is_recovered() {
         let storage = FaultyStorage::new();
-        let (pipeline, inputs) = pipeline(&storage);
+        let pipeline = pipeline(&storage);
         pipeline.submit(vec![message(1), message(2)]).await.unwrap();
-        assert_eq!(inputs.len(), 2, "the engine gets committed records");
 
         storage.set_fail_fsync(true);
         let woken = pipeline.recover.notified();
@@ -229,7 +268,6 @@ mod tests {
         storage.set_fail_fsync(false);
         // Still refused: a poisoned journal never trusts the disk again by itself.
         assert_eq!(pipeline.submit(vec![message(4)]).await, Err(IngestClosed));
-        assert_eq!(inputs.len(), 2, "refused records never reach the engine");
 
         pipeline.journal.recover().unwrap().expect("recovered");
         pipeline.submit(vec![message(5)]).await.unwrap();
@@ -239,14 +277,51 @@ mod tests {
         assert!(!times.contains(&4));
         assert_eq!(pipeline.stats.committed.load(Ordering::Relaxed), 3);
         assert_eq!(pipeline.stats.refused.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            pipeline.queued.queued(),
+            0,
+            "the queue's room is given back"
+        );
     }
 
     #[tokio::test]
     async fn a_full_backlog_refuses_records() {
         let storage = FaultyStorage::new();
-        let (mut pipeline, _inputs) = pipeline(&storage);
+        let mut pipeline = pipeline(&storage);
         pipeline.max_backlog_bytes = 0;
         assert_eq!(pipeline.submit(vec![message(1)]).await, Err(IngestClosed));
         assert!(journal_times(&pipeline).is_empty());
+    }
+
+    #[tokio::test]
+    async fn connections_go_to_the_engine_board_without_waiting() {
+        let storage = FaultyStorage::new();
+        let pipeline = pipeline(&storage);
+        let device = DeviceId::new("356307042441013");
+        pipeline.connected(device.clone(), "gt06").await.unwrap();
+        pipeline.disconnected(device).await.unwrap();
+        let mut inputs = Vec::new();
+        pipeline.connections.drain_into(&mut inputs);
+        assert_eq!(inputs.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_full_commit_queue_makes_submitters_wait_for_room() {
+        let queue = CommitQueue::new(100);
+        let held = queue.enter(80).await.unwrap();
+        assert_eq!(queue.queued(), 80);
+        let waiting = tokio::spawn({
+            let queue = queue.clone();
+            async move {
+                let _room = queue.enter(50).await.unwrap();
+            }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "no room for 50 more bytes yet");
+        drop(held);
+        waiting.await.unwrap();
+        // A batch larger than the queue takes all of it rather than never.
+        drop(queue.enter(10_000).await.unwrap());
+        assert_eq!(queue.queued(), 0);
     }
 }

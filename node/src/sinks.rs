@@ -39,18 +39,23 @@ impl Sink for MqttSink {
         "mqtt"
     }
 
-    async fn write(&mut self, messages: &[Arc<DeviceMessage>]) -> Result<(), SinkError> {
+    async fn write(
+        &mut self,
+        _first: u64,
+        messages: &[Arc<DeviceMessage>],
+    ) -> Result<(), SinkError> {
         self.publisher
             .publish_records(messages, &mut self.handed)
             .await
             .map_err(|error| SinkError(error.to_string()))
     }
 
-    async fn confirm(&mut self) -> Result<(), SinkError> {
+    async fn confirm(&mut self, position: u64) -> Result<u64, SinkError> {
         self.publisher
             .confirm(&mut self.handed, MQTT_CONFIRM)
             .await
-            .map_err(|error| SinkError(error.to_string()))
+            .map_err(|error| SinkError(error.to_string()))?;
+        Ok(position)
     }
 }
 
@@ -65,7 +70,11 @@ impl Sink for HistorySink {
         "history"
     }
 
-    async fn write(&mut self, messages: &[Arc<DeviceMessage>]) -> Result<(), SinkError> {
+    async fn write(
+        &mut self,
+        _first: u64,
+        messages: &[Arc<DeviceMessage>],
+    ) -> Result<(), SinkError> {
         let history = Arc::clone(&self.history);
         let batch = messages.to_vec();
         tokio::task::spawn_blocking(move || history.write(&batch))
@@ -87,7 +96,11 @@ impl Sink for InfluxSink {
         "influxdb"
     }
 
-    async fn write(&mut self, messages: &[Arc<DeviceMessage>]) -> Result<(), SinkError> {
+    async fn write(
+        &mut self,
+        _first: u64,
+        messages: &[Arc<DeviceMessage>],
+    ) -> Result<(), SinkError> {
         match self.client.write(messages).await {
             Ok(_) => Ok(()),
             Err(error) => {

@@ -1,6 +1,12 @@
-//! The node's durable side: the journal, the sinks that drain it (history
-//! backend and MQTT), and the jobs that keep them tidy (segment retirement,
-//! history retention, journal recovery).
+//! The node's durable side: the journal, the consumers that drain it (the
+//! history backend, MQTT and the engine), and the jobs that keep them tidy
+//! (segment retirement, history retention, journal recovery).
+//!
+//! Every consumer keeps a cursor in the journal, and segments are retired
+//! only once every cursor passed them. A cursor left by a consumer that is no
+//! longer configured (the history backend switched from `embedded` to
+//! `influxdb`, say) would hold every segment forever, so opening drops it,
+//! with a log line and a note on `/health`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,7 +16,7 @@ use anyhow::Context;
 use drover_api::history::History;
 use drover_history::{self as history, HistoryConfig};
 use drover_influxdb::InfluxClient;
-use drover_journal::sink::{self, Committed, Feed, Sink, SinkConfig, SinkStats};
+use drover_journal::sink::{self, Feed, FeedReceiver, Sink, SinkConfig, SinkStats};
 use drover_journal::storage::FsStorage;
 use drover_journal::{JournalHandle, ObserverFactory};
 use drover_mqtt::Publisher;
@@ -20,7 +26,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{Backend, Config};
+use crate::engine::{self as live, EngineSink};
 use crate::sinks::{HistorySink, InfluxSink, MqttSink};
+use crate::supervise::Fatal;
 
 /// How long shutdown waits for sinks to take what was committed.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,24 +49,42 @@ pub struct Durable {
     pub sinks: Vec<(&'static str, Arc<SinkStats>)>,
     /// Woken by the pipeline when the journal fails.
     pub recover: Arc<Notify>,
+    /// Cursors of consumers no longer configured, dropped on open.
+    pub dropped_cursors: Vec<String>,
+    /// The engine's feed, until [`Durable::start_engine`] takes it.
+    engine_feed: Option<FeedReceiver>,
+    feed_records: usize,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    fatal: Fatal,
 }
 
 /// A sink waiting for the journal to be open.
 struct Pending<S> {
     sink: S,
-    feed: flume::Receiver<Committed>,
+    feed: FeedReceiver,
     config: SinkConfig,
 }
 
 impl Durable {
-    /// Opens the history backend and the journal (recovering it), and starts
-    /// the sinks, which first replay whatever they had not taken.
-    pub async fn start(config: &Config, records: Publisher) -> anyhow::Result<Durable> {
+    /// Opens the history backend and the journal (recovering it), drops the
+    /// cursors of consumers no longer configured, and starts the sinks, which
+    /// first replay whatever they had not taken. The engine's consumer starts
+    /// with [`Durable::start_engine`], once the engine is built.
+    pub async fn start(
+        config: &Config,
+        records: Publisher,
+        fatal: Fatal,
+    ) -> anyhow::Result<Durable> {
         let shutdown = CancellationToken::new();
+        let feed_records = config.journal.feed_records.max(1);
+        let with_feed = SinkConfig {
+            feed_records,
+            ..SinkConfig::default()
+        };
         let mut feed = Feed::default();
-        let mqtt = pending(&mut feed, MqttSink::new(records), SinkConfig::default());
+        let engine_feed = feed.subscribe(feed_records);
+        let mqtt = pending(&mut feed, MqttSink::new(records), with_feed);
         let (history, backend) = match config.storage.backend {
             Backend::Embedded => {
                 let store = Arc::new(open_history(config).await?);
@@ -70,7 +96,7 @@ impl Durable {
                 // moment turns many small commits into few large ones.
                 let batching = SinkConfig {
                     linger: HISTORY_LINGER,
-                    ..SinkConfig::default()
+                    ..with_feed
                 };
                 (
                     api,
@@ -83,7 +109,7 @@ impl Durable {
                 let batching = SinkConfig {
                     batch_max: influx.batch_lines.max(1),
                     linger: Duration::from_millis(influx.flush_ms),
-                    ..SinkConfig::default()
+                    ..with_feed
                 };
                 let sink = InfluxSink {
                     client: client.clone(),
@@ -93,50 +119,85 @@ impl Durable {
             }
         };
         let journal = open_journal(config, feed).await?;
+        let configured = [MQTT, backend.sink_name(), live::CURSOR];
+        let dropped_cursors = drop_stale_cursors(&journal, &configured).await?;
         let mut durable = Durable {
             journal,
             history,
             sinks: Vec::new(),
             recover: Arc::new(Notify::new()),
+            dropped_cursors,
+            engine_feed: Some(engine_feed),
+            feed_records,
             tasks: TaskTracker::new(),
             shutdown,
+            fatal,
         };
-        durable.spawn("mqtt", mqtt);
+        durable.spawn(MQTT, mqtt);
         match backend {
             Opened::Embedded(store, sink) => {
-                durable.spawn("history", sink);
-                durable
-                    .tasks
-                    .spawn(apply_retention(store, durable.shutdown.clone()));
+                durable.spawn(HISTORY, sink);
+                let retention = apply_retention(store, durable.shutdown.clone());
+                durable.core("history retention", retention);
             }
-            Opened::Influx(sink) => durable.spawn("influxdb", sink),
+            Opened::Influx(sink) => durable.spawn(INFLUXDB, sink),
         }
         let max_backlog = config.journal.max_backlog_mb.saturating_mul(1_000_000);
-        durable.tasks.spawn(retire_segments(
+        let retire = retire_segments(
             Arc::clone(&durable.journal),
             max_backlog,
             durable.shutdown.clone(),
-        ));
-        durable.tasks.spawn(crate::pipeline::recover_journal(
+        );
+        durable.core("journal retirement", retire);
+        let recover = crate::pipeline::recover_journal(
             Arc::clone(&durable.journal),
             Arc::clone(&durable.recover),
             durable.shutdown.clone(),
-        ));
-        durable.tasks.close();
+        );
+        durable.core("journal recovery", recover);
         Ok(durable)
+    }
+
+    /// Starts the engine's journal consumer at `start` (where its snapshot
+    /// ends), before which nothing is replayed.
+    pub async fn start_engine(&mut self, sink: EngineSink, start: u64) -> anyhow::Result<()> {
+        let journal = self.journal.current();
+        tokio::task::spawn_blocking(move || journal.set_cursor(live::CURSOR, start))
+            .await?
+            .context("saving the engine's journal position")?;
+        let Some(feed) = self.engine_feed.take() else {
+            anyhow::bail!("the engine's journal consumer was already started");
+        };
+        let config = SinkConfig {
+            batch_max: ENGINE_BATCH,
+            feed_records: self.feed_records,
+            ..SinkConfig::default()
+        };
+        self.spawn(live::CURSOR, Pending { sink, feed, config });
+        self.tasks.close();
+        Ok(())
     }
 
     fn spawn<S: Sink>(&mut self, name: &'static str, pending: Pending<S>) {
         let stats = Arc::new(SinkStats::default());
-        self.tasks.spawn(sink::run(
+        let run = sink::run(
             pending.sink,
             Arc::clone(&self.journal),
             pending.feed,
             pending.config,
             Arc::clone(&stats),
             self.shutdown.clone(),
-        ));
+        );
+        self.core(name, run);
         self.sinks.push((name, stats));
+    }
+
+    fn core(
+        &self,
+        name: &'static str,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        self.fatal.spawn(&self.tasks, name, task);
     }
 
     /// Lets the sinks take every committed record (at most [`DRAIN_TIMEOUT`];
@@ -162,10 +223,21 @@ impl Durable {
                 "stopping before these sinks took every record; they resume from the journal"
             );
         }
+        self.fatal.stopping();
         self.shutdown.cancel();
+        self.tasks.close();
         self.tasks.wait().await;
     }
 }
+
+/// The journal cursor names of the consumers.
+const MQTT: &str = "mqtt";
+const HISTORY: &str = "history";
+const INFLUXDB: &str = "influxdb";
+
+/// Records the engine takes per batch from its consumer: large enough that a
+/// replay moves in few channel operations, small enough to keep ticks short.
+const ENGINE_BATCH: usize = 10_000;
 
 /// The history backend that was opened, with its sink. Built once at start,
 /// so the variants' sizes do not matter.
@@ -175,12 +247,51 @@ enum Opened {
     Influx(Pending<InfluxSink>),
 }
 
+impl Opened {
+    fn sink_name(&self) -> &'static str {
+        match self {
+            Opened::Embedded(..) => HISTORY,
+            Opened::Influx(..) => INFLUXDB,
+        }
+    }
+}
+
 fn pending<S: Sink>(feed: &mut Feed, sink: S, config: SinkConfig) -> Pending<S> {
     Pending {
         sink,
-        feed: feed.subscribe(config.feed_capacity),
+        feed: feed.subscribe(config.feed_records),
         config,
     }
+}
+
+/// Drops the cursors of consumers that are not in `configured`: they would
+/// keep every segment from being retired. Returns their names.
+async fn drop_stale_cursors(
+    journal: &Arc<JournalHandle>,
+    configured: &[&'static str],
+) -> anyhow::Result<Vec<String>> {
+    let journal = journal.current();
+    let configured: Vec<&'static str> = configured.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let mut dropped = Vec::new();
+        for (name, position) in journal.cursors() {
+            if configured.contains(&name.as_str()) {
+                continue;
+            }
+            warn!(
+                cursor = %name,
+                position,
+                "dropping the journal cursor of a consumer that is no longer configured \
+                 (it would keep every journal segment from being retired)"
+            );
+            journal
+                .remove_cursor(&name)
+                .with_context(|| format!("removing the stale journal cursor {name}"))?;
+            dropped.push(name);
+        }
+        Ok(dropped)
+    })
+    .await?
 }
 
 async fn open_history(config: &Config) -> anyhow::Result<history::History> {

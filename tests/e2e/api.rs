@@ -148,12 +148,25 @@ fn history_queries_page_filter_and_refuse_bad_input() {
     assert_eq!(status, 200);
     assert_eq!(one["source"], "live", "{one}");
 
-    // …and from the store after a restart, before they report again.
+    // …and live again after a SIGKILL: the engine rebuilds from its
+    // snapshot and the journal, with the same state as before.
+    let before = one;
     server.kill9();
     let server = support::drover_serve_on(dir, ports, &[]);
-    let (_, one) = support::http_get(http, &format!("/api/v1/devices/{device}"));
-    assert_eq!(one["source"], "stored", "{one}");
-    assert_eq!(time_ms(&one["last_seen"]), *times.last().expect("a time"));
+    support::wait_for_engine(http);
+    let (_, after) = support::http_get(http, &format!("/api/v1/devices/{device}"));
+    assert_eq!(after["source"], "live", "{after}");
+    for field in ["last_fix", "ignition", "obd", "power", "attributes"] {
+        assert_eq!(
+            after["state"][field], before["state"][field],
+            "{field}: {after}"
+        );
+    }
+    assert_eq!(
+        after["state"]["kinematics"]["distance_m"], before["state"]["kinematics"]["distance_m"],
+        "the odometer: {after}"
+    );
+    assert_eq!(time_ms(&after["last_seen"]), *times.last().expect("a time"));
     assert_eq!(stored_times(http, device), *times);
     assert!(server.interrupt().success());
 }

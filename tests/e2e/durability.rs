@@ -124,6 +124,33 @@ fn assert_all_published(subscriber: &Subscriber, acked: &HashMap<String, Vec<i64
     );
 }
 
+/// After a restart, every device's live state is back: its last fix is the
+/// newest position in the history (which holds everything journaled) and
+/// not older than anything the device saw acked.
+pub fn assert_live_state_rebuilt(http: u16, acked: &HashMap<String, Vec<i64>>) {
+    support::wait_for_engine(http);
+    for (device, times) in acked {
+        let (status, state) = support::http_get(http, &format!("/api/v1/devices/{device}"));
+        assert_eq!(status, 200, "{device}: {state}");
+        assert_eq!(state["source"], "live", "{device}: {state}");
+        let live = state["state"]["last_fix"]["time_ms"]
+            .as_i64()
+            .expect("a live fix");
+        let newest = stored_times(http, device)
+            .into_iter()
+            .max()
+            .expect("stored positions");
+        assert_eq!(
+            live, newest,
+            "{device}: the live fix is the newest stored one"
+        );
+        assert!(
+            live >= *times.last().expect("acked"),
+            "{device}: live state went back"
+        );
+    }
+}
+
 fn count(acked: &HashMap<String, Vec<i64>>) -> usize {
     acked.values().map(Vec::len).sum()
 }
@@ -167,6 +194,7 @@ fn sigkill_under_load_loses_no_acknowledged_record() {
     let (server, acked) = sigkill_mid_run(dir, ports, &external_broker(mqtt_port));
     assert_all_stored(ports.http, &acked);
     assert_all_published(&subscriber, &acked);
+    assert_live_state_rebuilt(ports.http, &acked);
     assert!(server.interrupt().success());
 }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 use drover_testkit::Influxd;
 use serde_json::Value;
 
-use crate::durability::{assert_all_stored, sigkill_mid_run, teltonika_load};
+use crate::durability::{
+    assert_all_stored, assert_live_state_rebuilt, sigkill_mid_run, teltonika_load,
+};
 use crate::support::{self, Ports, Sim};
 
 fn influxd() -> Influxd {
@@ -52,6 +54,7 @@ fn sigkill_under_load_loses_nothing_in_influxdb() {
     let (server, acked) = sigkill_mid_run(dir, ports, &backend(&influxd));
     // Read back through the API, which reads InfluxDB with InfluxQL.
     assert_all_stored(ports.http, &acked);
+    assert_live_state_rebuilt(ports.http, &acked);
     assert!(server.interrupt().success());
 }
 

@@ -198,7 +198,9 @@ pub fn serve_command(dir: &Path, ports: Ports, extra: &[String]) -> Command {
         .args([
             "--set",
             &format!("mqtt.embedded_listen=127.0.0.1:{}", ports.mqtt),
-        ]);
+        ])
+        // The simulated fleets of the tests all come from 127.0.0.1.
+        .args(["--set", "devices.max_connections_per_ip=0"]);
     for setting in extra {
         command.args(["--set", setting]);
     }
@@ -400,4 +402,18 @@ pub fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(200));
     }
     done()
+}
+
+/// Waits until the engine has taken every committed record (its backlog on
+/// `/health` is 0), e.g. after a restart replayed the journal.
+pub fn wait_for_engine(http: u16) {
+    let caught_up = eventually(Duration::from_secs(60), || {
+        let (status, health) = http_get(http, "/health");
+        status == 200 && health["engine"]["backlog"] == 0
+    });
+    assert!(
+        caught_up,
+        "the engine did not catch up with the journal: {}",
+        http_get(http, "/health").1
+    );
 }

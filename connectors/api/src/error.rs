@@ -14,7 +14,14 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Too much is waiting already: the client should try again shortly
+    /// (503 with `Retry-After`).
+    #[error("{0}")]
+    Busy(String),
 }
+
+/// Seconds a client told [`ApiError::Busy`] waits before it tries again.
+const RETRY_AFTER_SECS: &str = "1";
 
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str) {
@@ -22,6 +29,7 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
         }
     }
 }
@@ -33,6 +41,13 @@ impl IntoResponse for ApiError {
             tracing::warn!(error = %self, "API request failed");
         }
         let body = json!({ "error": { "code": code, "message": self.to_string() } });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if matches!(self, ApiError::Busy(_)) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        response
     }
 }

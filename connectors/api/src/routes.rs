@@ -7,7 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use drover_engine::runtime::{EngineStopped, LiveState};
+use drover_engine::DeviceState;
+use drover_engine::runtime::{LiveError, LiveState};
 use drover_protocols::model::DeviceId;
 use serde_json::{Value, json};
 
@@ -24,6 +25,9 @@ const DEFAULT_LIMIT: usize = 1_000;
 const MAX_LIMIT: usize = 10_000;
 /// The range when the request gives no `from`: the last day.
 const DEFAULT_SPAN_MS: i64 = 24 * 3600 * 1000;
+/// Longest wait for the engine to answer a live-state read (it answers
+/// between ticks; a replay after a restart makes ticks long).
+const LIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the handlers read from.
 #[derive(Clone)]
@@ -49,7 +53,7 @@ async fn health(State(api): State<Api>) -> Json<Value> {
 }
 
 async fn list_devices(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
-    let live = api.live.all().await.map_err(engine_down)?;
+    let live = within(api.live.all()).await?;
     let stored = api.history.latest_all().await.map_err(history_error)?;
     let mut devices: BTreeMap<&str, Device<'_>> = stored
         .iter()
@@ -63,12 +67,7 @@ async fn list_devices(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
 }
 
 async fn device(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    if let Some(state) = api
-        .live
-        .device(DeviceId::new(&id))
-        .await
-        .map_err(engine_down)?
-    {
+    if let Some(state) = live_device(&api, &id).await? {
         return Ok(Json(json!(Device::live(&state))));
     }
     match api.history.latest(&id).await.map_err(history_error)? {
@@ -83,12 +82,7 @@ async fn positions(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let range = Range::parse(&params)?;
-    let known = api
-        .live
-        .device(DeviceId::new(&id))
-        .await
-        .map_err(engine_down)?
-        .is_some()
+    let known = live_device(&api, &id).await?.is_some()
         || api
             .history
             .latest(&id)
@@ -191,8 +185,28 @@ fn unknown_device(id: &str) -> ApiError {
     ApiError::NotFound(format!("unknown device {id:?}"))
 }
 
-fn engine_down(_: EngineStopped) -> ApiError {
-    ApiError::Unavailable("the engine has stopped".to_owned())
+async fn live_device(api: &Api, id: &str) -> Result<Option<DeviceState>, ApiError> {
+    within(api.live.device(DeviceId::new(id))).await
+}
+
+/// A live-state read, answered within [`LIVE_TIMEOUT`] or refused as busy.
+async fn within<T>(
+    read: impl std::future::Future<Output = Result<T, LiveError>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(LIVE_TIMEOUT, read).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(LiveError::Busy)) => Err(ApiError::Busy(
+            "the engine has too many live-state reads waiting; try again shortly".to_owned(),
+        )),
+        Ok(Err(LiveError::Stopped)) => {
+            Err(ApiError::Unavailable("the engine has stopped".to_owned()))
+        }
+        Err(_elapsed) => Err(ApiError::Busy(format!(
+            "the engine did not answer within {} s (it may be replaying the journal); \
+             try again shortly",
+            LIVE_TIMEOUT.as_secs()
+        ))),
+    }
 }
 
 fn history_error(error: HistoryError) -> ApiError {

@@ -38,8 +38,10 @@
 //! * **fsync errors poison the journal.** After a failed fsync Linux may mark the
 //!   dirty pages clean, so a retry can "succeed" without writing anything
 //!   ("fsyncgate"). The failing append and every later one return
-//!   [`JournalError::Poisoned`]; the owner drops the journal and opens it
-//!   again, recovering from what really is on disk.
+//!   [`JournalError::Poisoned`]; the owner recovers it with
+//!   [`JournalHandle::recover`], which cuts the journal back to the end of its
+//!   last committed batch — never trusting bytes whose fsync failed — before
+//!   reopening it.
 //! * **Readers and cursors**: [`Journal::read_from`] iterates over
 //!   committed records across segments. Each sink keeps a durable cursor (the next
 //!   sequence number it wants) with [`Journal::set_cursor`];

@@ -13,12 +13,18 @@
 //! channel overflowed) it reads the journal from its cursor until it has caught
 //! up, then follows the feed again. Sequence numbers tell the two apart: a
 //! feed batch that starts past the sink's position means records are missing
-//! from the feed and must come from disk.
+//! from the feed and must come from disk. Each sink's feed is bounded in
+//! records, so a stalled sink holds a bounded amount of memory whatever
+//! the batch sizes.
+//!
+//! A record that passed its checksum but does not decode (a format bug) is
+//! retried a few times, then logged with its position, counted and skipped:
+//! one bad record must not stop a sink forever.
 
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use drover_protocols::model::DeviceMessage;
@@ -47,22 +53,26 @@ pub trait Sink: Send + 'static {
     /// The journal cursor's name (letters, digits, `-`, `_`).
     fn name(&self) -> &'static str;
 
-    /// Takes a batch. `Ok` means the records are durable at the destination
-    /// (or deliberately skipped as invalid, with a log), or handed over to be
-    /// made durable by [`Sink::confirm`]. An error retries the batch.
+    /// Takes a batch: `messages[i]` is journal record `first + i`. `Ok`
+    /// means the records are durable at the destination (or deliberately
+    /// skipped as invalid, with a log), or handed over to be made durable by
+    /// [`Sink::confirm`]. An error retries the batch.
     fn write(
         &mut self,
+        first: u64,
         messages: &[Arc<DeviceMessage>],
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
 
-    /// Waits until everything `write` took is durable at the destination;
-    /// the runner calls it before it saves the cursor. A sink that pipelines
-    /// (hands records over and hears back later, like MQTT's acknowledgements)
-    /// confirms here; an error makes the runner go back to its last saved
-    /// cursor and write everything since again. By default `write` was
-    /// durable already.
-    fn confirm(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send {
-        std::future::ready(Ok(()))
+    /// Waits until what `write` took up to `position` is durable at the
+    /// destination, and returns the position up to which it is (at most
+    /// `position`); the runner saves that as the cursor. A sink that
+    /// pipelines (hands records over and hears back later, like MQTT's
+    /// acknowledgements) confirms here; one whose state is made durable
+    /// now and then (the engine's snapshots) answers with an older position.
+    /// An error makes the runner go back to its last saved cursor and write
+    /// everything since again. By default `write` was durable already.
+    fn confirm(&mut self, position: u64) -> impl Future<Output = Result<u64, SinkError>> + Send {
+        std::future::ready(Ok(position))
     }
 }
 
@@ -73,8 +83,9 @@ pub struct SinkConfig {
     pub batch_max: usize,
     /// …or once its first record has waited this long (0: write what is there).
     pub linger: Duration,
-    /// Feed batches buffered for this sink before it falls back to the journal.
-    pub feed_capacity: usize,
+    /// Records buffered in the feed for this sink before it falls back to
+    /// the journal.
+    pub feed_records: usize,
 }
 
 impl Default for SinkConfig {
@@ -82,7 +93,7 @@ impl Default for SinkConfig {
         Self {
             batch_max: 5_000,
             linger: Duration::ZERO,
-            feed_capacity: 65_536,
+            feed_records: 100_000,
         }
     }
 }
@@ -100,38 +111,113 @@ pub struct SinkStats {
     pub replayed: AtomicU64,
     /// The sink's position: every record below it has been taken.
     pub position: AtomicU64,
+    /// Records that could not be decoded and were skipped after
+    /// [`UNDECODABLE_TRIES`] tries (each logged with its position).
+    pub skipped: AtomicU64,
 }
 
-/// Where the journal observer sends committed batches: one bounded channel
-/// per sink.
+/// Where the journal observer sends committed batches: one channel per
+/// sink, bounded in records.
 #[derive(Clone, Default)]
 pub struct Feed {
-    subscribers: Vec<flume::Sender<Committed>>,
+    subscribers: Vec<Subscriber>,
+}
+
+/// The observer's end of one sink's feed.
+#[derive(Clone)]
+struct Subscriber {
+    tx: flume::Sender<Committed>,
+    /// Records sent and not yet taken, shared with the [`FeedReceiver`].
+    queued: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+/// A sink's end of its feed.
+pub struct FeedReceiver {
+    rx: flume::Receiver<Committed>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// How much of the feed's bound a batch takes: its records, or 1 for a
+/// marker of a dropped batch (which holds none).
+fn weight(batch: &Committed) -> usize {
+    batch.messages.len().max(1)
+}
+
+impl FeedReceiver {
+    fn taken(&self, batch: Committed) -> Committed {
+        self.queued.fetch_sub(weight(&batch), Ordering::Relaxed);
+        batch
+    }
+
+    /// The next batch if one is waiting. A marker comes back as a batch
+    /// without records, which the follower reads as "go to the journal".
+    fn try_recv(&self) -> Option<Committed> {
+        self.rx.try_recv().ok().map(|b| self.taken(b))
+    }
+
+    /// Waits for the next batch or marker; `None` once the feed is gone.
+    async fn recv(&self) -> Option<Committed> {
+        let batch = self.rx.recv_async().await.ok()?;
+        Some(self.taken(batch))
+    }
 }
 
 impl Feed {
-    /// A new channel for one sink.
-    pub fn subscribe(&mut self, capacity: usize) -> flume::Receiver<Committed> {
-        let (tx, rx) = flume::bounded(capacity.max(1));
-        self.subscribers.push(tx);
-        rx
+    /// A new channel for one sink, holding at most `records` records.
+    pub fn subscribe(&mut self, records: usize) -> FeedReceiver {
+        let (tx, rx) = flume::unbounded();
+        let queued = Arc::new(AtomicUsize::new(0));
+        self.subscribers.push(Subscriber {
+            tx,
+            queued: Arc::clone(&queued),
+            limit: records.max(1),
+        });
+        FeedReceiver { rx, queued }
     }
 
     /// The journal observer that fills this feed. Appends must attach an
-    /// `Arc<Vec<Arc<DeviceMessage>>>`; a full channel drops the batch for that
-    /// sink only, which then reads it from the journal.
+    /// `Arc<Vec<Arc<DeviceMessage>>>`; a batch that would take a sink's feed
+    /// past its bound is dropped for that sink only, which then reads it from
+    /// the journal. The batches are shared: sinks that keep up cost one copy.
     pub fn observer(self) -> Observer {
         Box::new(move |seqs: Range<u64>, attachment: &Attachment| {
             let Ok(messages) = Arc::clone(attachment).downcast::<Vec<Arc<DeviceMessage>>>() else {
                 return;
             };
             for subscriber in &self.subscribers {
-                let _ = subscriber.try_send(Committed {
-                    seqs: seqs.clone(),
-                    messages: Arc::clone(&messages),
-                });
+                subscriber.offer(&seqs, &messages);
             }
         })
+    }
+}
+
+impl Subscriber {
+    /// Sends the batch if it fits. If it does not and the feed is empty, a
+    /// marker without records goes instead: a sink waiting on an empty feed
+    /// must still learn that records were committed. A feed holding anything
+    /// needs no marker: the sink finds the gap when it gets there.
+    fn offer(&self, seqs: &Range<u64>, messages: &Arc<Vec<Arc<DeviceMessage>>>) {
+        // Only this observer adds, so the check and the add do not race.
+        let queued = self.queued.load(Ordering::Relaxed);
+        let batch = if queued + messages.len() <= self.limit {
+            Committed {
+                seqs: seqs.clone(),
+                messages: Arc::clone(messages),
+            }
+        } else if queued == 0 {
+            Committed {
+                seqs: seqs.clone(),
+                messages: Arc::default(),
+            }
+        } else {
+            return;
+        };
+        let weight = weight(&batch);
+        self.queued.fetch_add(weight, Ordering::Relaxed);
+        if self.tx.send(batch).is_err() {
+            self.queued.fetch_sub(weight, Ordering::Relaxed);
+        }
     }
 }
 
@@ -152,13 +238,17 @@ impl JournalSource for Arc<Journal> {
 const CURSOR_EVERY: Duration = Duration::from_millis(250);
 /// How long a sink waits before reading the journal again after a read error.
 const READ_RETRY: Duration = Duration::from_secs(10);
+/// Reads of a record that does not decode before it is skipped: a decode
+/// error of a record that passed its checksum is a bug that no retry fixes,
+/// but a few tries rule out a fluke before data is dropped.
+pub const UNDECODABLE_TRIES: u32 = 3;
 
 /// Runs `sink` until `shutdown`: follows `feed`, falls back to the journal
 /// when behind, retries failed batches, and keeps the cursor.
 pub async fn run<S: Sink>(
     mut sink: S,
     source: impl JournalSource,
-    feed: flume::Receiver<Committed>,
+    feed: FeedReceiver,
     config: SinkConfig,
     stats: Arc<SinkStats>,
     shutdown: CancellationToken,
@@ -176,6 +266,7 @@ pub async fn run<S: Sink>(
         position: start,
         held: None,
         replaying: None,
+        undecodable: None,
         feed,
         config,
         name,
@@ -184,28 +275,34 @@ pub async fn run<S: Sink>(
     stats.position.store(start, Ordering::Relaxed);
     loop {
         let journal = source.journal();
+        // While the cursor lags, an idle sink wakes up to save it.
+        let wake = (cursor.saved != reader.position).then_some(CURSOR_EVERY);
         let next = tokio::select! {
             () = shutdown.cancelled() => break,
-            next = reader.next_batch(&journal, &stats) => next,
+            next = reader.next_batch(&journal, &stats, wake) => next,
         };
         let messages = match next {
             Ok(messages) => messages,
             Err(error) => {
-                warn!(sink = name, %error, "cannot read the journal; retrying");
-                reader.replaying = None;
+                let pause = reader.failed_read(&error, &stats);
+                stats.position.store(reader.position, Ordering::Relaxed);
                 tokio::select! {
                     () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(READ_RETRY) => continue,
+                    () = tokio::time::sleep(pause) => continue,
                 }
             }
         };
         if messages.is_empty() {
-            // The records exist but the journal has not counted them as
-            // committed yet (the feed is told first): let the committer finish.
-            tokio::task::yield_now().await;
+            if cursor.due(reader.position) {
+                checkpoint(&mut sink, &mut reader, &mut cursor, journal, &stats).await;
+            } else {
+                // The records exist but the journal has not counted them as
+                // committed yet (the feed is told first): let the committer finish.
+                tokio::task::yield_now().await;
+            }
             continue;
         }
-        if !deliver(&mut sink, &messages, &stats, &shutdown).await {
+        if !deliver(&mut sink, reader.position, &messages, &stats, &shutdown).await {
             break;
         }
         reader.position += messages.len() as u64;
@@ -229,8 +326,9 @@ async fn checkpoint<S: Sink>(
     journal: Arc<Journal>,
     stats: &SinkStats,
 ) {
-    match sink.confirm().await {
-        Ok(()) => cursor.save(journal, sink.name(), reader.position).await,
+    match sink.confirm(reader.position).await {
+        Ok(durable) if durable == cursor.saved => cursor.postpone(),
+        Ok(durable) => cursor.save(journal, sink.name(), durable).await,
         Err(error) => {
             stats.failures.fetch_add(1, Ordering::Relaxed);
             warn!(sink = sink.name(), %error, from = cursor.saved, to = reader.position,
@@ -250,7 +348,9 @@ struct Follower {
     held: Option<Committed>,
     /// The journal reader while catching up (kept: it holds a loaded segment).
     replaying: Option<crate::journal::Reader>,
-    feed: flume::Receiver<Committed>,
+    /// A record that did not decode, and how often it was tried.
+    undecodable: Option<(u64, u32)>,
+    feed: FeedReceiver,
     config: SinkConfig,
     name: &'static str,
 }
@@ -264,11 +364,40 @@ impl Follower {
         self.replaying = None;
     }
 
-    /// The next records from `position` on (at least one), in order.
+    /// Handles a failed read and says how long to wait before the next. A
+    /// record that does not decode is skipped once it failed
+    /// [`UNDECODABLE_TRIES`] times; any other error is retried.
+    fn failed_read(&mut self, error: &SinkReadError, stats: &SinkStats) -> Duration {
+        self.replaying = None;
+        let SinkReadError::Record(seq, why) = error else {
+            warn!(sink = self.name, %error, "cannot read the journal; retrying");
+            return READ_RETRY;
+        };
+        let tries = match self.undecodable {
+            Some((at, tries)) if at == *seq => tries + 1,
+            _ => 1,
+        };
+        if tries < UNDECODABLE_TRIES {
+            self.undecodable = Some((*seq, tries));
+            warn!(sink = self.name, position = seq, tries, error = %why,
+                "journal record does not decode; trying again");
+            return Duration::from_secs(1);
+        }
+        self.undecodable = None;
+        stats.skipped.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(sink = self.name, position = seq, error = %why,
+            "journal record does not decode; skipped (it stays in the journal until retired)");
+        self.position = seq + 1;
+        Duration::ZERO
+    }
+
+    /// The next records from `position` on, in order; none when the feed
+    /// was quiet for `wake_after`.
     async fn next_batch(
         &mut self,
         journal: &Journal,
         stats: &SinkStats,
+        wake_after: Option<Duration>,
     ) -> Result<Vec<Arc<DeviceMessage>>, SinkReadError> {
         loop {
             // Read the committed end before looking at the feed: the journal
@@ -276,10 +405,20 @@ impl Follower {
             // feed below the committed end means the batch will not come.
             let committed = journal.next_seq();
             if self.held.is_none() {
-                self.held = self.feed.try_recv().ok();
+                self.held = self.feed.try_recv();
             }
             match &self.held {
                 Some(batch) if batch.seqs.end <= self.position => self.held = None,
+                // A marker of batches the feed dropped: they are in the journal.
+                Some(marker) if marker.messages.is_empty() => {
+                    if self.position < committed {
+                        self.held = None;
+                        return self.replay(journal, stats).await;
+                    }
+                    // Announced, not yet counted as committed: the committer
+                    // is about to.
+                    tokio::task::yield_now().await;
+                }
                 Some(batch) if batch.seqs.start <= self.position => {
                     self.replaying = None;
                     return Ok(self.gather().await);
@@ -289,10 +428,15 @@ impl Follower {
                 None if self.position < committed => return self.replay(journal, stats).await,
                 None => {
                     self.replaying = None;
-                    self.held = self.feed.recv_async().await.ok();
-                    if self.held.is_none() {
+                    let received = match wake_after {
+                        Some(quiet) => tokio::time::timeout(quiet, self.feed.recv()).await,
+                        None => Ok(self.feed.recv().await),
+                    };
+                    match received {
+                        Err(_quiet) => return Ok(Vec::new()),
+                        Ok(Some(batch)) => self.held = Some(batch),
                         // The feed is gone (the node is stopping): nothing more comes.
-                        std::future::pending::<()>().await;
+                        Ok(None) => std::future::pending::<()>().await,
                     }
                 }
             }
@@ -306,8 +450,9 @@ impl Follower {
         let mut end = self.position;
         let deadline = tokio::time::Instant::now() + self.config.linger;
         while let Some(batch) = self.held.take() {
-            if batch.seqs.start > end {
-                self.held = Some(batch); // a gap: the journal fills it next time
+            if batch.seqs.start > end || batch.messages.is_empty() {
+                // A gap or a marker: the journal fills it next time.
+                self.held = Some(batch);
                 break;
             }
             let skip = (end - batch.seqs.start) as usize;
@@ -317,12 +462,12 @@ impl Follower {
                 break;
             }
             self.held = match self.feed.try_recv() {
-                Ok(next) => Some(next),
-                Err(_) if self.config.linger.is_zero() => None,
-                Err(_) => tokio::time::timeout_at(deadline, self.feed.recv_async())
+                Some(next) => Some(next),
+                None if self.config.linger.is_zero() => None,
+                None => tokio::time::timeout_at(deadline, self.feed.recv())
                     .await
                     .ok()
-                    .and_then(Result::ok),
+                    .flatten(),
             };
         }
         out
@@ -379,7 +524,12 @@ fn read_batch(
         if seq != position + out.len() as u64 {
             return Err(SinkReadError::Sequence(seq));
         }
-        let message = record::decode(&bytes).map_err(|e| SinkReadError::Record(seq, e))?;
+        let message = match record::decode(&bytes) {
+            Ok(message) => message,
+            // The records before it go now; the next read starts at it.
+            Err(_) if !out.is_empty() => break,
+            Err(error) => return Err(SinkReadError::Record(seq, error)),
+        };
         out.push(Arc::new(message));
         if out.len() >= max {
             break;
@@ -405,6 +555,7 @@ enum SinkReadError {
 /// shutdown came first.
 async fn deliver<S: Sink>(
     sink: &mut S,
+    first: u64,
     messages: &[Arc<DeviceMessage>],
     stats: &SinkStats,
     shutdown: &CancellationToken,
@@ -412,7 +563,7 @@ async fn deliver<S: Sink>(
     let backoff = Backoff::default();
     let mut attempt = 0;
     loop {
-        match sink.write(messages).await {
+        match sink.write(first, messages).await {
             Ok(()) => {
                 stats
                     .written
@@ -451,6 +602,11 @@ impl CursorKeeper {
 
     fn due(&self, position: u64) -> bool {
         position != self.saved && self.at.elapsed() >= CURSOR_EVERY
+    }
+
+    /// Nothing new is durable: ask again after [`CURSOR_EVERY`].
+    fn postpone(&mut self) {
+        self.at = Instant::now();
     }
 
     /// Writes the cursor on a blocking thread: it is a file write and two
@@ -493,7 +649,11 @@ mod tests {
         fn name(&self) -> &'static str {
             "collect"
         }
-        async fn write(&mut self, messages: &[Arc<DeviceMessage>]) -> Result<(), SinkError> {
+        async fn write(
+            &mut self,
+            _first: u64,
+            messages: &[Arc<DeviceMessage>],
+        ) -> Result<(), SinkError> {
             if self.fail.load(Ordering::Relaxed) > 0 {
                 self.fail.fetch_sub(1, Ordering::Relaxed);
                 return Err(SinkError("down".into()));
@@ -502,12 +662,12 @@ mod tests {
             seen.extend(messages.iter().map(|m| m.record.time_ms));
             Ok(())
         }
-        async fn confirm(&mut self) -> Result<(), SinkError> {
+        async fn confirm(&mut self, position: u64) -> Result<u64, SinkError> {
             if self.fail_confirm.load(Ordering::Relaxed) > 0 {
                 self.fail_confirm.fetch_sub(1, Ordering::Relaxed);
                 return Err(SinkError("not acknowledged".into()));
             }
-            Ok(())
+            Ok(position)
         }
     }
 
@@ -566,13 +726,13 @@ mod tests {
         (dir, Arc::new(journal))
     }
 
-    fn start(journal: &Arc<Journal>, feed_capacity: usize, sink: Collect) -> Running {
+    fn start(journal: &Arc<Journal>, feed_records: usize, sink: Collect) -> Running {
         let mut feed = Feed::default();
-        let rx = feed.subscribe(feed_capacity);
+        let rx = feed.subscribe(feed_records);
         assert!(journal.observe(feed.observer()));
         let config = SinkConfig {
             batch_max: 7,
-            feed_capacity,
+            feed_records,
             ..SinkConfig::default()
         };
         let stats = Arc::new(SinkStats::default());
@@ -624,15 +784,15 @@ mod tests {
             running.sink.seen.lock().unwrap().len() == 10
         })
         .await;
-        // The next write comes after a cursor save is due: its confirmation
-        // fails, so everything since the last saved cursor (0) goes again.
-        tokio::time::sleep(CURSOR_EVERY + Duration::from_millis(50)).await;
-        append(&journal, 10..15);
+        // Idle with its cursor behind, the sink confirms: that fails, so
+        // everything since the last saved cursor (0) goes again.
         until("the stretch written again", || {
-            running.sink.seen.lock().unwrap().len() == 30
+            running.sink.seen.lock().unwrap().len() == 20
         })
         .await;
-        let expected: Vec<i64> = (0..15).chain(0..15).collect();
+        append(&journal, 10..15);
+        until("the rest", || running.sink.seen.lock().unwrap().len() == 25).await;
+        let expected: Vec<i64> = (0..10).chain(0..15).collect();
         assert_eq!(*running.sink.seen.lock().unwrap(), expected);
         assert_eq!(running.stats.failures.load(Ordering::Relaxed), 1);
         running.stop().await;
@@ -693,5 +853,89 @@ mod tests {
         );
         running.stop().await;
         assert_eq!(journal.cursor("collect"), Some(15));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_record_that_does_not_decode_is_skipped_after_a_few_tries() {
+        let (_dir, journal) = temp_journal();
+        let running = start(&journal, 1024, Collect::default());
+        append(&journal, 0..3);
+        // Passes its checksum, is no record: a format bug, not disk damage.
+        journal.append(vec![b"not a record".to_vec()]).unwrap();
+        append(&journal, 4..6);
+        until("the records around it", || {
+            running.sink.seen.lock().unwrap().len() == 5
+        })
+        .await;
+        assert_eq!(*running.sink.seen.lock().unwrap(), vec![0, 1, 2, 4, 5]);
+        assert_eq!(running.stats.skipped.load(Ordering::Relaxed), 1);
+        running.stop().await;
+        assert_eq!(journal.cursor("collect"), Some(6), "the sink went past it");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_sink_holds_at_most_its_feed_bound() {
+        let (_dir, journal) = temp_journal();
+        let mut feed = Feed::default();
+        let rx = feed.subscribe(10);
+        assert!(journal.observe(feed.observer()));
+        for i in 0..40 {
+            append(&journal, i * 3..i * 3 + 3);
+        }
+        // Nobody reads: three batches of three fit, then one marker at most
+        // once the feed was drained.
+        assert_eq!(rx.queued.load(Ordering::Relaxed), 9);
+        assert_eq!(rx.rx.len(), 3);
+        while rx.try_recv().is_some() {}
+        append(&journal, 120..131);
+        let marker = rx.try_recv().expect("a marker for the dropped batch");
+        assert!(marker.messages.is_empty());
+        assert_eq!(marker.seqs, 120..131);
+    }
+
+    /// Confirms only up to a position set by the test, like the engine's
+    /// snapshots.
+    #[derive(Clone, Default)]
+    struct Lagging {
+        durable: Arc<AtomicU64>,
+    }
+
+    impl Sink for Lagging {
+        fn name(&self) -> &'static str {
+            "lagging"
+        }
+        async fn write(&mut self, _: u64, _: &[Arc<DeviceMessage>]) -> Result<(), SinkError> {
+            Ok(())
+        }
+        async fn confirm(&mut self, position: u64) -> Result<u64, SinkError> {
+            Ok(position.min(self.durable.load(Ordering::Relaxed)))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_cursor_is_what_the_sink_confirmed_not_what_it_took() {
+        let (_dir, journal) = temp_journal();
+        let mut feed = Feed::default();
+        let rx = feed.subscribe(1024);
+        assert!(journal.observe(feed.observer()));
+        let sink = Lagging::default();
+        let durable = Arc::clone(&sink.durable);
+        let stats = Arc::new(SinkStats::default());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(
+            sink,
+            Arc::clone(&journal),
+            rx,
+            SinkConfig::default(),
+            Arc::clone(&stats),
+            shutdown.clone(),
+        ));
+        append(&journal, 0..10);
+        until("10 taken", || stats.position.load(Ordering::Relaxed) == 10).await;
+        durable.store(4, Ordering::Relaxed);
+        until("the cursor at 4", || journal.cursor("lagging") == Some(4)).await;
+        shutdown.cancel();
+        task.await.unwrap();
+        assert_eq!(journal.cursor("lagging"), Some(4));
     }
 }

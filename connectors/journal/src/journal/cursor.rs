@@ -50,3 +50,64 @@ pub(crate) fn decode(data: &[u8]) -> Option<u64> {
     seq.copy_from_slice(&data[..8]);
     Some(u64::from_le_bytes(seq))
 }
+
+impl super::Journal {
+    /// Every consumer's cursor: name and position.
+    pub fn cursors(&self) -> Vec<(String, u64)> {
+        self.shared
+            .lock_cursors()
+            .iter()
+            .map(|(name, seq)| (name.clone(), *seq))
+            .collect()
+    }
+
+    /// Forgets consumer `name`'s cursor (its file too), so it no longer holds
+    /// segments back. `false` if there was none.
+    pub fn remove_cursor(&self, name: &str) -> Result<bool, super::JournalError> {
+        let mut cursors = self.shared.lock_cursors();
+        if cursors.remove(name).is_none() {
+            return Ok(false);
+        }
+        let file = file_name(name);
+        let storage = &self.shared.storage;
+        storage
+            .remove(&file)
+            .and_then(|()| storage.sync_dir())
+            .map_err(|source| super::JournalError::io(format!("remove {file}"), source))?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::journal::storage::FaultyStorage;
+    use crate::journal::{Journal, JournalConfig};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_removed_cursor_no_longer_holds_segments_back_after_a_reopen() {
+        let storage = FaultyStorage::new();
+        let config = JournalConfig {
+            segment_bytes: 64,
+            ..JournalConfig::default()
+        };
+        let open = || {
+            Journal::open_with_storage(Arc::new(storage.clone()), config.clone())
+                .unwrap()
+                .0
+        };
+        let journal = open();
+        for _ in 0..10 {
+            journal.append(vec![vec![7u8; 40]]).unwrap();
+        }
+        journal.set_cursor("history", 0).unwrap();
+        journal.set_cursor("influxdb", 10).unwrap();
+        assert_eq!(journal.retire().unwrap(), 0, "history holds everything");
+        assert!(journal.remove_cursor("history").unwrap());
+        assert!(!journal.remove_cursor("history").unwrap());
+        drop(journal);
+        let journal = open();
+        assert_eq!(journal.cursors(), vec![("influxdb".to_owned(), 10)]);
+        assert!(journal.retire().unwrap() > 0);
+    }
+}
