@@ -58,7 +58,7 @@ impl Default for RuntimeConfig {
             tick_ms: 10,
             min_tick_ms: 1,
             batch_max: 100_000,
-            inbox_capacity: 1_024,
+            inbox_capacity: 16,
             outbox_capacity: 65_536,
             snapshot_every: None,
             replay_until: 0,

@@ -82,7 +82,7 @@ impl Default for EngineSection {
             min_tick_ms: 1,
             executor: Executor::SingleThreaded,
             threads: 0,
-            inbox_capacity: 1_024,
+            inbox_capacity: 16,
             batch_max: 100_000,
             presence_timeout_secs: 600,
             snapshot_secs: 60,
@@ -121,9 +121,9 @@ pub struct JournalSection {
     /// Records waiting for the group commit (MB) before device sessions wait
     /// for room: bounds the memory of a burst.
     pub max_queued_mb: u64,
-    /// Committed records each journal consumer (sinks, engine) may have
-    /// waiting in memory; past it a consumer reads the journal instead.
-    pub feed_records: usize,
+    /// Memory (MB) the committed records waiting for each journal consumer
+    /// (sinks, engine) may hold; past it a consumer reads the journal instead.
+    pub feed_mb: u64,
 }
 
 impl Default for JournalSection {
@@ -133,12 +133,16 @@ impl Default for JournalSection {
             segment_mb: 64,
             max_backlog_mb: 4096,
             max_queued_mb: 64,
-            feed_records: 100_000,
+            feed_mb: 32,
         }
     }
 }
 
 impl JournalSection {
+    pub fn feed_bytes(&self) -> usize {
+        usize::try_from(self.feed_mb.max(1).saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
+
     pub fn max_queued_bytes(&self) -> usize {
         usize::try_from(self.max_queued_mb.max(1).saturating_mul(1_000_000)).unwrap_or(usize::MAX)
     }

@@ -41,6 +41,8 @@ pub struct Node {
     pub listeners: Vec<Listening>,
     pub publisher: Publisher,
     pub http: Option<crate::http::Http>,
+    /// The ack path, for sources inside the process.
+    ingest: Pipeline,
     fatal: Fatal,
     shutdown: CancellationToken,
     devices: TaskTracker,
@@ -130,7 +132,6 @@ impl Node {
         let registry = Registry::default();
         let listeners =
             listen_all(config, &pipeline, &registry, &devices, &shutdown, &fatal).await?;
-        drop(pipeline);
         devices.close();
 
         let parts = crate::http::Parts {
@@ -163,6 +164,7 @@ impl Node {
             listeners,
             publisher,
             http,
+            ingest: pipeline,
             fatal,
             shutdown,
             devices,
@@ -182,6 +184,12 @@ impl Node {
             .iter()
             .find(|l| l.protocol == protocol)
             .map(|l| l.addr)
+    }
+
+    /// The node's ack path, as the device servers use it: what `submit`
+    /// accepted is durable in the journal.
+    pub fn ingest(&self) -> Pipeline {
+        self.ingest.clone()
     }
 
     /// Resolves when a core part of the node failed (see [`crate::supervise`]).

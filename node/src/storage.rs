@@ -53,7 +53,7 @@ pub struct Durable {
     pub dropped_cursors: Vec<String>,
     /// The engine's feed, until [`Durable::start_engine`] takes it.
     engine_feed: Option<FeedReceiver>,
-    feed_records: usize,
+    feed_bytes: usize,
     tasks: TaskTracker,
     shutdown: CancellationToken,
     fatal: Fatal,
@@ -77,13 +77,13 @@ impl Durable {
         fatal: Fatal,
     ) -> anyhow::Result<Durable> {
         let shutdown = CancellationToken::new();
-        let feed_records = config.journal.feed_records.max(1);
+        let feed_bytes = config.journal.feed_bytes();
         let with_feed = SinkConfig {
-            feed_records,
+            feed_bytes,
             ..SinkConfig::default()
         };
         let mut feed = Feed::default();
-        let engine_feed = feed.subscribe(feed_records);
+        let engine_feed = feed.subscribe(feed_bytes);
         let mqtt = pending(&mut feed, MqttSink::new(records), with_feed);
         let (history, backend) = match config.storage.backend {
             Backend::Embedded => {
@@ -128,7 +128,7 @@ impl Durable {
             recover: Arc::new(Notify::new()),
             dropped_cursors,
             engine_feed: Some(engine_feed),
-            feed_records,
+            feed_bytes,
             tasks: TaskTracker::new(),
             shutdown,
             fatal,
@@ -170,7 +170,7 @@ impl Durable {
         };
         let config = SinkConfig {
             batch_max: ENGINE_BATCH,
-            feed_records: self.feed_records,
+            feed_bytes: self.feed_bytes,
             ..SinkConfig::default()
         };
         self.spawn(live::CURSOR, Pending { sink, feed, config });
@@ -259,7 +259,7 @@ impl Opened {
 fn pending<S: Sink>(feed: &mut Feed, sink: S, config: SinkConfig) -> Pending<S> {
     Pending {
         sink,
-        feed: feed.subscribe(config.feed_records),
+        feed: feed.subscribe(config.feed_bytes),
         config,
     }
 }

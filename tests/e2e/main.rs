@@ -6,6 +6,7 @@
 mod api;
 mod bench;
 mod durability;
+mod failure;
 mod influxdb;
 mod mqtt;
 mod support;

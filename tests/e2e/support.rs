@@ -157,7 +157,18 @@ pub fn drover_serve(dir: &Path, extra: &[String]) -> (Process, Ports) {
 /// `drover serve` on `ports` with its data in `dir/data` (so a restart on the
 /// same ports and directory is the same node), once it listens.
 pub fn drover_serve_on(dir: &Path, ports: Ports, extra: &[String]) -> Process {
-    let mut process = Process::spawn("drover serve", &mut serve_command(dir, ports, extra));
+    serving(
+        "drover serve",
+        dir,
+        ports,
+        &mut serve_command(dir, ports, extra),
+    )
+}
+
+/// Starts `command`, a node logging to `dir/drover.log`, and waits until it
+/// listens on `ports`.
+pub fn serving(name: &'static str, dir: &Path, ports: Ports, command: &mut Command) -> Process {
+    let mut process = Process::spawn(name, command);
     let started = Instant::now();
     for port in [ports.gt06, ports.teltonika, ports.http] {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -166,12 +177,12 @@ pub fn drover_serve_on(dir: &Path, ports: Ports, extra: &[String]) -> Process {
             let log = || std::fs::read_to_string(dir.join("drover.log")).unwrap_or_default();
             assert!(
                 exited.is_none(),
-                "drover serve exited ({exited:?}) before listening:\n{}",
+                "{name} exited ({exited:?}) before listening:\n{}",
                 log()
             );
             assert!(
                 started.elapsed() < Duration::from_secs(60),
-                "drover serve did not listen on {port} within 60 s:\n{}",
+                "{name} did not listen on {port} within 60 s:\n{}",
                 log()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -183,26 +194,9 @@ pub fn drover_serve_on(dir: &Path, ports: Ports, extra: &[String]) -> Process {
 /// The `drover serve` command line, not started (for runs expected to fail).
 pub fn serve_command(dir: &Path, ports: Ports, extra: &[String]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_drover"));
-    command
-        .arg("serve")
-        .args(["--set", &format!("data_dir={}", dir.join("data").display())])
-        .args([
-            "--set",
-            &format!("devices.gt06.listen=127.0.0.1:{}", ports.gt06),
-        ])
-        .args([
-            "--set",
-            &format!("devices.teltonika.listen=127.0.0.1:{}", ports.teltonika),
-        ])
-        .args(["--set", &format!("http.listen=127.0.0.1:{}", ports.http)])
-        .args([
-            "--set",
-            &format!("mqtt.embedded_listen=127.0.0.1:{}", ports.mqtt),
-        ])
-        // The simulated fleets of the tests all come from 127.0.0.1.
-        .args(["--set", "devices.max_connections_per_ip=0"]);
-    for setting in extra {
-        command.args(["--set", setting]);
+    command.arg("serve");
+    for setting in serve_settings(dir, ports, extra) {
+        command.args(["--set", &setting]);
     }
     command
         .env("RUST_LOG", "warn")
@@ -211,8 +205,23 @@ pub fn serve_command(dir: &Path, ports: Ports, extra: &[String]) -> Command {
     command
 }
 
+/// The settings of a test's node: its data in `dir/data`, `ports`, then `extra`.
+pub fn serve_settings(dir: &Path, ports: Ports, extra: &[String]) -> Vec<String> {
+    let mut settings = vec![
+        format!("data_dir={}", dir.join("data").display()),
+        format!("devices.gt06.listen=127.0.0.1:{}", ports.gt06),
+        format!("devices.teltonika.listen=127.0.0.1:{}", ports.teltonika),
+        format!("http.listen=127.0.0.1:{}", ports.http),
+        format!("mqtt.embedded_listen=127.0.0.1:{}", ports.mqtt),
+        // The simulated fleets of the tests all come from 127.0.0.1.
+        "devices.max_connections_per_ip=0".to_owned(),
+    ];
+    settings.extend(extra.iter().cloned());
+    settings
+}
+
 /// Opens `dir/name` for appending, so restarts keep earlier logs.
-fn log_file(dir: &Path, name: &str) -> std::fs::File {
+pub fn log_file(dir: &Path, name: &str) -> std::fs::File {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)

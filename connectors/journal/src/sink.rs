@@ -40,6 +40,33 @@ use crate::record;
 pub struct Committed {
     pub seqs: Range<u64>,
     pub messages: Arc<Vec<Arc<DeviceMessage>>>,
+    /// The memory the messages hold, as [`footprint`] estimates it (1 for a
+    /// marker of a dropped batch, which holds none).
+    bytes: usize,
+}
+
+/// About how much memory a decoded message holds: enough to bound a feed
+/// in bytes without walking the allocator.
+pub fn footprint(message: &DeviceMessage) -> usize {
+    let attributes = message.record.attributes.entries();
+    let owned: usize = attributes
+        .iter()
+        .map(|(key, value)| {
+            let key = match key {
+                std::borrow::Cow::Owned(key) => key.len(),
+                std::borrow::Cow::Borrowed(_) => 0,
+            };
+            let text = match value {
+                drover_protocols::model::Value::Text(text) => text.len(),
+                _ => 0,
+            };
+            key + text
+        })
+        .sum();
+    std::mem::size_of::<DeviceMessage>()
+        + message.device.as_str().len()
+        + std::mem::size_of_val(attributes)
+        + owned
 }
 
 /// Why a sink could not take a batch. The runner retries the same batch with
@@ -83,9 +110,9 @@ pub struct SinkConfig {
     pub batch_max: usize,
     /// …or once its first record has waited this long (0: write what is there).
     pub linger: Duration,
-    /// Records buffered in the feed for this sink before it falls back to
-    /// the journal.
-    pub feed_records: usize,
+    /// Memory (bytes, estimated) the feed may hold for this sink before it
+    /// falls back to the journal.
+    pub feed_bytes: usize,
 }
 
 impl Default for SinkConfig {
@@ -93,7 +120,7 @@ impl Default for SinkConfig {
         Self {
             batch_max: 5_000,
             linger: Duration::ZERO,
-            feed_records: 100_000,
+            feed_bytes: 32 << 20,
         }
     }
 }
@@ -117,7 +144,7 @@ pub struct SinkStats {
 }
 
 /// Where the journal observer sends committed batches: one channel per
-/// sink, bounded in records.
+/// sink, bounded in (estimated) bytes.
 #[derive(Clone, Default)]
 pub struct Feed {
     subscribers: Vec<Subscriber>,
@@ -127,7 +154,7 @@ pub struct Feed {
 #[derive(Clone)]
 struct Subscriber {
     tx: flume::Sender<Committed>,
-    /// Records sent and not yet taken, shared with the [`FeedReceiver`].
+    /// Bytes sent and not yet taken, shared with the [`FeedReceiver`].
     queued: Arc<AtomicUsize>,
     limit: usize,
 }
@@ -138,15 +165,9 @@ pub struct FeedReceiver {
     queued: Arc<AtomicUsize>,
 }
 
-/// How much of the feed's bound a batch takes: its records, or 1 for a
-/// marker of a dropped batch (which holds none).
-fn weight(batch: &Committed) -> usize {
-    batch.messages.len().max(1)
-}
-
 impl FeedReceiver {
     fn taken(&self, batch: Committed) -> Committed {
-        self.queued.fetch_sub(weight(&batch), Ordering::Relaxed);
+        self.queued.fetch_sub(batch.bytes, Ordering::Relaxed);
         batch
     }
 
@@ -164,14 +185,14 @@ impl FeedReceiver {
 }
 
 impl Feed {
-    /// A new channel for one sink, holding at most `records` records.
-    pub fn subscribe(&mut self, records: usize) -> FeedReceiver {
+    /// A new channel for one sink, holding at most about `bytes` bytes.
+    pub fn subscribe(&mut self, bytes: usize) -> FeedReceiver {
         let (tx, rx) = flume::unbounded();
         let queued = Arc::new(AtomicUsize::new(0));
         self.subscribers.push(Subscriber {
             tx,
             queued: Arc::clone(&queued),
-            limit: records.max(1),
+            limit: bytes.max(1),
         });
         FeedReceiver { rx, queued }
     }
@@ -185,8 +206,9 @@ impl Feed {
             let Ok(messages) = Arc::clone(attachment).downcast::<Vec<Arc<DeviceMessage>>>() else {
                 return;
             };
+            let bytes = messages.iter().map(|m| footprint(m)).sum::<usize>().max(1);
             for subscriber in &self.subscribers {
-                subscriber.offer(&seqs, &messages);
+                subscriber.offer(&seqs, &messages, bytes);
             }
         })
     }
@@ -197,23 +219,25 @@ impl Subscriber {
     /// marker without records goes instead: a sink waiting on an empty feed
     /// must still learn that records were committed. A feed holding anything
     /// needs no marker: the sink finds the gap when it gets there.
-    fn offer(&self, seqs: &Range<u64>, messages: &Arc<Vec<Arc<DeviceMessage>>>) {
+    fn offer(&self, seqs: &Range<u64>, messages: &Arc<Vec<Arc<DeviceMessage>>>, bytes: usize) {
         // Only this observer adds, so the check and the add do not race.
         let queued = self.queued.load(Ordering::Relaxed);
-        let batch = if queued + messages.len() <= self.limit {
+        let batch = if queued + bytes <= self.limit {
             Committed {
                 seqs: seqs.clone(),
                 messages: Arc::clone(messages),
+                bytes,
             }
         } else if queued == 0 {
             Committed {
                 seqs: seqs.clone(),
                 messages: Arc::default(),
+                bytes: 1,
             }
         } else {
             return;
         };
-        let weight = weight(&batch);
+        let weight = batch.bytes;
         self.queued.fetch_add(weight, Ordering::Relaxed);
         if self.tx.send(batch).is_err() {
             self.queued.fetch_sub(weight, Ordering::Relaxed);
@@ -236,6 +260,9 @@ impl JournalSource for Arc<Journal> {
 /// How often a sink's cursor is written to disk: it costs an fsync, and after
 /// a crash at most this much is delivered twice.
 const CURSOR_EVERY: Duration = Duration::from_millis(250);
+/// How long a stopping sink waits for its destination to confirm what it
+/// took: a destination that is down must not hold up the node's stop.
+const LAST_CHECKPOINT: Duration = Duration::from_secs(2);
 /// How long a sink waits before reading the journal again after a read error.
 const READ_RETRY: Duration = Duration::from_secs(10);
 /// Reads of a record that does not decode before it is skipped: a decode
@@ -312,7 +339,14 @@ pub async fn run<S: Sink>(
         }
     }
     let journal = source.journal();
-    checkpoint(&mut sink, &mut reader, &mut cursor, journal, &stats).await;
+    let last = checkpoint(&mut sink, &mut reader, &mut cursor, journal, &stats);
+    if tokio::time::timeout(LAST_CHECKPOINT, last).await.is_err() {
+        warn!(
+            sink = name,
+            saved = cursor.saved,
+            "stopping before the sink confirmed its last records; they go again next time"
+        );
+    }
     debug!(sink = name, position = reader.position, "sink stopped");
 }
 
@@ -563,7 +597,13 @@ async fn deliver<S: Sink>(
     let backoff = Backoff::default();
     let mut attempt = 0;
     loop {
-        match sink.write(first, messages).await {
+        // A write may wait for its destination (a full client queue while a
+        // broker is down): shutdown must not wait with it.
+        let written = tokio::select! {
+            () = shutdown.cancelled() => return false,
+            written = sink.write(first, messages) => written,
+        };
+        match written {
             Ok(()) => {
                 stats
                     .written
@@ -726,13 +766,13 @@ mod tests {
         (dir, Arc::new(journal))
     }
 
+    /// A sink on `journal` whose feed holds about `feed_records` records.
     fn start(journal: &Arc<Journal>, feed_records: usize, sink: Collect) -> Running {
         let mut feed = Feed::default();
-        let rx = feed.subscribe(feed_records);
+        let rx = feed.subscribe(feed_records * footprint(&message(0)));
         assert!(journal.observe(feed.observer()));
         let config = SinkConfig {
             batch_max: 7,
-            feed_records,
             ..SinkConfig::default()
         };
         let stats = Arc::new(SinkStats::default());
@@ -877,14 +917,15 @@ mod tests {
     async fn a_stalled_sink_holds_at_most_its_feed_bound() {
         let (_dir, journal) = temp_journal();
         let mut feed = Feed::default();
-        let rx = feed.subscribe(10);
+        let each = footprint(&message(0));
+        let rx = feed.subscribe(10 * each);
         assert!(journal.observe(feed.observer()));
         for i in 0..40 {
             append(&journal, i * 3..i * 3 + 3);
         }
         // Nobody reads: three batches of three fit, then one marker at most
         // once the feed was drained.
-        assert_eq!(rx.queued.load(Ordering::Relaxed), 9);
+        assert_eq!(rx.queued.load(Ordering::Relaxed), 9 * each);
         assert_eq!(rx.rx.len(), 3);
         while rx.try_recv().is_some() {}
         append(&journal, 120..131);
