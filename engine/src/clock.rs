@@ -27,12 +27,3 @@ pub fn every(period_ms: i64) -> impl FnMut(Res<Clock>) -> bool + Clone {
         }
     }
 }
-
-/// The system clock in ms since the Unix epoch: for shells only, never for
-/// systems (which read [`Clock`]).
-pub fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}

@@ -414,7 +414,7 @@ fn record_tick(stats: &EngineStats, took: Duration, inputs: u64, deltas: u64, en
 
 /// The shell is the only place that reads the wall clock.
 fn wall_clock_ms() -> i64 {
-    crate::clock::wall_clock_ms()
+    drover_protocols::model::now_ms()
 }
 
 #[cfg(test)]

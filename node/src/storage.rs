@@ -9,7 +9,7 @@
 //! with a log line and a note on `/health`.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::history::{Embedded, Influx};
 use anyhow::Context;
@@ -381,7 +381,11 @@ async fn retire_segments(
 async fn apply_retention(store: Arc<history::History>, shutdown: CancellationToken) {
     loop {
         let job = Arc::clone(&store);
-        match tokio::task::spawn_blocking(move || job.apply_retention(now_ms())).await {
+        match tokio::task::spawn_blocking(move || {
+            job.apply_retention(drover_protocols::model::now_ms())
+        })
+        .await
+        {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => warn!(%error, "history retention failed; retrying later"),
             Err(panic) => warn!(%panic, "history retention panicked"),
@@ -391,11 +395,4 @@ async fn apply_retention(store: Arc<history::History>, shutdown: CancellationTok
             () = tokio::time::sleep(RETENTION_EVERY) => {}
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

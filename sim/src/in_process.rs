@@ -8,7 +8,7 @@
 //! `records_per_packet` for Teltonika ones, as on the wire.
 
 use std::fmt;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use drover_protocols::model::{DeviceId, DeviceMessage};
 use serde::Serialize;
@@ -130,9 +130,7 @@ fn pause(next_at: Instant, end: Instant) {
 }
 
 fn fleet(config: &SimConfig) -> Vec<Virtual> {
-    let start_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64 * 1000);
+    let start_ms = crate::runner::whole_seconds_now_ms();
     (0..config.devices)
         .map(|index| {
             let protocol = Protocol::of_device(config, index);

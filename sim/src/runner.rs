@@ -2,7 +2,7 @@
 //! [`Report`].
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -204,9 +204,8 @@ fn assemble(fleet: &Fleet, started_at: String, duration_s: f64, timeline: Vec<Sa
     }
 }
 
-fn whole_seconds_now_ms() -> i64 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    i64::try_from(secs).unwrap_or(0) * 1000
+/// Now, rounded down to a whole second, ms since the epoch: virtual clocks
+/// start there so that their records' times are round.
+pub(crate) fn whole_seconds_now_ms() -> i64 {
+    drover_protocols::model::now_ms() / 1000 * 1000
 }

@@ -2,14 +2,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use drover_engine::DeviceState;
 use drover_engine::runtime::{LiveError, LiveState};
-use drover_protocols::model::DeviceId;
+use drover_protocols::model::{DeviceId, now_ms};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
@@ -174,13 +173,6 @@ fn time_param(name: &str, text: &str) -> Result<i64, ApiError> {
     })
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 fn unknown_device(id: &str) -> ApiError {
     ApiError::NotFound(format!("unknown device {id:?}"))
 }
@@ -253,5 +245,26 @@ mod tests {
                 "{case:?}"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_or_slow_engine_is_503_busy_with_retry_after() {
+        use axum::response::IntoResponse;
+        let busy = within(async { Err::<(), _>(LiveError::Busy) }).await;
+        let slow = within(std::future::pending::<Result<(), LiveError>>()).await;
+        for error in [busy, slow] {
+            let response = error.expect_err("refused").into_response();
+            assert_eq!(response.status(), 503);
+            assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1");
+        }
+        let stopped = within(async { Err::<(), _>(LiveError::Stopped) }).await;
+        let response = stopped.expect_err("refused").into_response();
+        assert_eq!(response.status(), 503);
+        assert!(
+            response
+                .headers()
+                .get(axum::http::header::RETRY_AFTER)
+                .is_none()
+        );
     }
 }

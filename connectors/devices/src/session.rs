@@ -327,7 +327,7 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
                 return Err(SessionError::Unidentified);
             };
             let protocol = self.shared.protocol;
-            let received_ms = wall_clock_ms();
+            let received_ms = drover_protocols::model::now_ms();
             self.records
                 .extend(self.decoded.records.drain(..).map(|mut record| {
                     // Heartbeats and command replies carry no time of their own.
@@ -387,13 +387,6 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
         }
         Ok(())
     }
-}
-
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 // invariant: test code (cfg(test) only): the unwraps and expects below never see device input.

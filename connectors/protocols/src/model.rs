@@ -127,6 +127,17 @@ pub struct Fix {
     pub valid: bool,
 }
 
+/// The system clock in the model's unit, ms since the Unix epoch: the one
+/// clock the shells read (device servers stamping a heartbeat, the engine's
+/// tick thread, the API's default ranges). Decoders never call it: their times
+/// come from the frames.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// Knots to km/h (1 knot = 1.852 km/h).
 pub const KMH_PER_KNOT: f64 = 1.852;
 
