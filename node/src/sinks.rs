@@ -108,6 +108,10 @@ impl Sink for InfluxSink {
                     // Dropped, or never created: create it before the retry.
                     let _ = self.client.ensure_database().await;
                 }
+                if !error.is_transient() {
+                    // Retries go on (the runner's), but only an operator helps.
+                    tracing::error!(%error, "InfluxDB refuses the records; they wait in the journal until this is fixed");
+                }
                 Err(SinkError(error.to_string()))
             }
         }

@@ -313,9 +313,12 @@ async fn open_history(config: &Config) -> anyhow::Result<history::History> {
 async fn influx_client(config: &Config) -> anyhow::Result<InfluxClient> {
     let influx = &config.storage.influxdb;
     let client = InfluxClient::new(influx.clone()).context("storage.influxdb")?;
-    if influx.create_database
-        && let Err(error) = client.ensure_database().await
-    {
+    let ready = if influx.create_database {
+        client.ensure_database().await
+    } else {
+        client.ping().await
+    };
+    if let Err(error) = ready {
         warn!(%error, url = %influx.url, "InfluxDB not ready; records wait in the journal");
     }
     Ok(client)
