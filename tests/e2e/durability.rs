@@ -14,7 +14,7 @@ use crate::support::{self, Ports, Sim, Subscriber};
 
 /// Settings that make the node publish to the test's Mosquitto, which outlives
 /// the node's restarts (so does the subscriber reading it).
-fn external_broker(mqtt_port: u16) -> Vec<String> {
+pub fn external_broker(mqtt_port: u16) -> Vec<String> {
     vec![
         format!("mqtt.url=mqtt://127.0.0.1:{mqtt_port}"),
         "mqtt.embedded_listen=".to_owned(),
@@ -104,7 +104,7 @@ pub fn assert_all_stored(http: u16, acked: &HashMap<String, Vec<i64>>) {
 }
 
 /// Waits until every acked record was published on MQTT.
-fn assert_all_published(subscriber: &Subscriber, acked: &HashMap<String, Vec<i64>>) {
+pub fn assert_all_published(subscriber: &Subscriber, acked: &HashMap<String, Vec<i64>>) {
     let published = || {
         let mut by_device: HashMap<String, Vec<i64>> = HashMap::new();
         for (device, time) in support::positions_by_key(&subscriber.messages()).into_keys() {
@@ -198,7 +198,7 @@ fn sigkill_under_load_loses_no_acknowledged_record() {
     assert!(server.interrupt().success());
 }
 
-fn journal_segments(dir: &Path) -> Vec<PathBuf> {
+pub fn journal_segments(dir: &Path) -> Vec<PathBuf> {
     let mut segments: Vec<PathBuf> = std::fs::read_dir(dir.join("data/journal"))
         .expect("journal directory")
         .map(|e| e.expect("dir entry").path())

@@ -4,9 +4,11 @@
 //! each test its own ports, directories and processes, and stops them.
 
 mod api;
+mod backends;
 mod bench;
 mod durability;
 mod failure;
 mod influxdb;
 mod mqtt;
+mod outage;
 mod support;
