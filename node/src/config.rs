@@ -121,8 +121,9 @@ pub struct JournalSection {
     /// Records waiting for the group commit (MB) before device sessions wait
     /// for room: bounds the memory of a burst.
     pub max_queued_mb: u64,
-    /// Memory (MB) the committed records waiting for each journal consumer
-    /// (sinks, engine) may hold; past it a consumer reads the journal instead.
+    /// Committed records (MB, as journaled; decoded they take a few times
+    /// that) waiting in memory for each journal consumer (sinks, engine);
+    /// past it a consumer reads the journal instead.
     pub feed_mb: u64,
 }
 
@@ -133,7 +134,7 @@ impl Default for JournalSection {
             segment_mb: 64,
             max_backlog_mb: 4096,
             max_queued_mb: 64,
-            feed_mb: 32,
+            feed_mb: 16,
         }
     }
 }

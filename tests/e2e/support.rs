@@ -111,7 +111,7 @@ pub fn mosquitto(dir: &Path) -> (Process, u16) {
     std::fs::write(
         &conf,
         format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nlog_dest stderr\n"
         ),
     )
     .expect("writing mosquitto.conf");

@@ -40,33 +40,9 @@ use crate::record;
 pub struct Committed {
     pub seqs: Range<u64>,
     pub messages: Arc<Vec<Arc<DeviceMessage>>>,
-    /// The memory the messages hold, as [`footprint`] estimates it (1 for a
-    /// marker of a dropped batch, which holds none).
+    /// The records' size in the journal (1 for a marker of a dropped batch,
+    /// which holds none): what the feed's bound counts.
     bytes: usize,
-}
-
-/// About how much memory a decoded message holds: enough to bound a feed
-/// in bytes without walking the allocator.
-pub fn footprint(message: &DeviceMessage) -> usize {
-    let attributes = message.record.attributes.entries();
-    let owned: usize = attributes
-        .iter()
-        .map(|(key, value)| {
-            let key = match key {
-                std::borrow::Cow::Owned(key) => key.len(),
-                std::borrow::Cow::Borrowed(_) => 0,
-            };
-            let text = match value {
-                drover_protocols::model::Value::Text(text) => text.len(),
-                _ => 0,
-            };
-            key + text
-        })
-        .sum();
-    std::mem::size_of::<DeviceMessage>()
-        + message.device.as_str().len()
-        + std::mem::size_of_val(attributes)
-        + owned
 }
 
 /// Why a sink could not take a batch. The runner retries the same batch with
@@ -110,8 +86,8 @@ pub struct SinkConfig {
     pub batch_max: usize,
     /// …or once its first record has waited this long (0: write what is there).
     pub linger: Duration,
-    /// Memory (bytes, estimated) the feed may hold for this sink before it
-    /// falls back to the journal.
+    /// Journal bytes of the records the feed may hold for this sink before
+    /// it falls back to the journal.
     pub feed_bytes: usize,
 }
 
@@ -120,7 +96,7 @@ impl Default for SinkConfig {
         Self {
             batch_max: 5_000,
             linger: Duration::ZERO,
-            feed_bytes: 32 << 20,
+            feed_bytes: 16 << 20,
         }
     }
 }
@@ -144,7 +120,8 @@ pub struct SinkStats {
 }
 
 /// Where the journal observer sends committed batches: one channel per
-/// sink, bounded in (estimated) bytes.
+/// sink, bounded by the records' size in the journal (decoded, they take a
+/// few times that).
 #[derive(Clone, Default)]
 pub struct Feed {
     subscribers: Vec<Subscriber>,
@@ -202,15 +179,18 @@ impl Feed {
     /// past its bound is dropped for that sink only, which then reads it from
     /// the journal. The batches are shared: sinks that keep up cost one copy.
     pub fn observer(self) -> Observer {
-        Box::new(move |seqs: Range<u64>, attachment: &Attachment| {
-            let Ok(messages) = Arc::clone(attachment).downcast::<Vec<Arc<DeviceMessage>>>() else {
-                return;
-            };
-            let bytes = messages.iter().map(|m| footprint(m)).sum::<usize>().max(1);
-            for subscriber in &self.subscribers {
-                subscriber.offer(&seqs, &messages, bytes);
-            }
-        })
+        Box::new(
+            move |seqs: Range<u64>, attachment: &Attachment, bytes: u64| {
+                let Ok(messages) = Arc::clone(attachment).downcast::<Vec<Arc<DeviceMessage>>>()
+                else {
+                    return;
+                };
+                let bytes = usize::try_from(bytes).unwrap_or(usize::MAX).max(1);
+                for subscriber in &self.subscribers {
+                    subscriber.offer(&seqs, &messages, bytes);
+                }
+            },
+        )
     }
 }
 
@@ -711,6 +691,12 @@ mod tests {
         }
     }
 
+    /// The framed size of `message(time_ms)` in the journal.
+    fn journal_bytes(time_ms: i64) -> usize {
+        let encoded = record::encode(&message(time_ms)).unwrap();
+        crate::journal::segment::framed_len(encoded.len()) as usize
+    }
+
     fn message(time_ms: i64) -> Arc<DeviceMessage> {
         Arc::new(DeviceMessage {
             device: DeviceId::new("352312094312345"),
@@ -769,7 +755,7 @@ mod tests {
     /// A sink on `journal` whose feed holds about `feed_records` records.
     fn start(journal: &Arc<Journal>, feed_records: usize, sink: Collect) -> Running {
         let mut feed = Feed::default();
-        let rx = feed.subscribe(feed_records * footprint(&message(0)));
+        let rx = feed.subscribe(feed_records * journal_bytes(0));
         assert!(journal.observe(feed.observer()));
         let config = SinkConfig {
             batch_max: 7,
@@ -917,7 +903,7 @@ mod tests {
     async fn a_stalled_sink_holds_at_most_its_feed_bound() {
         let (_dir, journal) = temp_journal();
         let mut feed = Feed::default();
-        let each = footprint(&message(0));
+        let each = journal_bytes(0);
         let rx = feed.subscribe(10 * each);
         assert!(journal.observe(feed.observer()));
         for i in 0..40 {

@@ -271,6 +271,11 @@ async fn drive(
                     .connection_errors
                     .fetch_add(1, Ordering::Release);
                 in_flight.unacked.store(0, Ordering::Release);
+                // rumqttc keeps the event of a publish that failed mid-write
+                // and hands it out after the next ConnAck, though the clean
+                // session dropped the publish itself: counted, it would stay
+                // unacknowledged for ever and no confirmation would pass.
+                eventloop.state.events.clear();
                 in_flight.changed.notify_waiters();
                 warn!(%url, %error, retry_in = ?backoff, "MQTT connection failed");
                 tokio::select! {

@@ -142,7 +142,7 @@ fn announce(shared: &Shared, batch: &[Request], ranges: &[Range<u64>]) {
     };
     for (request, range) in batch.iter().zip(ranges) {
         if let Some(attachment) = &request.attachment {
-            observer(range.clone(), attachment);
+            observer(range.clone(), attachment, request.bytes);
         }
     }
 }

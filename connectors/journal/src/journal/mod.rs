@@ -150,7 +150,9 @@ pub type Attachment = Arc<dyn Any + Send + Sync>;
 /// Called by the committer thread for every attached append, in sequence
 /// order, once it is durable and before its appender wakes. It runs on the
 /// commit path: it must not block.
-pub type Observer = Box<dyn Fn(Range<u64>, &Attachment) + Send + Sync>;
+/// It gets the framed bytes of the records too, which consumers use to bound
+/// what they hold without measuring the decoded records on this thread.
+pub type Observer = Box<dyn Fn(Range<u64>, &Attachment, u64) + Send + Sync>;
 
 /// State shared by the journal handle, its committer thread and readers.
 struct Shared {

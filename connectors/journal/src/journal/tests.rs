@@ -530,7 +530,7 @@ fn a_handle_recovers_a_poisoned_journal_once_the_disk_is_back() {
         let announced = Arc::clone(&announced);
         Box::new(move || -> Observer {
             let announced = Arc::clone(&announced);
-            Box::new(move |seqs: Range<u64>, _: &Attachment| {
+            Box::new(move |seqs: Range<u64>, _: &Attachment, _bytes: u64| {
                 announced.fetch_add(seqs.end - seqs.start, Ordering::Relaxed);
             })
         }) as ObserverFactory
