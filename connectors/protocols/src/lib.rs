@@ -12,6 +12,10 @@
 //!   records plus the reply bytes the device expects ([`Session::decode`]).
 //!   Each also has a `device` submodule that builds the frames a device would
 //!   send, used by the simulator, the benches and the tests.
+//! - [`command`] is the vendor-neutral command model: a [`command::Command`]
+//!   (engine stop, reporting interval, …) that each protocol encodes
+//!   ([`Protocol::encode_command`]), and [`command::answer`], the text of a
+//!   device's reply once decoded.
 //!
 //! The I/O layer (`drover-devices`) only moves bytes: it buffers what the
 //! socket gives, asks `check` whether a whole frame is there, hands it to
@@ -21,11 +25,13 @@
 //! allocate per byte. Both are exercised by the vector tests and fuzz
 //! targets.
 
+pub mod command;
 pub mod gt06;
 pub mod model;
 pub mod teltonika;
 pub(crate) mod wire;
 
+use command::{Command, EncodeError};
 use model::{DeviceId, Record};
 
 /// The `&'static str` a protocol calls itself ([`Protocol::name`]), found from
@@ -46,6 +52,10 @@ pub trait Protocol: Clone + Send + Sync + 'static {
 
     /// A fresh session for a new connection.
     fn session(&self) -> Self::Session;
+
+    /// The bytes that carry `command` to a device, to be written on its
+    /// connection as they are; [`command::encode`] does the same by name.
+    fn encode_command(&self, command: &Command) -> Result<Vec<u8>, EncodeError>;
 }
 
 /// The per-connection half of a protocol.

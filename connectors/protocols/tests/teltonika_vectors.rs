@@ -667,40 +667,6 @@ fn independently_decoded_packets() {
 }
 
 // ---------------------------------------------------------------------------
-// teltonika_commands.jsonl: the codec 12 command encoder.
-
-/// Row 1 records `data` as "03030000000185E8", but Traccar's test sets
-/// "setdigout 11" for that case and the hex value only for the next one: the
-/// extraction kept the command object's final state. Its expected bytes spell
-/// "setdigout 11".
-const COMMAND_DATA_FIXES: &[(usize, &str)] = &[(1, "setdigout 11")];
-
-#[test]
-fn command_encoder() {
-    let mut tally = Tally::default();
-    for row in load("teltonika_commands.jsonl") {
-        let data = COMMAND_DATA_FIXES
-            .iter()
-            .find(|(line, _)| *line == row.line)
-            .map(|(_, data)| *data)
-            .or_else(|| row.json["command"]["attributes"]["data"].as_str())
-            .unwrap_or("");
-        let mut v = Verdict::default();
-        let want = row.json["expected_output"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned();
-        v.eq("frame", hex::encode(command::encode(data)), want);
-        v.into_tally(&mut tally, || format!("line {} ({data:?})", row.line));
-    }
-    tally.report("teltonika_commands.jsonl");
-    assert!(
-        tally.disagree.is_empty(),
-        "teltonika_commands.jsonl disagrees"
-    );
-}
-
-// ---------------------------------------------------------------------------
 // Malformed input: nothing may panic, frames stay within the buffer, and
 // errors leave the output untouched.
 

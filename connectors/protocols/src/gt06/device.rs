@@ -1,10 +1,14 @@
 //! Frames a GT06 *device* sends, for the simulator, benchmarks and tests.
 
+use crate::command::Command;
 use crate::model::{Record, attr};
+use crate::wire::reader::Reader;
+use crate::wire::text::ascii;
 
 use super::calendar::Civil;
+use super::command::from_text;
 use super::frame::{self, Header, STOP};
-use super::types::{GPS_LBS_2, LOGIN, STATUS};
+use super::types::{COMMAND_0, GPS_LBS_2, LOGIN, STATUS, STRING};
 
 /// Wraps `body` (type and content) into a 0x7878 frame with serial and CRC.
 fn short_frame(body: &[u8], serial: u16) -> Vec<u8> {
@@ -113,6 +117,54 @@ pub fn parse_reply(frame: &[u8]) -> Option<(u8, u16)> {
     let at = frame.len().checked_sub(6)?;
     let serial = frame.get(at..at + 2)?;
     Some((header.kind, u16::from_be_bytes([serial[0], serial[1]])))
+}
+
+/// A command as the device reads it from a 0x80 frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCommand {
+    pub command: Command,
+    /// Echoed in the answer, so a server may match it to the command.
+    pub server_flag: u32,
+}
+
+/// The command a 0x80 frame from the server carries; `None` for any other
+/// frame, a bad CRC or text no command could carry.
+pub fn parse_command(frame: &[u8]) -> Option<ServerCommand> {
+    let header = Header::parse(frame).ok()?;
+    if header.kind != COMMAND_0 || frame.len() != header.declared_total() {
+        return None;
+    }
+    frame::verify_crc(frame, &header).ok()?;
+    let mut r = Reader::at(frame, header.prefix_len() + 1);
+    let length = usize::from(r.u8("command length").ok()?);
+    let server_flag = r.u32("server flag").ok()?;
+    let text = r.take(length.checked_sub(4)?, "command").ok()?;
+    let command = from_text(&ascii(text))?;
+    Some(ServerCommand {
+        command,
+        server_flag,
+    })
+}
+
+/// English, in the language field devices put after an answer's text.
+const ENGLISH: u16 = 2;
+
+/// A device's text answer (0x15) to the command that carried `server_flag`.
+/// ASCII only, at most 240 bytes: longer or other text is cut or replaced
+/// by `?`, as a device with a small buffer would.
+pub fn command_answer(text: &str, server_flag: u32, serial: u16) -> Vec<u8> {
+    let text: Vec<u8> = text
+        .chars()
+        .take(240)
+        .map(|c| if c.is_ascii() { c as u8 } else { b'?' })
+        .collect();
+    let mut body = Vec::with_capacity(text.len() + 8);
+    body.push(STRING);
+    body.push(u8::try_from(4 + text.len()).unwrap_or(u8::MAX));
+    body.extend_from_slice(&server_flag.to_be_bytes());
+    body.extend_from_slice(&text);
+    body.extend_from_slice(&ENGLISH.to_be_bytes());
+    short_frame(&body, serial)
 }
 
 #[cfg(test)]

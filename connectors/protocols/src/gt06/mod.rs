@@ -2,8 +2,9 @@
 //!
 //! [`Gt06`] is the [`Protocol`]; each connection gets a [`Gt06Session`] that
 //! splits frames, checks their CRC, decodes them and builds the replies
-//! devices wait for. [`device`] builds the frames a device sends, and
-//! [`encode_command`] the commands a server sends.
+//! devices wait for. [`device`] builds the frames a device sends (and reads
+//! the commands it receives); [`Protocol::encode_command`] builds the
+//! commands a server sends (`command.rs` has the texts).
 //!
 //! Decoding follows Traccar's `Gt06ProtocolDecoder` (its test captures are
 //! this module's vectors), including its per-frame variant detection and
@@ -67,7 +68,7 @@ mod text;
 mod types;
 mod variant;
 
-pub use command::{Command, encode_command};
+pub(crate) use command::encode_command;
 pub use frame::MAX_FRAME_LEN;
 
 /// Appends the short ack a server sends for a frame of type `kind` with
@@ -80,6 +81,7 @@ pub fn write_ack(out: &mut Vec<u8>, kind: u8, serial: u16) {
 /// The protocol's name in logs, metrics, configuration and stored records.
 pub const NAME: &str = "gt06";
 
+use crate::command::{Command, EncodeError};
 use crate::model::DeviceId;
 use crate::{Check, DecodeError, DecodeOptions, Decoded, Protocol, Session};
 
@@ -127,6 +129,10 @@ impl Protocol for Gt06 {
             device: None,
             offset_s: 0,
         }
+    }
+
+    fn encode_command(&self, command: &Command) -> Result<Vec<u8>, EncodeError> {
+        encode_command(command)
     }
 }
 

@@ -6,11 +6,21 @@
 //! commands addressed to one IMEI; type 0x11 means "not my IMEI").
 //!
 //! Replies carry no time: their records have `time_ms` 0, which the caller
-//! may replace with the time it received them.
+//! may replace with the time it received them. Every record carries the
+//! message `type`, as in Traccar, so a device's own messages (codec 13,
+//! type 5) are not taken for answers.
+//!
+//! [`encode_command`] sends Traccar's texts for engine stop and resume
+//! (`setdigout 1`, `setdigout 0`, the first digital output driving the
+//! relay) and Teltonika's `cpureset` to reboot. There is no interval
+//! command: FMB devices set it through `setparam` with ids that depend on
+//! the model and the data acquisition mode, so it is a custom command.
 
+use super::NAME;
 use super::avl::end_of_records;
 use super::frame;
 use crate::DecodeError;
+use crate::command::{Command, CommandKind, EncodeError};
 use crate::model::{Record, RecordKind, attr};
 use crate::wire::reader::Reader;
 use crate::wire::text;
@@ -29,6 +39,67 @@ const TYPE_CAMERA: u8 = 0x0d;
 
 /// The attribute carrying the message type.
 const TYPE: &str = "type";
+
+const ENGINE_STOP: &str = "setdigout 1";
+const ENGINE_RESUME: &str = "setdigout 0";
+const REBOOT: &str = "cpureset";
+
+/// The codec 12 frame carrying `command`.
+pub(crate) fn encode_command(command: &Command) -> std::result::Result<Vec<u8>, EncodeError> {
+    let text = match command.kind() {
+        CommandKind::EngineStop => ENGINE_STOP,
+        CommandKind::EngineResume => ENGINE_RESUME,
+        CommandKind::Reboot => REBOOT,
+        CommandKind::SetInterval { .. } => {
+            return Err(EncodeError::Unsupported {
+                protocol: NAME,
+                command: command.name(),
+            });
+        }
+        // Traccar sends other characters as `?`; a command that is not
+        // what was asked for is worse than a refusal.
+        CommandKind::Custom { text } if !text.is_ascii() => {
+            return Err(EncodeError::Text {
+                protocol: NAME,
+                reason: "Teltonika commands are ASCII",
+            });
+        }
+        CommandKind::Custom { text } => text,
+    };
+    Ok(encode(text))
+}
+
+/// The command a device reads in a codec 12 command's text: the inverse
+/// of [`encode_command`], anything else being custom text. `None` for
+/// text no command could carry.
+pub(crate) fn from_text(text: &str) -> Option<Command> {
+    let kind = match text {
+        ENGINE_STOP => CommandKind::EngineStop,
+        ENGINE_RESUME => CommandKind::EngineResume,
+        REBOOT => CommandKind::Reboot,
+        _ => CommandKind::Custom {
+            text: text.to_owned(),
+        },
+    };
+    Command::new(kind).ok()
+}
+
+/// The text of a server→device codec 12 frame (printable, else hex), if
+/// `frame` is one with a valid CRC.
+pub(crate) fn command_text(frame: &[u8]) -> Option<String> {
+    let frame::Frame::Data(data) = frame::parse(frame, false).ok()? else {
+        return None;
+    };
+    let mut r = Reader::new(data);
+    let header = (r.u8("codec").ok()?, r.u8("count").ok()?, r.u8("type").ok()?);
+    if header != (CODEC_12, 1, TYPE_COMMAND) {
+        return None;
+    }
+    let size = usize::try_from(r.u32("message size").ok()?).ok()?;
+    let body = r.take(size, "message").ok()?;
+    end_of_records(&mut r, 1).ok()?;
+    Some(text::printable_or_hex(body))
+}
 
 /// Builds the server→device codec 12 frame for a command.
 ///
@@ -103,7 +174,9 @@ fn read_message(r: &mut Reader<'_>, codec: u8, count: u8) -> Result<Record> {
         CODEC_12 => Ok(response(kind, body.rest())),
         CODEC_13 => {
             let seconds = body.u32("message timestamp")?;
-            Ok(device_message(i64::from(seconds) * 1000, body.rest()))
+            let mut record = device_message(i64::from(seconds) * 1000, body.rest());
+            record.attributes.set(TYPE, u32::from(kind));
+            Ok(record)
         }
         _ => {
             body.take(8, "imei")?;

@@ -16,6 +16,7 @@
 use super::avl::{CODEC_8, CODEC_8E, CODEC_16, PRIORITY};
 use super::command::{self, TYPE_RESPONSE};
 use super::frame;
+use crate::command::Command;
 use crate::model::{Fix, Record, Value, attr};
 
 /// The IMEI handshake.
@@ -75,6 +76,13 @@ pub fn command(text: &str) -> Vec<u8> {
 /// The device's codec 12 answer to a command.
 pub fn command_response(text: &str) -> Vec<u8> {
     command::message(TYPE_RESPONSE, text.as_bytes())
+}
+
+/// The command a codec 12 frame from the server carries; `None` for any
+/// other frame, a bad CRC or text no command could carry. Binary commands
+/// read back as custom hex text.
+pub fn parse_command(frame: &[u8]) -> Option<Command> {
+    command::command_text(frame).and_then(|text| command::from_text(&text))
 }
 
 fn write_record(out: &mut Vec<u8>, codec: Codec, record: &Record) {

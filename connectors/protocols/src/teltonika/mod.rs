@@ -33,7 +33,9 @@
 //! - Codec 7 (GH3000): location and IO masks, float coordinates.
 //! - Codecs 12, 13, 14 ([`command`]): the device's replies to commands and
 //!   its serial-port messages, as [`RecordKind::CommandResult`] records with
-//!   the text in `result`. Camera transfers are `Unsupported`.
+//!   the text in `result` and the message `type` (6 for a reply). Camera
+//!   transfers are `Unsupported`. [`Protocol::encode_command`] builds the
+//!   codec 12 commands a server sends.
 //!
 //! Checksums are enforced unless [`DecodeOptions::accept_bad_checksum`] is
 //! set. [`device`] builds what a device sends, for the simulator and tests.
@@ -54,6 +56,7 @@ use io::Models;
 /// The protocol's name in logs, metrics, configuration and stored records.
 pub const NAME: &str = "teltonika";
 
+use crate::command::{Command, EncodeError};
 use crate::model::{DeviceId, Record};
 use crate::{Check, DecodeError, DecodeOptions, Decoded, Protocol, Session};
 
@@ -175,6 +178,10 @@ impl Protocol for Teltonika {
             config: self.config,
             device: None,
         }
+    }
+
+    fn encode_command(&self, command: &Command) -> Result<Vec<u8>, EncodeError> {
+        command::encode_command(command)
     }
 }
 
