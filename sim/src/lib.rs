@@ -16,7 +16,9 @@
 //!   tracker would send. Same seed, same tracks.
 //! - [`link`] is one connection's protocol logic without I/O: it builds
 //!   frames with `drover_protocols`' device encoders, splits the server's
-//!   replies and decides which positions an ack proves delivered.
+//!   replies, decides which positions an ack proves delivered, and answers
+//!   the server's commands as real devices do (an engine stop cuts the
+//!   vehicle's fuel).
 //! - [`tracker`] is the async shell of one virtual device: connect (ramped),
 //!   log in, send at the configured rate or in closed loop, read acks,
 //!   reconnect with backoff, drain at the end.

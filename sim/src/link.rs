@@ -8,14 +8,20 @@
 //!   server handles a connection's frames in order, the ack of a heartbeat
 //!   proves every location sent before it on that connection was accepted,
 //!   so a heartbeat follows every `gt06_heartbeat_every` locations.
+//!
+//! Among the replies may be commands (GT06 0x80, Teltonika codec 12). The
+//! link answers them as the real devices do ([`Link::obey`]): GT06 with a
+//! 0x15 text, Teltonika with a codec 12 response, and an engine stop cuts
+//! the vehicle's fuel until an engine resume.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use drover_protocols::command::{Command, CommandKind};
 use drover_protocols::gt06::{self, Gt06, Gt06Session};
 use drover_protocols::model::Record;
 use drover_protocols::teltonika::device::Codec;
-use drover_protocols::teltonika::{self, LOGIN_ACCEPTED};
+use drover_protocols::teltonika::{self, LOGIN_ACCEPTED, Teltonika, TeltonikaSession};
 use drover_protocols::{Check, DecodeOptions, Protocol as _, Session as _};
 
 use crate::config::SimConfig;
@@ -27,6 +33,10 @@ pub const MAX_IN_FLIGHT: usize = 256;
 
 const GT06_LOGIN: u8 = 0x01;
 const GT06_HEARTBEAT: u8 = 0x13;
+const GT06_COMMAND: u8 = 0x80;
+/// How a Teltonika command frame starts; an ack never does, since every
+/// packet a tracker sends holds at least one record.
+const TELTONIKA_PREAMBLE: [u8; 4] = [0; 4];
 /// A `log` value for positions that are not being logged.
 pub const NOT_LOGGED: u32 = u32::MAX;
 
@@ -108,6 +118,14 @@ impl Outbox {
     }
 }
 
+/// A command from the server, as the device read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub command: Command,
+    /// GT06's server flag, echoed in the answer (0 for Teltonika).
+    pub server_flag: u32,
+}
+
 /// What the replies read so far said.
 #[derive(Debug, Default)]
 pub struct Replies {
@@ -117,6 +135,8 @@ pub struct Replies {
     pub acks: Vec<Duration>,
     /// Positions those acks proved delivered, oldest first.
     pub acked: Vec<Sent>,
+    /// Commands to obey and answer, in the order they came.
+    pub commands: Vec<Received>,
     /// Byte runs that were not a reply this tracker understands.
     pub garbage: u64,
 }
@@ -126,6 +146,7 @@ impl Replies {
         self.login = None;
         self.acks.clear();
         self.acked.clear();
+        self.commands.clear();
         self.garbage = 0;
     }
 }
@@ -139,6 +160,8 @@ pub struct Link {
     heartbeat_every: u32,
     /// Splits GT06 replies, which are framed like device frames.
     gt06: Gt06Session,
+    /// Splits Teltonika commands, which are framed like AVL packets.
+    teltonika: TeltonikaSession,
     serial: u16,
     since_heartbeat: u32,
     logged_in: bool,
@@ -156,6 +179,7 @@ impl Link {
             records_per_packet: config.records_per_packet.max(1),
             heartbeat_every: config.gt06_heartbeat_every.max(1),
             gt06: Gt06::new(DecodeOptions::default()).session(),
+            teltonika: Teltonika::new(DecodeOptions::default()).session(),
             serial: 0,
             since_heartbeat: 0,
             logged_in: false,
@@ -321,6 +345,13 @@ impl Link {
             used = 1;
         }
         while let Some(reply) = buf.get(used..used + 4) {
+            if reply == TELTONIKA_PREAMBLE {
+                match self.read_teltonika_command(&buf[used..], replies) {
+                    Some(n) => used += n,
+                    None => break,
+                }
+                continue;
+            }
             used += 4;
             match (
                 teltonika::device::parse_ack(reply),
@@ -331,6 +362,29 @@ impl Link {
             }
         }
         used
+    }
+
+    /// Reads the codec 12 command at the start of `buf`; returns its length,
+    /// or `None` while it is incomplete.
+    fn read_teltonika_command(&mut self, buf: &[u8], replies: &mut Replies) -> Option<usize> {
+        match self.teltonika.check(buf) {
+            Check::Frame(n) => {
+                let frame = buf.get(..n).unwrap_or_default();
+                match teltonika::device::parse_command(frame) {
+                    Some(command) => replies.commands.push(Received {
+                        command,
+                        server_flag: 0,
+                    }),
+                    None => replies.garbage += 1,
+                }
+                Some(n)
+            }
+            Check::Garbage(n) => {
+                replies.garbage += 1;
+                Some(n.max(1))
+            }
+            Check::Incomplete(_) => None,
+        }
     }
 
     fn read_gt06(&mut self, buf: &[u8], now: Instant, replies: &mut Replies) -> usize {
@@ -358,9 +412,36 @@ impl Link {
                 replies.login = Some(true);
             }
             Some((GT06_HEARTBEAT, serial)) => self.ack_heartbeat(serial, now, replies),
+            Some((GT06_COMMAND, _)) => match gt06::device::parse_command(frame) {
+                Some(received) => replies.commands.push(Received {
+                    command: received.command,
+                    server_flag: received.server_flag,
+                }),
+                None => replies.garbage += 1,
+            },
             Some(_) => {}
             None => replies.garbage += 1,
         }
+    }
+
+    /// Obeys a command as the real device would: an engine stop cuts the
+    /// vehicle's fuel, a resume restores it; and queues the answer.
+    pub fn obey(&mut self, received: &Received, vehicle: &mut Vehicle, out: &mut Outbox) {
+        match received.command.kind() {
+            CommandKind::EngineStop => vehicle.cut_engine(),
+            CommandKind::EngineResume => vehicle.restore_engine(),
+            _ => {}
+        }
+        let text = answer_text(self.protocol, &received.command);
+        let answer = match self.protocol {
+            Protocol::Gt06 => {
+                let serial = self.next_serial();
+                gt06::device::command_answer(&text, received.server_flag, serial)
+            }
+            Protocol::Teltonika => teltonika::device::command_response(&text),
+        };
+        out.bytes.extend_from_slice(&answer);
+        out.messages += 1;
     }
 
     /// A heartbeat's ack also acks any earlier heartbeat whose own ack was
@@ -401,6 +482,27 @@ impl Link {
     }
 }
 
+/// What the real devices answer: Concox's texts for GT06 (an unknown
+/// command gets "Command error!"), Teltonika's digital output report for
+/// `setdigout`. Teltonika devices restart on `cpureset` without a word;
+/// the simulator answers instead and stays connected, so the command ends.
+fn answer_text(protocol: Protocol, command: &Command) -> String {
+    let text = match (protocol, command.kind()) {
+        (Protocol::Gt06, CommandKind::EngineStop) => "Cut off the fuel supply: Success!",
+        (Protocol::Gt06, CommandKind::EngineResume) => "Restore fuel supply: Success!",
+        (Protocol::Gt06, CommandKind::Reboot) => "RESET OK!",
+        (Protocol::Gt06, CommandKind::SetInterval { secs }) => {
+            return format!("TIMER set ok. Now data upload period is {secs} seconds.");
+        }
+        (Protocol::Gt06, CommandKind::Custom { .. }) => "Command error!",
+        (Protocol::Teltonika, CommandKind::EngineStop) => "DOUT1:1 Timeout:INFINITY",
+        (Protocol::Teltonika, CommandKind::EngineResume) => "DOUT1:0 Timeout:INFINITY",
+        (Protocol::Teltonika, CommandKind::Reboot) => "Reset",
+        (Protocol::Teltonika, _) => "Unknown command",
+    };
+    text.to_owned()
+}
+
 fn staged(record: &Record) -> Staged {
     let fix = record.fix.unwrap_or_default();
     Staged {
@@ -413,7 +515,7 @@ fn staged(record: &Record) -> Staged {
 #[cfg(test)]
 mod tests {
     use drover_protocols::model::RecordKind;
-    use drover_protocols::{Decoded, Session};
+    use drover_protocols::{Decoded, Protocol as _, Session};
 
     use super::*;
     use crate::route::City;
@@ -490,6 +592,85 @@ mod tests {
         assert_eq!(replies.acks.len(), 2);
         assert_eq!(replies.acked.len(), 3);
         assert_eq!(replies.garbage, 0);
+    }
+
+    /// The first record a real server session decodes from `bytes`.
+    fn server_reads(protocol: Protocol, bytes: &[u8]) -> Record {
+        let device = drover_protocols::model::DeviceId::new("350000000000001");
+        let mut out = Decoded::default();
+        let decoded = match protocol {
+            Protocol::Gt06 => {
+                Gt06Session::identified(&Gt06::default(), device).decode(bytes, &mut out)
+            }
+            Protocol::Teltonika => Teltonika::new(DecodeOptions::default())
+                .session_for(device)
+                .decode(bytes, &mut out),
+        };
+        assert!(decoded.is_ok(), "{decoded:?}");
+        out.records.remove(0)
+    }
+
+    fn encoded(protocol: Protocol, command: &Command) -> Vec<u8> {
+        let bytes = match protocol {
+            Protocol::Gt06 => Gt06::default().encode_command(command),
+            Protocol::Teltonika => Teltonika::new(DecodeOptions::default()).encode_command(command),
+        };
+        bytes.unwrap()
+    }
+
+    #[test]
+    fn commands_among_replies_are_obeyed_and_answered() {
+        let cases = [
+            (Protocol::Gt06, "Cut off the fuel supply: Success!"),
+            (Protocol::Teltonika, "DOUT1:1 Timeout:INFINITY"),
+        ];
+        for (protocol, answer) in cases {
+            let mut link = Link::new(protocol, "350000000000001", &config());
+            link.logged_in = true;
+            let stop = Command::new(CommandKind::EngineStop).unwrap();
+            let bytes = encoded(protocol, &stop);
+            let mut replies = Replies::default();
+            let now = Instant::now();
+            // Half a frame waits for the rest.
+            assert_eq!(link.read_replies(&bytes[..10], now, &mut replies), 0);
+            assert_eq!(link.read_replies(&bytes, now, &mut replies), bytes.len());
+            assert_eq!(replies.garbage, 0);
+            let [received] = replies.commands.as_slice() else {
+                panic!("{protocol:?}: {:?}", replies.commands);
+            };
+            assert_eq!(received.command, stop);
+
+            let mut vehicle = Vehicle::new(1, 1, &City::default(), 1_764_133_200_000);
+            let mut out = Outbox::default();
+            link.obey(received, &mut vehicle, &mut out);
+            let record = server_reads(protocol, &out.bytes);
+            assert_eq!(record.kind, RecordKind::CommandResult);
+            assert_eq!(drover_protocols::command::answer(&record), Some(answer));
+            vehicle.step(Duration::from_secs(10));
+            assert_eq!((vehicle.speed_kmh(), vehicle.ignition()), (0.0, false));
+        }
+    }
+
+    #[test]
+    fn teltonika_acks_after_a_command_are_still_read() {
+        let mut link = Link::new(Protocol::Teltonika, "350000000000001", &config());
+        let mut vehicle = Vehicle::new(1, 1, &City::default(), 1_764_133_200_000);
+        let now = Instant::now();
+        let mut out = Outbox::default();
+        link.logged_in = true;
+        link.build(&mut vehicle, Duration::from_secs(1), false, now, &mut out);
+        link.commit(&out, NOT_LOGGED);
+        let reboot = Command::new(CommandKind::Reboot).unwrap();
+        let bytes = [
+            encoded(Protocol::Teltonika, &reboot),
+            3u32.to_be_bytes().to_vec(),
+        ]
+        .concat();
+        let mut replies = Replies::default();
+        assert_eq!(link.read_replies(&bytes, now, &mut replies), bytes.len());
+        assert_eq!(replies.commands.len(), 1);
+        assert_eq!(replies.acked.len(), 3);
+        assert!(link.all_acked());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! One virtual tracker as a tokio task: connect, log in, send, read acks,
-//! reconnect after failures, drain at the end.
+//! obey and answer commands, reconnect after failures, drain at the end.
 //!
 //! Reading and writing share one `select!` loop over the two halves of the
 //! socket, so acks are read while a frame is still being written and neither
@@ -302,14 +302,18 @@ impl Tracker {
         }
     }
 
-    /// Takes the server's replies. Acks read during the drain are counted
-    /// but not timed: every GT06 tracker sends its closing heartbeat at the
-    /// same instant, a burst no steady load has, which would otherwise set
-    /// the run's tail latency.
+    /// Takes the server's replies and obeys its commands. Acks read during
+    /// the drain are counted but not timed: every GT06 tracker sends its
+    /// closing heartbeat at the same instant, a burst no steady load has,
+    /// which would otherwise set the run's tail latency.
     fn on_input(&mut self, conn: &mut Conn, link: &mut Link, timed: bool) -> Result<(), Failure> {
         self.replies.clear();
         let used = link.read_replies(&conn.input, Instant::now(), &mut self.replies);
         conn.input.drain(..used.min(conn.input.len()));
+        // Answers go out with (after) whatever is being written.
+        for received in &self.replies.commands {
+            link.obey(received, &mut self.vehicle, &mut self.outbox);
+        }
         let stats = &self.fleet.stats;
         if timed {
             for latency in &self.replies.acks {

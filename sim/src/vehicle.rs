@@ -64,6 +64,9 @@ pub struct Vehicle {
     odometer_m: f64,
     satellites: u8,
     fault_count: u8,
+    /// The tracker's relay cut the fuel (an engine stop command): the
+    /// vehicle stands with its engine off until the relay is restored.
+    engine_cut: bool,
 }
 
 impl Vehicle {
@@ -105,6 +108,7 @@ impl Vehicle {
             } else {
                 0
             },
+            engine_cut: false,
             rng,
         }
     }
@@ -167,7 +171,20 @@ impl Vehicle {
         self.powertrain.rpm
     }
 
+    /// Cuts the fuel, as a tracker's relay does on an engine stop command:
+    /// the vehicle stops where it is, engine off, until [`Self::restore_engine`].
+    pub fn cut_engine(&mut self) {
+        self.engine_cut = true;
+    }
+
+    pub fn restore_engine(&mut self) {
+        self.engine_cut = false;
+    }
+
     fn substep(&mut self, dt_s: f64) {
+        if self.engine_cut {
+            return self.stand_cut(dt_s);
+        }
         let (accel, distance) = match self.activity {
             Activity::Driving => self.drive(dt_s),
             Activity::Halted { remaining_s } => {
@@ -202,6 +219,22 @@ impl Vehicle {
             let delta: i8 = if self.rng.random_bool(0.5) { 1 } else { -1 };
             self.satellites = self.satellites.saturating_add_signed(delta).clamp(5, 14);
         }
+    }
+
+    /// A sub-step with the fuel cut. The stop is immediate rather than a
+    /// coast: trackers report every few seconds, and what matters is that
+    /// nothing moves until the relay is restored. The driver's plan (the
+    /// current stop's countdown) waits too.
+    fn stand_cut(&mut self, dt_s: f64) {
+        self.speed_mps = 0.0;
+        self.powertrain.step(&Demand {
+            ignition: false,
+            speed_kmh: 0.0,
+            accel_mps2: 0.0,
+            max_accel_mps2: self.driver.accel_mps2,
+            distance_m: 0.0,
+            dt_s,
+        });
     }
 
     /// Counts down a stop; when it is over, drives on into the next segment.
@@ -479,6 +512,29 @@ mod tests {
         };
         assert_eq!(track(11), track(11));
         assert_ne!(track(11), track(12));
+    }
+
+    #[test]
+    fn a_cut_engine_stands_still_until_restored() {
+        let mut v = vehicle(4, 2);
+        while v.speed_kmh() < 20.0 {
+            v.step(second());
+        }
+        v.cut_engine();
+        let (at, odometer) = (v.position(), v.odometer_m());
+        for _ in 0..300 {
+            v.step(second());
+            let r = v.record();
+            assert_eq!(r.fix.map(|f| f.speed_kmh), Some(0.0));
+            assert_eq!(r.attributes.get(attr::IGNITION), Some(&Value::Bool(false)));
+            assert_eq!(r.attributes.get(attr::RPM), Some(&Value::Int(0)));
+        }
+        assert_eq!((v.position(), v.odometer_m()), (at, odometer));
+        v.restore_engine();
+        for _ in 0..600 {
+            v.step(second());
+        }
+        assert!(v.odometer_m() > odometer + 100.0, "did not drive on");
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! Small in-test servers on loopback that decode with the real protocol
 //! sessions and ack the way Drover does: Teltonika AVL packets with their
 //! record count, GT06 logins and heartbeats (not locations). Optionally they
-//! publish each position on MQTT in Drover's payload format.
+//! publish each position on MQTT in Drover's payload format, or send
+//! commands after each login and keep the answers.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use drover_protocols::command::{self, Command};
 use drover_protocols::gt06::Gt06;
-use drover_protocols::model::{Record, RecordKind};
+use drover_protocols::model::{Record, RecordKind, Value, attr};
 use drover_protocols::teltonika::Teltonika;
 use drover_protocols::{Check, DecodeOptions, Decoded, Protocol, Session};
 use drover_sim::SimConfig;
@@ -29,6 +32,32 @@ pub struct Seen {
     pub acks: AtomicU64,
     /// Positions deliberately not published on MQTT.
     pub unpublished: AtomicU64,
+    /// Answers to commands by device, in arrival order.
+    pub answers: Mutex<Vec<(String, String)>>,
+    /// Positions after a connection's first answer, and those of them
+    /// that moved or had the ignition on.
+    pub positions_after_answer: AtomicU64,
+    pub running_after_answer: AtomicU64,
+}
+
+impl Seen {
+    /// Every answer's text, device by device.
+    pub fn answers(&self) -> Vec<String> {
+        self.answers_by_device().into_values().flatten().collect()
+    }
+
+    /// Each device's answers, in the order it sent them.
+    pub fn answers_by_device(&self) -> BTreeMap<String, Vec<String>> {
+        let mut by_device: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        for (imei, text) in answers.iter() {
+            by_device
+                .entry(imei.clone())
+                .or_default()
+                .push(text.clone());
+        }
+        by_device
+    }
 }
 
 pub fn get(n: &AtomicU64) -> u64 {
@@ -116,10 +145,24 @@ impl Servers {
 }
 
 pub async fn start(acks: Acks, publisher: Option<Publisher>) -> Servers {
+    start_with(acks, publisher, &[]).await
+}
+
+/// Servers that send `commands` to every device right after its login.
+pub async fn start_commanding(commands: &[Command]) -> Servers {
+    start_with(Acks::Normal, None, commands).await
+}
+
+async fn start_with(acks: Acks, publisher: Option<Publisher>, commands: &[Command]) -> Servers {
     let gt06_protocol = Gt06::new(DecodeOptions::default());
     let teltonika_protocol = Teltonika::new(DecodeOptions::default());
-    let (gt06_port, gt06) = serve(gt06_protocol, acks, publisher.clone()).await;
-    let (teltonika_port, teltonika) = serve(teltonika_protocol, acks, publisher).await;
+    let server = |acks, publisher| Server {
+        acks,
+        publisher,
+        commands: commands.to_vec(),
+    };
+    let (gt06_port, gt06) = serve(gt06_protocol, server(acks, publisher.clone())).await;
+    let (teltonika_port, teltonika) = serve(teltonika_protocol, server(acks, publisher)).await;
     let config = SimConfig {
         gt06_port,
         teltonika_port,
@@ -148,23 +191,38 @@ pub async fn closed_port() -> u16 {
     listener.local_addr().map_or(1, |a| a.port())
 }
 
-async fn serve<P: Protocol>(
-    protocol: P,
+/// How one fake server behaves.
+struct Server {
     acks: Acks,
     publisher: Option<Publisher>,
-) -> (u16, Arc<Seen>) {
+    commands: Vec<Command>,
+}
+
+async fn serve<P: Protocol>(protocol: P, server: Server) -> (u16, Arc<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("bind: {e}"));
     let port = listener.local_addr().map_or(0, |a| a.port());
     let seen = Arc::new(Seen::default());
     let counts = seen.clone();
+    let commands: Vec<u8> = server
+        .commands
+        .iter()
+        .flat_map(|c| {
+            protocol
+                .encode_command(c)
+                .unwrap_or_else(|e| panic!("{}: {e}", protocol.name()))
+        })
+        .collect();
+    let commands = Arc::new(commands);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let connection = Connection {
                 seen: counts.clone(),
-                acks,
-                publisher: publisher.clone(),
+                acks: server.acks,
+                publisher: server.publisher.clone(),
+                commands: commands.clone(),
+                answered: false,
             };
             tokio::spawn(connection.run(protocol.session(), stream));
         }
@@ -176,10 +234,14 @@ struct Connection {
     seen: Arc<Seen>,
     acks: Acks,
     publisher: Option<Publisher>,
+    /// Encoded commands sent after the login's reply.
+    commands: Arc<Vec<u8>>,
+    /// Whether the device answered a command on this connection yet.
+    answered: bool,
 }
 
 impl Connection {
-    async fn run<S: Session>(self, mut session: S, mut stream: TcpStream) {
+    async fn run<S: Session>(mut self, mut session: S, mut stream: TcpStream) {
         let (mut input, mut out) = (Vec::new(), Decoded::default());
         while matches!(stream.read_buf(&mut input).await, Ok(n) if n > 0) {
             let (mut at, mut replies) = (0, Vec::new());
@@ -204,13 +266,16 @@ impl Connection {
         }
     }
 
-    fn on_frame(&self, imei: &str, out: &Decoded, replies: &mut Vec<u8>) {
+    fn on_frame(&mut self, imei: &str, out: &Decoded, replies: &mut Vec<u8>) {
         let seen = &self.seen;
         if out.identified.is_some() {
             seen.logins.fetch_add(1, Ordering::Relaxed);
             replies.extend_from_slice(&out.reply);
+            replies.extend_from_slice(&self.commands);
             return;
         }
+        self.watch_commands(imei, &out.records);
+        let seen = &self.seen;
         let positions: Vec<&Record> = out
             .records
             .iter()
@@ -231,6 +296,27 @@ impl Connection {
         if acked {
             seen.acks.fetch_add(1, Ordering::Relaxed);
             replies.extend_from_slice(&out.reply);
+        }
+    }
+
+    /// Keeps the answers, and checks the positions after the first one.
+    fn watch_commands(&mut self, imei: &str, records: &[Record]) {
+        let seen = &self.seen;
+        for record in records {
+            if let Some(text) = command::answer(record) {
+                self.answered = true;
+                seen.answers
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((imei.to_owned(), text.to_owned()));
+            } else if self.answered && record.kind == RecordKind::Position {
+                let moving = record.fix.is_some_and(|f| f.speed_kmh > 0.0);
+                let ignition = record.attributes.get(attr::IGNITION) == Some(&Value::Bool(true));
+                seen.positions_after_answer.fetch_add(1, Ordering::Relaxed);
+                if moving || ignition {
+                    seen.running_after_answer.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! area, the fake servers and broker shared.
 
 mod broker;
+mod commands;
 mod fake_server;
 mod mqtt;
 mod runner;
