@@ -96,6 +96,23 @@ pub fn status(prefix: &str, device: &str, online: bool) -> (String, &'static [u8
     (device_topic(prefix, device, "status"), payload)
 }
 
+/// `{prefix}/devices/{device}/command/result`: the outcome of a command,
+/// as JSON the node composes.
+pub fn command_result_topic(prefix: &str, device: &str) -> String {
+    device_topic(prefix, device, "command/result")
+}
+
+/// The device a command topic, `{prefix}/devices/{device}/command`, names:
+/// one non-empty level without wildcards. `None` for any other topic.
+pub fn command_device<'a>(prefix: &str, topic: &'a str) -> Option<&'a str> {
+    let device = topic
+        .strip_prefix(prefix)?
+        .strip_prefix("/devices/")?
+        .strip_suffix("/command")?;
+    let valid = !device.is_empty() && !device.contains(['/', '+', '#']);
+    valid.then_some(device)
+}
+
 /// Built in one allocation: this runs for every record published.
 fn device_topic(prefix: &str, device: &str, leaf: &str) -> String {
     const DEVICES: &str = "/devices/";
@@ -193,6 +210,28 @@ mod tests {
         assert_eq!(Rfc3339Ms(-1).to_string(), "1969-12-31T23:59:59.999Z");
         // Past what `time` represents: the epoch, not a panic.
         assert_eq!(Rfc3339Ms(i64::MAX).to_string(), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn command_topics_name_one_device() {
+        assert_eq!(command_device("p", "p/devices/42/command"), Some("42"));
+        assert_eq!(command_device("a/b", "a/b/devices/42/command"), Some("42"));
+        for topic in [
+            "p/devices//command",
+            "p/devices/4/2/command",
+            "p/devices/+/command",
+            "p/devices/#/command",
+            "p/devices/42/command/result",
+            "p/devices/42/position",
+            "q/devices/42/command",
+            "pp/devices/42/command",
+        ] {
+            assert_eq!(command_device("p", topic), None, "{topic}");
+        }
+        assert_eq!(
+            command_result_topic("p", "a/b"),
+            "p/devices/a_b/command/result"
+        );
     }
 
     #[test]

@@ -16,13 +16,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::config::MqttConfig;
+use crate::config::{MqttConfig, redact_url};
+use crate::credentials::Credentials;
 use crate::{MqttError, payload};
 
 /// Requests queued inside the client before `publish` waits.
 const REQUEST_QUEUE: usize = 10_000;
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Largest packet sent or received: the embedded broker's limit.
+const MAX_PACKET_BYTES: usize = crate::broker::MAX_PAYLOAD_BYTES;
 
 /// Counters of the publisher.
 #[derive(Debug, Default)]
@@ -77,24 +80,20 @@ pub struct Publisher {
     pub stats: Arc<PublisherStats>,
 }
 
-/// Connects to the configured broker. The returned task drives the connection
-/// until `shutdown`.
+/// Connects to the configured broker, logging in as [`login`] says. The
+/// returned task drives the connection until `shutdown`.
 pub fn connect(
     config: &MqttConfig,
+    account: &Credentials,
     role: Role,
     shutdown: CancellationToken,
 ) -> Result<(Publisher, JoinHandle<()>), MqttError> {
-    let url = config.publish_url()?;
-    let target = BrokerUrl::parse(&url)?;
     let client_id = match role {
         Role::Main => config.client_id.clone(),
         Role::Records => format!("{}-records", config.client_id),
     };
-    let mut options = MqttOptions::new(client_id, target.host, target.port);
-    options
-        .set_keep_alive(KEEP_ALIVE)
-        .set_inflight(config.max_inflight.max(1))
-        .set_max_packet_size(256 * 1024, 256 * 1024);
+    let (mut options, url) = options(config, account, client_id)?;
+    options.set_inflight(config.max_inflight.max(1));
     if role == Role::Main {
         options.set_last_will(LastWill::new(
             server_topic(&config.topic_prefix),
@@ -102,9 +101,6 @@ pub fn connect(
             QoS::AtLeastOnce,
             true,
         ));
-    }
-    if let Some((user, password)) = target.credentials {
-        options.set_credentials(user, password);
     }
     let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
     let publisher = Publisher {
@@ -119,6 +115,41 @@ pub fn connect(
     Ok((publisher, task))
 }
 
+/// The options every connection of the node shares, and the broker's URL
+/// without its password, for logs.
+pub(crate) fn options(
+    config: &MqttConfig,
+    account: &Credentials,
+    client_id: String,
+) -> Result<(MqttOptions, String), MqttError> {
+    let url = config.publish_url()?;
+    let target = BrokerUrl::parse(&url)?;
+    let mut options = MqttOptions::new(client_id, target.host.clone(), target.port);
+    options
+        .set_keep_alive(KEEP_ALIVE)
+        .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
+    if let Some((user, password)) = login(config, target, account) {
+        options.set_credentials(user, password);
+    }
+    Ok((options, redact_url(&url)))
+}
+
+/// What the node's connections log in with: the URL's own user and
+/// password; else, on the embedded broker, the node account; else (an
+/// external broker) the node account when `[mqtt] password` is set, and
+/// nothing otherwise, as before brokers needed a login.
+fn login(
+    config: &MqttConfig,
+    target: BrokerUrl,
+    account: &Credentials,
+) -> Option<(String, String)> {
+    let embedded = config.url.trim().is_empty();
+    target.credentials.or_else(|| {
+        (embedded || config.configured_password().is_some())
+            .then(|| (account.username.clone(), account.password().to_owned()))
+    })
+}
+
 impl Publisher {
     /// Publishes one record on its position or event topic.
     pub async fn record(&self, message: &DeviceMessage) -> Result<(), MqttError> {
@@ -130,6 +161,15 @@ impl Publisher {
     pub async fn status(&self, device: &str, online: bool) -> Result<(), MqttError> {
         let (topic, body) = payload::status(&self.prefix, device, online);
         self.send(topic, body.to_vec(), true).await
+    }
+
+    /// Publishes the result of a command on
+    /// `{prefix}/devices/{device}/command/result`; `json` is what the node
+    /// composed. Meant for the [`Role::Main`] connection, whose event loop
+    /// never waits for the node (the commands connection's does).
+    pub async fn command_result(&self, device: &str, json: Vec<u8>) -> Result<(), MqttError> {
+        let topic = payload::command_result_topic(&self.prefix, device);
+        self.send(topic, json, false).await
     }
 
     async fn send(&self, topic: String, body: Vec<u8>, retain: bool) -> Result<(), MqttError> {
@@ -309,7 +349,7 @@ fn server_topic(prefix: &str) -> String {
     format!("{prefix}/server/status")
 }
 
-fn qos(level: u8) -> QoS {
+pub(crate) fn qos(level: u8) -> QoS {
     match level {
         0 => QoS::AtMostOnce,
         _ => QoS::AtLeastOnce,
@@ -374,5 +414,34 @@ mod tests {
         assert!(BrokerUrl::parse("http://x").is_err());
         assert!(BrokerUrl::parse("mqtt://:1883").is_err());
         assert!(BrokerUrl::parse("mqtt://h:port").is_err());
+    }
+
+    #[test]
+    fn logins_follow_the_broker() {
+        let account = Credentials::new("drover", "generated");
+        let node = Some(("drover".to_owned(), "generated".to_owned()));
+        let login_for = |config: &MqttConfig| {
+            let target = BrokerUrl::parse(&config.publish_url().unwrap()).unwrap();
+            login(config, target, &account)
+        };
+        assert_eq!(login_for(&MqttConfig::default()), node, "embedded");
+        let external = MqttConfig {
+            url: "mqtt://broker".to_owned(),
+            ..MqttConfig::default()
+        };
+        assert_eq!(login_for(&external), None, "external, anonymous as before");
+        let with_password = MqttConfig {
+            password: Some("generated".to_owned()),
+            ..external.clone()
+        };
+        assert_eq!(login_for(&with_password), node);
+        let in_url = MqttConfig {
+            url: "mqtt://bob:s3cret@broker".to_owned(),
+            ..with_password
+        };
+        assert_eq!(
+            login_for(&in_url),
+            Some(("bob".to_owned(), "s3cret".to_owned()))
+        );
     }
 }

@@ -1,22 +1,19 @@
 //! The records connection against the embedded broker: records are published
 //! without waiting, and `confirm` tells when the broker has them all.
 
-use std::net::{SocketAddr, TcpListener};
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use drover_mqtt::MqttConfig;
+use drover_mqtt::credentials::Credentials;
 use drover_mqtt::publisher::{self, Handed, Role};
 use drover_protocols::model::{DeviceId, DeviceMessage, Record};
 use tokio_util::sync::CancellationToken;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
+use support::{TestBroker, free_port};
 
 fn messages(n: i64) -> Vec<Arc<DeviceMessage>> {
     (0..n)
@@ -33,23 +30,17 @@ fn messages(n: i64) -> Vec<Arc<DeviceMessage>> {
         .collect()
 }
 
-fn config(port: u16) -> MqttConfig {
-    MqttConfig {
-        url: format!("mqtt://127.0.0.1:{port}"),
-        embedded_listen: String::new(),
-        client_id: format!("records-test-{port}"),
-        ..MqttConfig::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirm_returns_once_the_broker_acknowledged_every_record() {
-    let port = free_port();
-    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    drover_mqtt::broker::start_embedded(listen).unwrap();
+    let broker = TestBroker::start("records-confirm").await;
     let shutdown = CancellationToken::new();
-    let (publisher, task) =
-        publisher::connect(&config(port), Role::Records, shutdown.clone()).unwrap();
+    let (publisher, task) = publisher::connect(
+        &broker.config,
+        &broker.account,
+        Role::Records,
+        shutdown.clone(),
+    )
+    .unwrap();
 
     let mut handed = Handed::default();
     let batch = messages(100);
@@ -81,10 +72,15 @@ async fn confirm_returns_once_the_broker_acknowledged_every_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_no_broker_acknowledged_are_not_confirmed() {
     // Nothing listens there: the records are queued, never acknowledged.
-    let port = free_port();
+    let config = MqttConfig {
+        url: format!("mqtt://127.0.0.1:{}", free_port()),
+        embedded_listen: String::new(),
+        ..MqttConfig::default()
+    };
+    let account = Credentials::new("drover", "unused");
     let shutdown = CancellationToken::new();
     let (publisher, task) =
-        publisher::connect(&config(port), Role::Records, shutdown.clone()).unwrap();
+        publisher::connect(&config, &account, Role::Records, shutdown.clone()).unwrap();
     let mut handed = Handed::default();
     publisher
         .publish_records(&messages(3), &mut handed)
