@@ -21,29 +21,50 @@
 //! ## Wiring a node
 //!
 //! ```ignore
-//! // Once, before anything connects: the node account (generated into
-//! // data_dir/mqtt_password at first start when [mqtt] password is unset).
+//! // Once, before anything connects: the node account ([mqtt] username and
+//! // password; a password generated into data_dir/mqtt_password when unset).
 //! let account = drover_mqtt::credentials::load_or_create(&config.data_dir, &config.mqtt)?;
 //!
-//! // The embedded broker, unless mqtt.embedded_listen is empty. `ApiKeys`
-//! // implements CredentialCheck with the node's API-key store; keep
-//! // `broker.stats` for /health and supervise `broker.task`.
+//! // The embedded broker, unless mqtt.embedded_listen is empty. It replaces
+//! // `spawn_blocking(move || start_embedded(listen)).await??`: now async,
+//! // it returns a handle whose `stats` belong in /health and whose `task`
+//! // is a core task to supervise.
 //! let broker = drover_mqtt::broker::start_embedded(Embedded {
-//!     api_keys: Arc::new(ApiKeys(store.clone())),
+//!     api_keys: Arc::new(ApiKeys(Arc::clone(&catalog))),
 //!     ..Embedded::new(listen, &config.mqtt, account.clone())
 //! })
 //! .await?;
 //!
-//! // Every connection logs in with the same account (on an external broker:
-//! // the URL's user:password, else the account if [mqtt] password is set).
-//! let (publisher, task) = publisher::connect(&config.mqtt, &account, Role::Main, shutdown.clone())?;
-//! let (records, task) = publisher::connect(&config.mqtt, &account, Role::Records, shutdown.clone())?;
-//! let (commands, task) = drover_mqtt::commands::subscribe(&config.mqtt, &account, shutdown.clone())?;
+//! // Every connection takes the account (on an external broker it is sent
+//! // only if [mqtt] password is set and the URL has no user:password).
+//! let (publisher, task) = publisher::connect(&config.mqtt, &account, Role::Main, stop.clone())?;
+//! let (records, task) = publisher::connect(&config.mqtt, &account, Role::Records, stop.clone())?;
+//! let (commands, task) = drover_mqtt::commands::subscribe(&config.mqtt, &account, stop.clone())?;
 //!
-//! // Feed the command queue; answer on the Main publisher.
+//! // API keys: the key's digest looked up in the catalog, its role mapped to
+//! // rights. Keep slow work (a password hash) off the runtime.
+//! struct ApiKeys(Arc<Catalog>);
+//! impl CredentialCheck for ApiKeys {
+//!     fn check<'a>(&'a self, _user: &'a str, key: &'a str) -> Verdict<'a> {
+//!         Box::pin(async move {
+//!             let key = self.0.keys.find_by_secret(key)?; // the node's own lookup
+//!             Some(match key.role {
+//!                 Role::Viewer => Rights::Read,
+//!                 Role::Operator | Role::Admin => Rights::ReadAndCommand,
+//!             })
+//!         })
+//!     }
+//! }
+//!
+//! // Commands in: the same JSON as POST /api/v1/devices/{id}/commands, into
+//! // the queue (its calls fsync: spawn_blocking); every status change of the
+//! // record goes out on the Main publisher, as docs/mqtt.md promises.
 //! while let Some(ReceivedCommand { device, payload }) = commands.recv().await {
-//!     let result = queue.submit_json(&device, &payload).await; // the node's own
-//!     publisher.command_result(&device, serde_json::to_vec(&result)?).await?;
+//!     let answer = match serde_json::from_slice::<CommandRequest>(&payload) {
+//!         Ok(request) => serde_json::to_vec(&submit_and_deliver(&device, request).await?)?,
+//!         Err(error) => serde_json::to_vec(&json!({ "error": error.to_string() }))?,
+//!     };
+//!     publisher.command_result(&device, answer).await?;
 //! }
 //! ```
 

@@ -261,7 +261,7 @@ async fn a_command_from_an_api_key_client_reaches_the_command_stream_and_its_res
     let result_topic = format!("{PREFIX}/devices/{IMEI}/command/result");
     let mut results = mosquitto_sub(broker.port(), Some(("alice", API_KEY)), &result_topic);
     results.wait_for("Subscribed (mid: 1): 1");
-    let json = r#"{"type":"engineStop"}"#;
+    let json = r#"{"type":"engine_stop"}"#;
     let command_topic = format!("{PREFIX}/devices/{IMEI}/command");
     let mut sent = mosquitto_pub(
         broker.port(),
