@@ -80,8 +80,10 @@ pub struct Publisher {
     pub stats: Arc<PublisherStats>,
 }
 
-/// Connects to the configured broker, logging in as [`login`] says. The
-/// returned task drives the connection until `shutdown`.
+/// Connects to the configured broker, logging in with the URL's
+/// `user:password`, else with `account` (on an external broker only when
+/// `[mqtt] password` is set). The returned task drives the connection until
+/// `shutdown`.
 pub fn connect(
     config: &MqttConfig,
     account: &Credentials,
