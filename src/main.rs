@@ -202,8 +202,16 @@ fn print_where_to_look(config: &Config, node: &Node, devices: u32) {
     for l in &node.listeners {
         println!("  {:<10} trackers connect to {}", l.protocol, l.addr);
     }
+    let user = config.mqtt.username.as_deref().unwrap_or("drover");
+    let password = match config.mqtt.password.as_deref() {
+        Some(p) if !p.is_empty() => "'<mqtt.password>'".to_owned(),
+        _ => format!(
+            "\"$(cat {})\"",
+            drover_mqtt::credentials::password_file(&config.data_dir).display()
+        ),
+    };
     println!(
-        "  MQTT       {broker}: mosquitto_sub -h 127.0.0.1 -p {} -t '{prefix}/#' -v",
+        "  MQTT       {broker}: mosquitto_sub -h 127.0.0.1 -p {} -u {user} -P {password} -t '{prefix}/#' -v",
         broker.rsplit(':').next().unwrap_or("1883")
     );
     if let Some(http) = &node.http {

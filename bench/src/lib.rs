@@ -149,7 +149,7 @@ fn sim_config(run: &Run, ports: &Ports, mqtt: bool) -> SimConfig {
         mqtt: ports
             .mqtt
             .filter(|_| mqtt)
-            .map(|port| format!("mqtt://{}:{port}", ports.host)),
+            .map(|port| format!("mqtt://drover:{MQTT_PASSWORD}@{}:{port}", ports.host)),
         source_addrs: run.source_addrs.clone(),
         progress: false,
         // A saturating run leaves the MQTT sink behind, to catch up from the
@@ -161,6 +161,10 @@ fn sim_config(run: &Run, ports: &Ports, mqtt: bool) -> SimConfig {
 }
 
 /// Longest wait, after the load, for acked positions still to arrive on MQTT.
+/// The node account's password on a benchmarked node (a loopback-only
+/// throwaway): the simulator logs in with it to measure device→MQTT latency.
+pub const MQTT_PASSWORD: &str = "drover-bench";
+
 const MQTT_GRACE: Duration = Duration::from_secs(120);
 
 /// One run over TCP against Drover, then (unless disabled) the same load

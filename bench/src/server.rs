@@ -97,6 +97,7 @@ impl Spawned {
         ));
         set(format!("http.listen=127.0.0.1:{http}"));
         set(format!("mqtt.embedded_listen=127.0.0.1:{mqtt}"));
+        set(format!("mqtt.password={}", crate::MQTT_PASSWORD));
         // The simulated fleet comes from a few loopback addresses.
         set("devices.max_connections_per_ip=0".to_owned());
         for s in settings {

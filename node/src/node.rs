@@ -11,6 +11,7 @@ use drover_devices::{ListenerConfig, ListenerStats, Registry, ServerContext};
 use drover_engine::runtime::{self, RunningEngine, RuntimeConfig};
 use drover_engine::{Engine, EngineConfig, Executor};
 use drover_mqtt::Publisher;
+use drover_mqtt::broker::{Embedded, EmbeddedBroker};
 use drover_mqtt::publisher::Role;
 use drover_protocols::gt06::Gt06;
 use drover_protocols::teltonika::Teltonika;
@@ -54,6 +55,8 @@ pub struct Node {
     mqtt_tasks: Vec<JoinHandle<()>>,
     mqtt_shutdown: CancellationToken,
     records_publisher: Publisher,
+    /// The embedded broker's accept loop, if it runs.
+    broker: Option<tokio::task::AbortHandle>,
 }
 
 impl Node {
@@ -73,20 +76,21 @@ impl Node {
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
         let fatal = Fatal::default();
 
-        if !config.mqtt.embedded_listen.trim().is_empty() {
-            let listen: SocketAddr = config
-                .mqtt
-                .embedded_listen
-                .parse()
-                .context("mqtt.embedded_listen")?;
-            tokio::task::spawn_blocking(move || drover_mqtt::broker::start_embedded(listen))
-                .await??;
-        }
+        let account = drover_mqtt::credentials::load_or_create(&config.data_dir, &config.mqtt)?;
+        let broker = start_broker(config, &account).await?;
         let mqtt_shutdown = CancellationToken::new();
-        let (publisher, mqtt_task) =
-            drover_mqtt::publisher::connect(&config.mqtt, Role::Main, mqtt_shutdown.clone())?;
-        let (records_publisher, records_mqtt_task) =
-            drover_mqtt::publisher::connect(&config.mqtt, Role::Records, mqtt_shutdown.clone())?;
+        let (publisher, mqtt_task) = drover_mqtt::publisher::connect(
+            &config.mqtt,
+            &account,
+            Role::Main,
+            mqtt_shutdown.clone(),
+        )?;
+        let (records_publisher, records_mqtt_task) = drover_mqtt::publisher::connect(
+            &config.mqtt,
+            &account,
+            Role::Records,
+            mqtt_shutdown.clone(),
+        )?;
 
         let mut durable = Durable::start(config, records_publisher.clone(), fatal.clone()).await?;
         let (engine, start) = build_engine(config, &durable, extend).await?;
@@ -160,6 +164,7 @@ impl Node {
         // engine drains and stops too.
         drop(inbox);
         let engine_thread = fatal.watch_thread("engine", thread);
+        let broker = broker.map(|b| fatal.watch_task("embedded MQTT broker", b.task));
         Ok(Node {
             listeners,
             publisher,
@@ -174,6 +179,7 @@ impl Node {
             status_task,
             status_shutdown,
             mqtt_tasks: vec![mqtt_task, records_mqtt_task],
+            broker,
             mqtt_shutdown,
             records_publisher,
         })
@@ -221,12 +227,29 @@ impl Node {
         for task in self.mqtt_tasks {
             let _ = task.await;
         }
+        if let Some(broker) = self.broker {
+            broker.abort();
+        }
         if let Some(http) = self.http {
             http.stop().await;
         }
         info!("node stopped");
         Ok(())
     }
+}
+
+/// The embedded broker, unless `mqtt.embedded_listen` is empty.
+async fn start_broker(
+    config: &Config,
+    account: &drover_mqtt::Credentials,
+) -> anyhow::Result<Option<EmbeddedBroker>> {
+    let listen = config.mqtt.embedded_listen.trim();
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let listen: SocketAddr = listen.parse().context("mqtt.embedded_listen")?;
+    let settings = Embedded::new(listen, &config.mqtt, account.clone());
+    Ok(Some(drover_mqtt::broker::start_embedded(settings).await?))
 }
 
 /// The engine with its snapshot restored, and the journal position its

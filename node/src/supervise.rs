@@ -98,6 +98,24 @@ impl Fatal {
         });
     }
 
+    /// Watches a task already running: its end before the node stops is a
+    /// failure of `component`. Returns the handle that stops it.
+    pub fn watch_task(
+        &self,
+        component: &'static str,
+        task: tokio::task::JoinHandle<()>,
+    ) -> tokio::task::AbortHandle {
+        let fatal = self.clone();
+        let abort = task.abort_handle();
+        tokio::spawn(async move {
+            match task.await {
+                Ok(()) => fatal.report(component, "it stopped unexpectedly".to_owned()),
+                Err(error) => fatal.report(component, panic_reason(error)),
+            }
+        });
+        abort
+    }
+
     /// Watches a core thread: its end before the node stops is a failure.
     pub fn watch_thread<T: Send + 'static>(
         &self,

@@ -152,7 +152,8 @@ pub struct SimConfig {
     pub ramp: Duration,
     pub seed: u64,
     pub city: City,
-    /// Broker URL (`mqtt://host:port`); `None` measures ack latency only.
+    /// Broker URL (`mqtt://[user:password@]host:port`); `None` measures ack
+    /// latency only.
     pub mqtt: Option<String>,
     pub topic_prefix: String,
     #[serde(with = "secs")]

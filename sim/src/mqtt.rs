@@ -30,9 +30,12 @@ pub struct MqttWatch {
 /// Connects, subscribes to `{prefix}/devices/+/position` and waits for the
 /// broker's SubAck, so that no position sent afterwards can be missed.
 pub async fn watch(url: &str, prefix: &str, ledger: Arc<Ledger>) -> Result<MqttWatch, SimError> {
-    let (host, port) = parse_url(url)?;
+    let broker = parse_url(url)?;
     let id = format!("drover-sim-{}-{}", std::process::id(), unique_suffix());
-    let mut options = MqttOptions::new(id, host, port);
+    let mut options = MqttOptions::new(id, broker.host, broker.port);
+    if let Some((user, password)) = broker.login {
+        options.set_credentials(user, password);
+    }
     options.set_keep_alive(Duration::from_secs(30));
     options.set_clean_session(true);
     options.set_max_packet_size(1 << 20, 1 << 20);
@@ -45,7 +48,10 @@ pub async fn watch(url: &str, prefix: &str, ledger: Arc<Ledger>) -> Result<MqttW
     tokio::time::timeout(SUBSCRIBE_TIMEOUT, wait_for_suback(&mut events))
         .await
         .map_err(|_| {
-            SimError::Mqtt(format!("no SubAck from {url} within {SUBSCRIBE_TIMEOUT:?}"))
+            SimError::Mqtt(format!(
+                "no SubAck from {} within {SUBSCRIBE_TIMEOUT:?}",
+                redact(url)
+            ))
         })??;
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(receive(events, ledger, stopped));
@@ -132,9 +138,24 @@ pub fn parse_position(payload: &[u8]) -> Option<(u64, i64)> {
     Some((imei, time_ms))
 }
 
-/// Host and port of `mqtt://host:port`, `tcp://host:port` or `host[:port]`.
-pub fn parse_url(url: &str) -> Result<(String, u16), SimError> {
-    let bad = || SimError::Config(format!("--mqtt {url:?} is not mqtt://HOST[:PORT]"));
+/// A broker address from `--mqtt`, with the login it carries, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub host: String,
+    pub port: u16,
+    /// `user:password` from the URL: Drover's embedded broker requires one
+    /// (the node account or an API key as the password).
+    pub login: Option<(String, String)>,
+}
+
+/// `mqtt://[user:password@]HOST[:PORT]`.
+pub fn parse_url(url: &str) -> Result<BrokerUrl, SimError> {
+    let bad = || {
+        SimError::Config(format!(
+            "--mqtt {:?} is not mqtt://[USER:PASSWORD@]HOST[:PORT]",
+            redact(url)
+        ))
+    };
     let rest = url
         .strip_prefix("mqtt://")
         .or_else(|| url.strip_prefix("tcp://"))
@@ -143,6 +164,13 @@ pub fn parse_url(url: &str) -> Result<(String, u16), SimError> {
     if rest.contains("://") || rest.is_empty() {
         return Err(bad());
     }
+    let (login, rest) = match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let (user, password) = userinfo.split_once(':').ok_or_else(bad)?;
+            (Some((user.to_owned(), password.to_owned())), host)
+        }
+        None => (None, rest),
+    };
     let (host, port) = match rest.rsplit_once(':') {
         Some((host, port)) if !host.ends_with(':') => (host, port.parse().map_err(|_| bad())?),
         _ => (rest, 1883),
@@ -151,7 +179,22 @@ pub fn parse_url(url: &str) -> Result<(String, u16), SimError> {
     if host.is_empty() {
         return Err(bad());
     }
-    Ok((host.to_owned(), port))
+    Ok(BrokerUrl {
+        host: host.to_owned(),
+        port,
+        login,
+    })
+}
+
+/// `url` without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match url.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{user}:…@{host}")
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// Distinguishes two simulators started by one process (tests).
@@ -167,24 +210,35 @@ mod tests {
 
     #[test]
     fn urls() {
+        let at = |host: &str, port| BrokerUrl {
+            host: host.into(),
+            port,
+            login: None,
+        };
         assert_eq!(
             parse_url("mqtt://127.0.0.1:1883").ok(),
-            Some(("127.0.0.1".into(), 1883))
+            Some(at("127.0.0.1", 1883))
         );
         assert_eq!(
             parse_url("tcp://broker:1884/").ok(),
-            Some(("broker".into(), 1884))
+            Some(at("broker", 1884))
         );
+        assert_eq!(parse_url("localhost").ok(), Some(at("localhost", 1883)));
+        assert_eq!(parse_url("mqtt://[::1]:1883").ok(), Some(at("::1", 1883)));
         assert_eq!(
-            parse_url("localhost").ok(),
-            Some(("localhost".into(), 1883))
-        );
-        assert_eq!(
-            parse_url("mqtt://[::1]:1883").ok(),
-            Some(("::1".into(), 1883))
+            parse_url("mqtt://bench:p@ss:w0rd@127.0.0.1:1883").ok(),
+            Some(BrokerUrl {
+                login: Some(("bench".into(), "p@ss:w0rd".into())),
+                ..at("127.0.0.1", 1883)
+            })
         );
         assert!(parse_url("http://x:1").is_err());
         assert!(parse_url("mqtt://host:port").is_err());
+        assert!(parse_url("mqtt://nopassword@host").is_err());
+        let error = parse_url("mqtt://u:secret@host:port")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("secret"), "{error}");
     }
 
     #[test]

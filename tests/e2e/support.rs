@@ -205,6 +205,15 @@ pub fn serve_command(dir: &Path, ports: Ports, extra: &[String]) -> Command {
     command
 }
 
+/// The node account's password in every test (user `drover`): the
+/// embedded broker refuses clients without a login.
+pub const MQTT_PASSWORD: &str = "e2e-mqtt-password";
+
+/// `mqtt://drover:…@127.0.0.1:port`, the test node's broker with its login.
+pub fn mqtt_url(port: u16) -> String {
+    format!("mqtt://drover:{MQTT_PASSWORD}@127.0.0.1:{port}")
+}
+
 /// The settings of a test's node: its data in `dir/data`, `ports`, then `extra`.
 pub fn serve_settings(dir: &Path, ports: Ports, extra: &[String]) -> Vec<String> {
     let mut settings = vec![
@@ -213,6 +222,7 @@ pub fn serve_settings(dir: &Path, ports: Ports, extra: &[String]) -> Vec<String>
         format!("devices.teltonika.listen=127.0.0.1:{}", ports.teltonika),
         format!("http.listen=127.0.0.1:{}", ports.http),
         format!("mqtt.embedded_listen=127.0.0.1:{}", ports.mqtt),
+        format!("mqtt.password={MQTT_PASSWORD}"),
         // The simulated fleets of the tests all come from 127.0.0.1.
         "devices.max_connections_per_ip=0".to_owned(),
     ];
@@ -262,6 +272,7 @@ impl Subscriber {
         let out = dir.join("mosquitto_sub.out");
         let mut command = Command::new("mosquitto_sub");
         command.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-v"]);
+        command.args(["-u", "drover", "-P", MQTT_PASSWORD]);
         for topic in topics {
             command.args(["-t", topic]);
         }
@@ -303,7 +314,7 @@ impl Subscriber {
 
 /// `drover sim` against `ports`, returning its JSON report and record log.
 pub fn drover_sim(dir: &Path, ports: &Ports, mqtt_port: u16, args: &[&str]) -> (Value, Vec<Value>) {
-    let mut with_mqtt = vec!["--mqtt".to_owned(), format!("mqtt://127.0.0.1:{mqtt_port}")];
+    let mut with_mqtt = vec!["--mqtt".to_owned(), mqtt_url(mqtt_port)];
     with_mqtt.extend(args.iter().map(|a| (*a).to_owned()));
     Sim::start(dir, ports, &with_mqtt).finish()
 }
