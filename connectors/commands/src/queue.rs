@@ -169,6 +169,28 @@ impl CommandQueue {
         Ok(due)
     }
 
+    /// The devices with open (queued or sent) commands, each once, in key
+    /// order: where to look for commands that nobody delivered, e.g. after
+    /// a connection notice was lost.
+    pub fn open_devices(&self) -> Result<Vec<DeviceId>, CommandError> {
+        let mut devices = Vec::new();
+        let mut last: Option<Vec<u8>> = None;
+        for entry in self.open.iter() {
+            let key = entry
+                .key()
+                .map_err(CommandError::engine("read open commands"))?;
+            let prefix = device_prefix(&key).ok_or(CommandError::CorruptKey("open"))?;
+            if last.as_deref() == Some(prefix) {
+                continue;
+            }
+            let id =
+                std::str::from_utf8(&prefix[1..]).map_err(|_| CommandError::CorruptKey("open"))?;
+            devices.push(DeviceId::new(id));
+            last = Some(prefix.to_vec());
+        }
+        Ok(devices)
+    }
+
     /// Records that command `id` was written to its device.
     pub fn mark_sent(&self, id: CommandId, now_ms: i64) -> Result<CommandRecord, CommandError> {
         let _turn = self.lock();
@@ -368,6 +390,12 @@ fn device_key(device: &DeviceId) -> Result<Vec<u8>, InvalidRequest> {
 
 fn index_key(device_key: &[u8], id: CommandId) -> Vec<u8> {
     [device_key, &id.to_key()].concat()
+}
+
+/// The device prefix at the start of an index key (see [`device_key`]).
+fn device_prefix(key: &[u8]) -> Option<&[u8]> {
+    let len = usize::from(*key.first()?);
+    key.get(..1 + len).filter(|_| len > 0)
 }
 
 /// The id at the end of an index key.

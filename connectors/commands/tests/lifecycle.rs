@@ -275,6 +275,20 @@ fn lists_are_per_device_newest_first_and_limited() {
 }
 
 #[test]
+fn open_devices_names_each_device_with_open_commands_once() {
+    let dir = TempDir::new().unwrap();
+    let queue = open(&dir);
+    let (short, long, done) = (DeviceId::new("35"), DeviceId::new("350"), device(3));
+    submit(&queue, &short, stop(), T0);
+    submit(&queue, &short, stop(), T0 + 1);
+    submit(&queue, &long, stop(), T0);
+    submit(&queue, &done, stop(), T0);
+    deliver(&queue, &done, T0 + SECOND);
+    queue.answered(&done, "ok", T0 + 2 * SECOND).unwrap();
+    assert_eq!(queue.open_devices().unwrap(), [short, long]);
+}
+
+#[test]
 fn bad_submissions_are_refused() {
     let dir = TempDir::new().unwrap();
     let queue = open(&dir);
