@@ -24,7 +24,7 @@ unset DROVER_BIN DROVER_SET
 "$bin" serve --set "data_dir=$data" \
     --set devices.gt06.listen=127.0.0.1:25023 --set devices.teltonika.listen=127.0.0.1:25027 \
     --set mqtt.embedded_listen=127.0.0.1:21883 --set http.listen=127.0.0.1:28080 \
-    --set devices.max_connections_per_ip=0 \
+    --set devices.max_connections_per_ip=0 --set devices.register_unknown=true \
     "${extra[@]}" >"serve-$name.log" 2>&1 &
 server=$!
 sleep 1.5

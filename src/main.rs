@@ -161,8 +161,10 @@ async fn null_server(args: NullServerArgs) -> anyhow::Result<()> {
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let mut config = Config::load(args.config.config.as_deref(), &args.config.overrides)?;
-    // The whole simulated fleet connects from 127.0.0.1.
+    // The whole simulated fleet connects from 127.0.0.1, with IMEIs
+    // nobody registered.
     config.devices.max_connections_per_ip = 0;
+    config.devices.register_unknown = true;
     let node = Node::start(&config).await?;
     let port = |p: &str| node.addr(p).map(|a| a.port()).unwrap_or_default();
     let sim = SimConfig {

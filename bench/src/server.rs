@@ -100,6 +100,8 @@ impl Spawned {
         set(format!("mqtt.password={}", crate::MQTT_PASSWORD));
         // The simulated fleet comes from a few loopback addresses.
         set("devices.max_connections_per_ip=0".to_owned());
+        // Its IMEIs are made up, and registering them is no part of a benchmark.
+        set("devices.register_unknown=true".to_owned());
         for s in settings {
             set(s.clone());
         }

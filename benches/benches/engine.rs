@@ -25,9 +25,9 @@ use drover_benches::engine_fleet::{Fleet, Populated, next_batch, populate};
 use drover_engine::{Executor, default_threads, init_compute_pool};
 
 /// The engines compared at each fleet size: name, executor, and whether Emit
-/// produces full-state deltas. The server runs without them until a consumer
-/// (the live view) exists, so that is the default here; the last variant shows
-/// what they add.
+/// produces full-state deltas. The server runs with them (its live view is
+/// built from them); the variants without show the core's own cost and
+/// compare the executors.
 const VARIANTS: [(&str, Executor, bool); 3] = [
     ("single_threaded", Executor::SingleThreaded, false),
     ("multi_threaded", Executor::MultiThreaded, false),

@@ -37,8 +37,12 @@ pub enum Delta {
         /// Clock time of the change, ms since the epoch.
         time_ms: i64,
     },
-    /// Some of the device's live state changed; this is all of it.
+    /// Some of the device's live state changed (or it was seen again); this
+    /// is all of it.
     State(Box<DeviceState>),
+    /// The device left the live world (silent past `forget_after`); its
+    /// history stays.
+    Removed { device: DeviceId },
 }
 
 /// The live state of one device, as the API and the dashboard see it.

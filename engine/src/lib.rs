@@ -21,7 +21,8 @@
 //! thread as a consumer of the committed journal: records arrive in batches
 //! with their journal positions, connection changes through the
 //! [`connections`] board, and nothing it produces waits for a consumer
-//! ([`outputs`]).
+//! ([`outputs`]). After each tick it publishes the fleet's live state as an
+//! immutable read model ([`view`]) that readers load without asking it.
 //!
 //! **Invariant:** no I/O, no async, no wall clock inside systems. Time comes
 //! from the [`Clock`] resource, which the shell sets before each tick.
@@ -35,6 +36,7 @@ pub mod runtime;
 pub mod snapshot;
 pub mod systems;
 mod tick;
+pub mod view;
 
 pub use clock::{Clock, every};
 pub use io::{Delta, DeviceState, Input};
@@ -42,6 +44,7 @@ pub use snapshot::Snapshot;
 pub use tick::{
     Engine, EngineConfig, Executor, RestoreError, Tick, TickSet, default_threads, init_compute_pool,
 };
+pub use view::{Fleet, LiveView};
 
 /// Re-exported so that user systems name the same `bevy_ecs` as the engine.
 pub use bevy_ecs;

@@ -12,8 +12,12 @@
 //!   the MQTT status publisher. Status is state, not a stream of events: a
 //!   publisher that missed ten flaps still publishes the right retained
 //!   value.
-//! * [`DeltaQueue`]: other deltas (live state for views), bounded, oldest
-//!   dropped first with [`DeltaQueue::dropped`] counting them.
+//! * [`DeltaQueue`]: events for stream consumers (presence changes, the
+//!   WebSocket hub's), bounded, oldest dropped first with
+//!   [`DeltaQueue::dropped`] counting them.
+//!
+//! Device state itself goes into the read model ([`crate::view`]), which
+//! readers load without the tick thread's help.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

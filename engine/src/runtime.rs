@@ -13,8 +13,10 @@
 //! `min_tick_ms` apart: between them the thread sleeps instead of waiting on
 //! the inbox, so senders do not wake it once per batch.
 //!
-//! What a tick produces never waits for its consumers: statuses go to the
-//! coalescing [`StatusBoard`], other deltas to a drop-oldest [`DeltaQueue`].
+//! What a tick produces never waits for its consumers: device state goes
+//! into the [`LiveView`] read model, published after each tick; statuses go
+//! to the coalescing [`StatusBoard`] and, with other events, to a drop-oldest
+//! [`DeltaQueue`].
 //! Every `snapshot_every` the thread captures a [`Snapshot`] between ticks and
 //! offers it to the writer (skipped, and counted, while the writer is busy).
 
@@ -30,6 +32,7 @@ use crate::io::{Delta, DeviceState, Input};
 use crate::outputs::{DeltaQueue, StatusBoard};
 use crate::snapshot::Snapshot;
 use crate::tick::Engine;
+use crate::view::LiveView;
 
 /// Settings of the tick thread.
 #[derive(Debug, Clone, Copy)]
@@ -154,8 +157,11 @@ pub struct RunningEngine {
     pub connections: Connections,
     /// Devices' newest online/offline status, for the status publisher.
     pub status: StatusBoard,
-    /// Other deltas out of Emit (oldest dropped when nobody takes them).
+    /// Presence changes and other events out of Emit, for stream consumers
+    /// (oldest dropped when nobody takes them).
     pub deltas: DeltaQueue,
+    /// The live state of every device, published after each tick.
+    pub view: LiveView,
     /// Snapshots for the writer, every `snapshot_every`, and a last one when
     /// the engine stops.
     pub snapshots: flume::Receiver<Snapshot>,
@@ -217,7 +223,7 @@ impl LiveState {
 const QUERY_QUEUE: usize = 1024;
 
 /// Starts the tick loop on its own thread.
-pub fn spawn(engine: Engine, config: RuntimeConfig) -> std::io::Result<RunningEngine> {
+pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<RunningEngine> {
     let (inbox, batches) = flume::bounded(config.inbox_capacity.max(1));
     let (queries, questions) = flume::bounded(QUERY_QUEUE);
     let (snapshot_tx, snapshots) = flume::bounded(1);
@@ -226,8 +232,15 @@ pub fn spawn(engine: Engine, config: RuntimeConfig) -> std::io::Result<RunningEn
         connections: Connections::default(),
         status: StatusBoard::default(),
         deltas: DeltaQueue::new(config.outbox_capacity),
+        view: LiveView::default(),
         snapshots: snapshot_tx,
     };
+    // A restored snapshot arrives without deltas: readers see it from the start.
+    let mut edit = outputs.view.edit();
+    for state in engine.snapshot() {
+        edit.upsert(state);
+    }
+    edit.publish();
     let running_outputs = outputs.clone();
     let loop_stats = Arc::clone(&stats);
     let thread = std::thread::Builder::new()
@@ -249,6 +262,7 @@ pub fn spawn(engine: Engine, config: RuntimeConfig) -> std::io::Result<RunningEn
         connections: running_outputs.connections,
         status: running_outputs.status,
         deltas: running_outputs.deltas,
+        view: running_outputs.view,
         snapshots,
         stats,
         live: LiveState { queries },
@@ -262,6 +276,7 @@ struct Outputs {
     connections: Connections,
     status: StatusBoard,
     deltas: DeltaQueue,
+    view: LiveView,
     snapshots: flume::Sender<Snapshot>,
 }
 
@@ -360,14 +375,23 @@ impl TickLoop {
         self.engine.set_position(position.max(batch.first + count));
     }
 
-    /// Statuses to the board, everything else to the queue: neither waits.
+    /// State into the view (published once for the tick), statuses to the
+    /// board and, as events, to the queue: none of them waits.
     fn route(&self, deltas: &mut Vec<Delta>) {
+        let mut view = self.outputs.view.edit();
         for delta in deltas.drain(..) {
             match delta {
-                Delta::Presence { device, online, .. } => self.outputs.status.set(device, online),
-                other => self.outputs.deltas.push(other),
+                Delta::State(state) => view.upsert(*state),
+                Delta::Removed { device } => view.remove(&device),
+                Delta::Presence {
+                    ref device, online, ..
+                } => {
+                    self.outputs.status.set(device.clone(), online);
+                    self.outputs.deltas.push(delta);
+                }
             }
         }
+        view.publish();
     }
 
     fn offer_snapshot(&mut self) {
@@ -500,6 +524,41 @@ mod tests {
         let engine = running.thread.join().unwrap();
         assert_eq!(engine.device_count(), 100);
         assert!(running.status.take().values().all(|online| *online));
+    }
+
+    #[test]
+    fn the_view_shows_restored_devices_and_each_tick_after_it() {
+        let mut restored = Engine::new(EngineConfig::default());
+        let mut deltas = Vec::new();
+        restored.tick(1, &mut vec![Input::Record(message("old", 1))], &mut deltas);
+        let snapshot = restored.capture(1);
+        let mut engine = Engine::new(EngineConfig::default());
+        engine.restore(snapshot).unwrap();
+        let running = spawn(engine, RuntimeConfig::default()).unwrap();
+        let before = running.view.load();
+        assert_eq!(
+            before.len(),
+            1,
+            "restored devices are visible before any tick"
+        );
+
+        running
+            .inbox
+            .send(Batch {
+                first: 1,
+                messages: vec![message("new", 2_000)],
+            })
+            .unwrap();
+        while running.view.load().len() < 2 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let after = running.view.load();
+        assert!(after.version() > before.version());
+        let new = after.get(&DeviceId::new("new")).expect("published");
+        assert!(new.presence.online);
+        assert_eq!(before.len(), 1, "an old fleet stays as it was");
+        drop(running.inbox);
+        running.thread.join().unwrap();
     }
 
     #[test]

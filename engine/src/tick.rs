@@ -55,7 +55,9 @@ pub struct EngineConfig {
     pub executor: Executor,
     /// A device without a connection goes offline this long after its last report.
     pub presence_timeout_ms: i64,
-    /// Emit full device state deltas (for live views), not only presence.
+    /// Emit full device state deltas, not only presence. The runtime builds
+    /// its [`crate::LiveView`] from them, so a running engine needs this;
+    /// off, the core alone can be measured.
     pub emit_state: bool,
     /// How often the presence sweep (a pass over every device) runs.
     pub sweep_every_ms: i64,

@@ -99,7 +99,14 @@ fn a_record_updates_live_state_and_emits_once() {
         [Delta::Presence { online: true, .. }, Delta::State(_)]
     ));
 
-    // The same report again changes nothing, so nothing is emitted.
+    // The same report again changes only when the device was last heard from.
+    let deltas = tick(&mut e, T0 + 10, vec![record("1", T0, 52.5, 13.4, 50.0)]);
+    let [Delta::State(again)] = &deltas[..] else {
+        panic!("one state delta expected: {deltas:?}");
+    };
+    assert_eq!(again.last_seen_ms, T0 + 10);
+    assert_eq!(again.last_fix, state.last_fix);
+    // Within the same clock millisecond it changes nothing: nothing is emitted.
     let deltas = tick(&mut e, T0 + 10, vec![record("1", T0, 52.5, 13.4, 50.0)]);
     assert!(deltas.is_empty(), "{deltas:?}");
 }
@@ -306,7 +313,14 @@ fn devices_silent_past_forget_after_leave_the_live_world() {
         vec![record("recent", T0, 1.0, 1.0, 0.0)],
     );
     // The sweep runs hourly; "old" was last seen more than an hour before it.
-    tick(&mut e, T0 + 3_600_000 + 1, vec![]);
+    let deltas = tick(&mut e, T0 + 3_600_000 + 1, vec![]);
+    assert_eq!(
+        deltas,
+        [Delta::Removed {
+            device: DeviceId::new("old")
+        }],
+        "the read model learns of it, and no state of it follows"
+    );
     assert!(e.device(&DeviceId::new("old")).is_none());
     assert!(e.device(&DeviceId::new("recent")).is_some());
     assert_eq!(e.device_count(), 1);

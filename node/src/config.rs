@@ -26,8 +26,10 @@ pub struct Config {
     pub devices: DevicesConfig,
     pub mqtt: MqttConfig,
     pub http: HttpSection,
+    pub auth: AuthSection,
     pub journal: JournalSection,
     pub storage: StorageSection,
+    pub commands: CommandsSection,
 }
 
 impl Default for Config {
@@ -38,8 +40,10 @@ impl Default for Config {
             devices: DevicesConfig::default(),
             mqtt: MqttConfig::default(),
             http: HttpSection::default(),
+            auth: AuthSection::default(),
             journal: JournalSection::default(),
             storage: StorageSection::default(),
+            commands: CommandsSection::default(),
         }
     }
 }
@@ -95,15 +99,76 @@ impl Default for EngineSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSection {
-    /// Address of the HTTP API (health and live device state); empty disables it.
+    /// Address of the HTTP API; empty disables it.
     pub listen: String,
+    /// Largest request body in bytes; more is answered 413.
+    pub max_body_bytes: usize,
+    /// A request not answered within this many seconds is answered 408.
+    pub request_timeout_secs: u64,
+    /// Requests handled at once; more wait their turn.
+    pub max_concurrent_requests: usize,
+    /// Origins (`https://fleet.example.com`) whose pages may call the API
+    /// from a browser (CORS). Empty: none — the dashboard served by the node
+    /// itself needs none.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
+        let limits = drover_api::Limits::default();
         HttpSection {
             listen: "127.0.0.1:8080".to_owned(),
+            max_body_bytes: limits.max_body_bytes,
+            request_timeout_secs: limits.request_timeout.as_secs(),
+            max_concurrent_requests: limits.max_concurrent,
+            cors_origins: limits.cors_origins,
         }
+    }
+}
+
+impl HttpSection {
+    pub fn limits(&self) -> drover_api::Limits {
+        drover_api::Limits {
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs.max(1)),
+            max_concurrent: self.max_concurrent_requests.max(1),
+            cors_origins: self.cors_origins.clone(),
+        }
+    }
+}
+
+/// `[auth]`: users, tokens and the first administrator.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    /// Lifetime of a login token, in seconds (12 h).
+    pub token_ttl_secs: u64,
+    /// Password of user `admin`, created at first start when there are no
+    /// users. Unset: one is generated and printed once on standard output.
+    pub admin_password: Option<String>,
+    /// Whether `/metrics` answers without a token (Prometheus scrapers
+    /// usually have none; the node listens on loopback by default).
+    pub public_metrics: bool,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            token_ttl_secs: 12 * 3600,
+            admin_password: None,
+            public_metrics: true,
+        }
+    }
+}
+
+/// Written by hand so that printing a configuration never shows the password.
+impl std::fmt::Debug for AuthSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSection")
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("admin_password", &self.admin_password.as_ref().map(|_| "…"))
+            .field("public_metrics", &self.public_metrics)
+            .finish()
     }
 }
 
@@ -176,6 +241,36 @@ impl Default for StorageSection {
             backend: Backend::Embedded,
             retention_days: 90,
             influxdb: InfluxConfig::default(),
+        }
+    }
+}
+
+/// `[commands]`: commands queued for devices (`data_dir/commands`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommandsSection {
+    /// How long a sent command waits for the device's answer before it is
+    /// sent again (or fails, its attempts spent), in seconds.
+    pub answer_timeout_secs: u64,
+    /// Open (queued or sent) commands one device may have; more are refused.
+    pub max_open_per_device: usize,
+}
+
+impl Default for CommandsSection {
+    fn default() -> Self {
+        let queue = drover_commands::QueueConfig::default();
+        CommandsSection {
+            answer_timeout_secs: queue.answer_timeout.as_secs(),
+            max_open_per_device: queue.max_open_per_device,
+        }
+    }
+}
+
+impl CommandsSection {
+    pub fn queue_config(&self) -> drover_commands::QueueConfig {
+        drover_commands::QueueConfig {
+            answer_timeout: std::time::Duration::from_secs(self.answer_timeout_secs.max(1)),
+            max_open_per_device: self.max_open_per_device.max(1),
         }
     }
 }

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::HttpSection;
 use crate::node::Listening;
 
+use crate::commands::CommandStats;
 use crate::engine::SnapshotStats;
 use crate::pipeline::{CommitQueue, PipelineStats};
 
@@ -42,6 +43,7 @@ pub struct Parts {
     pub queued: CommitQueue,
     /// The group-commit window, reported so that a benchmark states it.
     pub commit_ms: u64,
+    pub commands: Arc<CommandStats>,
 }
 
 impl Parts {
@@ -73,9 +75,12 @@ impl Http {
         let stop = CancellationToken::new();
         let until = stop.clone();
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { until.cancelled().await })
-                .await;
+            let served = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { until.cancelled().await })
+            .await;
             if let Err(error) = served {
                 tracing::warn!(%error, "HTTP server stopped");
             }
@@ -187,5 +192,6 @@ pub fn health(parts: &Parts) -> Value {
             "connects": parts.mqtt.connects.load(Relaxed),
             "connection_errors": parts.mqtt.connection_errors.load(Relaxed),
         },
+        "commands": parts.commands.snapshot(),
     })
 }

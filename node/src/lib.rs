@@ -6,12 +6,19 @@
 //!
 //! * [`config`]: the one configuration (defaults ← TOML ← `DROVER_*` env ←
 //!   `--set`), every key documented in `docs/configuration.md`;
+//! * [`access`]: the catalog (users, API keys, device registry), the API's
+//!   authentication, the first admin, API keys as MQTT passwords;
 //! * [`node`]: the wiring of every part and its orderly shutdown;
 //! * [`pipeline`]: the ack path — records into the journal, nothing else;
+//! * [`admission`]: which trackers the listeners serve (the device registry);
 //! * [`storage`]: the journal and its consumers (history backend, MQTT,
 //!   the engine), segment retirement, retention and journal recovery;
 //! * [`engine`]: the engine as a journal consumer, its snapshots and the
 //!   MQTT status it publishes;
+//! * [`commands`]: commands to devices — the durable queue, delivery on
+//!   connection, answers from committed records, the clock, MQTT in and out;
+//! * [`commands`]: commands to devices — the durable queue, delivery on
+//!   connection, answers from committed records, the clock, MQTT in and out;
 //! * [`supervise`]: a core task that fails ends the node (fail fast,
 //!   restart clean);
 //! * `sinks`: the adapters from the journal's sink runner to each destination;
@@ -19,6 +26,9 @@
 //! * [`http`]: the HTTP server and the `/health` document;
 //! * [`rlimit`]: the open-file limit a fleet of connections needs.
 
+pub mod access;
+pub mod admission;
+pub mod commands;
 pub mod config;
 pub mod engine;
 mod history;

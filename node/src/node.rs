@@ -22,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
+use crate::admission::Gate;
+use crate::commands::{CommandService, CommandTasks};
 use crate::config::Config;
 use crate::engine::{self as live, EngineSink, SnapshotStats};
 use crate::pipeline::{CommitQueue, Pipeline, PipelineStats};
@@ -42,6 +44,8 @@ pub struct Node {
     pub listeners: Vec<Listening>,
     pub publisher: Publisher,
     pub http: Option<crate::http::Http>,
+    /// Users, API keys and the device registry.
+    pub catalog: Arc<drover_catalog::Catalog>,
     /// The ack path, for sources inside the process.
     ingest: Pipeline,
     fatal: Fatal,
@@ -57,6 +61,9 @@ pub struct Node {
     records_publisher: Publisher,
     /// The embedded broker's accept loop, if it runs.
     broker: Option<tokio::task::AbortHandle>,
+    /// Commands to devices, as the API submits them.
+    pub commands: CommandService,
+    command_tasks: CommandTasks,
 }
 
 impl Node {
@@ -76,8 +83,9 @@ impl Node {
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
         let fatal = Fatal::default();
 
+        let access = crate::access::open(config).await?;
         let account = drover_mqtt::credentials::load_or_create(&config.data_dir, &config.mqtt)?;
-        let broker = start_broker(config, &account).await?;
+        let broker = start_broker(config, &account, &access).await?;
         let mqtt_shutdown = CancellationToken::new();
         let (publisher, mqtt_task) = drover_mqtt::publisher::connect(
             &config.mqtt,
@@ -120,6 +128,16 @@ impl Node {
             status_shutdown.clone(),
         ));
 
+        let registry = Registry::default();
+        let commands = crate::commands::start(
+            config,
+            &account,
+            &registry,
+            &publisher,
+            mqtt_shutdown.clone(),
+            &fatal,
+        )
+        .await?;
         let pipeline_stats = Arc::new(PipelineStats::default());
         let queue = CommitQueue::new(config.journal.max_queued_bytes());
         let pipeline = Pipeline {
@@ -130,10 +148,14 @@ impl Node {
             queued: queue.clone(),
             stats: Arc::clone(&pipeline_stats),
             fatal: fatal.clone(),
+            gate: Gate {
+                catalog: Arc::clone(&access.catalog),
+                serve_unknown: config.devices.register_unknown,
+            },
+            commands: commands.intake.clone(),
         };
         let shutdown = CancellationToken::new();
         let devices = TaskTracker::new();
-        let registry = Registry::default();
         let listeners =
             listen_all(config, &pipeline, &registry, &devices, &shutdown, &fatal).await?;
         devices.close();
@@ -152,11 +174,15 @@ impl Node {
             pipeline: Arc::clone(&pipeline_stats),
             queued: queue,
             commit_ms: config.journal.commit_ms,
+            commands: Arc::clone(&commands.service.stats),
         };
         let api = drover_api::Api {
+            auth: Arc::clone(&access.auth),
+            catalog: Arc::clone(&access.catalog),
             live: engine.live.clone(),
             history: Arc::clone(&durable.history),
             health: Arc::new(move || crate::http::health(&parts)),
+            limits: config.http.limits(),
         };
         let http = crate::http::Http::start(&config.http, drover_api::router(api)).await?;
         let RunningEngine { thread, inbox, .. } = engine;
@@ -166,6 +192,7 @@ impl Node {
         let engine_thread = fatal.watch_thread("engine", thread);
         let broker = broker.map(|b| fatal.watch_task("embedded MQTT broker", b.task));
         Ok(Node {
+            catalog: access.catalog,
             listeners,
             publisher,
             http,
@@ -178,10 +205,12 @@ impl Node {
             snapshot_writer,
             status_task,
             status_shutdown,
-            mqtt_tasks: vec![mqtt_task, records_mqtt_task],
+            mqtt_tasks: vec![mqtt_task, records_mqtt_task, commands.mqtt_task],
             broker,
             mqtt_shutdown,
             records_publisher,
+            commands: commands.service,
+            command_tasks: commands.tasks,
         })
     }
 
@@ -211,6 +240,8 @@ impl Node {
         self.fatal.stopping();
         self.shutdown.cancel();
         self.devices.wait().await;
+        // Before the publisher goes: the results still queued are published.
+        self.command_tasks.stop().await;
         self.durable.stop().await;
         // The engine sink is gone with the sinks: the engine drains and stops.
         self.engine_thread.await?;
@@ -242,13 +273,17 @@ impl Node {
 async fn start_broker(
     config: &Config,
     account: &drover_mqtt::Credentials,
+    access: &crate::access::Access,
 ) -> anyhow::Result<Option<EmbeddedBroker>> {
     let listen = config.mqtt.embedded_listen.trim();
     if listen.is_empty() {
         return Ok(None);
     }
     let listen: SocketAddr = listen.parse().context("mqtt.embedded_listen")?;
-    let settings = Embedded::new(listen, &config.mqtt, account.clone());
+    let settings = Embedded {
+        api_keys: Arc::new(crate::access::MqttKeys(Arc::clone(&access.auth))),
+        ..Embedded::new(listen, &config.mqtt, account.clone())
+    };
     Ok(Some(drover_mqtt::broker::start_embedded(settings).await?))
 }
 
@@ -293,9 +328,8 @@ pub fn new_engine(config: &Config) -> Engine {
         executor: e.executor,
         presence_timeout_ms: ms(e.presence_timeout_secs),
         forget_after_ms: ms(e.forget_after_days.saturating_mul(86_400)),
-        // Full-state deltas have no consumer yet (the WebSocket hub will be
-        // one); presence changes are always emitted.
-        emit_state: false,
+        // Full-state deltas feed the live view the API reads.
+        emit_state: true,
         ..EngineConfig::default()
     })
 }

@@ -5,22 +5,27 @@
 //! commit observer hands the committed batch to its consumers (the engine,
 //! history, InfluxDB, MQTT), which take it at their own pace and read the
 //! journal when they fall behind. Connection changes go to the engine's
-//! board, which never waits. When the journal fails (an fsync error, a full
+//! board, which never waits; they and the devices' answers to commands
+//! (once committed) also go to the command service, dropped and counted
+//! when it is behind. When the journal fails (an fsync error, a full
 //! disk) `submit` fails: the session closes the connection without an ack,
 //! the device keeps its records and sends them again, and the recovery task
 //! reopens the journal.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use drover_devices::{Ingest, IngestClosed};
+use drover_devices::{Admit, Ingest, IngestClosed};
 use drover_engine::connections::Connections;
 use drover_journal::{JournalError, JournalHandle, record};
 use drover_protocols::model::{DeviceId, DeviceMessage};
 use tokio::sync::{Notify, Semaphore};
 use tracing::{error, warn};
 
+use crate::admission::Gate;
+use crate::commands::Intake;
 use crate::supervise::Fatal;
 
 /// How often a refusal is logged while the journal stays unavailable.
@@ -40,6 +45,11 @@ pub struct Pipeline {
     pub stats: Arc<PipelineStats>,
     /// Told when the journal's committer is gone: nothing can be acked again.
     pub fatal: Fatal,
+    /// Which devices are served, asked at each login.
+    pub gate: Gate,
+    /// Where connections and the devices' answers to commands go, without
+    /// waiting.
+    pub commands: Intake,
 }
 
 /// Room in the group commit's queue, in bytes: a burst from many devices
@@ -137,6 +147,9 @@ impl Pipeline {
                 self.stats
                     .committed
                     .fetch_add(seqs.end - seqs.start, Ordering::Relaxed);
+                // Only now: an answer the journal might still lose must not
+                // close its command.
+                self.commands.answers(&messages);
                 Ok(())
             }
             Err(JournalError::Closed) => {
@@ -157,6 +170,10 @@ impl Pipeline {
 }
 
 impl Ingest for Pipeline {
+    fn admit(&self, device: &DeviceId, protocol: &'static str, peer: SocketAddr) -> Admit {
+        self.gate.admit(device, protocol, peer)
+    }
+
     async fn submit(&self, records: Vec<DeviceMessage>) -> Result<(), IngestClosed> {
         let messages: Arc<Vec<Arc<DeviceMessage>>> =
             Arc::new(records.into_iter().map(Arc::new).collect());
@@ -168,6 +185,8 @@ impl Ingest for Pipeline {
         device: DeviceId,
         protocol: &'static str,
     ) -> Result<(), IngestClosed> {
+        self.commands.connected(device.clone());
+        self.commands.connected(device.clone());
         self.connections.opened(device, protocol);
         Ok(())
     }
@@ -227,7 +246,7 @@ mod tests {
         }
     }
 
-    fn pipeline(storage: &FaultyStorage) -> Pipeline {
+    fn pipeline(storage: &FaultyStorage, catalog: &tempfile::TempDir) -> Pipeline {
         let observer: ObserverFactory = Box::new(|| Feed::default().observer());
         let (journal, _) = JournalHandle::open(
             Arc::new(storage.clone()) as Arc<dyn Storage>,
@@ -243,6 +262,11 @@ mod tests {
             queued: CommitQueue::new(1 << 20),
             stats: Arc::default(),
             fatal: Fatal::default(),
+            gate: Gate {
+                catalog: Arc::new(drover_catalog::Catalog::open(catalog.path()).unwrap()),
+                serve_unknown: false,
+            },
+            commands: crate::commands::intake(Arc::default()).0,
         }
     }
 
@@ -258,7 +282,8 @@ mod tests {
     #[tokio::test]
     async fn an_fsync_error_stops_acks_until_the_journal_is_recovered() {
         let storage = FaultyStorage::new();
-        let pipeline = pipeline(&storage);
+        let catalog = tempfile::tempdir().unwrap();
+        let pipeline = pipeline(&storage, &catalog);
         pipeline.submit(vec![message(1), message(2)]).await.unwrap();
 
         storage.set_fail_fsync(true);
@@ -287,7 +312,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_backlog_refuses_records() {
         let storage = FaultyStorage::new();
-        let mut pipeline = pipeline(&storage);
+        let catalog = tempfile::tempdir().unwrap();
+        let mut pipeline = pipeline(&storage, &catalog);
         pipeline.max_backlog_bytes = 0;
         assert_eq!(pipeline.submit(vec![message(1)]).await, Err(IngestClosed));
         assert!(journal_times(&pipeline).is_empty());
@@ -296,7 +322,8 @@ mod tests {
     #[tokio::test]
     async fn connections_go_to_the_engine_board_without_waiting() {
         let storage = FaultyStorage::new();
-        let pipeline = pipeline(&storage);
+        let catalog = tempfile::tempdir().unwrap();
+        let pipeline = pipeline(&storage, &catalog);
         let device = DeviceId::new("356307042441013");
         pipeline.connected(device.clone(), "gt06").await.unwrap();
         pipeline.disconnected(device).await.unwrap();

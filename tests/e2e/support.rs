@@ -223,8 +223,11 @@ pub fn serve_settings(dir: &Path, ports: Ports, extra: &[String]) -> Vec<String>
         format!("http.listen=127.0.0.1:{}", ports.http),
         format!("mqtt.embedded_listen=127.0.0.1:{}", ports.mqtt),
         format!("mqtt.password={MQTT_PASSWORD}"),
-        // The simulated fleets of the tests all come from 127.0.0.1.
+        format!("auth.admin_password={ADMIN_PASSWORD}"),
+        // The simulated fleets of the tests all come from 127.0.0.1, with
+        // IMEIs nobody registered (`admission` sets it back to refuse them).
         "devices.max_connections_per_ip=0".to_owned(),
+        "devices.register_unknown=true".to_owned(),
     ];
     settings.extend(extra.iter().cloned());
     settings
@@ -239,24 +242,88 @@ pub fn log_file(dir: &Path, name: &str) -> std::fs::File {
         .expect("opening a log file")
 }
 
-/// `GET path` on 127.0.0.1:`port`: the status and the JSON body.
-pub fn http_get(port: u16, path: &str) -> (u16, Value) {
-    // No proxy: the server is on loopback, whatever HTTP_PROXY says.
-    let client = reqwest::blocking::Client::builder()
+/// The password of user `admin` on every test node.
+pub const ADMIN_PASSWORD: &str = "e2e admin password";
+
+/// An HTTP client for the test node on loopback (no proxy, whatever
+/// HTTP_PROXY says).
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(30))
         .build()
-        .expect("an HTTP client");
-    let response = client
-        .get(format!("http://127.0.0.1:{port}{path}"))
+        .expect("an HTTP client")
+}
+
+/// `method path` with `token` (if any) and a JSON `body` (if any): the
+/// status and the body, as JSON (`Value::Null` when empty or not JSON).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let mut request = client().request(method.clone(), format!("http://127.0.0.1:{port}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let response = request
         .send()
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     let status = response.status().as_u16();
-    let body = response
+    let text = response
         .text()
-        .unwrap_or_else(|e| panic!("GET {path}: reading the body: {e}"));
-    let json = serde_json::from_str(&body)
-        .unwrap_or_else(|e| panic!("GET {path}: body is not JSON ({e}): {body}"));
+        .unwrap_or_else(|e| panic!("{method} {path}: reading the body: {e}"));
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Logs in as `username` and returns the token.
+pub fn login_as(port: u16, username: &str, password: &str) -> String {
+    let body = serde_json::json!({ "username": username, "password": password });
+    let (status, json) = http(port, "POST", "/api/v1/auth/login", None, Some(&body));
+    assert_eq!(status, 200, "login as {username}: {json}");
+    json["token"].as_str().expect("a token").to_owned()
+}
+
+static TOKENS: std::sync::Mutex<Option<HashMap<u16, String>>> = std::sync::Mutex::new(None);
+
+/// A token of user `admin` on the node at `port`, logged in once per port.
+pub fn admin_token(port: u16) -> String {
+    let mut tokens = TOKENS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    tokens
+        .get_or_insert_with(HashMap::new)
+        .entry(port)
+        .or_insert_with(|| login_as(port, "admin", ADMIN_PASSWORD))
+        .clone()
+}
+
+/// `GET path` on 127.0.0.1:`port` as the admin: the status and the JSON body.
+pub fn http_get(port: u16, path: &str) -> (u16, Value) {
+    let (mut status, mut json) = http(port, "GET", path, Some(&admin_token(port)), None);
+    if status == 401 {
+        // A new node (a new data_dir, a new signing key) on a reused port.
+        if let Some(tokens) = TOKENS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_mut()
+        {
+            tokens.remove(&port);
+        }
+        (status, json) = http(port, "GET", path, Some(&admin_token(port)), None);
+    }
+    assert!(
+        !json.is_null() || status == 204,
+        "GET {path}: {status} without a JSON body"
+    );
     (status, json)
 }
 

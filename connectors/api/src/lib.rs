@@ -1,25 +1,74 @@
 //! # drover-api
 //!
-//! Drover's HTTP API, served by axum on `[http] listen`:
+//! Drover's HTTP API on axum, for integrators and the dashboard:
+//! authentication (users with passwords and roles, tokens, API keys), the
+//! device registry and groups, live state and history, OpenAPI at
+//! `/api/openapi.json` with a docs page at `/api/docs`, and `/health`.
+//! `docs/api.md` is the reference for clients.
 //!
-//! - `GET /health`: the node's counters (the node supplies them).
-//! - `GET /api/v1/devices`: every device with its latest state — the engine's
-//!   live state for devices seen since the node started, the history store's
-//!   latest position for the others.
-//! - `GET /api/v1/devices/{imei}`: one device, 404 when nothing knows it.
-//! - `GET /api/v1/devices/{imei}/positions?from=&to=&limit=&cursor=`: position
-//!   history in ascending time, RFC 3339 times, paged with an opaque cursor.
+//! The crate holds no storage of its own. It reads the catalog
+//! ([`drover_catalog`]), the engine's live state, and a history backend
+//! behind the [`history::History`] trait, all handed in by the node as an
+//! [`Api`]; what only the node can gather (its `/health` counters) comes in
+//! as a function.
 //!
-//! Every error is JSON, `{"error": {"code": "...", "message": "..."}}`, with
-//! the matching status (400 bad input, 404 unknown device or route, 503 when a
-//! backend is unavailable). The history backend (embedded store or InfluxDB)
-//! is behind the [`history::History`] trait, implemented by the node, so the
-//! routes do not care which (and this crate depends on neither).
+//! Every error is JSON, `{"error": {"code", "message"}}` ([`error`]); a
+//! fault inside the node is logged and answered 500 without its cause.
 
+pub mod auth;
 pub mod error;
+mod extract;
 pub mod history;
+mod model;
 mod positions;
 mod routes;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_catalog::Catalog;
+use drover_engine::runtime::LiveState;
+use serde_json::Value;
+
+pub use auth::{Auth, Caller};
 pub use error::ApiError;
-pub use routes::{Api, HealthFn, router};
+pub use routes::{openapi, router};
+
+/// The node's counters for `/health`, gathered by whoever owns them.
+pub type HealthFn = Arc<dyn Fn() -> Value + Send + Sync>;
+
+/// What the handlers read from and write to.
+#[derive(Clone)]
+pub struct Api {
+    pub auth: Arc<Auth>,
+    pub catalog: Arc<Catalog>,
+    pub live: LiveState,
+    pub history: Arc<dyn history::History>,
+    pub health: HealthFn,
+    pub limits: Limits,
+}
+
+/// Bounds on what one client can make the server do (`[http]`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body; more is 413.
+    pub max_body_bytes: usize,
+    /// A request not answered in this time is 408.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more wait.
+    pub max_concurrent: usize,
+    /// Origins allowed to call the API from a browser page on another
+    /// origin (CORS). Empty: none.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_concurrent: 512,
+            cors_origins: Vec::new(),
+        }
+    }
+}

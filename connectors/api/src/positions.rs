@@ -1,6 +1,5 @@
 //! The JSON form of records and of the live device state.
 
-use drover_engine::DeviceState;
 use drover_protocols::model::{Attributes, Record, RecordKind};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -55,43 +54,6 @@ impl<'a> Position<'a> {
             archived: record.archived,
             attributes: &record.attributes,
         })
-    }
-}
-
-/// A device as `/api/v1/devices` lists it.
-#[derive(Debug, Serialize)]
-pub struct Device<'a> {
-    pub id: &'a str,
-    /// `live`: the engine's state, the device reported since the node started.
-    /// `stored`: only its latest stored position is known.
-    pub source: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<&'a DeviceState>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_seen: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub position: Option<Position<'a>>,
-}
-
-impl<'a> Device<'a> {
-    pub fn live(state: &'a DeviceState) -> Self {
-        Device {
-            id: state.device.as_str(),
-            source: "live",
-            state: Some(state),
-            last_seen: Some(rfc3339(state.last_seen_ms)),
-            position: None,
-        }
-    }
-
-    pub fn stored(id: &'a str, record: &'a Record) -> Self {
-        Device {
-            id,
-            source: "stored",
-            state: None,
-            last_seen: Some(rfc3339(record.time_ms)),
-            position: Position::of(record),
-        }
     }
 }
 

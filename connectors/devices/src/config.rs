@@ -24,6 +24,11 @@ pub struct DevicesConfig {
     pub max_connections_per_ip: u32,
     /// Consecutive undecodable frames after which a connection is closed.
     pub max_consecutive_errors: u32,
+    /// Serve trackers missing from the device registry too (they are not
+    /// registered by it). Off, as in Traccar: anyone can claim an IMEI, so
+    /// an unregistered one is refused and listed for an operator to
+    /// register. A disabled device is refused either way.
+    pub register_unknown: bool,
     pub gt06: ListenerConfig,
     pub teltonika: ListenerConfig,
 }
@@ -37,6 +42,7 @@ impl Default for DevicesConfig {
             max_connections: 200_000,
             max_connections_per_ip: 1_000,
             max_consecutive_errors: 16,
+            register_unknown: false,
             gt06: ListenerConfig::on("0.0.0.0:5023"),
             teltonika: ListenerConfig::on("0.0.0.0:5027"),
         }

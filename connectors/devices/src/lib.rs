@@ -6,10 +6,13 @@
 //! 1. reads bytes into a buffer, bounded by `max_frame_bytes`;
 //! 2. asks the protocol's splitter for whole frames and skips garbage;
 //! 3. decodes each frame with the protocol's pure decoder;
-//! 4. hands the records to the pipeline through [`Ingest`] and waits until it
+//! 4. when a frame names the device (its login), asks [`Ingest::admit`]
+//!    whether it may be served; a refused device gets the protocol's refusal,
+//!    if it has one, instead of its login ack, and the connection closes;
+//! 5. hands the records to the pipeline through [`Ingest`] and waits until it
 //!    has accepted them — while it waits it does not read, so a full pipeline
 //!    pushes back on the device through TCP instead of dropping data;
-//! 5. only then writes the protocol's ack bytes.
+//! 6. only then writes the protocol's ack bytes.
 //!
 //! Silent connections are closed after `idle_timeout_secs` and those that name
 //! no device after `identify_timeout_secs`; oversized frames and runs of
@@ -31,7 +34,7 @@ mod session;
 mod stats;
 
 pub use config::{DevicesConfig, ListenerConfig, SessionLimits};
-pub use ingest::{Ingest, IngestClosed};
+pub use ingest::{Admit, Ingest, IngestClosed, Refusal};
 pub use registry::{Connection, Registry};
 pub use server::{ServerContext, run};
 pub use session::SessionError;

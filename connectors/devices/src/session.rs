@@ -12,10 +12,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::SessionLimits;
-use crate::ingest::{Ingest, IngestClosed};
+use crate::ingest::{Admit, Ingest, IngestClosed, Refusal};
 use crate::registry::{Connection, Registry};
 use crate::server::Admission;
 use crate::stats::ListenerStats;
@@ -35,6 +35,8 @@ pub enum SessionError {
     TooManyErrors(DecodeError),
     #[error("records from a device that has not identified itself")]
     Unidentified,
+    #[error("device {device} refused: {reason}")]
+    Refused { device: DeviceId, reason: Refusal },
     #[error("the protocol splitter reported a frame of {0} bytes in a shorter buffer")]
     SplitterBug(usize),
     #[error(transparent)]
@@ -147,6 +149,10 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
             Err(SessionError::IdentifyTimeout) => {
                 ListenerStats::add(&self.shared.stats.unidentified_timeouts, 1);
                 debug!(peer = %self.peer, protocol = self.shared.protocol, "connection closed: no device identified in time");
+            }
+            Err(SessionError::Refused { device, reason }) => {
+                ListenerStats::add(&self.shared.stats.refused_devices, 1);
+                info!(peer = %self.peer, imei = %device, protocol = self.shared.protocol, %reason, "device refused; connection closed");
             }
             Err(error) => {
                 warn!(peer = %self.peer, imei = ?self.device, protocol = self.shared.protocol, %error, "connection closed")
@@ -319,6 +325,9 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
 
     fn take_decoded(&mut self) -> Result<(), SessionError> {
         if let Some(device) = self.decoded.identified.take() {
+            // On refusal the login's reply (its "accepted") and any record
+            // of the same frame stay in `decoded` and are never used.
+            self.admit(&device)?;
             self.identify(device);
         }
         if !self.decoded.records.is_empty() {
@@ -343,6 +352,25 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
         }
         self.replies.extend_from_slice(&self.decoded.reply);
         Ok(())
+    }
+
+    /// Asks the pipeline whether `device` may be served. A refused one gets
+    /// the protocol's refusal after the acks of what came before it (from
+    /// a device this connection named earlier), and the connection closes.
+    fn admit(&mut self, device: &DeviceId) -> Result<(), SessionError> {
+        let protocol = self.shared.protocol;
+        match self.shared.ingest.admit(device, protocol, self.peer) {
+            Admit::Serve => Ok(()),
+            Admit::Refuse(reason) => {
+                if let Some(refusal) = self.protocol.refusal() {
+                    self.replies.extend_from_slice(refusal);
+                }
+                Err(SessionError::Refused {
+                    device: device.clone(),
+                    reason,
+                })
+            }
+        }
     }
 
     fn identify(&mut self, device: DeviceId) {
@@ -412,6 +440,9 @@ mod tests {
     }
 
     impl Ingest for Bulky {
+        fn admit(&self, _: &DeviceId, _: &'static str, _: SocketAddr) -> Admit {
+            Admit::Serve
+        }
         async fn submit(&self, _: Vec<DeviceMessage>) -> Result<(), IngestClosed> {
             bulky().await
         }

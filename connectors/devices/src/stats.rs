@@ -21,6 +21,9 @@ pub struct ListenerStats {
     pub idle_timeouts: AtomicU64,
     /// Closed for not identifying a device within `identify_timeout_secs`.
     pub unidentified_timeouts: AtomicU64,
+    /// Closed because the device they named may not be served
+    /// ([`crate::Ingest::admit`]: not registered, or disabled).
+    pub refused_devices: AtomicU64,
 }
 
 impl ListenerStats {
@@ -45,6 +48,7 @@ impl ListenerStats {
             oversized: get(&self.oversized),
             idle_timeouts: get(&self.idle_timeouts),
             unidentified_timeouts: get(&self.unidentified_timeouts),
+            refused_devices: get(&self.refused_devices),
         }
     }
 }
@@ -65,4 +69,5 @@ pub struct StatsSnapshot {
     pub oversized: u64,
     pub idle_timeouts: u64,
     pub unidentified_timeouts: u64,
+    pub refused_devices: u64,
 }

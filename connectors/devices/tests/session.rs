@@ -1,9 +1,12 @@
 //! Device sessions over loopback, speaking raw protocol bytes.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_devices::{Ingest, IngestClosed, ListenerStats, Registry, ServerContext, SessionLimits};
+use drover_devices::{
+    Admit, Ingest, IngestClosed, ListenerStats, Refusal, Registry, ServerContext, SessionLimits,
+};
 use drover_protocols::gt06::{self, Gt06};
 use drover_protocols::model::{DeviceId, DeviceMessage, Fix, Record};
 use drover_protocols::teltonika::{self, Teltonika};
@@ -21,14 +24,22 @@ enum Event {
 }
 
 /// Collects what sessions hand over. `gate` holds submits until the test
-/// releases permits, to show that acks wait for the pipeline.
+/// releases permits, to show that acks wait for the pipeline; `refuse`
+/// refuses the device of that IMEI.
 #[derive(Clone)]
 struct Collect {
     events: mpsc::UnboundedSender<Event>,
     gate: Option<Arc<Semaphore>>,
+    refuse: Option<(&'static str, Refusal)>,
 }
 
 impl Ingest for Collect {
+    fn admit(&self, device: &DeviceId, _: &'static str, _: SocketAddr) -> Admit {
+        match self.refuse {
+            Some((imei, why)) if imei == device.as_str() => Admit::Refuse(why),
+            _ => Admit::Serve,
+        }
+    }
     async fn submit(&self, records: Vec<DeviceMessage>) -> Result<(), IngestClosed> {
         if let Some(gate) = &self.gate {
             gate.acquire().await.map_err(|_| IngestClosed)?.forget();
@@ -72,12 +83,38 @@ async fn start_sharing<P: Protocol>(
     gate: Option<Arc<Semaphore>>,
     registry: Registry,
 ) -> Server {
+    launch(protocol, limits, gate, registry, None).await
+}
+
+/// A listener whose pipeline refuses the device `imei`.
+async fn start_refusing<P: Protocol>(protocol: P, imei: &'static str, why: Refusal) -> Server {
+    launch(
+        protocol,
+        limits(),
+        None,
+        Registry::default(),
+        Some((imei, why)),
+    )
+    .await
+}
+
+async fn launch<P: Protocol>(
+    protocol: P,
+    limits: SessionLimits,
+    gate: Option<Arc<Semaphore>>,
+    registry: Registry,
+    refuse: Option<(&'static str, Refusal)>,
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, events) = mpsc::unbounded_channel();
     let stats = Arc::new(ListenerStats::default());
     let context = ServerContext {
-        ingest: Collect { events: tx, gate },
+        ingest: Collect {
+            events: tx,
+            gate,
+            refuse,
+        },
         limits,
         max_connections: 16,
         registry: registry.clone(),
@@ -516,4 +553,85 @@ async fn a_zero_per_address_limit_means_unlimited() {
         devices.push(gt06_logged_in(&server).await);
     }
     assert_eq!(server.stats.snapshot().refused_per_ip, 0);
+}
+
+const REFUSED: &str = "356307042441013";
+
+/// Every event the server's ingest has seen by now.
+fn events_so_far(server: &mut Server) -> Vec<Event> {
+    std::iter::from_fn(|| server.events.try_recv().ok()).collect()
+}
+
+/// Everything the server sends until it closes the connection (at most 5 s).
+async fn read_to_close(socket: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut got))
+        .await
+        .expect("closed in time")
+        .expect("a clean close");
+    got
+}
+
+#[tokio::test]
+async fn a_refused_teltonika_device_gets_0x00_and_is_closed() {
+    let mut server = start_refusing(teltonika(), REFUSED, Refusal::Unknown).await;
+    let mut device = TcpStream::connect(server.addr).await.unwrap();
+    device
+        .write_all(&teltonika::device::login(REFUSED))
+        .await
+        .unwrap();
+    assert_eq!(read_to_close(&mut device).await, [teltonika::LOGIN_REFUSED]);
+    assert!(eventually(|| server.stats.snapshot().refused_devices == 1).await);
+    assert!(server.registry.get(&DeviceId::new(REFUSED)).is_none());
+    let events = events_so_far(&mut server);
+    assert!(
+        events.is_empty(),
+        "a refused device is never connected: {events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_gt06_device_is_closed_without_a_login_ack() {
+    let mut server = start_refusing(gt06(), REFUSED, Refusal::Disabled).await;
+    let mut device = TcpStream::connect(server.addr).await.unwrap();
+    device
+        .write_all(&gt06::device::login(REFUSED, 1))
+        .await
+        .unwrap();
+    assert_eq!(read_to_close(&mut device).await, []);
+    assert!(eventually(|| server.stats.snapshot().refused_devices == 1).await);
+    assert!(events_so_far(&mut server).is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_device_records_sent_with_its_login_are_never_submitted() {
+    let mut server = start_refusing(teltonika(), REFUSED, Refusal::Unknown).await;
+    let mut device = TcpStream::connect(server.addr).await.unwrap();
+    // One write: the records are in the server's buffer with the login.
+    let mut bytes = teltonika::device::login(REFUSED);
+    bytes.extend(teltonika::device::avl_packet(
+        teltonika::device::Codec::Codec8,
+        &[position(1_764_000_000_000, 52.5)],
+    ));
+    device.write_all(&bytes).await.unwrap();
+    assert_eq!(read_to_close(&mut device).await, [teltonika::LOGIN_REFUSED]);
+    assert!(eventually(|| server.stats.snapshot().refused_devices == 1).await);
+    let stats = server.stats.snapshot();
+    assert_eq!(stats.records, 0, "{stats:?}");
+    assert!(events_so_far(&mut server).is_empty());
+}
+
+#[tokio::test]
+async fn other_devices_are_served_beside_a_refused_one() {
+    let mut server = start_refusing(gt06(), "356307042441099", Refusal::Unknown).await;
+    let mut device = gt06_logged_in(&server).await;
+    device
+        .write_all(&gt06::device::location(
+            &position(1_764_000_000_000, 52.5),
+            2,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(next_records(&mut server).await.len(), 1);
+    assert_eq!(server.stats.snapshot().refused_devices, 0);
 }

@@ -72,6 +72,12 @@ pub trait Session: Send + 'static {
 
     /// The device this connection has identified itself as, if it has.
     fn device(&self) -> Option<&DeviceId>;
+
+    /// What the server writes, in place of the login's reply, to tell a
+    /// device it is refused (not registered, or disabled) before closing;
+    /// `None` when the protocol has no such answer and closing is all a
+    /// device understands.
+    fn refusal(&self) -> Option<&'static [u8]>;
 }
 
 /// What [`Session::check`] found at the start of a buffer.

@@ -31,7 +31,7 @@ pub struct DeviceView {
     pub power: Ref<'static, Power>,
     pub obd: Ref<'static, Obd>,
     pub presence: Ref<'static, Presence>,
-    pub seen: &'static LastSeen,
+    pub seen: Ref<'static, LastSeen>,
     pub attributes: Ref<'static, CustomAttributes>,
 }
 
@@ -64,10 +64,12 @@ pub fn emit_changes(
     touched.0 = entities; // keep the allocation for the next tick
 }
 
-/// Whether anything shown changed; [`LastSeen`] alone moves with every
-/// record and does not count.
+/// Whether anything shown changed. [`LastSeen`] counts too: the read model
+/// built from these deltas must say when a device that only sends
+/// heartbeats was last heard from.
 fn state_changed(view: &DeviceViewItem<'_, '_>) -> bool {
-    view.last_fix.is_changed()
+    view.seen.is_changed()
+        || view.last_fix.is_changed()
         || view.kinematics.is_changed()
         || view.ignition.is_changed()
         || view.power.is_changed()

@@ -9,6 +9,8 @@ use bevy_ecs::prelude::*;
 
 use crate::clock::Clock;
 use crate::components::{Device, LastSeen, Presence};
+use crate::io::Delta;
+use crate::systems::emit::Outbox;
 use crate::systems::ingest::DeviceIndex;
 
 /// How long a device may stay silent before it is forgotten.
@@ -22,6 +24,7 @@ pub fn forget_silent_devices(
     clock: Res<Clock>,
     forget: Res<ForgetAfter>,
     mut index: ResMut<DeviceIndex>,
+    mut outbox: ResMut<Outbox>,
     devices: Query<(Entity, &Device, &Presence, &LastSeen)>,
 ) {
     let cutoff = clock.now_ms.saturating_sub(forget.after_ms);
@@ -29,6 +32,10 @@ pub fn forget_silent_devices(
         if presence.connections == 0 && seen.0 < cutoff {
             index.0.remove(&device.id);
             commands.entity(entity).despawn();
+            // Despawned before Emit runs, so no state of it follows this.
+            outbox.0.push(Delta::Removed {
+                device: device.id.clone(),
+            });
         }
     }
 }

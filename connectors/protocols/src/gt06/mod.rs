@@ -202,6 +202,12 @@ impl Session for Gt06Session {
     fn device(&self) -> Option<&DeviceId> {
         self.device.as_ref()
     }
+
+    /// GT06 has no negative login answer: a refused device is closed on
+    /// without its login ack, and retries later.
+    fn refusal(&self) -> Option<&'static [u8]> {
+        None
+    }
 }
 
 // invariant: test code (cfg(test) only): the unwraps and expects below never see device input.
@@ -253,6 +259,14 @@ mod tests {
         let info = hex("79790006947700012ccc0d0a");
         let result = session(true).decode(&info, &mut Decoded::default());
         assert_eq!(result, Err(DecodeError::Unsupported(0x9477)));
+    }
+
+    #[test]
+    fn a_refused_device_is_sent_nothing() {
+        assert_eq!(
+            Gt06::new(DecodeOptions::default()).session().refusal(),
+            None
+        );
     }
 
     #[test]

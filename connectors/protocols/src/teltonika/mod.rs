@@ -62,8 +62,9 @@ use crate::{Check, DecodeError, DecodeOptions, Decoded, Protocol, Session};
 
 /// The server's answer to an accepted IMEI handshake.
 pub const LOGIN_ACCEPTED: u8 = 0x01;
-/// The answer to a refused one. A session returns an error instead (nothing
-/// is sent on errors); a server that wants to tell the device may send this.
+/// The answer to a refused one ([`Session::refusal`]): the decoder always
+/// accepts a well-formed IMEI, and whether the device may be served is the
+/// server's decision.
 pub const LOGIN_REFUSED: u8 = 0x00;
 
 /// What a whole TCP frame (as cut by [`Session::check`]) asks of a server
@@ -217,6 +218,11 @@ impl Session for TeltonikaSession {
 
     fn device(&self) -> Option<&DeviceId> {
         self.device.as_ref()
+    }
+
+    fn refusal(&self) -> Option<&'static [u8]> {
+        // Over UDP there is no handshake to answer.
+        (!self.config.connectionless).then_some(&[LOGIN_REFUSED])
     }
 }
 

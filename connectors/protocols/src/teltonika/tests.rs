@@ -61,6 +61,14 @@ fn login_identifies_and_is_accepted() {
 }
 
 #[test]
+fn a_refused_login_is_answered_0x00_and_udp_has_no_answer() {
+    let teltonika = Teltonika::new(DecodeOptions::default());
+    assert_eq!(teltonika.session().refusal(), Some(&[LOGIN_REFUSED][..]));
+    let udp = teltonika.with_connectionless(true);
+    assert_eq!(udp.session().refusal(), None);
+}
+
+#[test]
 fn an_invalid_imei_is_refused() {
     let mut session = Teltonika::new(DecodeOptions::default()).session();
     for imei in ["35630704244101A", "1234", "35630704244101300"] {

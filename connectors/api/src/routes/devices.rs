@@ -1,0 +1,491 @@
+//! The device registry, the fleet's live state and position history.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use drover_catalog::{Device, Role};
+use drover_engine::DeviceState;
+use drover_protocols::model::now_ms;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{blocking, live_device, within};
+use crate::Api;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Body, Params};
+use crate::history::{HistoryError, PositionQuery};
+use crate::model::{
+    DeviceCreate, DeviceList, DevicePatch, DeviceStatus, DeviceView, UnknownList, UnknownView,
+    check_id, check_text,
+};
+use crate::positions::{Position, parse_rfc3339, rfc3339};
+
+/// Devices per page when the request does not say, and at most.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1_000;
+/// Positions per page when the request does not say, and at most.
+const DEFAULT_POSITIONS: usize = 1_000;
+const MAX_POSITIONS: usize = 10_000;
+/// The range when the request gives no `from`: the last day.
+const DEFAULT_SPAN_MS: i64 = 24 * 3600 * 1000;
+
+pub fn routes() -> Router<Api> {
+    Router::new()
+        .route("/api/v1/devices", get(list).post(create))
+        .route("/api/v1/devices/unknown", get(unknown))
+        .route("/api/v1/devices/{id}", get(one).patch(patch).delete(remove))
+        .route("/api/v1/devices/{id}/positions", get(positions))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListParams {
+    /// Devices per page, 1 to 1000 (default 100).
+    limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    status: Option<DeviceStatus>,
+    /// Only devices in this group.
+    group: Option<String>,
+    /// Only devices whose id or name contains this (case-insensitive).
+    q: Option<String>,
+}
+
+/// Every device, registered or reporting, in id order, a page at a time.
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(ListParams),
+    responses((status = 200, body = DeviceList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn list(
+    State(api): State<Api>,
+    _caller: Caller,
+    Params(params): Params<ListParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be from 1 to {MAX_PAGE}, not {limit}"
+        )));
+    }
+    let live: BTreeMap<String, Arc<DeviceState>> = within(api.live.all())
+        .await?
+        .into_iter()
+        .map(|state| (state.device.as_str().to_owned(), Arc::new(state)))
+        .collect();
+    let registered = api.catalog.devices.list();
+    let registered: BTreeMap<&str, &Device> =
+        registered.iter().map(|d| (d.id.as_str(), d)).collect();
+    let mut ids: Vec<&str> = live
+        .keys()
+        .map(String::as_str)
+        .chain(registered.keys().copied())
+        .filter(|id| params.cursor.as_deref().is_none_or(|after| *id > after))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let query = params.q.as_deref().map(str::to_lowercase);
+    let mut page = Vec::with_capacity(limit);
+    let mut more = false;
+    for id in ids {
+        let device = view(id, registered.get(id).copied(), live.get(id));
+        if !keep(&device, &params, query.as_deref()) {
+            continue;
+        }
+        if page.len() == limit {
+            more = true;
+            break;
+        }
+        page.push(device);
+    }
+    let next_cursor = more.then(|| page.last().map(|d| d.id.clone())).flatten();
+    Ok(Json(serde_json::json!(DeviceList {
+        devices: page,
+        next_cursor
+    })))
+}
+
+fn view<'a>(
+    id: &str,
+    registration: Option<&Device>,
+    live: Option<&Arc<DeviceState>>,
+) -> DeviceView<'a> {
+    let device = DeviceView::new(id, registration);
+    match live {
+        Some(state) => device.with_live(Arc::clone(state)),
+        None => device,
+    }
+}
+
+fn keep(device: &DeviceView<'_>, params: &ListParams, query: Option<&str>) -> bool {
+    params.status.is_none_or(|s| s == device.status)
+        && params
+            .group
+            .as_deref()
+            .is_none_or(|g| device.group.as_deref() == Some(g))
+        && query.is_none_or(|q| {
+            device.id.to_lowercase().contains(q)
+                || device
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.to_lowercase().contains(q))
+        })
+}
+
+/// Registers a device (operator).
+#[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = DeviceCreate,
+    responses((status = 201, body = DeviceView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create(
+    State(api): State<Api>,
+    caller: Caller,
+    Body(request): Body<DeviceCreate>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    caller.require(Role::Operator)?;
+    check_id("id", &request.id)?;
+    for (what, value) in [
+        ("name", &request.name),
+        ("phone", &request.phone),
+        ("model", &request.model),
+        ("notes", &request.notes),
+    ] {
+        check_text(what, value.as_deref())?;
+    }
+    check_group(&api, request.group.as_deref())?;
+    let now = now_ms();
+    let device = Device {
+        id: request.id.clone(),
+        name: request.name,
+        group: request.group,
+        phone: request.phone,
+        model: request.model,
+        notes: request.notes,
+        disabled: request.disabled,
+        created_ms: now,
+        updated_ms: now,
+    };
+    let catalog = Arc::clone(&api.catalog);
+    let device = blocking(move || Ok(catalog.devices.insert(&device.id.clone(), device)?)).await?;
+    api.catalog.unknown.forget(&device.id);
+    tracing::info!(imei = %device.id, by = %caller.name, "device registered");
+    let live = live_device(&api, &device.id).await?;
+    let body = serde_json::json!(view(&device.id, Some(&device), live.map(Arc::new).as_ref()));
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// One device: its registration and its live state, or its latest stored
+/// position when it has not reported since the node started.
+#[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices",
+    responses((status = 200, body = DeviceView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn one(
+    State(api): State<Api>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let registration = api.catalog.devices.get(&id);
+    if let Some(state) = live_device(&api, &id).await? {
+        let state = Arc::new(state);
+        return Ok(Json(serde_json::json!(view(
+            &id,
+            registration.as_ref(),
+            Some(&state)
+        ))));
+    }
+    let stored = api.history.latest(&id).await.map_err(history_error)?;
+    match (&registration, &stored) {
+        (_, Some(record)) => Ok(Json(serde_json::json!(
+            DeviceView::new(&id, registration.as_ref()).with_stored(record)
+        ))),
+        (Some(device), None) => Ok(Json(serde_json::json!(view(&id, Some(device), None)))),
+        (None, None) => Err(unknown_device(&id)),
+    }
+}
+
+/// Changes a device's registration (operator).
+#[utoipa::path(patch, path = "/api/v1/devices/{id}", tag = "devices", request_body = DevicePatch,
+    responses((status = 200, body = DeviceView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn patch(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(patch): Body<DevicePatch>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Role::Operator)?;
+    for (what, value) in [
+        ("name", &patch.name),
+        ("phone", &patch.phone),
+        ("model", &patch.model),
+        ("notes", &patch.notes),
+    ] {
+        check_text(what, value.clone().flatten().as_deref())?;
+    }
+    if let Some(group) = &patch.group {
+        check_group(&api, group.as_deref())?;
+    }
+    let catalog = Arc::clone(&api.catalog);
+    let key = id.clone();
+    let device = blocking(move || {
+        catalog.devices.update(&key, |d: &mut Device| {
+            apply(d, patch);
+            Ok::<(), ApiError>(())
+        })
+    })
+    .await?;
+    tracing::info!(imei = %id, by = %caller.name, disabled = device.disabled, "device changed");
+    let live = live_device(&api, &id).await?;
+    Ok(Json(serde_json::json!(view(
+        &id,
+        Some(&device),
+        live.map(Arc::new).as_ref()
+    ))))
+}
+
+fn apply(device: &mut Device, patch: DevicePatch) {
+    let fields = [
+        (&mut device.name, patch.name),
+        (&mut device.group, patch.group),
+        (&mut device.phone, patch.phone),
+        (&mut device.model, patch.model),
+        (&mut device.notes, patch.notes),
+    ];
+    for (field, change) in fields {
+        if let Some(value) = change {
+            *field = value;
+        }
+    }
+    if let Some(disabled) = patch.disabled {
+        device.disabled = disabled;
+    }
+    device.updated_ms = now_ms();
+}
+
+/// Unregisters a device (operator). Its history stays.
+#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices",
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn remove(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Role::Operator)?;
+    let catalog = Arc::clone(&api.catalog);
+    let key = id.clone();
+    blocking(move || {
+        catalog.devices.remove(&key)?;
+        Ok(())
+    })
+    .await?;
+    tracing::info!(imei = %id, by = %caller.name, "device unregistered");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Trackers refused because they are not registered, newest first.
+#[utoipa::path(get, path = "/api/v1/devices/unknown", tag = "devices",
+    responses((status = 200, body = UnknownList), (status = 401, body = ErrorBody)))]
+async fn unknown(State(api): State<Api>, _caller: Caller) -> Json<UnknownList> {
+    let devices = api
+        .catalog
+        .unknown
+        .list()
+        .into_iter()
+        .map(|u| UnknownView {
+            id: u.id,
+            protocol: u.protocol.to_owned(),
+            peer: u.peer,
+            first_seen: rfc3339(u.first_seen_ms),
+            last_seen: rfc3339(u.last_seen_ms),
+            attempts: u.attempts,
+        })
+        .collect();
+    Json(UnknownList { devices })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct PositionParams {
+    /// RFC 3339, inclusive; default `to` minus a day.
+    from: Option<String>,
+    /// RFC 3339, exclusive; default now.
+    to: Option<String>,
+    /// Positions per page, 1 to 10000 (default 1000).
+    limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of positions.
+#[derive(Debug, serde::Serialize, ToSchema)]
+struct PositionPage<'a> {
+    device: String,
+    from: String,
+    to: String,
+    #[schema(value_type = Vec<Object>)]
+    positions: Vec<Position<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// A device's positions in a time range, oldest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/devices/{id}/positions", tag = "devices", params(PositionParams),
+    responses((status = 200, body = PositionPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn positions(
+    State(api): State<Api>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    Params(params): Params<PositionParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let range = Range::parse(&params)?;
+    let known = api.catalog.devices.get(&id).is_some()
+        || live_device(&api, &id).await?.is_some()
+        || api
+            .history
+            .latest(&id)
+            .await
+            .map_err(history_error)?
+            .is_some();
+    if !known {
+        return Err(unknown_device(&id));
+    }
+    let page = api
+        .history
+        .positions(PositionQuery {
+            device: &id,
+            from_ms: range.from_ms,
+            to_ms: range.to_ms,
+            limit: range.limit,
+            cursor: params.cursor.as_deref(),
+        })
+        .await
+        .map_err(history_error)?;
+    Ok(Json(serde_json::json!(PositionPage {
+        device: id,
+        from: rfc3339(range.from_ms),
+        to: rfc3339(range.to_ms),
+        positions: page.positions.iter().filter_map(Position::of).collect(),
+        next_cursor: page.next_cursor,
+    })))
+}
+
+/// The validated `from`, `to` and `limit` of a history request.
+#[derive(Debug, PartialEq)]
+struct Range {
+    from_ms: i64,
+    to_ms: i64,
+    limit: usize,
+}
+
+impl Range {
+    fn parse(params: &PositionParams) -> Result<Range, ApiError> {
+        let to_ms = match &params.to {
+            Some(text) => time_param("to", text)?,
+            None => now_ms(),
+        };
+        let from_ms = match &params.from {
+            Some(text) => time_param("from", text)?,
+            None => to_ms.saturating_sub(DEFAULT_SPAN_MS),
+        };
+        if from_ms >= to_ms {
+            return Err(ApiError::BadRequest(format!(
+                "empty range: from ({}) must be before to ({})",
+                rfc3339(from_ms),
+                rfc3339(to_ms)
+            )));
+        }
+        let limit = params.limit.unwrap_or(DEFAULT_POSITIONS);
+        if !(1..=MAX_POSITIONS).contains(&limit) {
+            return Err(ApiError::BadRequest(format!(
+                "limit must be from 1 to {MAX_POSITIONS}, not {limit}"
+            )));
+        }
+        Ok(Range {
+            from_ms,
+            to_ms,
+            limit,
+        })
+    }
+}
+
+fn time_param(name: &str, text: &str) -> Result<i64, ApiError> {
+    parse_rfc3339(text).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "{name} must be an RFC 3339 time such as 2026-11-26T08:00:00Z, not {text:?}"
+        ))
+    })
+}
+
+fn check_group(api: &Api, group: Option<&str>) -> Result<(), ApiError> {
+    match group {
+        Some(g) if api.catalog.groups.get(g).is_none() => Err(ApiError::Unprocessable(format!(
+            "no group {g:?}: create it at POST /api/v1/groups first"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn unknown_device(id: &str) -> ApiError {
+    ApiError::NotFound(format!("unknown device {id:?}"))
+}
+
+fn history_error(error: HistoryError) -> ApiError {
+    match error {
+        HistoryError::BadCursor(_) => ApiError::BadRequest(error.to_string()),
+        HistoryError::Unavailable(_) => ApiError::Unavailable(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(from: Option<&str>, to: Option<&str>, limit: Option<usize>) -> PositionParams {
+        PositionParams {
+            from: from.map(str::to_owned),
+            to: to.map(str::to_owned),
+            limit,
+            cursor: None,
+        }
+    }
+
+    #[test]
+    fn ranges_default_to_the_last_day_and_validate() {
+        let r = Range::parse(&params(None, Some("2026-11-26T00:00:00Z"), None)).unwrap();
+        assert_eq!(r.to_ms - r.from_ms, DEFAULT_SPAN_MS);
+        assert_eq!(r.limit, DEFAULT_POSITIONS);
+        let day = "2026-11-26T00:00:00Z";
+        let bad = [
+            params(Some(day), Some("2026-11-25T00:00:00Z"), None),
+            params(Some(day), Some(day), None),
+            params(Some("last tuesday"), None, None),
+            params(None, None, Some(0)),
+            params(None, None, Some(MAX_POSITIONS + 1)),
+        ];
+        for case in bad {
+            assert!(
+                matches!(Range::parse(&case), Err(ApiError::BadRequest(_))),
+                "{case:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_patch_changes_only_what_it_names() {
+        let mut device = Device {
+            id: "1".into(),
+            name: Some("van".into()),
+            phone: Some("+49".into()),
+            ..Device::default()
+        };
+        let patch: DevicePatch =
+            serde_json::from_str(r#"{"name": null, "model": "FMB920", "disabled": true}"#).unwrap();
+        apply(&mut device, patch);
+        assert_eq!(device.name, None);
+        assert_eq!(device.phone.as_deref(), Some("+49"));
+        assert_eq!(device.model.as_deref(), Some("FMB920"));
+        assert!(device.disabled);
+    }
+}

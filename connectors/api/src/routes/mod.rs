@@ -1,0 +1,160 @@
+//! The routes, the OpenAPI document built from them, and the layers every
+//! request passes: body limit, timeout, concurrency limit, CORS, security
+//! headers.
+
+mod access;
+mod devices;
+mod groups;
+mod system;
+
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use drover_engine::DeviceState;
+use drover_engine::runtime::LiveError;
+use drover_protocols::model::DeviceId;
+use tower::limit::ConcurrencyLimitLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::Api;
+use crate::error::ApiError;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Drover API", description = "Fleet telematics: devices, live state, history, commands. See docs/api.md."),
+    paths(
+        access::login, access::me, access::list_users, access::create_user, access::get_user,
+        access::patch_user, access::delete_user, access::list_keys, access::create_key,
+        access::delete_key,
+        devices::list, devices::create, devices::one, devices::patch, devices::remove,
+        devices::unknown, devices::positions,
+        groups::list, groups::create, groups::one, groups::patch, groups::remove,
+        system::health,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "access", description = "Logging in, users and API keys"),
+        (name = "devices", description = "The device registry, live state and history"),
+        (name = "groups", description = "Groups of devices"),
+        (name = "system", description = "Health and documentation"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOC.get_or_init(ApiDoc::openapi).clone()
+}
+
+/// The API's routes with their layers, and JSON errors for unknown routes
+/// and methods.
+pub fn router(api: Api) -> Router {
+    let limits = api.limits.clone();
+    let routes = Router::new()
+        .merge(access::routes())
+        .merge(devices::routes())
+        .merge(groups::routes())
+        .merge(system::routes())
+        .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("this route does not take that method".to_owned())
+        })
+        .with_state(api)
+        .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi()));
+    let routes = routes
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(ConcurrencyLimitLayer::new(limits.max_concurrent.max(1)));
+    let routes = match cors(&limits.cors_origins) {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
+    security_headers(routes)
+}
+
+/// CORS for the configured origins only; none configured, none allowed.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+    )
+}
+
+fn security_headers(router: Router) -> Router {
+    let set = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
+    router
+        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(set(header::REFERRER_POLICY, "no-referrer"))
+        .layer(set(header::CACHE_CONTROL, "no-store"))
+}
+
+/// Runs catalog work that fsyncs off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// Longest wait for the engine to answer a live-state read.
+const LIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+pub(crate) async fn live_device(api: &Api, id: &str) -> Result<Option<DeviceState>, ApiError> {
+    within(api.live.device(DeviceId::new(id))).await
+}
+
+/// A live-state read, answered within [`LIVE_TIMEOUT`] or refused as busy.
+pub(crate) async fn within<T>(
+    read: impl std::future::Future<Output = Result<T, LiveError>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(LIVE_TIMEOUT, read).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(LiveError::Busy)) => Err(ApiError::Busy(
+            "the engine has too many live-state reads waiting; try again shortly".to_owned(),
+        )),
+        Ok(Err(LiveError::Stopped)) => {
+            Err(ApiError::Unavailable("the engine has stopped".to_owned()))
+        }
+        Err(_elapsed) => Err(ApiError::Busy(format!(
+            "the engine did not answer within {} s; try again shortly",
+            LIVE_TIMEOUT.as_secs()
+        ))),
+    }
+}
