@@ -10,5 +10,6 @@ mod durability;
 mod failure;
 mod influxdb;
 mod mqtt;
+mod openapi;
 mod outage;
 mod support;

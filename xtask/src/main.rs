@@ -4,8 +4,10 @@
 //! - `demo [ARGS]`: run `drover demo` (server with embedded defaults and
 //!   1,000 simulated trackers in one process).
 //! - `test [ARGS]`: install the system packages the tests use (Mosquitto and its
-//!   clients, InfluxDB 1.x for the store's InfluxDB tests) when missing, then run
-//!   every test of the workspace. Extra arguments go to `cargo test`.
+//!   clients, InfluxDB 1.x for the store's InfluxDB tests) when missing, and
+//!   schemathesis (the OpenAPI fuzzer) into `target/tools/schemathesis`,
+//!   then run every test of the workspace with `SCHEMATHESIS` pointing at it.
+//!   Extra arguments go to `cargo test`.
 
 use std::process::Command;
 
@@ -20,6 +22,9 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     // not needed (and does not start without systemd anyway).
     ("influxd", "influxdb"),
 ];
+
+/// The OpenAPI fuzzer the API test runs, pinned.
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -43,9 +48,38 @@ fn demo(args: &[String]) -> anyhow::Result<()> {
 
 fn test(args: &[String]) -> anyhow::Result<()> {
     install_missing(TEST_PACKAGES)?;
+    let schemathesis = install_schemathesis()?;
     run(Command::new(cargo())
         .args(["test", "--workspace", "--no-fail-fast"])
-        .args(args))
+        .args(args)
+        .env("SCHEMATHESIS", schemathesis))
+}
+
+/// A private virtualenv under `target/tools` with [`SCHEMATHESIS`], made
+/// once; returns the path of its `st` program.
+fn install_schemathesis() -> anyhow::Result<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the workspace root")?;
+    let venv = root.join("target/tools/schemathesis");
+    let st = venv.join("bin/st");
+    let marker = venv.join(SCHEMATHESIS);
+    if st.exists() && marker.exists() {
+        return Ok(st);
+    }
+    if !Command::new("python3")
+        .args(["-c", "import venv, ensurepip"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        apt_install(&["python3-venv"])?;
+    }
+    eprintln!("xtask: installing {SCHEMATHESIS} into {}", venv.display());
+    run(Command::new("python3").arg("-m").arg("venv").arg("--clear").arg(&venv))?;
+    run(Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", SCHEMATHESIS]))?;
+    std::fs::write(&marker, b"")?;
+    Ok(st)
 }
 
 /// Installs the Debian packages whose programs are not on PATH.
@@ -58,7 +92,12 @@ fn install_missing(packages: &[(&str, &str)]) -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing {}", missing.join(" "));
+    apt_install(&missing)
+}
+
+/// `apt-get install` of `packages`, through sudo unless root.
+fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    eprintln!("xtask: installing {}", packages.join(" "));
     let root = Command::new("id")
         .arg("-u")
         .output()
@@ -76,7 +115,7 @@ fn install_missing(packages: &[(&str, &str)]) -> anyhow::Result<()> {
     };
     // A fresh machine has no package lists yet.
     run(&mut apt(&["update", "-qq"]))?;
-    run(apt(&["install", "-y", "-qq"]).args(&missing))
+    run(apt(&["install", "-y", "-qq"]).args(packages))
 }
 
 fn sudo(program: &str) -> Command {
