@@ -394,11 +394,11 @@ impl CommandService {
     /// Counts and logs the queue's own failures; the request's are the
     /// caller's to report.
     fn watch<T>(&self, result: Result<T, CommandError>) -> Result<T, CommandError> {
-        if let Err(error) = &result {
-            if is_storage(error) {
-                CommandStats::add(&self.stats.storage_errors);
-                error!(%error, "command queue failed");
-            }
+        if let Err(error) = &result
+            && is_storage(error)
+        {
+            CommandStats::add(&self.stats.storage_errors);
+            error!(%error, "command queue failed");
         }
         result
     }
@@ -550,4 +550,286 @@ pub async fn start(
         mqtt_task,
         tasks: CommandTasks { stop, tracker },
     })
+}
+
+// invariant: test code (cfg(test) only): the unwraps and expects below never see device input.
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use drover_protocols::model::{Record, RecordKind, Value, attr};
+    use serde_json::Value as Json;
+
+    use super::*;
+
+    const GT06: &str = "gt06";
+    const TELTONIKA: &str = "teltonika";
+    const SECOND: i64 = 1000;
+
+    struct Harness {
+        service: CommandService,
+        outcomes: flume::Receiver<Outcome>,
+        registry: Registry,
+        _dir: tempfile::TempDir,
+    }
+
+    fn harness() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::default();
+        let config = QueueConfig {
+            answer_timeout: Duration::from_secs(1),
+            max_open_per_device: 4,
+        };
+        let (service, outcomes) =
+            CommandService::open(dir.path(), config, registry.clone(), Arc::default()).unwrap();
+        Harness {
+            service,
+            outcomes,
+            registry,
+            _dir: dir,
+        }
+    }
+
+    impl Harness {
+        /// Registers a connection for `device`, as a session does at login;
+        /// returns what the session would write to the device.
+        fn connect(&self, device: &DeviceId, protocol: &'static str) -> flume::Receiver<Vec<u8>> {
+            let (outgoing, written) = flume::bounded(8);
+            let peer = SocketAddr::from(([127, 0, 0, 1], 40_000));
+            let connection = Connection {
+                id: 1,
+                peer,
+                protocol,
+                outgoing,
+            };
+            self.registry.register(device.clone(), connection);
+            written
+        }
+
+        /// Statuses published so far, in order.
+        fn published(&self) -> Vec<Json> {
+            self.outcomes
+                .try_iter()
+                .map(|o| serde_json::from_slice(&o.json).unwrap())
+                .collect()
+        }
+
+        async fn status(&self, id: CommandId) -> CommandRecord {
+            self.service.get(id).await.unwrap().unwrap()
+        }
+
+        /// Runs the service task until the returned token is cancelled.
+        fn run(&self) -> (Intake, CancellationToken) {
+            let (intake, inbox) = intake(Arc::clone(&self.service.stats));
+            let stop = CancellationToken::new();
+            tokio::spawn(self.service.clone().run(inbox, None, stop.clone()));
+            (intake, stop)
+        }
+    }
+
+    fn request(json: &str) -> CommandRequest {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn truck() -> DeviceId {
+        DeviceId::new("359339075005244")
+    }
+
+    fn stop_engine() -> drover_protocols::command::Command {
+        serde_json::from_str(r#"{"type":"engine_stop"}"#).unwrap()
+    }
+
+    async fn next_write(written: &flume::Receiver<Vec<u8>>) -> Vec<u8> {
+        tokio::time::timeout(Duration::from_secs(10), written.recv_async())
+            .await
+            .expect("a command written to the device in time")
+            .unwrap()
+    }
+
+    /// Polls the record of `id` until `done`.
+    async fn until(
+        h: &Harness,
+        id: CommandId,
+        done: impl Fn(&CommandRecord) -> bool,
+    ) -> CommandRecord {
+        for _ in 0..500 {
+            let record = h.status(id).await;
+            if done(&record) {
+                return record;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("command {id} never got there: {:?}", h.status(id).await);
+    }
+
+    fn answer(device: &DeviceId, text: &str) -> Arc<DeviceMessage> {
+        let mut record = Record {
+            kind: RecordKind::CommandResult,
+            ..Record::default()
+        };
+        record
+            .attributes
+            .set(attr::RESULT, Value::Text(text.to_owned()));
+        Arc::new(DeviceMessage {
+            device: device.clone(),
+            protocol: TELTONIKA,
+            record,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_command_to_a_connected_device_is_written_at_once() {
+        let h = harness();
+        let written = h.connect(&truck(), GT06);
+        let record = h
+            .service
+            .submit(truck(), request(r#"{"type":"engine_stop"}"#))
+            .await
+            .unwrap();
+        assert_eq!(record.status, Status::Sent);
+        let expected = command::encode(GT06, &stop_engine()).unwrap();
+        assert_eq!(written.try_recv().unwrap(), expected);
+        let statuses: Vec<Json> = h
+            .published()
+            .into_iter()
+            .map(|j| j["status"].clone())
+            .collect();
+        assert_eq!(statuses, ["queued", "sent"]);
+        assert_eq!(h.service.stats.sent.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_command_waits_for_its_device_to_connect() {
+        let h = harness();
+        let queued = h
+            .service
+            .submit(truck(), request(r#"{"type":"engine_stop"}"#))
+            .await
+            .unwrap();
+        assert_eq!(queued.status, Status::Queued);
+        let (intake, stop) = h.run();
+        let written = h.connect(&truck(), TELTONIKA);
+        intake.connected(truck());
+        let expected = command::encode(TELTONIKA, &stop_engine()).unwrap();
+        assert_eq!(next_write(&written).await, expected);
+        until(&h, queued.id, |r| r.status == Status::Sent).await;
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_committed_answer_completes_the_command() {
+        let h = harness();
+        let _written = h.connect(&truck(), TELTONIKA);
+        let sent = h
+            .service
+            .submit(truck(), request(r#"{"type":"engine_stop"}"#))
+            .await
+            .unwrap();
+        let (intake, stop) = h.run();
+        let position = Arc::new(DeviceMessage {
+            device: truck(),
+            protocol: TELTONIKA,
+            record: Record::default(),
+        });
+        intake.answers(&[position, answer(&truck(), "DOUT1:1 Timeout:INFINITY")]);
+        let answered = until(&h, sent.id, |r| r.status == Status::Answered).await;
+        assert_eq!(answered.result.as_deref(), Some("DOUT1:1 Timeout:INFINITY"));
+        stop.cancel();
+        let last = h.published().pop().unwrap();
+        assert_eq!(last["status"], "answered");
+        assert_eq!(last["result"], "DOUT1:1 Timeout:INFINITY");
+    }
+
+    #[tokio::test]
+    async fn the_clock_sends_unanswered_commands_again_then_fails_them() {
+        let h = harness();
+        let written = h.connect(&truck(), GT06);
+        let sent = h
+            .service
+            .submit(truck(), request(r#"{"type":"reboot","attempts":2}"#))
+            .await
+            .unwrap();
+        written.try_recv().unwrap();
+        let sent_ms = sent.sent_ms.unwrap();
+
+        // The answer timeout (1 s) passes: queued again, and sent again at once.
+        h.service.tick(sent_ms + 1500).await;
+        assert!(written.try_recv().is_ok(), "sent a second time");
+        let again = h.status(sent.id).await;
+        assert_eq!((again.status, again.attempts_made), (Status::Sent, 2));
+
+        h.service.tick(sent_ms + 3000).await;
+        assert_eq!(h.status(sent.id).await.status, Status::Failed);
+        let statuses: Vec<Json> = h
+            .published()
+            .into_iter()
+            .map(|j| j["status"].clone())
+            .collect();
+        assert_eq!(statuses, ["queued", "sent", "queued", "sent", "failed"]);
+        assert_eq!(h.service.stats.requeued.load(Ordering::Relaxed), 1);
+        assert_eq!(h.service.stats.failed.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_command_expires_past_its_ttl() {
+        let h = harness();
+        let queued = h
+            .service
+            .submit(truck(), request(r#"{"type":"engine_stop","ttl_secs":1}"#))
+            .await
+            .unwrap();
+        h.service.tick(queued.created_ms + 2 * SECOND).await;
+        let expired = h.status(queued.id).await;
+        assert_eq!(expired.status, Status::Expired);
+        assert_eq!(h.published().pop().unwrap()["status"], "expired");
+        assert_eq!(h.service.stats.expired.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lost_connection_notice_is_made_up_by_the_next_tick() {
+        let h = harness();
+        let queued = h
+            .service
+            .submit(truck(), request(r#"{"type":"engine_stop"}"#))
+            .await
+            .unwrap();
+        let written = h.connect(&truck(), GT06);
+        // Nobody takes notices: the queue fills and the last one is dropped.
+        let (intake, _inbox) = intake(Arc::clone(&h.service.stats));
+        for _ in 0..=CONNECTED_QUEUE {
+            intake.connected(truck());
+        }
+        assert_eq!(h.service.stats.connects_dropped.load(Ordering::Relaxed), 1);
+        h.service.tick(now_ms()).await;
+        assert!(written.try_recv().is_ok());
+        assert_eq!(h.status(queued.id).await.status, Status::Sent);
+    }
+
+    #[tokio::test]
+    async fn mqtt_commands_are_queued_and_bad_ones_answered_with_an_error() {
+        let h = harness();
+        let received = |payload: &str| ReceivedCommand {
+            device: truck().as_str().to_owned(),
+            payload: payload.as_bytes().to_vec(),
+        };
+        h.service.take(received(r#"{"type":"reboot"}"#)).await;
+        assert_eq!(h.published()[0]["status"], "queued");
+        for bad in [
+            "{not json",
+            r#"{"type":"fly"}"#,
+            r#"{"type":"reboot","attempts":0}"#,
+        ] {
+            h.service.take(received(bad)).await;
+            let published = h.published();
+            assert_eq!(published.len(), 1, "{bad}");
+            assert!(
+                published[0]["error"]
+                    .as_str()
+                    .is_some_and(|e| !e.is_empty()),
+                "{bad}"
+            );
+        }
+        assert_eq!(h.service.stats.refused.load(Ordering::Relaxed), 3);
+        assert_eq!(h.service.list(truck(), 10).await.unwrap().len(), 1);
+    }
 }

@@ -17,8 +17,6 @@
 //!   MQTT status it publishes;
 //! * [`commands`]: commands to devices — the durable queue, delivery on
 //!   connection, answers from committed records, the clock, MQTT in and out;
-//! * [`commands`]: commands to devices — the durable queue, delivery on
-//!   connection, answers from committed records, the clock, MQTT in and out;
 //! * [`supervise`]: a core task that fails ends the node (fail fast,
 //!   restart clean);
 //! * `sinks`: the adapters from the journal's sink runner to each destination;
