@@ -506,14 +506,30 @@ impl Journal {
     /// and returns how many. The active segment is never deleted, and nothing is
     /// deleted while no cursor exists (no sink has said what it has taken).
     pub fn retire(&self) -> Result<usize, JournalError> {
+        self.retire_keeping(0)
+    }
+
+    /// Like [`Journal::retire`], but keeps the newest segments that together
+    /// hold at least `keep_bytes`: readers without a cursor (an integrator
+    /// pulling the records at its own pace) find a window of recent history
+    /// even when every sink is up to date.
+    pub fn retire_keeping(&self, keep_bytes: u64) -> Result<usize, JournalError> {
         let Some(min) = self.shared.lock_cursors().values().min().copied() else {
             return Ok(0);
         };
         let min = min.min(self.next_seq());
+        let bases = self.shared.lock_segments().clone();
+        // Segment i holds records bases[i]..bases[i + 1].
+        let passed = bases.windows(2).take_while(|w| w[1] <= min).count();
+        let count = passed.min(self.oldest_kept(&bases, keep_bytes)?);
         let retired: Vec<u64> = {
             let mut segments = self.shared.lock_segments();
-            // Segment i holds records segments[i]..segments[i + 1].
-            let count = segments.windows(2).take_while(|w| w[1] <= min).count();
+            // Sizes were read without the lock, which the commit path takes
+            // to roll a segment; only another retire can have changed the
+            // front of the list since, and then this one leaves it alone.
+            if !segments.starts_with(&bases[..count]) {
+                return Ok(0);
+            }
             segments.drain(..count).collect()
         };
         for &base in &retired {
@@ -530,6 +546,27 @@ impl Journal {
                 .map_err(|source| JournalError::io("fsync the journal directory", source))?;
         }
         Ok(retired.len())
+    }
+
+    /// The index in `bases` of the oldest segment among the newest ones
+    /// that together hold at least `keep_bytes` (0 when all of them hold
+    /// less).
+    fn oldest_kept(&self, bases: &[u64], keep_bytes: u64) -> Result<usize, JournalError> {
+        let mut held = 0u64;
+        for (index, &base) in bases.iter().enumerate().rev() {
+            if held >= keep_bytes {
+                return Ok(index + 1);
+            }
+            let name = segment::file_name(base);
+            let len = self
+                .shared
+                .storage
+                .open_read(&name)
+                .and_then(|mut file| file.size())
+                .map_err(|source| JournalError::io(format!("read segment {name}"), source))?;
+            held = held.saturating_add(len);
+        }
+        Ok(0)
     }
 
     /// Counters since the journal was opened.

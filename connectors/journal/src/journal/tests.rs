@@ -410,6 +410,35 @@ fn cursors_persist_across_reopen() {
 }
 
 #[test]
+fn retire_keeping_leaves_the_newest_bytes_for_readers_without_a_cursor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (journal, _) = Journal::open(dir.path(), small()).expect("open");
+    for i in 0..60 {
+        journal.append(vec![record(i)]).expect("append");
+    }
+    journal.set_cursor("sink", 60).expect("cursor");
+    let sizes: Vec<u64> = segment_files(dir.path())
+        .iter()
+        .map(|n| std::fs::metadata(dir.path().join(n)).expect("size").len())
+        .collect();
+    assert!(sizes.len() >= 4, "{sizes:?}");
+    // A window just over the last two segments: the third newest stays too.
+    let last_two: u64 = sizes[sizes.len() - 2..].iter().sum();
+    let retired = journal.retire_keeping(last_two + 1).expect("retire");
+    assert_eq!(retired, sizes.len() - 3);
+    assert_eq!(segment_files(dir.path()).len(), 3);
+    // More than the journal holds: nothing goes.
+    assert_eq!(journal.retire_keeping(u64::MAX).expect("retire"), 0);
+    // Exactly the newest segment's bytes: only it stays.
+    let last = *sizes.last().expect("a segment");
+    assert_eq!(journal.retire_keeping(last).expect("retire"), 2);
+    assert_eq!(
+        read_all(&journal, journal.first_seq()).len() as u64,
+        60 - journal.first_seq()
+    );
+}
+
+#[test]
 fn retire_deletes_only_fully_consumed_segments() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (journal, _) = Journal::open(dir.path(), small()).expect("open");
