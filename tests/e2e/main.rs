@@ -3,6 +3,7 @@
 //! One test binary with a module per area (ripgrep's layout); `support` gives
 //! each test its own ports, directories and processes, and stops them.
 
+mod admission;
 mod api;
 mod backends;
 mod bench;
