@@ -4,6 +4,7 @@
 //! each test its own ports, directories and processes, and stops them.
 
 mod admission;
+mod access;
 mod api;
 mod backends;
 mod bench;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 const ISSUER: &str = "drover";
 const AUDIENCE: &str = "drover-api";
 /// Clock skew tolerated between nodes when checking `exp` and `iat`.
-const LEEWAY_SECS: u64 = 30;
+const LEEWAY_SECS: u64 = 5;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
