@@ -190,6 +190,10 @@ pub struct JournalSection {
     /// that) waiting in memory for each journal consumer (sinks, engine);
     /// past it a consumer reads the journal instead.
     pub feed_mb: u64,
+    /// The newest committed segments (MB) kept for the integrator feed
+    /// (`GET /api/v1/feed`) even when every sink has taken them: how far
+    /// back an integrator that fell behind can still resume.
+    pub feed_keep_mb: u64,
 }
 
 impl Default for JournalSection {
@@ -200,6 +204,7 @@ impl Default for JournalSection {
             max_backlog_mb: 4096,
             max_queued_mb: 64,
             feed_mb: 16,
+            feed_keep_mb: 256,
         }
     }
 }
@@ -207,6 +212,10 @@ impl Default for JournalSection {
 impl JournalSection {
     pub fn feed_bytes(&self) -> usize {
         usize::try_from(self.feed_mb.max(1).saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
+
+    pub fn feed_keep_bytes(&self) -> u64 {
+        self.feed_keep_mb.saturating_mul(1_000_000)
     }
 
     pub fn max_queued_bytes(&self) -> usize {

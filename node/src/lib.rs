@@ -21,6 +21,7 @@
 //!   restart clean);
 //! * `sinks`: the adapters from the journal's sink runner to each destination;
 //! * `history`: the API's history reads on the embedded store and InfluxDB;
+//! * `feed`: the integrator feed, read straight from the journal;
 //! * [`http`]: the HTTP server and the `/health` document;
 //! * [`rlimit`]: the open-file limit a fleet of connections needs.
 
@@ -29,6 +30,7 @@ pub mod admission;
 pub mod commands;
 pub mod config;
 pub mod engine;
+mod feed;
 mod history;
 pub mod http;
 pub mod node;

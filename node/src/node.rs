@@ -179,8 +179,9 @@ impl Node {
         let api = drover_api::Api {
             auth: Arc::clone(&access.auth),
             catalog: Arc::clone(&access.catalog),
-            live: engine.live.clone(),
+            live: engine.view.clone(),
             history: Arc::clone(&durable.history),
+            feed: Arc::new(crate::feed::JournalFeed(Arc::clone(&durable.journal))),
             health: Arc::new(move || crate::http::health(&parts)),
             limits: config.http.limits(),
         };

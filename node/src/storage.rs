@@ -3,7 +3,8 @@
 //! (segment retirement, history retention, journal recovery).
 //!
 //! Every consumer keeps a cursor in the journal, and segments are retired
-//! only once every cursor passed them. A cursor left by a consumer that is no
+//! only once every cursor passed them and they are older than the window
+//! kept for the integrator feed (`journal.feed_keep_mb`). A cursor left by a consumer that is no
 //! longer configured (the history backend switched from `embedded` to
 //! `influxdb`, say) would hold every segment forever, so opening drops it,
 //! with a log line and a note on `/health`.
@@ -142,10 +143,9 @@ impl Durable {
             }
             Opened::Influx(sink) => durable.spawn(INFLUXDB, sink),
         }
-        let max_backlog = config.journal.max_backlog_mb.saturating_mul(1_000_000);
         let retire = retire_segments(
             Arc::clone(&durable.journal),
-            max_backlog,
+            Retention::of(config)?,
             durable.shutdown.clone(),
         );
         durable.core("journal retirement", retire);
@@ -346,14 +346,45 @@ async fn open_journal(config: &Config, feed: Feed) -> anyhow::Result<Arc<Journal
     Ok(Arc::new(handle))
 }
 
-/// Deletes journal segments once every sink has passed them, and warns while
-/// the journal holds more than half of `max_backlog` bytes (a sink far
-/// behind: past the bound, records are refused).
+/// How much of the journal stays on disk.
+#[derive(Debug, Clone, Copy)]
+struct Retention {
+    /// Past it records are refused (`journal.max_backlog_mb`).
+    max_backlog: u64,
+    /// The newest bytes kept for the integrator feed (`journal.feed_keep_mb`).
+    feed_keep: u64,
+}
+
+impl Retention {
+    fn of(config: &Config) -> anyhow::Result<Retention> {
+        let retention = Retention {
+            max_backlog: config.journal.max_backlog_mb.saturating_mul(1_000_000),
+            feed_keep: config.journal.feed_keep_bytes(),
+        };
+        // The feed's window is on disk whatever the sinks took: close to
+        // the bound, it alone would get records refused.
+        anyhow::ensure!(
+            retention.feed_keep < retention.max_backlog / 2,
+            "journal.feed_keep_mb ({}) must be under half of journal.max_backlog_mb ({})",
+            config.journal.feed_keep_mb,
+            config.journal.max_backlog_mb
+        );
+        Ok(retention)
+    }
+}
+
+/// Deletes journal segments once every sink has passed them, but for the
+/// feed's window, and warns while the journal holds more than half of the
+/// backlog bound (a sink far behind: past the bound, records are refused).
 async fn retire_segments(
     journal: Arc<JournalHandle>,
-    max_backlog: u64,
+    retention: Retention,
     shutdown: CancellationToken,
 ) {
+    let Retention {
+        max_backlog,
+        feed_keep,
+    } = retention;
     let mut warned: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
@@ -361,7 +392,7 @@ async fn retire_segments(
             () = tokio::time::sleep(RETIRE_EVERY) => {}
         }
         let current = journal.current();
-        match tokio::task::spawn_blocking(move || current.retire()).await {
+        match tokio::task::spawn_blocking(move || current.retire_keeping(feed_keep)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(segments)) => tracing::debug!(segments, "journal segments retired"),
             Ok(Err(error)) => warn!(%error, "cannot retire journal segments"),

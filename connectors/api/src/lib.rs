@@ -7,8 +7,9 @@
 //! `docs/api.md` is the reference for clients.
 //!
 //! The crate holds no storage of its own. It reads the catalog
-//! ([`drover_catalog`]), the engine's live state, and a history backend
-//! behind the [`history::History`] trait, all handed in by the node as an
+//! ([`drover_catalog`]), the engine's live state, a history backend
+//! behind the [`history::History`] trait and the committed records behind
+//! [`feed::FeedSource`], all handed in by the node as an
 //! [`Api`]; what only the node can gather (its `/health` counters) comes in
 //! as a function.
 //!
@@ -18,6 +19,7 @@
 pub mod auth;
 pub mod error;
 mod extract;
+pub mod feed;
 pub mod history;
 mod model;
 mod positions;
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drover_catalog::Catalog;
-use drover_engine::runtime::LiveState;
+use drover_engine::LiveView;
 use serde_json::Value;
 
 pub use auth::{Auth, Caller};
@@ -42,8 +44,11 @@ pub type HealthFn = Arc<dyn Fn() -> Value + Send + Sync>;
 pub struct Api {
     pub auth: Arc<Auth>,
     pub catalog: Arc<Catalog>,
-    pub live: LiveState,
+    /// The fleet as the engine published it after its last tick.
+    pub live: LiveView,
     pub history: Arc<dyn history::History>,
+    /// Committed records in journal order, for `GET /api/v1/feed`.
+    pub feed: Arc<dyn feed::FeedSource>,
     pub health: HealthFn,
     pub limits: Limits,
 }

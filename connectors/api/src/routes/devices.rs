@@ -1,6 +1,5 @@
 //! The device registry, the fleet's live state and position history.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -9,11 +8,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use drover_catalog::{Device, Role};
 use drover_engine::DeviceState;
-use drover_protocols::model::now_ms;
+use drover_protocols::model::{DeviceId, now_ms};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{blocking, live_device, within};
+use super::{blocking, live_device};
 use crate::Api;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
@@ -71,27 +70,45 @@ async fn list(
             "limit must be from 1 to {MAX_PAGE}, not {limit}"
         )));
     }
-    let live: BTreeMap<String, Arc<DeviceState>> = within(api.live.all())
-        .await?
-        .into_iter()
-        .map(|state| (state.device.as_str().to_owned(), Arc::new(state)))
-        .collect();
+    let fleet = api.live.load();
+    let cursor = params.cursor.as_deref();
+    let after = cursor.map(DeviceId::new);
+    let mut live = fleet
+        .after(after.as_ref())
+        .map(|state| (state.device.as_str(), state))
+        .peekable();
     let registered = api.catalog.devices.list();
-    let registered: BTreeMap<&str, &Device> =
-        registered.iter().map(|d| (d.id.as_str(), d)).collect();
-    let mut ids: Vec<&str> = live
-        .keys()
-        .map(String::as_str)
-        .chain(registered.keys().copied())
-        .filter(|id| params.cursor.as_deref().is_none_or(|after| *id > after))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
+    let mut registered = registered
+        .iter()
+        .filter(|d| cursor.is_none_or(|after| d.id.as_str() > after))
+        .map(|d| (d.id.as_str(), d))
+        .peekable();
     let query = params.q.as_deref().map(str::to_lowercase);
     let mut page = Vec::with_capacity(limit);
     let mut more = false;
-    for id in ids {
-        let device = view(id, registered.get(id).copied(), live.get(id));
+    // Both sources are sorted by id: merge them, one device at a time.
+    loop {
+        let (id, registration, state) = match (live.peek(), registered.peek()) {
+            (None, None) => break,
+            (Some(&(l, _)), Some(&(r, _))) if l == r => {
+                let (id, state) = live.next().expect("peeked");
+                let (_, device) = registered.next().expect("peeked");
+                (id, Some(device), Some(state))
+            }
+            (Some(&(l, _)), Some(&(r, _))) if r < l => {
+                let (id, device) = registered.next().expect("peeked");
+                (id, Some(device), None)
+            }
+            (Some(_), _) => {
+                let (id, state) = live.next().expect("peeked");
+                (id, None, Some(state))
+            }
+            (None, Some(_)) => {
+                let (id, device) = registered.next().expect("peeked");
+                (id, Some(device), None)
+            }
+        };
+        let device = view(id, registration, state);
         if !keep(&device, &params, query.as_deref()) {
             continue;
         }
@@ -171,8 +188,8 @@ async fn create(
     let device = blocking(move || Ok(catalog.devices.insert(&device.id.clone(), device)?)).await?;
     api.catalog.unknown.forget(&device.id);
     tracing::info!(imei = %device.id, by = %caller.name, "device registered");
-    let live = live_device(&api, &device.id).await?;
-    let body = serde_json::json!(view(&device.id, Some(&device), live.map(Arc::new).as_ref()));
+    let live = live_device(&api, &device.id);
+    let body = serde_json::json!(view(&device.id, Some(&device), live.as_ref()));
     Ok((StatusCode::CREATED, Json(body)))
 }
 
@@ -186,8 +203,7 @@ async fn one(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let registration = api.catalog.devices.get(&id);
-    if let Some(state) = live_device(&api, &id).await? {
-        let state = Arc::new(state);
+    if let Some(state) = live_device(&api, &id) {
         return Ok(Json(serde_json::json!(view(
             &id,
             registration.as_ref(),
@@ -236,11 +252,11 @@ async fn patch(
     })
     .await?;
     tracing::info!(imei = %id, by = %caller.name, disabled = device.disabled, "device changed");
-    let live = live_device(&api, &id).await?;
+    let live = live_device(&api, &id);
     Ok(Json(serde_json::json!(view(
         &id,
         Some(&device),
-        live.map(Arc::new).as_ref()
+        live.as_ref()
     ))))
 }
 
@@ -341,7 +357,7 @@ async fn positions(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let range = Range::parse(&params)?;
     let known = api.catalog.devices.get(&id).is_some()
-        || live_device(&api, &id).await?.is_some()
+        || live_device(&api, &id).is_some()
         || api
             .history
             .latest(&id)

@@ -4,16 +4,16 @@
 
 mod access;
 mod devices;
+mod feed;
 mod groups;
 mod system;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use drover_engine::DeviceState;
-use drover_engine::runtime::LiveError;
 use drover_protocols::model::DeviceId;
 use tower::limit::ConcurrencyLimitLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -36,6 +36,7 @@ use crate::error::ApiError;
         devices::list, devices::create, devices::one, devices::patch, devices::remove,
         devices::unknown, devices::positions,
         groups::list, groups::create, groups::one, groups::patch, groups::remove,
+        feed::feed,
         system::health,
     ),
     modifiers(&BearerAuth),
@@ -44,6 +45,7 @@ use crate::error::ApiError;
         (name = "access", description = "Logging in, users and API keys"),
         (name = "devices", description = "The device registry, live state and history"),
         (name = "groups", description = "Groups of devices"),
+        (name = "feed", description = "Every committed record once, in order, for integrators"),
         (name = "system", description = "Health and documentation"),
     )
 )]
@@ -75,6 +77,7 @@ pub fn router(api: Api) -> Router {
         .merge(access::routes())
         .merge(devices::routes())
         .merge(groups::routes())
+        .merge(feed::routes())
         .merge(system::routes())
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async {
@@ -133,28 +136,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)?
 }
 
-/// Longest wait for the engine to answer a live-state read.
-const LIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-pub(crate) async fn live_device(api: &Api, id: &str) -> Result<Option<DeviceState>, ApiError> {
-    within(api.live.device(DeviceId::new(id))).await
-}
-
-/// A live-state read, answered within [`LIVE_TIMEOUT`] or refused as busy.
-pub(crate) async fn within<T>(
-    read: impl std::future::Future<Output = Result<T, LiveError>>,
-) -> Result<T, ApiError> {
-    match tokio::time::timeout(LIVE_TIMEOUT, read).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(LiveError::Busy)) => Err(ApiError::Busy(
-            "the engine has too many live-state reads waiting; try again shortly".to_owned(),
-        )),
-        Ok(Err(LiveError::Stopped)) => {
-            Err(ApiError::Unavailable("the engine has stopped".to_owned()))
-        }
-        Err(_elapsed) => Err(ApiError::Busy(format!(
-            "the engine did not answer within {} s; try again shortly",
-            LIVE_TIMEOUT.as_secs()
-        ))),
-    }
+/// One device's state as of the engine's last tick.
+pub(crate) fn live_device(api: &Api, id: &str) -> Option<Arc<DeviceState>> {
+    api.live.load().get(&DeviceId::new(id)).cloned()
 }
