@@ -12,11 +12,13 @@ use crate::durability::{assert_all_stored, journal_segments, teltonika_load};
 use crate::support::{self, Ports, Sim};
 
 /// Small segments, so that a short load fills several; snapshots every
-/// second, since the engine's cursor moves only when one is written.
+/// second, since the engine's cursor moves only when one is written; no
+/// window kept for the integrator feed, which would hold them all.
 fn small_journal() -> Vec<String> {
     vec![
         "journal.segment_mb=1".to_owned(),
         "engine.snapshot_secs=1".to_owned(),
+        "journal.feed_keep_mb=0".to_owned(),
     ]
 }
 

@@ -10,6 +10,7 @@ mod backends;
 mod bench;
 mod durability;
 mod failure;
+mod feed;
 mod influxdb;
 mod mqtt;
 mod openapi;

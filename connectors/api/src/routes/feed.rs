@@ -190,7 +190,7 @@ mod tests {
     }
 
     fn record(seq: u64) -> FeedRecord {
-        let with_fix = seq % 2 == 0;
+        let with_fix = seq.is_multiple_of(2);
         FeedRecord {
             seq,
             message: DeviceMessage {
