@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use drover_api::history::BoxFuture;
 use drover_commands::{
     CommandError, CommandId, CommandQueue, CommandRecord, CommandRequest, Delivery, QueueConfig,
     Status,
@@ -401,6 +402,29 @@ impl CommandService {
             error!(%error, "command queue failed");
         }
         result
+    }
+}
+
+/// The API's view: the same calls, boxed.
+impl drover_api::commands::CommandStore for CommandService {
+    fn submit(
+        &self,
+        device: DeviceId,
+        request: CommandRequest,
+    ) -> BoxFuture<'_, Result<CommandRecord, CommandError>> {
+        Box::pin(CommandService::submit(self, device, request))
+    }
+
+    fn get(&self, id: CommandId) -> BoxFuture<'_, Result<Option<CommandRecord>, CommandError>> {
+        Box::pin(CommandService::get(self, id))
+    }
+
+    fn list(
+        &self,
+        device: DeviceId,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<CommandRecord>, CommandError>> {
+        Box::pin(CommandService::list(self, device, limit))
     }
 }
 

@@ -182,6 +182,7 @@ impl Node {
             live: engine.view.clone(),
             history: Arc::clone(&durable.history),
             feed: Arc::new(crate::feed::JournalFeed(Arc::clone(&durable.journal))),
+            commands: Arc::new(commands.service.clone()),
             health: Arc::new(move || crate::http::health(&parts)),
             limits: config.http.limits(),
         };

@@ -3,11 +3,12 @@
 //! One test binary with a module per area (ripgrep's layout); `support` gives
 //! each test its own ports, directories and processes, and stops them.
 
-mod admission;
 mod access;
+mod admission;
 mod api;
 mod backends;
 mod bench;
+mod commands;
 mod durability;
 mod failure;
 mod feed;

@@ -17,6 +17,7 @@
 //! fault inside the node is logged and answered 500 without its cause.
 
 pub mod auth;
+pub mod commands;
 pub mod error;
 mod extract;
 pub mod feed;
@@ -49,6 +50,8 @@ pub struct Api {
     pub history: Arc<dyn history::History>,
     /// Committed records in journal order, for `GET /api/v1/feed`.
     pub feed: Arc<dyn feed::FeedSource>,
+    /// The node's command queue and delivery.
+    pub commands: Arc<dyn commands::CommandStore>,
     pub health: HealthFn,
     pub limits: Limits,
 }

@@ -443,7 +443,7 @@ fn check_group(api: &Api, group: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-fn unknown_device(id: &str) -> ApiError {
+pub(super) fn unknown_device(id: &str) -> ApiError {
     ApiError::NotFound(format!("unknown device {id:?}"))
 }
 

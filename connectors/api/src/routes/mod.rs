@@ -3,6 +3,7 @@
 //! headers.
 
 mod access;
+mod commands;
 mod devices;
 mod feed;
 mod groups;
@@ -37,6 +38,7 @@ use crate::error::ApiError;
         devices::unknown, devices::positions,
         groups::list, groups::create, groups::one, groups::patch, groups::remove,
         feed::feed,
+        commands::submit, commands::one, commands::list,
         system::health,
     ),
     modifiers(&BearerAuth),
@@ -46,6 +48,7 @@ use crate::error::ApiError;
         (name = "devices", description = "The device registry, live state and history"),
         (name = "groups", description = "Groups of devices"),
         (name = "feed", description = "Every committed record once, in order, for integrators"),
+        (name = "commands", description = "Commands to devices and their answers"),
         (name = "system", description = "Health and documentation"),
     )
 )]
@@ -78,6 +81,7 @@ pub fn router(api: Api) -> Router {
         .merge(devices::routes())
         .merge(groups::routes())
         .merge(feed::routes())
+        .merge(commands::routes())
         .merge(system::routes())
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async {
