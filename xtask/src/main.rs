@@ -75,9 +75,17 @@ fn install_schemathesis() -> anyhow::Result<std::path::PathBuf> {
         apt_install(&["python3-venv"])?;
     }
     eprintln!("xtask: installing {SCHEMATHESIS} into {}", venv.display());
-    run(Command::new("python3").arg("-m").arg("venv").arg("--clear").arg(&venv))?;
-    run(Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", SCHEMATHESIS]))?;
+    run(Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg("--clear")
+        .arg(&venv))?;
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        SCHEMATHESIS,
+    ]))?;
     std::fs::write(&marker, b"")?;
     Ok(st)
 }
