@@ -28,7 +28,10 @@ fn the_api_answers_generated_requests_without_5xx_and_as_documented() {
     assert!(doc["paths"]["/api/v1/devices"].is_object(), "{doc}");
     let token = admin_token(ports.http);
     let output = Command::new(&st)
-        .args(["run", &format!("http://127.0.0.1:{}/api/openapi.json", ports.http)])
+        .args([
+            "run",
+            &format!("http://127.0.0.1:{}/api/openapi.json", ports.http),
+        ])
         .args(["--checks", "not_a_server_error,response_schema_conformance"])
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args(["--max-examples", EXAMPLES_PER_OPERATION])
@@ -47,6 +50,9 @@ fn the_api_answers_generated_requests_without_5xx_and_as_documented() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.status.success(), "schemathesis found problems:\n{report}");
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{report}"
+    );
     eprintln!("{report}");
 }
