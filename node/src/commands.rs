@@ -27,7 +27,7 @@ use drover_commands::{
     CommandError, CommandId, CommandQueue, CommandRecord, CommandRequest, Delivery, QueueConfig,
     Status,
 };
-use drover_devices::{Connection, Registry};
+use drover_devices::{Connection, Registry, ToDevice};
 use drover_mqtt::{Publisher, ReceivedCommand};
 use drover_protocols::command;
 use drover_protocols::model::{DeviceId, DeviceMessage, now_ms};
@@ -448,7 +448,7 @@ fn send(connection: &Connection, record: &CommandRecord, stats: &CommandStats) -
         Ok(bytes) => bytes,
         Err(refused) => return Delivery::Refused(refused.to_string()),
     };
-    match connection.outgoing.try_send(bytes) {
+    match connection.outgoing.try_send(ToDevice::Bytes(bytes)) {
         Ok(()) => Delivery::Sent,
         Err(flume::TrySendError::Full(_)) => {
             // The session is busy writing: try again at the next tick.
@@ -617,7 +617,7 @@ mod tests {
     impl Harness {
         /// Registers a connection for `device`, as a session does at login;
         /// returns what the session would write to the device.
-        fn connect(&self, device: &DeviceId, protocol: &'static str) -> flume::Receiver<Vec<u8>> {
+        fn connect(&self, device: &DeviceId, protocol: &'static str) -> flume::Receiver<ToDevice> {
             let (outgoing, written) = flume::bounded(8);
             let peer = SocketAddr::from(([127, 0, 0, 1], 40_000));
             let connection = Connection {
@@ -663,7 +663,7 @@ mod tests {
         serde_json::from_str(r#"{"type":"engine_stop"}"#).unwrap()
     }
 
-    async fn next_write(written: &flume::Receiver<Vec<u8>>) -> Vec<u8> {
+    async fn next_write(written: &flume::Receiver<ToDevice>) -> ToDevice {
         tokio::time::timeout(Duration::from_secs(10), written.recv_async())
             .await
             .expect("a command written to the device in time")
@@ -712,7 +712,7 @@ mod tests {
             .unwrap();
         assert_eq!(record.status, Status::Sent);
         let expected = command::encode(GT06, &stop_engine()).unwrap();
-        assert_eq!(written.try_recv().unwrap(), expected);
+        assert_eq!(written.try_recv().unwrap(), ToDevice::Bytes(expected));
         let statuses: Vec<Json> = h
             .published()
             .into_iter()
@@ -735,7 +735,7 @@ mod tests {
         let written = h.connect(&truck(), TELTONIKA);
         intake.connected(truck());
         let expected = command::encode(TELTONIKA, &stop_engine()).unwrap();
-        assert_eq!(next_write(&written).await, expected);
+        assert_eq!(next_write(&written).await, ToDevice::Bytes(expected));
         until(&h, queued.id, |r| r.status == Status::Sent).await;
         stop.cancel();
     }

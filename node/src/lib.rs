@@ -23,6 +23,7 @@
 //! * `history`: the API's history reads on the embedded store and InfluxDB;
 //! * `feed`: the integrator feed, read straight from the journal;
 //! * [`http`]: the HTTP server and the `/health` document;
+//! * `metrics`: the node's counters for Prometheus `/metrics`, read at scrape time;
 //! * [`rlimit`]: the open-file limit a fleet of connections needs.
 
 pub mod access;
@@ -33,6 +34,7 @@ pub mod engine;
 mod feed;
 mod history;
 pub mod http;
+mod metrics;
 pub mod node;
 pub mod pipeline;
 pub mod rlimit;

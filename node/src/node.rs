@@ -160,7 +160,7 @@ impl Node {
             listen_all(config, &pipeline, &registry, &devices, &shutdown, &fatal).await?;
         devices.close();
 
-        let parts = crate::http::Parts {
+        let parts = Arc::new(crate::http::Parts {
             listeners: crate::http::Parts::listeners(&listeners),
             engine: engine.stats.clone(),
             status_pending: engine.status.clone(),
@@ -175,7 +175,9 @@ impl Node {
             queued: queue,
             commit_ms: config.journal.commit_ms,
             commands: Arc::clone(&commands.service.stats),
-        };
+        });
+        let mut metrics = drover_api::metrics::Metrics::new(config.auth.public_metrics);
+        metrics.register_collector(Box::new(crate::metrics::NodeCollector(Arc::clone(&parts))));
         let api = drover_api::Api {
             auth: Arc::clone(&access.auth),
             catalog: Arc::clone(&access.catalog),
@@ -184,6 +186,13 @@ impl Node {
             feed: Arc::new(crate::feed::JournalFeed(Arc::clone(&durable.journal))),
             commands: Arc::new(commands.service.clone()),
             health: Arc::new(move || crate::http::health(&parts)),
+            disconnect: {
+                let registry = registry.clone();
+                Arc::new(move |id, reason| {
+                    registry.disconnect(&drover_protocols::model::DeviceId::new(id), reason)
+                })
+            },
+            metrics: Arc::new(metrics),
             limits: config.http.limits(),
         };
         let http = crate::http::Http::start(&config.http, drover_api::router(api)).await?;

@@ -2,7 +2,7 @@
 //! `devices.register_unknown=false`, refuses an unknown IMEI at its login
 //! over raw TCP, closes the connection, counts it on `/health` and lists it
 //! at `/api/v1/devices/unknown`; registered through the API it is served,
-//! disabled it is refused again.
+//! disabled its connection is closed and it is refused again.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -121,7 +121,7 @@ fn unregistered_trackers_are_refused_at_login_closed_counted_and_listed() {
 }
 
 #[test]
-fn a_tracker_is_served_once_registered_and_refused_again_once_disabled() {
+fn a_tracker_is_served_once_registered_and_cut_off_and_refused_once_disabled() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_server, ports) = support::drover_serve(dir.path(), &refusing());
     let http = ports.http;
@@ -159,6 +159,13 @@ fn a_tracker_is_served_once_registered_and_refused_again_once_disabled() {
         let patch = json!({ "disabled": true });
         let (status, body) = support::http(http, "PATCH", &path, Some(&token), Some(&patch));
         assert_eq!(status, 200, "{body}");
+    }
+    // Disabling closes the connections the devices still hold.
+    for (name, mut socket) in [("gt06", gt06), ("teltonika", teltonika)] {
+        let mut rest = Vec::new();
+        socket
+            .read_to_end(&mut rest)
+            .unwrap_or_else(|e| panic!("{name}: the server closes a disabled device's connection: {e}"));
     }
     assert_refused(ports);
     assert_eq!(refused_devices(http, "gt06"), 2);

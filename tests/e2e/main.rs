@@ -13,6 +13,7 @@ mod durability;
 mod failure;
 mod feed;
 mod influxdb;
+mod metrics;
 mod mqtt;
 mod openapi;
 mod outage;

@@ -3,7 +3,8 @@
 //! Drover's HTTP API on axum, for integrators and the dashboard:
 //! authentication (users with passwords and roles, tokens, API keys), the
 //! device registry and groups, live state and history, OpenAPI at
-//! `/api/openapi.json` with a docs page at `/api/docs`, and `/health`.
+//! `/api/openapi.json` with a docs page at `/api/docs`, `/health`, and
+//! Prometheus `/metrics` ([`metrics`]).
 //! `docs/api.md` is the reference for clients.
 //!
 //! The crate holds no storage of its own. It reads the catalog
@@ -22,6 +23,7 @@ pub mod error;
 mod extract;
 pub mod feed;
 pub mod history;
+pub mod metrics;
 mod model;
 mod positions;
 mod routes;
@@ -36,6 +38,10 @@ use serde_json::Value;
 pub use auth::{Auth, Caller};
 pub use error::ApiError;
 pub use routes::{openapi, router};
+
+/// Closes a device's connection, if it has one, with a reason for the log:
+/// a disabled or unregistered tracker must not keep being served.
+pub type DisconnectFn = Arc<dyn Fn(&str, &'static str) -> bool + Send + Sync>;
 
 /// The node's counters for `/health`, gathered by whoever owns them.
 pub type HealthFn = Arc<dyn Fn() -> Value + Send + Sync>;
@@ -53,6 +59,9 @@ pub struct Api {
     /// The node's command queue and delivery.
     pub commands: Arc<dyn commands::CommandStore>,
     pub health: HealthFn,
+    pub disconnect: DisconnectFn,
+    /// What `/metrics` serves, the HTTP metrics among it.
+    pub metrics: Arc<metrics::Metrics>,
     pub limits: Limits,
 }
 

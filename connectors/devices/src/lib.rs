@@ -35,7 +35,7 @@ mod stats;
 
 pub use config::{DevicesConfig, ListenerConfig, SessionLimits};
 pub use ingest::{Admit, Ingest, IngestClosed, Refusal};
-pub use registry::{Connection, Registry};
+pub use registry::{Connection, Registry, ToDevice};
 pub use server::{ServerContext, run};
 pub use session::SessionError;
 pub use stats::{ListenerStats, StatsSnapshot};

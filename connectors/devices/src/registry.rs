@@ -16,11 +16,20 @@ pub struct Connection {
     pub id: u64,
     pub peer: SocketAddr,
     pub protocol: &'static str,
-    /// Bytes to write to the device (an encoded command). A flume channel
-    /// because every connection holds one: tokio's preallocates a block of
-    /// 32 slots and pads its state to cache lines, ~1.3 KiB per idle
-    /// connection against ~0.2 KiB.
-    pub outgoing: flume::Sender<Vec<u8>>,
+    /// What the session is to do besides serving the device: write an
+    /// encoded command, or close. A flume channel because every connection
+    /// holds one: tokio's preallocates a block of 32 slots and pads its state
+    /// to cache lines, ~1.3 KiB per idle connection against ~0.2 KiB.
+    pub outgoing: flume::Sender<ToDevice>,
+}
+
+/// An order to a device's session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToDevice {
+    /// Bytes to write (an encoded command).
+    Bytes(Vec<u8>),
+    /// Close the connection: the device was disabled or unregistered.
+    Close(&'static str),
 }
 
 /// Device → its current connection. A device that reconnects replaces its
@@ -44,6 +53,14 @@ impl Registry {
         if map.get(device).is_some_and(|c| c.id == connection_id) {
             map.remove(device);
         }
+    }
+
+    /// Tells the session holding `device` to close its connection, giving
+    /// `reason`; `false` when no session holds it (or its queue is full: a
+    /// session that far behind is closed by its own timeouts).
+    pub fn disconnect(&self, device: &DeviceId, reason: &'static str) -> bool {
+        self.get(device)
+            .is_some_and(|c| c.outgoing.try_send(ToDevice::Close(reason)).is_ok())
     }
 
     pub fn get(&self, device: &DeviceId) -> Option<Connection> {

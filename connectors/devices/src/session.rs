@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::SessionLimits;
 use crate::ingest::{Admit, Ingest, IngestClosed, Refusal};
-use crate::registry::{Connection, Registry};
+use crate::registry::{Connection, Registry, ToDevice};
 use crate::server::Admission;
 use crate::stats::ListenerStats;
 
@@ -35,6 +35,8 @@ pub enum SessionError {
     TooManyErrors(DecodeError),
     #[error("records from a device that has not identified itself")]
     Unidentified,
+    #[error("closed by the server: {0}")]
+    Disconnected(&'static str),
     #[error("device {device} refused: {reason}")]
     Refused { device: DeviceId, reason: Refusal },
     #[error("the protocol splitter reported a frame of {0} bytes in a shorter buffer")]
@@ -87,7 +89,7 @@ pub(crate) struct Session<S, I> {
     device: Option<DeviceId>,
     /// Presence changes to tell the pipeline before the records that follow them.
     presence: Vec<(DeviceId, bool)>,
-    outgoing: (flume::Sender<Vec<u8>>, flume::Receiver<Vec<u8>>),
+    outgoing: (flume::Sender<ToDevice>, flume::Receiver<ToDevice>),
 }
 
 impl<S: ProtocolSession, I: Ingest> Session<S, I> {
@@ -150,6 +152,9 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
                 ListenerStats::add(&self.shared.stats.unidentified_timeouts, 1);
                 debug!(peer = %self.peer, protocol = self.shared.protocol, "connection closed: no device identified in time");
             }
+            Err(SessionError::Disconnected(reason)) => {
+                info!(peer = %self.peer, imei = ?self.device, protocol = self.shared.protocol, reason, "connection closed by the server");
+            }
             Err(SessionError::Refused { device, reason }) => {
                 ListenerStats::add(&self.shared.stats.refused_devices, 1);
                 info!(peer = %self.peer, imei = %device, protocol = self.shared.protocol, %reason, "device refused; connection closed");
@@ -170,9 +175,10 @@ impl<S: ProtocolSession, I: Ingest> Session<S, I> {
             tokio::select! {
                 biased;
                 () = self.shared.shutdown.cancelled() => return Ok(()),
-                Ok(command) = self.outgoing.1.recv_async() => {
-                    self.socket.write_all(&command).await?;
-                }
+                Ok(order) = self.outgoing.1.recv_async() => match order {
+                    ToDevice::Bytes(command) => self.socket.write_all(&command).await?,
+                    ToDevice::Close(reason) => return Err(SessionError::Disconnected(reason)),
+                },
                 // Before readiness: a device that keeps sending without
                 // identifying must not keep its deadline from firing.
                 () = tokio::time::sleep_until(until) => match expiry {

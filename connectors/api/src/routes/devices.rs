@@ -220,7 +220,7 @@ async fn one(
     }
 }
 
-/// Changes a device's registration (operator).
+/// Changes a device's registration (operator). Disabling it closes its connection.
 #[utoipa::path(patch, path = "/api/v1/devices/{id}", tag = "devices", request_body = DevicePatch,
     responses((status = 200, body = DeviceView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -252,6 +252,9 @@ async fn patch(
     })
     .await?;
     tracing::info!(imei = %id, by = %caller.name, disabled = device.disabled, "device changed");
+    if device.disabled {
+        (api.disconnect)(&id, "the device was disabled");
+    }
     let live = live_device(&api, &id);
     Ok(Json(serde_json::json!(view(
         &id,
@@ -279,7 +282,7 @@ fn apply(device: &mut Device, patch: DevicePatch) {
     device.updated_ms = now_ms();
 }
 
-/// Unregisters a device (operator). Its history stays.
+/// Unregisters a device (operator) and closes its connection. Its history stays.
 #[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices",
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn remove(
@@ -296,6 +299,8 @@ async fn remove(
     })
     .await?;
     tracing::info!(imei = %id, by = %caller.name, "device unregistered");
+    // Served again at its next login only if unknown devices are.
+    (api.disconnect)(&id, "the device was unregistered");
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,12 +1,13 @@
 //! The routes, the OpenAPI document built from them, and the layers every
-//! request passes: body limit, timeout, concurrency limit, CORS, security
-//! headers.
+//! request passes: body limit, timeout, concurrency limit, HTTP metrics,
+//! CORS, security headers.
 
 mod access;
 mod commands;
 mod devices;
 mod feed;
 mod groups;
+mod metrics;
 mod system;
 
 use std::sync::{Arc, OnceLock};
@@ -39,7 +40,7 @@ use crate::error::ApiError;
         groups::list, groups::create, groups::one, groups::patch, groups::remove,
         feed::feed,
         commands::submit, commands::one, commands::list,
-        system::health,
+        system::health, metrics::metrics,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -49,7 +50,7 @@ use crate::error::ApiError;
         (name = "groups", description = "Groups of devices"),
         (name = "feed", description = "Every committed record once, in order, for integrators"),
         (name = "commands", description = "Commands to devices and their answers"),
-        (name = "system", description = "Health and documentation"),
+        (name = "system", description = "Health, metrics and documentation"),
     )
 )]
 struct ApiDoc;
@@ -76,13 +77,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// and methods.
 pub fn router(api: Api) -> Router {
     let limits = api.limits.clone();
+    let http_metrics = api.metrics.http();
     let routes = Router::new()
         .merge(access::routes())
         .merge(devices::routes())
         .merge(groups::routes())
-        .merge(feed::routes())
         .merge(commands::routes())
+        .merge(feed::routes())
         .merge(system::routes())
+        .merge(metrics::routes())
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this route does not take that method".to_owned())
@@ -95,7 +98,12 @@ pub fn router(api: Api) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ))
-        .layer(ConcurrencyLimitLayer::new(limits.max_concurrent.max(1)));
+        .layer(ConcurrencyLimitLayer::new(limits.max_concurrent.max(1)))
+        // Outside the limits: a request's time includes its wait for a turn.
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            crate::metrics::record,
+        ));
     let routes = match cors(&limits.cors_origins) {
         Some(cors) => routes.layer(cors),
         None => routes,
