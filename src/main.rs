@@ -222,7 +222,10 @@ fn print_where_to_look(config: &Config, node: &Node, devices: u32) {
             "  log in     curl -s http://{}/api/v1/auth/login -H 'content-type: application/json' \\\n             -d '{{\"username\":\"admin\",\"password\":\"…\"}}'  (the password printed on first start, or auth.admin_password)",
             http.addr
         );
-        println!("  devices    http://{}/api/v1/devices (Authorization: Bearer <token>)", http.addr);
+        println!(
+            "  devices    http://{}/api/v1/devices (Authorization: Bearer <token>)",
+            http.addr
+        );
         println!("  health     http://{}/health", http.addr);
     }
     println!("Press Ctrl-C to stop.");

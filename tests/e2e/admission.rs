@@ -163,9 +163,9 @@ fn a_tracker_is_served_once_registered_and_cut_off_and_refused_once_disabled() {
     // Disabling closes the connections the devices still hold.
     for (name, mut socket) in [("gt06", gt06), ("teltonika", teltonika)] {
         let mut rest = Vec::new();
-        socket
-            .read_to_end(&mut rest)
-            .unwrap_or_else(|e| panic!("{name}: the server closes a disabled device's connection: {e}"));
+        socket.read_to_end(&mut rest).unwrap_or_else(|e| {
+            panic!("{name}: the server closes a disabled device's connection: {e}")
+        });
     }
     assert_refused(ports);
     assert_eq!(refused_devices(http, "gt06"), 2);
