@@ -170,3 +170,98 @@ fn history_queries_page_filter_and_refuse_bad_input() {
     assert_eq!(stored_times(http, device), *times);
     assert!(server.interrupt().success());
 }
+
+/// Every page of `/api/v1/devices?{query}` with `limit`, in order.
+fn all_devices(http: u16, query: &str, limit: usize) -> Vec<Value> {
+    let mut devices = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let path = format!("/api/v1/devices?limit={limit}{query}{cursor}");
+        let (status, page) = support::http_get(http, &path);
+        assert_eq!(status, 200, "{path}: {page}");
+        let batch = page["devices"].as_array().expect("devices");
+        assert!(batch.len() <= limit, "{path}: {page}");
+        devices.extend(batch.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return devices,
+        }
+    }
+}
+
+fn ids(devices: &[Value]) -> Vec<String> {
+    devices
+        .iter()
+        .map(|d| d["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+#[test]
+fn the_device_list_merges_registry_and_live_fleet_and_pages_and_filters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let ports = Ports::free();
+    let _server = support::drover_serve_on(dir, ports, &[]);
+    let (_, records) = Sim::start(dir, &ports, &teltonika_load(4, 2)).finish();
+    let live: BTreeSet<String> = support::acked_by_device(&records).into_keys().collect();
+    assert_eq!(live.len(), 4);
+    let http = ports.http;
+    let token = support::admin_token(http);
+    let post = |path: &str, body: Value| {
+        let (status, json) = support::http(http, "POST", path, Some(&token), Some(&body));
+        assert_eq!(status, 201, "{path}: {json}");
+    };
+    post(
+        "/api/v1/groups",
+        serde_json::json!({"id": "depot", "name": "Depot"}),
+    );
+    let parked = ["000000000000001", "000000000000002", "999999999999999"];
+    for (n, id) in parked.iter().enumerate() {
+        post(
+            "/api/v1/devices",
+            serde_json::json!({"id": id, "name": format!("Spare {n}"), "group": "depot"}),
+        );
+    }
+    let one_live = live.iter().next().expect("a live device").clone();
+    post(
+        "/api/v1/devices",
+        serde_json::json!({"id": one_live, "name": "Van 1"}),
+    );
+    support::wait_for_engine(http);
+
+    let everything = all_devices(http, "", 2);
+    let expected: BTreeSet<String> = live
+        .iter()
+        .cloned()
+        .chain(parked.map(str::to_owned))
+        .collect();
+    assert_eq!(
+        ids(&everything),
+        expected.iter().cloned().collect::<Vec<_>>(),
+        "every device once, in id order"
+    );
+    let van = everything
+        .iter()
+        .find(|d| d["id"] == one_live.as_str())
+        .expect("the van");
+    assert_eq!(van["registered"], true, "{van}");
+    assert_eq!(van["name"], "Van 1", "{van}");
+    assert_eq!(van["source"], "live", "{van}");
+
+    let never = all_devices(http, "&status=never", 10);
+    assert_eq!(
+        ids(&never),
+        parked.map(str::to_owned),
+        "registered, never heard from"
+    );
+    assert!(never.iter().all(|d| d["source"] == "registered"));
+    assert_eq!(
+        ids(&all_devices(http, "&group=depot", 1)),
+        parked.map(str::to_owned)
+    );
+    assert_eq!(
+        ids(&all_devices(http, "&q=SPARE%202", 10)),
+        ["999999999999999"]
+    );
+    assert_eq!(ids(&all_devices(http, "&q=van", 10)), [one_live]);
+}

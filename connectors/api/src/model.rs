@@ -103,8 +103,10 @@ pub struct Me {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserCreate {
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub username: String,
     /// At least 8 characters.
+    #[schema(min_length = 8)]
     pub password: String,
     pub role: RoleName,
 }
@@ -113,6 +115,7 @@ pub struct UserCreate {
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     #[serde(default)]
+    #[schema(min_length = 8)]
     pub password: Option<String>,
     #[serde(default)]
     pub role: Option<RoleName>,
@@ -146,6 +149,7 @@ pub struct UserList {
 #[serde(deny_unknown_fields)]
 pub struct KeyCreate {
     /// What the key is for, e.g. the integration's name.
+    #[schema(min_length = 1, max_length = 128, pattern = r"\S")]
     pub name: String,
     pub role: RoleName,
 }
@@ -189,6 +193,7 @@ pub struct KeyList {
 #[serde(deny_unknown_fields)]
 pub struct DeviceCreate {
     /// What the tracker announces itself as: usually its IMEI.
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,
@@ -352,13 +357,16 @@ pub struct UnknownList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupCreate {
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub id: String,
+    #[schema(min_length = 1, max_length = 128, pattern = r"\S")]
     pub name: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupPatch {
+    #[schema(min_length = 1, max_length = 128, pattern = r"\S")]
     pub name: String,
 }
 

@@ -88,26 +88,23 @@ async fn list(
     let mut more = false;
     // Both sources are sorted by id: merge them, one device at a time.
     loop {
-        let (id, registration, state) = match (live.peek(), registered.peek()) {
+        let next_live = live.peek().map(|(id, _)| *id);
+        let next_registered = registered.peek().map(|(id, _)| *id);
+        let take_live = match (next_live, next_registered) {
             (None, None) => break,
-            (Some(&(l, _)), Some(&(r, _))) if l == r => {
-                let (id, state) = live.next().expect("peeked");
-                let (_, device) = registered.next().expect("peeked");
-                (id, Some(device), Some(state))
-            }
-            (Some(&(l, _)), Some(&(r, _))) if r < l => {
-                let (id, device) = registered.next().expect("peeked");
-                (id, Some(device), None)
-            }
-            (Some(_), _) => {
-                let (id, state) = live.next().expect("peeked");
-                (id, None, Some(state))
-            }
-            (None, Some(_)) => {
-                let (id, device) = registered.next().expect("peeked");
-                (id, Some(device), None)
-            }
+            (Some(l), Some(r)) => l <= r,
+            (l, _) => l.is_some(),
         };
+        let take_registered = match (next_live, next_registered) {
+            (Some(l), Some(r)) => r <= l,
+            (_, r) => r.is_some() && !take_live,
+        };
+        let state = take_live.then(|| live.next()).flatten();
+        let registration = take_registered.then(|| registered.next()).flatten();
+        let Some(id) = state.map(|(id, _)| id).or(registration.map(|(id, _)| id)) else {
+            break;
+        };
+        let (state, registration) = (state.map(|(_, s)| s), registration.map(|(_, d)| d));
         let device = view(id, registration, state);
         if !keep(&device, &params, query.as_deref()) {
             continue;
@@ -330,8 +327,10 @@ async fn unknown(State(api): State<Api>, _caller: Caller) -> Json<UnknownList> {
 #[into_params(parameter_in = Query)]
 struct PositionParams {
     /// RFC 3339, inclusive; default `to` minus a day.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// RFC 3339, exclusive; default now.
+    #[param(format = DateTime)]
     to: Option<String>,
     /// Positions per page, 1 to 10000 (default 1000).
     limit: Option<usize>,
