@@ -6,10 +6,14 @@
 //! - `scenario.rs`: the scenarios as data;
 //! - `server.rs`: starting and stopping servers, /proc and `/health`;
 //! - `engine.rs`: engine-only load in process (`engine-1m`);
+//! - `history.rs`: a day of past positions written before a server starts,
+//!   and `api.rs`: HTTP clients reading the API under fleet load (`api`);
 //! - `report.rs`: the report and its summary; `chart.rs`: the SVG.
 
+pub mod api;
 pub mod chart;
 pub mod engine;
+pub mod history;
 pub mod report;
 pub mod scenario;
 pub mod server;
@@ -25,8 +29,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use self::report::{
-    Ceiling, Connections, Cpu, Engine, Integrity, Journal, Latencies, Machine, Memory, RunReport,
-    ScenarioReport, SinkReport, Throughput, TimelinePoint,
+    ApiReport, Ceiling, Connections, Cpu, Engine, HistorySeed, Integrity, Journal, Latencies,
+    Machine, Memory, RunReport, ScenarioReport, SinkReport, Throughput, TimelinePoint,
 };
 use self::scenario::{Mode, Name, Overrides, Run};
 use self::server::{Ports, ProcSample, Spawned};
@@ -50,6 +54,12 @@ pub struct BenchArgs {
     /// Devices of each run (shrinks the scenarios, e.g. for smoke tests).
     #[arg(long)]
     pub devices: Option<u32>,
+    /// Messages per second per device of each run that is not closed loop.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// HTTP clients reading the API in the `api` scenario's loaded run (default 50).
+    #[arg(long)]
+    pub clients: Option<u32>,
     /// Load a server that is already running instead of starting one:
     /// HOST:GT06,TELTONIKA[,HTTP[,MQTT]]. Without the HTTP port there is
     /// no `/health` data; without MQTT no device→MQTT latency.
@@ -70,25 +80,13 @@ pub struct BenchArgs {
 /// Runs every scenario asked for, one after the other, and writes their reports.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let nofile_limit = drover_node::rlimit::raise_and_log();
+    let names = Name::expand(&args.scenarios);
+    let overrides = overrides(&args, &names)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let duration = args
-        .duration
-        .map(Duration::try_from_secs_f64)
-        .transpose()
-        .context("--duration must be a positive number of seconds")?;
-    anyhow::ensure!(
-        duration.is_none_or(|d| !d.is_zero()),
-        "--duration must be positive"
-    );
-    let overrides = Overrides {
-        devices: args.devices,
-        duration,
-        no_null: args.no_null,
-    };
     let target = args.target.as_deref().map(Ports::parse).transpose()?;
     let machine = drover_sim::report::Machine::this();
-    for name in Name::expand(&args.scenarios) {
+    for name in names {
         let date = OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .unwrap_or_default();
@@ -106,6 +104,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             runs.push(report);
         }
         let report = ScenarioReport {
+            api_effect: report::api_effect(&runs),
             scenario: name.as_str(),
             date,
             drover_version: env!("CARGO_PKG_VERSION"),
@@ -129,6 +128,44 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The size options of `args`, checked against the scenarios `names`.
+fn overrides(args: &BenchArgs, names: &[Name]) -> anyhow::Result<Overrides> {
+    let duration = args
+        .duration
+        .map(Duration::try_from_secs_f64)
+        .transpose()
+        .context("--duration must be a positive number of seconds")?;
+    anyhow::ensure!(
+        duration.is_none_or(|d| !d.is_zero()),
+        "--duration must be positive"
+    );
+    anyhow::ensure!(
+        args.rate.is_none_or(|r| r.is_finite() && r > 0.0),
+        "--rate must be a positive number of messages per second"
+    );
+    let api = names.contains(&Name::Api);
+    anyhow::ensure!(
+        args.clients.is_none() || api,
+        "--clients sets the readers of the api scenario: name it"
+    );
+    anyhow::ensure!(
+        args.clients != Some(0),
+        "--clients must be at least 1 (the api scenario's baseline is its run without clients)"
+    );
+    anyhow::ensure!(
+        !(api && args.target.is_some()),
+        "the api scenario starts its own server (it writes history before the start and \
+         logs in as admin): run it without --target"
+    );
+    Ok(Overrides {
+        devices: args.devices,
+        duration,
+        rate: args.rate,
+        clients: args.clients,
+        no_null: args.no_null,
+    })
+}
+
 fn write(path: &Path, contents: &str) -> anyhow::Result<()> {
     std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
 }
@@ -138,6 +175,17 @@ fn sim_config(run: &Run, ports: &Ports, mqtt: bool) -> SimConfig {
         target: ports.host.clone(),
         gt06_port: ports.gt06,
         teltonika_port: ports.teltonika,
+        mqtt: ports
+            .mqtt
+            .filter(|_| mqtt)
+            .map(|port| format!("mqtt://drover:{MQTT_PASSWORD}@{}:{port}", ports.host)),
+        ..fleet(run)
+    }
+}
+
+/// The simulated fleet of `run`, without a server to drive.
+fn fleet(run: &Run) -> SimConfig {
+    SimConfig {
         devices: run.devices,
         rate: run.rate,
         teltonika_share: run.teltonika_share,
@@ -146,10 +194,7 @@ fn sim_config(run: &Run, ports: &Ports, mqtt: bool) -> SimConfig {
         duration: run.duration,
         ramp: run.ramp,
         closed_loop: run.closed_loop,
-        mqtt: ports
-            .mqtt
-            .filter(|_| mqtt)
-            .map(|port| format!("mqtt://drover:{MQTT_PASSWORD}@{}:{port}", ports.host)),
+        mqtt: None,
         source_addrs: run.source_addrs.clone(),
         progress: false,
         // A saturating run leaves the MQTT sink behind, to catch up from the
@@ -164,6 +209,8 @@ fn sim_config(run: &Run, ports: &Ports, mqtt: bool) -> SimConfig {
 /// The node account's password on a benchmarked node (a loopback-only
 /// throwaway): the simulator logs in with it to measure device→MQTT latency.
 pub const MQTT_PASSWORD: &str = "drover-bench";
+/// User `admin`'s password on a benchmarked node, for the API's readers.
+pub const ADMIN_PASSWORD: &str = "drover-bench-admin";
 
 const MQTT_GRACE: Duration = Duration::from_secs(120);
 
@@ -174,11 +221,11 @@ async fn network_run(
     target: Option<&Ports>,
     args: &BenchArgs,
 ) -> anyhow::Result<RunReport> {
-    let spawned = match target {
-        Some(_) => None,
+    let (spawned, history_seed) = match target {
+        Some(_) => (None, None),
         None => {
-            let log = args.out.join(format!("{}-serve.log", run.id));
-            Some(Spawned::serve(&args.out, &log, &args.settings).await?)
+            let (spawned, seed) = serve(run, args).await?;
+            (Some(spawned), seed)
         }
     };
     let ports = match (&spawned, target) {
@@ -197,7 +244,12 @@ async fn network_run(
     let before = pid.and_then(server::sample);
     let started = Instant::now();
     let sampler = Sampler::start(pid, &ports);
+    let readers = start_readers(run, &ports).await?;
     let sim = drover_sim::run(sim_config(run, &ports, true)).await?;
+    let api = match readers {
+        Some(readers) => Some(readers.await.context("the API readers panicked")??),
+        None => None,
+    };
     let caught_up = match ports.http {
         Some(port) => wait_caught_up(&ports.host, port).await,
         None => false,
@@ -289,6 +341,8 @@ async fn network_run(
         fraction_of_ceiling: None,
         errors: sim.errors.clone(),
         timeline,
+        history_seed,
+        api,
     };
     if run.with_null {
         let ceiling = null_run(run, &args.out).await?;
@@ -300,6 +354,62 @@ async fn network_run(
         report.ceiling = Some(ceiling);
     }
     Ok(report)
+}
+
+/// `drover serve` in a fresh data directory, with the run's past history
+/// written into it first.
+async fn serve(run: &Run, args: &BenchArgs) -> anyhow::Result<(Spawned, Option<HistorySeed>)> {
+    let data_dir = server::fresh_data_dir(&args.out, &run.id);
+    let seed = match run.history_devices {
+        0 => None,
+        devices => {
+            let (dir, fleet) = (data_dir.clone(), fleet(run));
+            let now_ms = drover_protocols::model::now_ms();
+            let written = tokio::task::spawn_blocking(move || {
+                history::write_day(&dir, &fleet, devices, now_ms)
+            })
+            .await?;
+            match written {
+                Ok(seed) => Some(seed),
+                Err(error) => {
+                    let _ = std::fs::remove_dir_all(&data_dir);
+                    return Err(error);
+                }
+            }
+        }
+    };
+    let log = args.out.join(format!("{}-serve.log", run.id));
+    let spawned = Spawned::serve(data_dir, &log, &args.settings).await?;
+    Ok((spawned, seed))
+}
+
+/// Logs in and starts the run's API readers, if it has any; they wait for
+/// the fleet's ramp and stop at the end of its run.
+async fn start_readers(
+    run: &Run,
+    ports: &Ports,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<ApiReport>>>> {
+    let Some(load) = run.api else {
+        return Ok(None);
+    };
+    let http = ports
+        .http
+        .context("the API readers need the server's HTTP port")?;
+    let base = format!("http://{}:{http}", ports.host);
+    let token = api::login(&base, ADMIN_PASSWORD).await?;
+    let fleet = fleet(run);
+    let plan = api::Plan {
+        base,
+        token,
+        clients: load.clients,
+        // The devices with a day of history, or the fleet's first.
+        devices: (0..run.history_devices.max(1))
+            .map(|i| fleet.imei(i).to_string())
+            .collect(),
+        start_after: run.ramp,
+        length: run.duration.saturating_sub(run.ramp),
+    };
+    Ok(Some(tokio::spawn(api::read(plan))))
 }
 
 /// The same load against the null server: the machine's ceiling.
@@ -390,6 +500,8 @@ async fn engine_run(run: &Run, settings: &[String]) -> anyhow::Result<RunReport>
         fraction_of_ceiling: None,
         errors: BTreeMap::new(),
         timeline: Vec::new(),
+        history_seed: None,
+        api: None,
     })
 }
 
@@ -575,5 +687,51 @@ impl Sampler {
     async fn stop(self) -> Samples {
         let _ = self.stop.send(());
         self.task.await.unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn check(line: &str) -> anyhow::Result<Overrides> {
+        let cli = Cli::try_parse_from(format!("bench {line}").split_whitespace())?;
+        overrides(&cli.bench, &Name::expand(&cli.bench.scenarios))
+    }
+
+    #[test]
+    fn the_api_scenario_takes_clients_and_a_rate() {
+        let o = check("api --devices 5000 --rate 2 --duration 60 --clients 20")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (o.devices, o.rate, o.clients),
+            (Some(5000), Some(2.0), Some(20))
+        );
+        assert_eq!(o.duration, Some(Duration::from_secs(60)));
+        assert!(check("all --clients 3").is_ok(), "all includes api");
+    }
+
+    #[test]
+    fn options_that_cannot_apply_are_refused() {
+        for line in [
+            "steady-1k --clients 5",
+            "api --clients 0",
+            "api --rate 0",
+            "api --rate -1",
+            "api --duration 0",
+            "api --target 127.0.0.1:1,2,3",
+            "all --target 127.0.0.1:1,2,3",
+        ] {
+            assert!(check(line).is_err(), "{line} was accepted");
+        }
+        assert!(check("steady-1k --target 127.0.0.1:1,2,3 --rate 0.5").is_ok());
     }
 }

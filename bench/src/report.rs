@@ -1,10 +1,12 @@
 //! What a scenario measured: the JSON report (schema in docs/benchmarks.md,
 //! "Running the scenarios") and the summary people read.
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
 use drover_engine::runtime::TickPercentiles;
 use drover_sim::report::{Latency, Sample};
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::scenario::Run;
@@ -18,6 +20,9 @@ pub struct ScenarioReport {
     pub drover_version: &'static str,
     pub machine: Machine,
     pub runs: Vec<RunReport>,
+    /// What the API load did to ingest (the `api` scenario); `None` without
+    /// both a run with API load and one without.
+    pub api_effect: Option<ApiEffect>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,8 +58,163 @@ pub struct RunReport {
     /// Positions/s as a fraction of the null server's, with the same client.
     pub fraction_of_ceiling: Option<f64>,
     /// The simulator's failures by kind.
-    pub errors: std::collections::BTreeMap<String, u64>,
+    pub errors: BTreeMap<String, u64>,
     pub timeline: Vec<TimelinePoint>,
+    /// Past positions written before the server started; `None`: none.
+    pub history_seed: Option<HistorySeed>,
+    /// The HTTP clients' reads; `None` without API load.
+    pub api: Option<ApiReport>,
+}
+
+/// A day of past positions written into the history store before the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HistorySeed {
+    /// The fleet's first devices, whose positions the API clients read.
+    pub devices: u32,
+    pub positions_per_device: u64,
+    /// How long writing them took.
+    pub seconds: f64,
+}
+
+/// What the API's clients saw.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApiReport {
+    pub clients: u32,
+    /// How long they read, from the end of the fleet's ramp to the end of its run.
+    pub window_s: f64,
+    pub routes: Vec<RouteReport>,
+}
+
+/// One route's requests.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RouteReport {
+    pub route: &'static str,
+    /// Requests sent, answered or not.
+    pub requests: u64,
+    /// Requests answered 2xx.
+    pub ok: u64,
+    /// Successful answers per second of the window.
+    pub ok_per_s: f64,
+    /// From sending the request to the last byte of a 2xx answer.
+    pub latency_us: Percentiles,
+    pub target_p99_us: u64,
+    /// p99 within the target, with answers and without errors.
+    pub target_met: bool,
+    pub body_bytes_mean: u64,
+    /// Failures by HTTP status (`503`) or kind (`timeout`, `connect`, `transport`).
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl RouteReport {
+    /// The report of `ok` answers timed in `latency_us`, `body_bytes` in all,
+    /// and `errors`, over `window_s`, against a p99 target.
+    pub fn new(
+        route: &'static str,
+        latency_us: &Histogram<u64>,
+        body_bytes: u64,
+        errors: BTreeMap<String, u64>,
+        window_s: f64,
+        target_p99_us: u64,
+    ) -> RouteReport {
+        let ok = latency_us.len();
+        let latency = Percentiles::from(latency_us);
+        RouteReport {
+            route,
+            requests: ok + errors.values().sum::<u64>(),
+            ok,
+            ok_per_s: if window_s > 0.0 {
+                ok as f64 / window_s
+            } else {
+                0.0
+            },
+            target_met: ok > 0 && errors.is_empty() && latency.p99 <= target_p99_us,
+            latency_us: latency,
+            target_p99_us,
+            body_bytes_mean: body_bytes.checked_div(ok).unwrap_or(0),
+            errors,
+        }
+    }
+}
+
+/// Latency percentiles in µs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl From<&Histogram<u64>> for Percentiles {
+    fn from(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        }
+    }
+}
+
+/// The `api` scenario's question: did reading the API slow ingest down?
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiEffect {
+    /// The run without API load and the run with it.
+    pub baseline: String,
+    pub loaded: String,
+    pub ack_p99_us: Compared,
+    /// `None` when MQTT was not watched in both.
+    pub device_to_mqtt_p99_us: Option<Compared>,
+}
+
+/// One figure without and with the API load.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Compared {
+    pub without: u64,
+    pub with: u64,
+    /// `with ÷ without`; `None` when `without` is 0.
+    pub ratio: Option<f64>,
+}
+
+impl Compared {
+    pub fn new(without: u64, with: u64) -> Compared {
+        Compared {
+            without,
+            with,
+            ratio: (without > 0).then(|| with as f64 / without as f64),
+        }
+    }
+}
+
+/// The first run with API load against the first over TCP without it.
+pub fn api_effect(runs: &[RunReport]) -> Option<ApiEffect> {
+    let baseline = runs
+        .iter()
+        .find(|r| r.api.is_none() && r.latency_us.ack.is_some())?;
+    let loaded = runs.iter().find(|r| r.api.is_some())?;
+    ApiEffect::between(
+        (&baseline.id, &baseline.latency_us),
+        (&loaded.id, &loaded.latency_us),
+    )
+}
+
+impl ApiEffect {
+    /// `None` when either run has no ack latency.
+    fn between(baseline: (&str, &Latencies), loaded: (&str, &Latencies)) -> Option<ApiEffect> {
+        let p99 = |l: &Option<Latency>| l.as_ref().map(|l| l.p99);
+        let (b, l) = (baseline.1, loaded.1);
+        Some(ApiEffect {
+            baseline: baseline.0.to_owned(),
+            loaded: loaded.0.to_owned(),
+            ack_p99_us: Compared::new(p99(&b.ack)?, p99(&l.ack)?),
+            device_to_mqtt_p99_us: p99(&b.device_to_mqtt)
+                .zip(p99(&l.device_to_mqtt))
+                .map(|(without, with)| Compared::new(without, with)),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -240,6 +400,68 @@ impl fmt::Display for ScenarioReport {
         for run in &self.runs {
             write!(f, "{run}")?;
         }
+        if let Some(effect) = &self.api_effect {
+            write!(f, "{effect}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ApiEffect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "\nAPI load's effect on ingest ([{}] → [{}])",
+            self.baseline, self.loaded
+        )?;
+        writeln!(f, "  ack p99          {}", self.ack_p99_us)?;
+        match &self.device_to_mqtt_p99_us {
+            Some(mqtt) => writeln!(f, "  device→MQTT p99  {mqtt}"),
+            None => writeln!(f, "  device→MQTT p99  not watched"),
+        }
+    }
+}
+
+impl fmt::Display for Compared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} → {}", ms(self.without), ms(self.with))?;
+        match self.ratio {
+            Some(r) => write!(f, " (×{r:.2})"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for ApiReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "  API          {} clients for {:.0} s after the ramp",
+            self.clients, self.window_s
+        )?;
+        for r in &self.routes {
+            let l = &r.latency_us;
+            let errors = if r.errors.is_empty() {
+                "no errors".to_owned()
+            } else {
+                let each: Vec<String> = r.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                format!("errors {}", each.join(", "))
+            };
+            writeln!(
+                f,
+                "    {}\n      {} ok ({:.0}/s, {} bytes each), p50 {} p90 {} p99 {} max {}; target p99 ≤ {}: {}; {errors}",
+                r.route,
+                r.ok,
+                r.ok_per_s,
+                r.body_bytes_mean,
+                ms(l.p50),
+                ms(l.p90),
+                ms(l.p99),
+                ms(l.max),
+                ms(r.target_p99_us),
+                if r.target_met { "met" } else { "NOT MET" },
+            )?;
+        }
         Ok(())
     }
 }
@@ -361,6 +583,16 @@ impl fmt::Display for RunReport {
                 }
             )?;
         }
+        if let Some(h) = &self.history_seed {
+            writeln!(
+                f,
+                "  history      {} devices × {} past positions written before the start ({:.1} s)",
+                h.devices, h.positions_per_device, h.seconds
+            )?;
+        }
+        if let Some(api) = &self.api {
+            write!(f, "{api}")?;
+        }
         if !self.errors.is_empty() {
             let errors: Vec<String> = self
                 .errors
@@ -375,4 +607,93 @@ impl fmt::Display for RunReport {
 
 fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.1} ms", us as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn histogram(values_us: impl IntoIterator<Item = u64>) -> Histogram<u64> {
+        let mut h = Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|e| panic!("{e}"));
+        for v in values_us {
+            h.record(v).unwrap_or_else(|e| panic!("{e}"));
+        }
+        h
+    }
+
+    #[test]
+    fn percentiles_of_a_hundred_answers() {
+        let p = Percentiles::from(&histogram((1..=100).map(|ms| ms * 1000)));
+        // Three significant figures: each within 0.1 % of the exact value.
+        let near = |got: u64, want: u64| got.abs_diff(want) <= want / 1000;
+        assert!(near(p.p50, 50_000) && near(p.p90, 90_000), "{p:?}");
+        assert!(near(p.p99, 99_000) && near(p.max, 100_000), "{p:?}");
+        assert_eq!(Percentiles::from(&histogram([])), Percentiles::default());
+    }
+
+    #[test]
+    fn a_route_counts_errors_as_requests_but_not_in_its_latency() {
+        let errors = BTreeMap::from([("503".to_owned(), 2), ("timeout".to_owned(), 1)]);
+        let r = RouteReport::new(
+            "GET /x",
+            &histogram([10_000, 20_000, 30_000, 40_000]),
+            4_000,
+            errors,
+            2.0,
+            50_000,
+        );
+        assert_eq!((r.requests, r.ok, r.body_bytes_mean), (7, 4, 1_000));
+        assert_eq!(r.ok_per_s, 2.0);
+        assert!(r.latency_us.p99 <= 50_000);
+        assert!(!r.target_met, "errors fail the target");
+    }
+
+    #[test]
+    fn the_target_needs_answers_and_a_p99_within_it() {
+        let route = |values: Vec<u64>| {
+            RouteReport::new(
+                "GET /x",
+                &histogram(values),
+                0,
+                BTreeMap::new(),
+                1.0,
+                50_000,
+            )
+        };
+        assert!(route(vec![1_000; 99]).target_met);
+        assert!(!route(vec![]).target_met, "no answers, nothing met");
+        let mut slow = vec![1_000; 97];
+        slow.extend([60_000; 3]);
+        assert!(!route(slow).target_met, "3 % over the target");
+    }
+
+    #[test]
+    fn the_effect_is_the_loaded_run_over_the_baseline() {
+        let latency = |p99| Latency {
+            p99,
+            ..Latency::default()
+        };
+        let baseline = Latencies {
+            ack: Some(latency(16_000)),
+            device_to_mqtt: Some(latency(40_000)),
+        };
+        let loaded = Latencies {
+            ack: Some(latency(24_000)),
+            device_to_mqtt: None,
+        };
+        let effect = ApiEffect::between(("a", &baseline), ("b", &loaded))
+            .unwrap_or_else(|| panic!("both have acks"));
+        assert_eq!(effect.ack_p99_us, Compared::new(16_000, 24_000));
+        assert_eq!(effect.ack_p99_us.ratio, Some(1.5));
+        assert_eq!(
+            effect.device_to_mqtt_p99_us, None,
+            "MQTT watched in one only"
+        );
+        assert_eq!(Compared::new(0, 5).ratio, None);
+        assert!(ApiEffect::between(("a", &Latencies::default()), ("b", &loaded)).is_none());
+    }
 }

@@ -22,6 +22,9 @@ pub enum Name {
     /// 1M devices injected into the engine in process, no sockets.
     #[value(name = "engine-1m")]
     Engine1m,
+    /// 10,000 devices at 1 msg/s for 60 s, without and then with 50 HTTP
+    /// clients reading the device list and a day of positions.
+    Api,
     /// Every scenario above, in that order.
     All,
 }
@@ -35,6 +38,7 @@ impl Name {
             Name::Max,
             Name::Connections100k,
             Name::Engine1m,
+            Name::Api,
         ];
         let mut out: Vec<Name> = Vec::new();
         for name in names {
@@ -59,6 +63,7 @@ impl Name {
             Name::Max => "max",
             Name::Connections100k => "connections-100k",
             Name::Engine1m => "engine-1m",
+            Name::Api => "api",
             Name::All => "all",
         }
     }
@@ -98,6 +103,19 @@ pub struct Run {
     pub source_addrs: Vec<IpAddr>,
     /// Whether the run also measures the null server's ceiling.
     pub with_null: bool,
+    /// Devices (the fleet's first) whose past day of positions is written
+    /// into the history store before the server starts, for the API to read.
+    pub history_devices: u32,
+    /// HTTP clients reading the API during the run; `None`: no API load.
+    pub api: Option<ApiLoad>,
+}
+
+/// Readers of the HTTP API alongside the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ApiLoad {
+    /// Concurrent keep-alive clients, each sending its next request as soon
+    /// as the previous one is answered.
+    pub clients: u32,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -119,6 +137,8 @@ impl Run {
             ramp: Duration::from_secs(ramp_s),
             source_addrs: Vec::new(),
             with_null: true,
+            history_devices: 0,
+            api: None,
         }
     }
 
@@ -134,9 +154,12 @@ impl Run {
             s if s <= 0.0 => "GT06".to_owned(),
             s => format!("{:.0}% Teltonika, the rest GT06", s * 100.0),
         };
-        let place = match self.mode {
-            Mode::Network => "over TCP",
-            Mode::Engine => "into the engine in process",
+        let place = match (self.mode, self.api) {
+            (Mode::Network, None) => "over TCP".to_owned(),
+            (Mode::Network, Some(api)) => {
+                format!("over TCP, {} HTTP clients reading the API", api.clients)
+            }
+            (Mode::Engine, _) => "into the engine in process".to_owned(),
         };
         format!(
             "{} devices, {load}, {mix}, {} record(s) per Teltonika packet, {:.0} s ({:.0} s ramp), {place}",
@@ -153,6 +176,10 @@ impl Run {
 pub struct Overrides {
     pub devices: Option<u32>,
     pub duration: Option<Duration>,
+    /// Messages per second per device, for runs that are not closed loop.
+    pub rate: Option<f64>,
+    /// HTTP clients of the runs that read the API.
+    pub clients: Option<u32>,
     pub no_null: bool,
 }
 
@@ -188,16 +215,24 @@ pub fn runs(name: Name, overrides: Overrides) -> Vec<Run> {
             with_null: false,
             ..Run::network("engine-1m", 1_000_000, 20, 0)
         }],
+        Name::Api => api_runs(),
         Name::All => Vec::new(),
     };
     for run in &mut runs {
         if let Some(devices) = overrides.devices {
             run.devices = devices.max(1);
+            run.history_devices = run.history_devices.min(run.devices);
         }
         if let Some(duration) = overrides.duration {
             run.duration = duration;
             // Keep the ramp a part of the run, not all of it.
             run.ramp = run.ramp.min(duration / 3);
+        }
+        if let Some(rate) = overrides.rate.filter(|_| !run.closed_loop) {
+            run.rate = rate;
+        }
+        if let (Some(clients), Some(api)) = (overrides.clients, run.api.as_mut()) {
+            api.clients = clients;
         }
         if overrides.no_null {
             run.with_null = false;
@@ -205,6 +240,25 @@ pub fn runs(name: Name, overrides: Overrides) -> Vec<Run> {
     }
     runs
 }
+
+/// The same fleet twice, the same history written before each: without API
+/// load (the baseline), then with it. The ceiling is no question here.
+fn api_runs() -> Vec<Run> {
+    let fleet = |id: &str, api| Run {
+        with_null: false,
+        history_devices: API_HISTORY_DEVICES,
+        api,
+        ..Run::network(id, 10_000, 60, 10)
+    };
+    vec![
+        fleet("api-baseline", None),
+        fleet("api-load", Some(ApiLoad { clients: 50 })),
+    ]
+}
+
+/// Devices with a day of history in the `api` scenario: the position
+/// readers spread over them, so that reads do not all hit one device's keys.
+const API_HISTORY_DEVICES: u32 = 10;
 
 #[cfg(test)]
 mod tests {
@@ -220,9 +274,43 @@ mod tests {
                 Name::Steady1k,
                 Name::Steady10k,
                 Name::Connections100k,
-                Name::Engine1m
+                Name::Engine1m,
+                Name::Api
             ]
         );
+    }
+
+    #[test]
+    fn the_api_load_is_the_only_difference_from_its_baseline() {
+        let runs = runs(Name::Api, Overrides::default());
+        let [baseline, loaded] = runs.as_slice() else {
+            panic!("two runs: {runs:?}")
+        };
+        assert_eq!(baseline.api, None);
+        assert_eq!(loaded.api, Some(ApiLoad { clients: 50 }));
+        let same = Run {
+            id: loaded.id.clone(),
+            api: loaded.api,
+            ..baseline.clone()
+        };
+        assert_eq!(&same, loaded);
+        assert!(baseline.history_devices > 0 && !baseline.with_null);
+    }
+
+    #[test]
+    fn clients_change_api_runs_and_rates_change_paced_runs_only() {
+        let overrides = Overrides {
+            rate: Some(2.0),
+            clients: Some(7),
+            ..Overrides::default()
+        };
+        let api = runs(Name::Api, overrides);
+        assert_eq!(api[1].api, Some(ApiLoad { clients: 7 }));
+        assert!(api.iter().all(|r| r.rate == 2.0));
+        let steady = runs(Name::Steady1k, overrides);
+        assert_eq!((steady[0].api, steady[0].rate), (None, 2.0));
+        let max = runs(Name::Max, overrides);
+        assert!(max.iter().all(|r| r.closed_loop && r.rate == 1.0));
     }
 
     #[test]
@@ -231,6 +319,7 @@ mod tests {
             devices: Some(20),
             duration: Some(Duration::from_secs(3)),
             no_null: true,
+            ..Overrides::default()
         };
         let runs = runs(Name::Max, overrides);
         assert_eq!(runs.len(), 2);

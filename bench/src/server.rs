@@ -77,11 +77,20 @@ pub struct Spawned {
     data_dir: Option<PathBuf>,
 }
 
+/// A data directory under `work` for run `id` that no other harness uses.
+pub fn fresh_data_dir(work: &Path, id: &str) -> PathBuf {
+    work.join(format!("data-{id}-{}", std::process::id()))
+}
+
 impl Spawned {
-    /// `drover serve` with its data in a fresh directory under `work`.
-    pub async fn serve(work: &Path, log: &Path, settings: &[String]) -> anyhow::Result<Spawned> {
+    /// `drover serve` with its data in `data_dir` (see [`fresh_data_dir`]),
+    /// removed when it stops.
+    pub async fn serve(
+        data_dir: PathBuf,
+        log: &Path,
+        settings: &[String],
+    ) -> anyhow::Result<Spawned> {
         let ports = Ports::free()?;
-        let data_dir = work.join(format!("data-{}", ports.gt06));
         let http = ports.http.unwrap_or_default();
         let mqtt = ports.mqtt.unwrap_or_default();
         let mut command = Command::new(std::env::current_exe().context("finding this binary")?);
@@ -98,6 +107,7 @@ impl Spawned {
         set(format!("http.listen=127.0.0.1:{http}"));
         set(format!("mqtt.embedded_listen=127.0.0.1:{mqtt}"));
         set(format!("mqtt.password={}", crate::MQTT_PASSWORD));
+        set(format!("auth.admin_password={}", crate::ADMIN_PASSWORD));
         // The simulated fleet comes from a few loopback addresses.
         set("devices.max_connections_per_ip=0".to_owned());
         // Its IMEIs are made up, and registering them is no part of a benchmark.

@@ -265,3 +265,46 @@ fn engine_scenario_reports_the_engine_alone() {
     assert!(u(&run["memory"]["rss_peak_bytes"]) > 0, "{}", run["memory"]);
     assert!(run["latency_us"]["ack"].is_null());
 }
+
+#[test]
+fn api_scenario_reads_the_api_and_compares_ingest_with_its_baseline() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reports = bench(
+        dir.path(),
+        &["--devices", "4", "--duration", "4", "--clients", "2"],
+        &["api"],
+    );
+    let report = &reports[0];
+    check_common(report);
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2, "a baseline and a loaded run");
+    for run in runs {
+        check_network_run(run, dir.path(), false);
+        let seed = &run["history_seed"];
+        assert_eq!(seed["devices"], 4, "{seed}");
+        assert_eq!(seed["positions_per_device"], 86_400, "{seed}");
+    }
+    assert!(runs[0]["api"].is_null(), "the baseline reads nothing");
+    let api = &runs[1]["api"];
+    assert_eq!(api["clients"], 2, "{api}");
+    let routes = api["routes"].as_array().expect("routes");
+    assert_eq!(routes.len(), 2, "{api}");
+    for route in routes {
+        assert!(u(&route["ok"]) > 0, "{route}");
+        assert_eq!(route["requests"], route["ok"], "{route}");
+        let l = &route["latency_us"];
+        assert!(
+            u(&l["p50"]) > 0 && u(&l["p50"]) <= u(&l["p99"]) && u(&l["p99"]) <= u(&l["max"]),
+            "{route}"
+        );
+        assert!(u(&route["body_bytes_mean"]) > 0, "{route}");
+    }
+    // A day of positions is there to read: a full default page of them.
+    assert!(u(&routes[1]["body_bytes_mean"]) > 100_000, "{}", routes[1]);
+    let effect = &report["api_effect"];
+    assert_eq!(effect["baseline"], "api-baseline", "{effect}");
+    assert_eq!(effect["loaded"], "api-load", "{effect}");
+    for key in ["ack_p99_us", "device_to_mqtt_p99_us"] {
+        assert!(f(&effect[key]["ratio"]) > 0.0, "{key}: {effect}");
+    }
+}
