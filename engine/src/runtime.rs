@@ -528,10 +528,16 @@ mod tests {
 
     #[test]
     fn the_view_shows_restored_devices_and_each_tick_after_it() {
+        // Seen now, or the first tick's sweep would forget it.
+        let now = wall_clock_ms();
         let mut restored = Engine::new(EngineConfig::default());
         let mut deltas = Vec::new();
-        restored.tick(1, &mut vec![Input::Record(message("old", 1))], &mut deltas);
-        let snapshot = restored.capture(1);
+        restored.tick(
+            now,
+            &mut vec![Input::Record(message("old", now))],
+            &mut deltas,
+        );
+        let snapshot = restored.capture(now);
         let mut engine = Engine::new(EngineConfig::default());
         engine.restore(snapshot).unwrap();
         let running = spawn(engine, RuntimeConfig::default()).unwrap();
@@ -549,7 +555,9 @@ mod tests {
                 messages: vec![message("new", 2_000)],
             })
             .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
         while running.view.load().len() < 2 {
+            assert!(Instant::now() < deadline, "the tick was never published");
             std::thread::sleep(Duration::from_millis(1));
         }
         let after = running.view.load();
