@@ -468,7 +468,18 @@ impl Journal {
             next: seq,
             end: self.shared.committed.load(Ordering::Acquire),
             segment: None,
+            resume: None,
             done: false,
+        }
+    }
+
+    /// Like [`Journal::read_from`] the bookmark's record, but starting where
+    /// it lies in its segment rather than scanning the segment up to it. A
+    /// bookmark whose segment was retired reads as `read_from` would.
+    pub fn read_from_bookmark(&self, bookmark: Bookmark) -> Reader {
+        Reader {
+            resume: Some(bookmark),
+            ..self.read_from(bookmark.seq)
         }
     }
 
@@ -667,11 +678,33 @@ pub struct Reader {
     end: u64,
     /// The segment being read, through a buffer of at most a chunk or one record.
     segment: Option<OpenSegment>,
+    /// Where the first record lies, when a reader was there before.
+    resume: Option<Bookmark>,
     done: bool,
+}
+
+/// Where a record lies on disk, to read from it again without scanning its
+/// segment from the start: a segment holds up to `segment_bytes` (64 MiB),
+/// which a reader that pages through the journal would otherwise scan, and
+/// checksum, for every page. Only a [`Reader`] makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bookmark {
+    seq: u64,
+    segment: u64,
+    offset: u64,
+}
+
+impl Bookmark {
+    /// The sequence number of the record it marks.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
 }
 
 struct OpenSegment {
     name: String,
+    /// The segment's base: the sequence number of its first record.
+    base: u64,
     records: SegmentReader,
     /// Sequence number of the record at the reader's offset.
     seq: u64,
@@ -680,7 +713,20 @@ struct OpenSegment {
 }
 
 impl Reader {
-    fn open(&self, seq: u64) -> Result<OpenSegment, JournalError> {
+    /// Where the next record lies, once this reader has read from its
+    /// segment: also at the end of what it could read, where records
+    /// committed later will be.
+    pub fn bookmark(&self) -> Option<Bookmark> {
+        let current = self.segment.as_ref()?;
+        let usable = current.seq == self.next && current.seq < current.limit;
+        usable.then(|| Bookmark {
+            seq: self.next,
+            segment: current.base,
+            offset: current.records.offset(),
+        })
+    }
+
+    fn open(&mut self, seq: u64) -> Result<OpenSegment, JournalError> {
         let (base, limit) = {
             let segments = self.shared.lock_segments();
             let index = segments.partition_point(|&base| base <= seq);
@@ -697,12 +743,20 @@ impl Reader {
             )
         };
         let name = segment::file_name(base);
-        let records = SegmentReader::open(self.shared.storage.as_ref(), &name)
+        let mut records = SegmentReader::open(self.shared.storage.as_ref(), &name)
             .map_err(|source| JournalError::io(format!("read segment {name}"), source))?;
+        let resume = self.resume.take();
+        let seq = match resume {
+            Some(mark) if mark.seq == seq && mark.segment == base && records.seek(mark.offset) => {
+                mark.seq
+            }
+            _ => base,
+        };
         Ok(OpenSegment {
             name,
+            base,
             records,
-            seq: base,
+            seq,
             limit,
         })
     }

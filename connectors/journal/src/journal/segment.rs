@@ -118,6 +118,18 @@ impl SegmentReader {
         self.buf_offset + self.pos as u64
     }
 
+    /// Moves to `offset`, where a record starts (the caller knows it: a
+    /// reader was there before). Past the end of the file, stays put.
+    pub(crate) fn seek(&mut self, offset: u64) -> bool {
+        if offset > self.len {
+            return false;
+        }
+        self.buf.clear();
+        self.buf_offset = offset;
+        self.pos = 0;
+        true
+    }
+
     /// The next record's payload, or why the bytes at [`SegmentReader::offset`]
     /// are not a record (then the reader stays there).
     pub(crate) fn next_record(

@@ -439,6 +439,61 @@ fn retire_keeping_leaves_the_newest_bytes_for_readers_without_a_cursor() {
 }
 
 #[test]
+fn a_bookmark_resumes_where_its_reader_stopped_across_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (journal, _) = Journal::open(dir.path(), small()).expect("open");
+    for i in 0..60 {
+        journal.append(vec![record(i)]).expect("append");
+    }
+    assert!(
+        journal.read_from(0).bookmark().is_none(),
+        "nothing read yet"
+    );
+    // Pages of 7 from bookmarks give what one reader gives.
+    let mut paged = Vec::new();
+    let mut mark: Option<Bookmark> = None;
+    while paged.len() < 60 {
+        let mut reader = match mark {
+            Some(mark) => journal.read_from_bookmark(mark),
+            None => journal.read_from(0),
+        };
+        let page: Vec<_> = reader
+            .by_ref()
+            .take(7)
+            .collect::<Result<_, _>>()
+            .expect("read");
+        paged.extend(page);
+        mark = reader.bookmark();
+        if let Some(mark) = mark {
+            assert_eq!(mark.seq(), paged.len() as u64);
+        }
+    }
+    assert_eq!(paged, read_all(&journal, 0));
+    // A bookmark at the end reads what is appended after it.
+    let mut reader = journal.read_from(55);
+    assert_eq!(reader.by_ref().count(), 5);
+    let end = reader.bookmark().expect("a bookmark at the end");
+    journal.append(vec![record(60)]).expect("append");
+    let next: Vec<_> = journal
+        .read_from_bookmark(end)
+        .collect::<Result<_, _>>()
+        .expect("read");
+    assert_eq!(next, vec![(60, record(60))]);
+    // A bookmark into a retired segment reads as read_from does.
+    let stale = {
+        let mut reader = journal.read_from(1);
+        reader.next();
+        reader.bookmark().expect("a bookmark")
+    };
+    journal.set_cursor("sink", 61).expect("cursor");
+    journal.retire().expect("retire");
+    assert!(matches!(
+        journal.read_from_bookmark(stale).next(),
+        Some(Err(JournalError::OutOfRange { .. }))
+    ));
+}
+
+#[test]
 fn retire_deletes_only_fully_consumed_segments() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (journal, _) = Journal::open(dir.path(), small()).expect("open");
