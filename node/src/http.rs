@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use anyhow::Context;
 use axum::Router;
+use drover_api::stream::StreamStats;
 use drover_devices::{ListenerStats, Registry};
 use drover_engine::outputs::{DeltaQueue, StatusBoard};
 use drover_engine::runtime::EngineStats;
@@ -44,6 +45,8 @@ pub struct Parts {
     /// The group-commit window, reported so that a benchmark states it.
     pub commit_ms: u64,
     pub commands: Arc<CommandStats>,
+    /// The live stream's clients and what they were sent.
+    pub stream: Arc<StreamStats>,
 }
 
 impl Parts {
@@ -193,5 +196,13 @@ pub fn health(parts: &Parts) -> Value {
             "connection_errors": parts.mqtt.connection_errors.load(Relaxed),
         },
         "commands": parts.commands.snapshot(),
+        "stream": {
+            "clients": parts.stream.clients.load(Relaxed),
+            "connected": parts.stream.connected.load(Relaxed),
+            "messages_sent": parts.stream.sent.load(Relaxed),
+            "coalesced": parts.stream.coalesced.load(Relaxed),
+            "dropped_clients": parts.stream.dropped.load(Relaxed),
+            "refused_clients": parts.stream.refused.load(Relaxed),
+        },
     })
 }

@@ -15,6 +15,8 @@
 //!   the engine), segment retirement, retention and journal recovery;
 //! * [`engine`]: the engine as a journal consumer, its snapshots and the
 //!   MQTT status it publishes;
+//! * `stream`: the live stream's hub — committed positions and status
+//!   changes fanned out to WebSocket clients, slow ones coalesced and let go;
 //! * [`commands`]: commands to devices — the durable queue, delivery on
 //!   connection, answers from committed records, the clock, MQTT in and out;
 //! * [`supervise`]: a core task that fails ends the node (fail fast,
@@ -40,6 +42,7 @@ pub mod pipeline;
 pub mod rlimit;
 mod sinks;
 pub mod storage;
+mod stream;
 pub mod supervise;
 
 pub use config::Config;

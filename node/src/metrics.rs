@@ -37,7 +37,8 @@ impl Collector for NodeCollector {
         engine(e, parts)?;
         sinks(e, parts)?;
         mqtt(e, parts)?;
-        commands(e, parts)
+        commands(e, parts)?;
+        stream(e, parts)
     }
 }
 
@@ -369,6 +370,35 @@ fn commands(e: &mut DescriptorEncoder, parts: &Parts) -> fmt::Result {
         "Device commands, by what happened to them",
         "event",
         events.map(|(event, n)| (event, n.load(Relaxed))),
+    )
+}
+
+/// The live stream: clients now, and what slow ones cost.
+fn stream(e: &mut DescriptorEncoder, parts: &Parts) -> fmt::Result {
+    let s = &parts.stream;
+    gauge(
+        e,
+        "stream_clients",
+        "Live stream (WebSocket) clients connected",
+        s.clients.load(Relaxed),
+    )?;
+    counter(
+        e,
+        "stream_messages_sent",
+        "Messages written to live stream clients",
+        s.sent.load(Relaxed),
+    )?;
+    counter(
+        e,
+        "stream_coalesced",
+        "Updates a slow live stream client never got because a newer one replaced them",
+        s.coalesced.load(Relaxed),
+    )?;
+    counter(
+        e,
+        "stream_clients_dropped",
+        "Live stream clients let go for being too slow",
+        s.dropped.load(Relaxed),
     )
 }
 

@@ -160,6 +160,15 @@ impl Node {
             listen_all(config, &pipeline, &registry, &devices, &shutdown, &fatal).await?;
         devices.close();
 
+        let stream_stats = Arc::new(drover_api::stream::StreamStats::default());
+        let hub = start_stream(
+            &mut durable,
+            &engine,
+            &access.catalog,
+            Arc::clone(&stream_stats),
+            &shutdown,
+            &fatal,
+        )?;
         let parts = Arc::new(crate::http::Parts {
             listeners: crate::http::Parts::listeners(&listeners),
             engine: engine.stats.clone(),
@@ -175,6 +184,7 @@ impl Node {
             queued: queue,
             commit_ms: config.journal.commit_ms,
             commands: Arc::clone(&commands.service.stats),
+            stream: stream_stats,
         });
         let mut metrics = drover_api::metrics::Metrics::new(config.auth.public_metrics);
         metrics.register_collector(Box::new(crate::metrics::NodeCollector(Arc::clone(&parts))));
@@ -185,6 +195,7 @@ impl Node {
             history: Arc::clone(&durable.history),
             feed: Arc::new(crate::feed::JournalFeed(Arc::clone(&durable.journal))),
             commands: Arc::new(commands.service.clone()),
+            stream: Arc::new(hub),
             health: Arc::new(move || crate::http::health(&parts)),
             disconnect: {
                 let registry = registry.clone();
@@ -278,6 +289,29 @@ impl Node {
         info!("node stopped");
         Ok(())
     }
+}
+
+/// The live stream's hub, fed by the committed journal and the engine's
+/// deltas; it closes its clients once `shutdown` is cancelled.
+fn start_stream(
+    durable: &mut Durable,
+    engine: &RunningEngine,
+    catalog: &Arc<drover_catalog::Catalog>,
+    stats: Arc<drover_api::stream::StreamStats>,
+    shutdown: &CancellationToken,
+    fatal: &Fatal,
+) -> anyhow::Result<crate::stream::Hub> {
+    let feed = durable
+        .take_stream_feed()
+        .context("the live stream's journal feed was already taken")?;
+    let sources = crate::stream::Sources {
+        feed,
+        deltas: engine.deltas.receiver(),
+        catalog: Arc::clone(catalog),
+    };
+    let (hub, task) = crate::stream::start(sources, stats, shutdown.clone());
+    fatal.watch_task("live stream hub", tokio::spawn(task));
+    Ok(hub)
 }
 
 /// The embedded broker, unless `mqtt.embedded_listen` is empty.

@@ -54,6 +54,9 @@ pub struct Durable {
     pub dropped_cursors: Vec<String>,
     /// The engine's feed, until [`Durable::start_engine`] takes it.
     engine_feed: Option<FeedReceiver>,
+    /// The live stream's feed (no cursor), until
+    /// [`Durable::take_stream_feed`] takes it.
+    stream_feed: Option<FeedReceiver>,
     feed_bytes: usize,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -85,6 +88,7 @@ impl Durable {
         };
         let mut feed = Feed::default();
         let engine_feed = feed.subscribe(feed_bytes);
+        let stream_feed = feed.subscribe(feed_bytes);
         let mqtt = pending(&mut feed, MqttSink::new(records), with_feed);
         let (history, backend) = match config.storage.backend {
             Backend::Embedded => {
@@ -129,6 +133,7 @@ impl Durable {
             recover: Arc::new(Notify::new()),
             dropped_cursors,
             engine_feed: Some(engine_feed),
+            stream_feed: Some(stream_feed),
             feed_bytes,
             tasks: TaskTracker::new(),
             shutdown,
@@ -176,6 +181,11 @@ impl Durable {
         self.spawn(live::CURSOR, Pending { sink, feed, config });
         self.tasks.close();
         Ok(())
+    }
+
+    /// Committed records for the live stream, as they are committed; once.
+    pub fn take_stream_feed(&mut self) -> Option<FeedReceiver> {
+        self.stream_feed.take()
     }
 
     fn spawn<S: Sink>(&mut self, name: &'static str, pending: Pending<S>) {

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -15,8 +16,8 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 
 /// The bearer credential of a request, if it has one.
-pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
-    let Some(value) = parts.headers.get(AUTHORIZATION) else {
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
     let text = value
@@ -36,7 +37,7 @@ impl FromRequestParts<Api> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, Self::Rejection> {
-        let credential = bearer(parts)?.ok_or_else(|| {
+        let credential = bearer(&parts.headers)?.ok_or_else(|| {
             ApiError::Unauthorized(
                 "this needs Authorization: Bearer <token or API key>; log in at POST /api/v1/auth/login"
                     .to_owned(),

@@ -9,8 +9,9 @@
 //!
 //! The crate holds no storage of its own. It reads the catalog
 //! ([`drover_catalog`]), the engine's live state, a history backend
-//! behind the [`history::History`] trait and the committed records behind
-//! [`feed::FeedSource`], all handed in by the node as an
+//! behind the [`history::History`] trait, the committed records behind
+//! [`feed::FeedSource`] and the live stream's hub behind
+//! [`stream::StreamHub`], all handed in by the node as an
 //! [`Api`]; what only the node can gather (its `/health` counters) comes in
 //! as a function.
 //!
@@ -27,6 +28,7 @@ pub mod metrics;
 mod model;
 mod positions;
 mod routes;
+pub mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +58,8 @@ pub struct Api {
     pub history: Arc<dyn history::History>,
     /// Committed records in journal order, for `GET /api/v1/feed`.
     pub feed: Arc<dyn feed::FeedSource>,
+    /// The node's live stream hub, for `GET /api/v1/stream`.
+    pub stream: Arc<dyn stream::StreamHub>,
     /// The node's command queue and delivery.
     pub commands: Arc<dyn commands::CommandStore>,
     pub health: HealthFn,

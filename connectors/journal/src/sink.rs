@@ -155,7 +155,9 @@ impl FeedReceiver {
     }
 
     /// Waits for the next batch or marker; `None` once the feed is gone.
-    async fn recv(&self) -> Option<Committed> {
+    /// Consumers without a cursor (the live stream) read it directly and
+    /// take a marker as records they will not see.
+    pub async fn recv(&self) -> Option<Committed> {
         let batch = self.rx.recv_async().await.ok()?;
         Some(self.taken(batch))
     }

@@ -28,6 +28,28 @@ pub struct PositionPayload<'a> {
     pub attributes: &'a Attributes,
 }
 
+impl<'a> PositionPayload<'a> {
+    /// The payload of a record with a fix; `None` without one.
+    pub fn of(message: &'a DeviceMessage) -> Option<Self> {
+        let r = &message.record;
+        let fix = r.fix.as_ref()?;
+        Some(PositionPayload {
+            device: message.device.as_str(),
+            protocol: message.protocol,
+            time: Rfc3339Ms(r.time_ms),
+            lat: fix.lat,
+            lon: fix.lon,
+            speed_kmh: fix.speed_kmh,
+            course_deg: fix.course_deg,
+            altitude_m: fix.altitude_m,
+            satellites: fix.satellites,
+            valid: fix.valid,
+            archived: r.archived,
+            attributes: &r.attributes,
+        })
+    }
+}
+
 /// `{prefix}/devices/{device}/event`: records without a fix (status,
 /// alarms without location, command results).
 #[derive(Debug, Serialize)]
@@ -46,27 +68,8 @@ pub fn record(prefix: &str, message: &DeviceMessage) -> (String, Vec<u8>) {
     let r = &message.record;
     let time = Rfc3339Ms(r.time_ms);
     let mut json = Vec::with_capacity(PAYLOAD_CAPACITY);
-    let (leaf, written) = match &r.fix {
-        Some(fix) => (
-            "position",
-            serde_json::to_writer(
-                &mut json,
-                &PositionPayload {
-                    device,
-                    protocol: message.protocol,
-                    time,
-                    lat: fix.lat,
-                    lon: fix.lon,
-                    speed_kmh: fix.speed_kmh,
-                    course_deg: fix.course_deg,
-                    altitude_m: fix.altitude_m,
-                    satellites: fix.satellites,
-                    valid: fix.valid,
-                    archived: r.archived,
-                    attributes: &r.attributes,
-                },
-            ),
-        ),
+    let (leaf, written) = match PositionPayload::of(message) {
+        Some(position) => ("position", serde_json::to_writer(&mut json, &position)),
         None => (
             "event",
             serde_json::to_writer(

@@ -8,6 +8,7 @@ mod devices;
 mod feed;
 mod groups;
 mod metrics;
+mod stream;
 mod system;
 
 use std::sync::{Arc, OnceLock};
@@ -36,7 +37,7 @@ use crate::error::ApiError;
         access::patch_user, access::delete_user, access::list_keys, access::create_key,
         access::delete_key,
         devices::list, devices::create, devices::one, devices::patch, devices::remove,
-        devices::unknown, devices::positions,
+        devices::unknown, devices::positions, stream::stream,
         groups::list, groups::create, groups::one, groups::patch, groups::remove,
         feed::feed,
         commands::submit, commands::one, commands::list,
@@ -90,7 +91,7 @@ pub fn router(api: Api) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this route does not take that method".to_owned())
         })
-        .with_state(api)
+        .with_state(api.clone())
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi()));
     let routes = routes
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -99,6 +100,9 @@ pub fn router(api: Api) -> Router {
             limits.request_timeout,
         ))
         .layer(ConcurrencyLimitLayer::new(limits.max_concurrent.max(1)))
+        // A stream lives for hours: neither the request timeout nor a
+        // request's turn applies to it once upgraded.
+        .merge(stream::routes().with_state(api))
         // Outside the limits: a request's time includes its wait for a turn.
         .layer(axum::middleware::from_fn_with_state(
             http_metrics,

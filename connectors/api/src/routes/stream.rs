@@ -1,0 +1,375 @@
+//! `GET /api/v1/stream`: the fleet live over a WebSocket.
+//!
+//! The handshake is checked like any request — a token or API key (in
+//! `Authorization` or, for browsers, which cannot set headers on a
+//! WebSocket, `?token=`) and the page's `Origin` — and refused with the
+//! API's JSON errors before anything is upgraded. Then the client gets a
+//! snapshot of every device and the node hub's frames (positions, status
+//! changes), narrowed by what it subscribed to. The hub never waits for a
+//! connection: a slow one is coalesced and then let go by the hub, and this
+//! task only writes what the hub queued for it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::http::header::{HOST, ORIGIN};
+use axum::response::Response;
+use axum::routing::get;
+use drover_catalog::Device;
+use drover_engine::DeviceState;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::IntoParams;
+
+use crate::Api;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Params, bearer};
+use crate::model::DeviceView;
+use crate::stream::{Close, Filter, Frame, JoinError, Subscription};
+
+/// Largest message a client may send: subscriptions are small.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Most device ids or groups one subscription may name.
+const MAX_SUBSCRIBED: usize = 10_000;
+/// How long a closing handshake may take: the client being let go may be
+/// the one that stopped reading.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// Close code when the node stops or the hub ended the stream.
+const GOING_AWAY: Close = Close {
+    code: 1001,
+    reason: "the server is stopping",
+};
+
+pub fn routes() -> Router<Api> {
+    Router::new().route("/api/v1/stream", get(stream))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct StreamParams {
+    /// A token or API key, for clients that cannot set `Authorization` on
+    /// a WebSocket (browsers).
+    token: Option<String>,
+}
+
+/// The fleet live: a WebSocket of a snapshot, then positions and status
+/// changes (see docs/api.md, "Live stream").
+#[utoipa::path(get, path = "/api/v1/stream", tag = "devices", params(StreamParams),
+    responses((status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn stream(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Params(params): Params<StreamParams>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    check_origin(&headers, &api.limits.cors_origins)?;
+    let credential = bearer(&headers)?
+        .map(str::to_owned)
+        .or(params.token)
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "this needs Authorization: Bearer <token or API key>, or ?token=".to_owned(),
+            )
+        })?;
+    let caller = api.auth.authenticate(&credential)?;
+    let upgrade = upgrade.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let subscription = api.stream.join().map_err(|error| match error {
+        JoinError::Full(_) => ApiError::Busy(error.to_string()),
+        JoinError::Stopped => ApiError::Unavailable(error.to_string()),
+    })?;
+    tracing::info!(user = %caller.name, "live stream client connected");
+    Ok(upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            Connection {
+                socket,
+                subscription,
+                filter: Filter::All,
+                api,
+            }
+            .serve()
+            .await;
+            tracing::info!(user = %caller.name, "live stream client left");
+        }))
+}
+
+/// 403 for a browser page from an origin other than this server's own or
+/// `http.cors_origins`: without it any site a user visits could open the
+/// stream with a token it found. No `Origin` is a client that is not a
+/// browser, which a token alone admits.
+fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+    let own = origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| host.is_some_and(|h| authority.eq_ignore_ascii_case(h)));
+    let listed = allowed
+        .iter()
+        .any(|a| a.trim().trim_end_matches('/').eq_ignore_ascii_case(origin));
+    if own || listed {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "origin {origin:?} may not open the stream: it is neither this server nor in http.cors_origins"
+        )))
+    }
+}
+
+/// One client's connection.
+struct Connection {
+    socket: WebSocket,
+    subscription: Subscription,
+    /// The client's own copy of its filter: frames the hub queued before a
+    /// new subscription are checked again, so none slips through after it.
+    filter: Filter,
+    api: Api,
+}
+
+/// How a connection ended, for nothing but leaving the loop.
+struct Ended;
+
+impl Connection {
+    async fn serve(mut self) {
+        if self.snapshot().await.is_err() {
+            return;
+        }
+        while self.step().await.is_ok() {}
+    }
+
+    /// Waits for the next thing to do and does it.
+    async fn step(&mut self) -> Result<(), Ended> {
+        tokio::select! {
+            biased;
+            close = &mut self.subscription.closed => {
+                self.close(close.unwrap_or(GOING_AWAY)).await;
+                Err(Ended)
+            }
+            incoming = self.socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => self.answer(&text).await,
+                Some(Ok(Message::Binary(_))) => self.error("send JSON text messages").await,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                Some(Ok(Message::Close(_)) | Err(_)) | None => Err(Ended),
+            },
+            frame = self.subscription.frames.recv() => match frame {
+                Some(frame) if self.wants(&frame) => self.send(Message::Text(frame.json)).await,
+                Some(_) => Ok(()),
+                None => {
+                    self.close(GOING_AWAY).await;
+                    Err(Ended)
+                }
+            },
+        }
+    }
+
+    fn wants(&self, frame: &Frame) -> bool {
+        let catalog = &self.api.catalog;
+        self.filter.admits(frame.device.as_str(), || {
+            catalog.devices.get(frame.device.as_str())?.group
+        })
+    }
+
+    /// Answers a client message: a subscription gets a snapshot of what it
+    /// selects; anything else an error, and the connection stays.
+    async fn answer(&mut self, text: &str) -> Result<(), Ended> {
+        match parse_subscription(text) {
+            Ok(filter) => {
+                // Hub first: what it queues from now on already fits.
+                self.subscription.filter.send_replace(filter.clone());
+                self.filter = filter;
+                self.snapshot().await
+            }
+            Err(message) => self.error(&message).await,
+        }
+    }
+
+    async fn snapshot(&mut self) -> Result<(), Ended> {
+        let (api, filter) = (self.api.clone(), self.filter.clone());
+        // Thousands of devices take a while to serialize: off the runtime.
+        let json = tokio::task::spawn_blocking(move || snapshot(&api, &filter))
+            .await
+            .map_err(|_| Ended)?;
+        self.send(Message::Text(json)).await
+    }
+
+    async fn error(&mut self, message: &str) -> Result<(), Ended> {
+        let json = serde_json::json!({ "type": "error", "message": message }).to_string();
+        self.send(Message::Text(json.into())).await
+    }
+
+    /// Writes one message unless the hub lets the client go meanwhile: a
+    /// client that stopped reading blocks the write, not the hub's verdict.
+    async fn send(&mut self, message: Message) -> Result<(), Ended> {
+        tokio::select! {
+            biased;
+            close = &mut self.subscription.closed => {
+                self.close(close.unwrap_or(GOING_AWAY)).await;
+                Err(Ended)
+            }
+            sent = self.socket.send(message) => {
+                sent.map_err(|_| Ended)?;
+                self.api.stream.stats().sent.fetch_add(1, Relaxed);
+                Ok(())
+            }
+        }
+    }
+
+    async fn close(&mut self, close: Close) {
+        let frame = CloseFrame {
+            code: close.code,
+            reason: Utf8Bytes::from_static(close.reason),
+        };
+        let _ =
+            tokio::time::timeout(CLOSE_WAIT, self.socket.send(Message::Close(Some(frame)))).await;
+    }
+}
+
+/// `{"subscribe": "all"}`, `{"subscribe": {"devices": [...]}}` or
+/// `{"subscribe": {"groups": [...]}}`; the error says what was wrong.
+fn parse_subscription(text: &str) -> Result<Filter, String> {
+    let usage = r#"send {"subscribe":"all"}, {"subscribe":{"devices":[ids]}} or {"subscribe":{"groups":[ids]}}"#;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON ({e}); {usage}"))?;
+    let Value::Object(message) = value else {
+        return Err(usage.to_owned());
+    };
+    let (Some(subscribe), 1) = (message.get("subscribe"), message.len()) else {
+        return Err(usage.to_owned());
+    };
+    match subscribe {
+        Value::String(all) if all == "all" => Ok(Filter::All),
+        Value::Object(by) if by.len() == 1 => match by.iter().next() {
+            Some((key, list)) if key == "devices" => Ok(Filter::Devices(ids(list, usage)?)),
+            Some((key, list)) if key == "groups" => Ok(Filter::Groups(ids(list, usage)?)),
+            _ => Err(usage.to_owned()),
+        },
+        _ => Err(usage.to_owned()),
+    }
+}
+
+fn ids(list: &Value, usage: &str) -> Result<BTreeSet<String>, String> {
+    let Value::Array(items) = list else {
+        return Err(usage.to_owned());
+    };
+    if items.len() > MAX_SUBSCRIBED {
+        return Err(format!(
+            "at most {MAX_SUBSCRIBED} ids in one subscription, not {}",
+            items.len()
+        ));
+    }
+    items
+        .iter()
+        .map(|item| item.as_str().map(str::to_owned))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("ids are strings; {usage}"))
+}
+
+/// `{"type": "snapshot", "devices": [...]}`: every device the filter
+/// admits, registered or reporting, in id order, as `GET
+/// /api/v1/devices/{id}` shows each.
+fn snapshot(api: &Api, filter: &Filter) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Snapshot<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        devices: Vec<DeviceView<'a>>,
+    }
+    let fleet = api.live.load();
+    let registered = api.catalog.devices.list();
+    let mut known: BTreeMap<&str, (Option<&Device>, Option<&Arc<DeviceState>>)> = BTreeMap::new();
+    for device in &registered {
+        known.entry(device.id.as_str()).or_default().0 = Some(device);
+    }
+    for state in fleet.iter() {
+        known.entry(state.device.as_str()).or_default().1 = Some(state);
+    }
+    let devices = known
+        .into_iter()
+        .filter(|(id, (registration, _))| {
+            filter.admits(id, || registration.and_then(|d| d.group.clone()))
+        })
+        .map(|(id, (registration, state))| {
+            let view = DeviceView::new(id, registration);
+            match state {
+                Some(state) => view.with_live(Arc::clone(state)),
+                None => view,
+            }
+        })
+        .collect();
+    let snapshot = Snapshot {
+        kind: "snapshot",
+        devices,
+    };
+    // Plain structs of strings and numbers: serializing into memory cannot fail.
+    serde_json::to_string(&snapshot).unwrap_or_default().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(origin: Option<&'static str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("drover.example:8080"));
+        if let Some(origin) = origin {
+            headers.insert(ORIGIN, HeaderValue::from_static(origin));
+        }
+        headers
+    }
+
+    #[test]
+    fn an_origin_must_be_the_server_itself_or_listed() {
+        let listed = ["https://ops.example".to_owned()];
+        assert!(check_origin(&headers(None), &[]).is_ok());
+        assert!(check_origin(&headers(Some("http://drover.example:8080")), &[]).is_ok());
+        assert!(check_origin(&headers(Some("https://ops.example")), &listed).is_ok());
+        for foreign in ["https://evil.example", "null", "http://drover.example:9090"] {
+            assert!(
+                matches!(
+                    check_origin(&headers(Some(foreign)), &listed),
+                    Err(ApiError::Forbidden(_))
+                ),
+                "{foreign}"
+            );
+        }
+    }
+
+    #[test]
+    fn subscriptions_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            parse_subscription(r#"{"subscribe":"all"}"#),
+            Ok(Filter::All)
+        );
+        assert_eq!(
+            parse_subscription(r#"{"subscribe":{"devices":["a","b"]}}"#),
+            Ok(Filter::Devices(["a".into(), "b".into()].into()))
+        );
+        assert_eq!(
+            parse_subscription(r#"{"subscribe":{"groups":["north"]}}"#),
+            Ok(Filter::Groups(["north".into()].into()))
+        );
+        for bad in [
+            "subscribe",
+            "[]",
+            r#"{"subscribe":"some"}"#,
+            r#"{"subscribe":{"devices":[1]}}"#,
+            r#"{"subscribe":{"devices":["a"],"groups":["b"]}}"#,
+            r#"{"subscribe":"all","extra":1}"#,
+        ] {
+            let error = parse_subscription(bad).expect_err(bad);
+            assert!(error.contains("subscribe"), "{bad}: {error}");
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! What the live stream (`GET /api/v1/stream`) needs from the node: a hub
+//! that fans committed positions and status changes out to clients. The
+//! hub lives in the node; the route knows only [`StreamHub`].
+//!
+//! Each client gets a [`Subscription`]: a small bounded channel of
+//! [`Frame`]s that the hub fills without ever waiting, the client's
+//! [`Filter`], which the hub reads as it fans out, and a [`Close`] the hub
+//! sends when it lets a client go (too slow, or the node stops).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicU64;
+
+use drover_protocols::model::DeviceId;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// A frame's JSON, shared by every client that gets it without a copy.
+pub use axum::extract::ws::Utf8Bytes;
+
+/// What a client wants to receive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Filter {
+    #[default]
+    All,
+    /// These device ids only.
+    Devices(BTreeSet<String>),
+    /// Devices registered in one of these groups only.
+    Groups(BTreeSet<String>),
+}
+
+impl Filter {
+    /// Whether a frame about `device` passes; `group` is asked only when
+    /// the filter is by group (it costs a registry lookup).
+    pub fn admits(&self, device: &str, group: impl FnOnce() -> Option<String>) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Devices(ids) => ids.contains(device),
+            Filter::Groups(groups) => group().is_some_and(|g| groups.contains(&g)),
+        }
+    }
+}
+
+/// What a frame is about: with the device, the key under which a slow
+/// client's frames are coalesced (only the newest of each is kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FrameKind {
+    Position,
+    Status,
+}
+
+/// One message for clients, serialized once for all who get it.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub device: DeviceId,
+    pub kind: FrameKind,
+    pub json: Utf8Bytes,
+}
+
+/// Why the hub let a client go: a WebSocket close code and reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// A client's end of the hub. Dropping it leaves the hub.
+#[derive(Debug)]
+pub struct Subscription {
+    pub frames: mpsc::Receiver<Frame>,
+    /// The hub reads the newest filter for every frame it fans out.
+    pub filter: watch::Sender<Filter>,
+    pub closed: oneshot::Receiver<Close>,
+}
+
+/// Counters of the stream, shared by the hub and the connections.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    /// Clients connected now.
+    pub clients: AtomicU64,
+    /// Clients connected since the start.
+    pub connected: AtomicU64,
+    /// Messages written to clients' sockets (snapshots among them).
+    pub sent: AtomicU64,
+    /// Frames a slow client never got because a newer one about the same
+    /// device replaced it.
+    pub coalesced: AtomicU64,
+    /// Clients let go for being too slow.
+    pub dropped: AtomicU64,
+    /// Connections refused because the hub had as many clients as it takes.
+    pub refused: AtomicU64,
+}
+
+/// Why a client could not join.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    #[error("the live stream has as many clients as it takes ({0}); try again later")]
+    Full(usize),
+    #[error("the live stream has stopped")]
+    Stopped,
+}
+
+/// The node's hub.
+pub trait StreamHub: Send + Sync + 'static {
+    /// A new client, receiving every frame until it sets a filter.
+    fn join(&self) -> Result<Subscription, JoinError>;
+
+    fn stats(&self) -> &StreamStats;
+}
