@@ -3,21 +3,61 @@
 //! window of recent segments for it even when every sink has taken them
 //! (`storage.rs`, retirement).
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use drover_api::feed::{FeedError, FeedPage, FeedRecord, FeedSource};
 use drover_api::history::BoxFuture;
-use drover_journal::{Journal, JournalError, JournalHandle, record};
+use drover_journal::{Bookmark, Journal, JournalError, JournalHandle, record};
 use tracing::warn;
 
+/// Where the pages handed out last ended, about one per integrator
+/// following the feed.
+const BOOKMARKS: usize = 64;
+
 /// The feed over the node's journal.
-pub struct JournalFeed(pub Arc<JournalHandle>);
+pub struct JournalFeed {
+    journal: Arc<JournalHandle>,
+    bookmarks: Arc<Bookmarks>,
+}
+
+impl JournalFeed {
+    pub fn new(journal: Arc<JournalHandle>) -> Self {
+        JournalFeed {
+            journal,
+            bookmarks: Arc::default(),
+        }
+    }
+}
+
+/// Where recent pages ended in the journal's files, so that the next page
+/// starts there rather than scanning its segment (up to `segment_mb`) from
+/// the start. In memory: after a restart, the first page scans.
+#[derive(Default)]
+struct Bookmarks(Mutex<VecDeque<Bookmark>>);
+
+impl Bookmarks {
+    fn find(&self, seq: u64) -> Option<Bookmark> {
+        let marks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        marks.iter().find(|mark| mark.seq() == seq).copied()
+    }
+
+    fn keep(&self, mark: Bookmark) {
+        let mut marks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        marks.retain(|kept| kept.seq() != mark.seq());
+        if marks.len() == BOOKMARKS {
+            marks.pop_front();
+        }
+        marks.push_back(mark);
+    }
+}
 
 impl FeedSource for JournalFeed {
     fn read(&self, after: Option<u64>, limit: usize) -> BoxFuture<'_, Result<FeedPage, FeedError>> {
-        let journal = self.0.current();
+        let journal = self.journal.current();
+        let bookmarks = Arc::clone(&self.bookmarks);
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || read_page(&journal, after, limit))
+            tokio::task::spawn_blocking(move || read_page(&journal, &bookmarks, after, limit))
                 .await
                 .map_err(|panic| {
                     FeedError::Unavailable(format!("the journal read failed: {panic}"))
@@ -27,19 +67,29 @@ impl FeedSource for JournalFeed {
 }
 
 /// Up to `limit` records from `after` on, or from the oldest kept record.
-fn read_page(journal: &Journal, after: Option<u64>, limit: usize) -> Result<FeedPage, FeedError> {
+fn read_page(
+    journal: &Journal,
+    bookmarks: &Bookmarks,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<FeedPage, FeedError> {
     let Some(from) = after else {
         // The oldest segment may be retired while it is read: then the
         // feed starts at the new oldest one.
-        return match read_from(journal, journal.first_seq(), limit) {
-            Err(FeedError::Gone { first }) => read_from(journal, first, limit),
+        return match read_from(journal, bookmarks, journal.first_seq(), limit) {
+            Err(FeedError::Gone { first }) => read_from(journal, bookmarks, first, limit),
             read => read,
         };
     };
-    read_from(journal, from, limit)
+    read_from(journal, bookmarks, from, limit)
 }
 
-fn read_from(journal: &Journal, from: u64, limit: usize) -> Result<FeedPage, FeedError> {
+fn read_from(
+    journal: &Journal,
+    bookmarks: &Bookmarks,
+    from: u64,
+    limit: usize,
+) -> Result<FeedPage, FeedError> {
     let first = journal.first_seq();
     if from < first {
         return Err(FeedError::Gone { first });
@@ -48,7 +98,11 @@ fn read_from(journal: &Journal, from: u64, limit: usize) -> Result<FeedPage, Fee
         records: Vec::new(),
         next: from,
     };
-    for item in journal.read_from(from).take(limit) {
+    let mut reader = match bookmarks.find(from) {
+        Some(mark) => journal.read_from_bookmark(mark),
+        None => journal.read_from(from),
+    };
+    for item in reader.by_ref().take(limit) {
         let (seq, bytes) = match item {
             Ok(read) => read,
             Err(error) => return cut_short(journal, page, from, &error),
@@ -62,6 +116,9 @@ fn read_from(journal: &Journal, from: u64, limit: usize) -> Result<FeedPage, Fee
                 warn!(seq, %error, "feed: skipping a journal record that does not decode")
             }
         }
+    }
+    if let Some(mark) = reader.bookmark() {
+        bookmarks.keep(mark);
     }
     Ok(page)
 }
@@ -125,10 +182,11 @@ mod tests {
     fn pages_cover_the_journal_once_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
         let journal = journal(dir.path(), 30);
+        let bookmarks = Bookmarks::default();
         let mut seen = Vec::new();
         let mut after = None;
         loop {
-            let page = read_page(&journal, after, 7).expect("a page");
+            let page = read_page(&journal, &bookmarks, after, 7).expect("a page");
             if page.records.is_empty() {
                 assert_eq!(page.next, 30, "the end: the same cursor again");
                 break;
@@ -139,7 +197,13 @@ mod tests {
             after = Some(page.next);
         }
         assert_eq!(seen, (0..30).collect::<Vec<_>>());
-        let beyond = read_page(&journal, Some(99), 7).expect("a page");
+        // Following the tail: the page after the end starts where it ended.
+        assert!(bookmarks.find(30).is_some(), "a bookmark at the end");
+        journal.append(vec![message(30)]).expect("append");
+        let page = read_page(&journal, &bookmarks, Some(30), 7).expect("a page");
+        assert_eq!(seqs(&page), [30]);
+        assert!(bookmarks.find(31).is_some());
+        let beyond = read_page(&journal, &bookmarks, Some(99), 7).expect("a page");
         assert!(beyond.records.is_empty());
         assert_eq!(beyond.next, 99);
     }
@@ -148,17 +212,18 @@ mod tests {
     fn a_retired_position_is_gone_and_no_cursor_starts_at_the_oldest_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
         let journal = journal(dir.path(), 30);
+        let bookmarks = Bookmarks::default();
         journal.set_cursor("sink", 30).expect("cursor");
         assert!(journal.retire().expect("retire") > 0);
         let first = journal.first_seq();
         assert_eq!(
-            read_page(&journal, Some(0), 5).err(),
+            read_page(&journal, &bookmarks, Some(0), 5).err(),
             Some(FeedError::Gone { first })
         );
-        let page = read_page(&journal, None, 5).expect("a page");
+        let page = read_page(&journal, &bookmarks, None, 5).expect("a page");
         assert_eq!(page.records.first().map(|r| r.seq), Some(first));
         assert_eq!(
-            seqs(&read_page(&journal, Some(first), 1).expect("a page")),
+            seqs(&read_page(&journal, &bookmarks, Some(first), 1).expect("a page")),
             [first]
         );
     }

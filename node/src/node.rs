@@ -193,7 +193,7 @@ impl Node {
             catalog: Arc::clone(&access.catalog),
             live: engine.view.clone(),
             history: Arc::clone(&durable.history),
-            feed: Arc::new(crate::feed::JournalFeed(Arc::clone(&durable.journal))),
+            feed: Arc::new(crate::feed::JournalFeed::new(Arc::clone(&durable.journal))),
             commands: Arc::new(commands.service.clone()),
             stream: Arc::new(hub),
             health: Arc::new(move || crate::http::health(&parts)),
