@@ -18,7 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use drover_engine::DeviceState;
 use drover_protocols::model::DeviceId;
-use tower::limit::ConcurrencyLimitLayer;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -99,7 +99,9 @@ pub fn router(api: Api) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
         ))
-        .layer(ConcurrencyLimitLayer::new(limits.max_concurrent.max(1)))
+        // Global: Router::layer wraps each route apart, and a plain
+        // concurrency limit would give every route its own budget.
+        .layer(GlobalConcurrencyLimitLayer::new(limits.max_concurrent.max(1)))
         // A stream lives for hours: neither the request timeout nor a
         // request's turn applies to it once upgraded.
         .merge(stream::routes().with_state(api))
