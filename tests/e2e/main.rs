@@ -17,4 +17,5 @@ mod metrics;
 mod mqtt;
 mod openapi;
 mod outage;
+mod stream;
 mod support;

@@ -69,7 +69,7 @@ fn subscriber_broker(dir: &Path, port: u16, outage_port: u16) -> Process {
 
 /// Records acked per second between `from` and `to` (seconds into the run),
 /// from the samples of the report's timeline that fall in between.
-fn ack_rate(report: &Value, from: f64, to: f64) -> f64 {
+pub fn ack_rate(report: &Value, from: f64, to: f64) -> f64 {
     let samples: Vec<(f64, f64)> = report["timeline"]
         .as_array()
         .expect("a timeline")
@@ -91,7 +91,7 @@ fn ack_rate(report: &Value, from: f64, to: f64) -> f64 {
 }
 
 /// Seconds from the simulator's start to `at`.
-fn into_run(report: &Value, at: OffsetDateTime) -> f64 {
+pub fn into_run(report: &Value, at: OffsetDateTime) -> f64 {
     let started = OffsetDateTime::parse(
         report["started_at"].as_str().expect("started_at"),
         &time::format_description::well_known::Rfc3339,
