@@ -108,8 +108,8 @@ pub struct HttpSection {
     /// Requests handled at once; more wait their turn.
     pub max_concurrent_requests: usize,
     /// Origins (`https://fleet.example.com`) whose pages may call the API
-    /// from a browser (CORS). Empty: none — the dashboard served by the node
-    /// itself needs none.
+    /// from a browser (CORS) and open the live stream. Empty: none — the
+    /// dashboard served by the node itself needs none.
     pub cors_origins: Vec<String>,
 }
 
