@@ -34,10 +34,11 @@ use crate::extract::{Params, bearer};
 use crate::model::DeviceView;
 use crate::stream::{Close, Filter, Frame, JoinError, Subscription};
 
-/// Largest message a client may send: subscriptions are small.
-const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// Most device ids or groups one subscription may name.
 const MAX_SUBSCRIBED: usize = 10_000;
+/// Largest message a client may send: room for a subscription to
+/// [`MAX_SUBSCRIBED`] IMEIs (18 bytes each in a JSON list), no more.
+const MAX_CLIENT_MESSAGE: usize = 256 * 1024;
 /// How long a closing handshake may take: the client being let go may be
 /// the one that stopped reading.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
