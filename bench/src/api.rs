@@ -10,7 +10,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde_json::Value;
 
-use crate::report::{ApiReport, RouteReport};
+use crate::report::{HttpReport, RouteReport};
 
 /// The bound for both reads' p99 on the 2-core machine.
 pub const TARGET_P99: Duration = Duration::from_millis(50);
@@ -85,7 +85,7 @@ pub async fn login(base: &str, password: &str) -> anyhow::Result<String> {
 }
 
 /// Runs the readers of `plan` to the end of its window.
-pub async fn read(plan: Plan) -> anyhow::Result<ApiReport> {
+pub async fn read(plan: Plan) -> anyhow::Result<HttpReport> {
     anyhow::ensure!(!plan.devices.is_empty(), "no device to read positions of");
     tokio::time::sleep(plan.start_after).await;
     let started = Instant::now();
@@ -219,7 +219,7 @@ impl Tally {
         Ok(())
     }
 
-    fn report(self, clients: u32, window_s: f64) -> ApiReport {
+    fn report(self, clients: u32, window_s: f64) -> HttpReport {
         let target_us = u64::try_from(TARGET_P99.as_micros()).unwrap_or(u64::MAX);
         let routes = Read::ALL
             .iter()
@@ -235,7 +235,7 @@ impl Tally {
                 )
             })
             .collect();
-        ApiReport {
+        HttpReport {
             clients,
             window_s,
             routes,

@@ -7,16 +7,21 @@
 //! - `server.rs`: starting and stopping servers, /proc and `/health`;
 //! - `engine.rs`: engine-only load in process (`engine-1m`);
 //! - `history.rs`: a day of past positions written before a server starts,
-//!   and `api.rs`: HTTP clients reading the API under fleet load (`api`);
+//!   and `clients.rs`: the API's clients under fleet load (`api`) — HTTP
+//!   readers (`api.rs`), the live stream's clients (`stream.rs`) and the
+//!   tracker whose positions time the stream (`probe.rs`);
 //! - `report.rs`: the report and its summary; `chart.rs`: the SVG.
 
 pub mod api;
 pub mod chart;
+pub mod clients;
 pub mod engine;
 pub mod history;
+pub mod probe;
 pub mod report;
 pub mod scenario;
 pub mod server;
+pub mod stream;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,9 +33,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use self::clients::Clients;
 use self::report::{
-    ApiReport, Ceiling, Connections, Cpu, Engine, HistorySeed, Integrity, Journal, Latencies,
-    Machine, Memory, RunReport, ScenarioReport, SinkReport, Throughput, TimelinePoint,
+    Ceiling, Connections, Cpu, Engine, HistorySeed, Integrity, Journal, Latencies, Machine, Memory,
+    RunReport, ScenarioReport, SinkReport, Throughput, TimelinePoint,
 };
 use self::scenario::{Mode, Name, Overrides, Run};
 use self::server::{Ports, ProcSample, Spawned};
@@ -60,6 +66,12 @@ pub struct BenchArgs {
     /// HTTP clients reading the API in the `api` scenario's loaded run (default 50).
     #[arg(long)]
     pub clients: Option<u32>,
+    /// Clients of the live stream in the `api` scenario's loaded run (default 100).
+    #[arg(long)]
+    pub ws_clients: Option<u32>,
+    /// Devices each live stream client subscribes to (default 0: the whole fleet).
+    #[arg(long)]
+    pub ws_devices: Option<u32>,
     /// Load a server that is already running instead of starting one:
     /// HOST:GT06,TELTONIKA[,HTTP[,MQTT]]. Without the HTTP port there is
     /// no `/health` data; without MQTT no device→MQTT latency.
@@ -145,12 +157,14 @@ fn overrides(args: &BenchArgs, names: &[Name]) -> anyhow::Result<Overrides> {
     );
     let api = names.contains(&Name::Api);
     anyhow::ensure!(
-        args.clients.is_none() || api,
-        "--clients sets the readers of the api scenario: name it"
+        api || [args.clients, args.ws_clients, args.ws_devices]
+            .iter()
+            .all(Option::is_none),
+        "--clients, --ws-clients and --ws-devices set the api scenario's clients: name it"
     );
     anyhow::ensure!(
-        args.clients != Some(0),
-        "--clients must be at least 1 (the api scenario's baseline is its run without clients)"
+        !(args.clients == Some(0) && args.ws_clients == Some(0)),
+        "the api scenario's loaded run needs a client (its baseline is the run without)"
     );
     anyhow::ensure!(
         !(api && args.target.is_some()),
@@ -162,6 +176,8 @@ fn overrides(args: &BenchArgs, names: &[Name]) -> anyhow::Result<Overrides> {
         duration,
         rate: args.rate,
         clients: args.clients,
+        ws_clients: args.ws_clients,
+        ws_devices: args.ws_devices,
         no_null: args.no_null,
     })
 }
@@ -209,7 +225,7 @@ fn fleet(run: &Run) -> SimConfig {
 /// The node account's password on a benchmarked node (a loopback-only
 /// throwaway): the simulator logs in with it to measure device→MQTT latency.
 pub const MQTT_PASSWORD: &str = "drover-bench";
-/// User `admin`'s password on a benchmarked node, for the API's readers.
+/// User `admin`'s password on a benchmarked node, for the API's clients.
 pub const ADMIN_PASSWORD: &str = "drover-bench-admin";
 
 const MQTT_GRACE: Duration = Duration::from_secs(120);
@@ -244,10 +260,15 @@ async fn network_run(
     let before = pid.and_then(server::sample);
     let started = Instant::now();
     let sampler = Sampler::start(pid, &ports);
-    let readers = start_readers(run, &ports).await?;
+    let clients = match run.api {
+        Some(load) => Some(Clients::start(run, load, &fleet(run), &ports, ADMIN_PASSWORD).await?),
+        None => None,
+    };
+    let harness_before = server::sample(std::process::id());
     let sim = drover_sim::run(sim_config(run, &ports, true)).await?;
-    let api = match readers {
-        Some(readers) => Some(readers.await.context("the API readers panicked")??),
+    let harness_after = server::sample(std::process::id());
+    let api = match clients {
+        Some(clients) => Some(clients.join().await?),
         None => None,
     };
     let caught_up = match ports.http {
@@ -306,6 +327,7 @@ async fn network_run(
             device_to_mqtt: sim.mqtt.as_ref().map(|m| m.latency_us.clone()),
         },
         cpu: cpu(before, after, elapsed, positions),
+        harness_cpu: cpu(harness_before, harness_after, sim.duration_s, positions),
         memory: memory(before, after, &samples.proc, sim.connections.peak_connected),
         connections: Connections {
             established: sim.connections.established,
@@ -383,35 +405,6 @@ async fn serve(run: &Run, args: &BenchArgs) -> anyhow::Result<(Spawned, Option<H
     Ok((spawned, seed))
 }
 
-/// Logs in and starts the run's API readers, if it has any; they wait for
-/// the fleet's ramp and stop at the end of its run.
-async fn start_readers(
-    run: &Run,
-    ports: &Ports,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<ApiReport>>>> {
-    let Some(load) = run.api else {
-        return Ok(None);
-    };
-    let http = ports
-        .http
-        .context("the API readers need the server's HTTP port")?;
-    let base = format!("http://{}:{http}", ports.host);
-    let token = api::login(&base, ADMIN_PASSWORD).await?;
-    let fleet = fleet(run);
-    let plan = api::Plan {
-        base,
-        token,
-        clients: load.clients,
-        // The devices with a day of history, or the fleet's first.
-        devices: (0..run.history_devices.max(1))
-            .map(|i| fleet.imei(i).to_string())
-            .collect(),
-        start_after: run.ramp,
-        length: run.duration.saturating_sub(run.ramp),
-    };
-    Ok(Some(tokio::spawn(api::read(plan))))
-}
-
 /// The same load against the null server: the machine's ceiling.
 async fn null_run(run: &Run, out: &Path) -> anyhow::Result<Ceiling> {
     let log = out.join(format!("{}-null.log", run.id));
@@ -484,6 +477,7 @@ async fn engine_run(run: &Run, settings: &[String]) -> anyhow::Result<RunReport>
         latency_us: Latencies::default(),
         // The simulator shares the process: its CPU is in these figures.
         cpu: cpu(before, after, elapsed, records),
+        harness_cpu: None,
         memory: memory(before, after, &[], 0),
         connections: Connections::default(),
         engine: Some(Engine {
@@ -717,13 +711,25 @@ mod tests {
         );
         assert_eq!(o.duration, Some(Duration::from_secs(60)));
         assert!(check("all --clients 3").is_ok(), "all includes api");
+        let stream_only = check("api --clients 0 --ws-clients 10 --ws-devices 100")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (
+                stream_only.clients,
+                stream_only.ws_clients,
+                stream_only.ws_devices
+            ),
+            (Some(0), Some(10), Some(100))
+        );
     }
 
     #[test]
     fn options_that_cannot_apply_are_refused() {
         for line in [
             "steady-1k --clients 5",
-            "api --clients 0",
+            "steady-1k --ws-clients 5",
+            "max --ws-devices 5",
+            "api --clients 0 --ws-clients 0",
             "api --rate 0",
             "api --rate -1",
             "api --duration 0",

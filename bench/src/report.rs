@@ -47,6 +47,9 @@ pub struct RunReport {
     /// The server's CPU over the run and the catch-up of its sinks; `None`
     /// when the server's process is not known (`--target`).
     pub cpu: Option<Cpu>,
+    /// This process's CPU over the simulator's run: the simulated fleet and
+    /// the API's clients, on the same cores as the server. `None` in process.
+    pub harness_cpu: Option<Cpu>,
     pub memory: Option<Memory>,
     pub connections: Connections,
     pub engine: Option<Engine>,
@@ -62,7 +65,7 @@ pub struct RunReport {
     pub timeline: Vec<TimelinePoint>,
     /// Past positions written before the server started; `None`: none.
     pub history_seed: Option<HistorySeed>,
-    /// The HTTP clients' reads; `None` without API load.
+    /// What the API's clients saw; `None` without API load.
     pub api: Option<ApiReport>,
 }
 
@@ -79,6 +82,15 @@ pub struct HistorySeed {
 /// What the API's clients saw.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ApiReport {
+    /// The HTTP readers; `None` when there were none.
+    pub http: Option<HttpReport>,
+    /// The live stream's clients; `None` when there were none.
+    pub stream: Option<StreamReport>,
+}
+
+/// What the HTTP readers saw.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HttpReport {
     pub clients: u32,
     /// How long they read, from the end of the fleet's ramp to the end of its run.
     pub window_s: f64,
@@ -134,6 +146,38 @@ impl RouteReport {
             errors,
         }
     }
+}
+
+/// What the live stream's clients saw.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamReport {
+    pub clients: u32,
+    /// Devices each subscribed to; `None`: the whole fleet.
+    pub subscribed_devices: Option<u32>,
+    /// Clients that got their first snapshot.
+    pub connected: u32,
+    /// How long they listened, from the end of the fleet's ramp.
+    pub window_s: f64,
+    /// From opening the connection to reading the first snapshot.
+    pub snapshot_us: Percentiles,
+    pub snapshot_bytes_max: u64,
+    /// Position messages, over all clients.
+    pub positions: u64,
+    /// Position messages per client per second: the mean, and the
+    /// slowest client's.
+    pub positions_per_client_per_s: f64,
+    pub positions_per_client_per_s_min: f64,
+    pub statuses: u64,
+    /// The probe's positions acked by the server, and how many of them the
+    /// clients got in all (at most sent × connected).
+    pub probe_sent: u64,
+    pub probe_received: u64,
+    /// From the probe stamping a position to a client reading it.
+    pub lag_us: Percentiles,
+    /// Connections that ended before the window: by close code (`1008`:
+    /// let go by the server for reading too slowly) or kind (`connect`,
+    /// `transport`, `ended`); error messages from the server as `error_message`.
+    pub ended: BTreeMap<String, u64>,
 }
 
 /// Latency percentiles in µs.
@@ -434,6 +478,65 @@ impl fmt::Display for Compared {
 
 impl fmt::Display for ApiReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(http) = &self.http {
+            write!(f, "{http}")?;
+        }
+        if let Some(stream) = &self.stream {
+            write!(f, "{stream}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for StreamReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scope = self
+            .subscribed_devices
+            .map_or("the whole fleet".to_owned(), |n| format!("{n} devices"));
+        writeln!(
+            f,
+            "  stream       {} of {} clients connected for {:.0} s, each watching {scope}",
+            self.connected, self.clients, self.window_s
+        )?;
+        let s = &self.snapshot_us;
+        writeln!(
+            f,
+            "    snapshot   p50 {} p99 {} max {} after connecting, up to {:.0} kB",
+            ms(s.p50),
+            ms(s.p99),
+            ms(s.max),
+            self.snapshot_bytes_max as f64 / 1e3
+        )?;
+        writeln!(
+            f,
+            "    positions  {} in all, {:.0}/s per client (slowest {:.0}/s), {} statuses",
+            self.positions,
+            self.positions_per_client_per_s,
+            self.positions_per_client_per_s_min,
+            self.statuses
+        )?;
+        let l = &self.lag_us;
+        writeln!(
+            f,
+            "    lag        probe → client p50 {} p90 {} p99 {} max {}; {} of {} × {} probe positions read",
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.max),
+            self.probe_received,
+            self.probe_sent,
+            self.connected
+        )?;
+        if !self.ended.is_empty() {
+            let each: Vec<String> = self.ended.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            writeln!(f, "    ended      {}", each.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for HttpReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
             "  API          {} clients for {:.0} s after the ramp",
@@ -502,6 +605,13 @@ impl fmt::Display for RunReport {
                 c.seconds,
                 c.cores_busy,
                 c.seconds_per_1k_positions * 1000.0
+            )?;
+        }
+        if let Some(c) = &self.harness_cpu {
+            writeln!(
+                f,
+                "  harness CPU  {:.1} s ({:.2} cores): the simulator and the API's clients",
+                c.seconds, c.cores_busy
             )?;
         }
         if let Some(m) = &self.memory {

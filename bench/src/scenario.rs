@@ -23,7 +23,8 @@ pub enum Name {
     #[value(name = "engine-1m")]
     Engine1m,
     /// 10,000 devices at 1 msg/s for 60 s, without and then with 50 HTTP
-    /// clients reading the device list and a day of positions.
+    /// clients reading the device list and a day of positions and 100
+    /// clients of the live stream.
     Api,
     /// Every scenario above, in that order.
     All,
@@ -106,16 +107,30 @@ pub struct Run {
     /// Devices (the fleet's first) whose past day of positions is written
     /// into the history store before the server starts, for the API to read.
     pub history_devices: u32,
-    /// HTTP clients reading the API during the run; `None`: no API load.
+    /// Clients of the API during the run; `None`: no API load.
     pub api: Option<ApiLoad>,
 }
 
-/// Readers of the HTTP API alongside the fleet.
+/// Clients of the API alongside the fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ApiLoad {
-    /// Concurrent keep-alive clients, each sending its next request as soon
-    /// as the previous one is answered.
+    /// Concurrent keep-alive HTTP clients, each sending its next request as
+    /// soon as the previous one is answered.
     pub clients: u32,
+    /// Clients of the live stream (`GET /api/v1/stream`).
+    pub ws_clients: u32,
+    /// Devices each stream client subscribes to (the fleet's first, and the
+    /// lag probe); 0: no subscription, the whole fleet.
+    pub ws_devices: u32,
+}
+
+impl ApiLoad {
+    /// The issue's load: 50 readers, the stream fanned out to 100 clients.
+    const ISSUE: ApiLoad = ApiLoad {
+        clients: 50,
+        ws_clients: 100,
+        ws_devices: 0,
+    };
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -156,9 +171,10 @@ impl Run {
         };
         let place = match (self.mode, self.api) {
             (Mode::Network, None) => "over TCP".to_owned(),
-            (Mode::Network, Some(api)) => {
-                format!("over TCP, {} HTTP clients reading the API", api.clients)
-            }
+            (Mode::Network, Some(api)) => format!(
+                "over TCP, {} HTTP clients reading the API, {} clients of the live stream",
+                api.clients, api.ws_clients
+            ),
             (Mode::Engine, _) => "into the engine in process".to_owned(),
         };
         format!(
@@ -178,8 +194,12 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     /// Messages per second per device, for runs that are not closed loop.
     pub rate: Option<f64>,
-    /// HTTP clients of the runs that read the API.
+    /// HTTP clients of the runs that use the API.
     pub clients: Option<u32>,
+    /// Live stream clients of the runs that use the API.
+    pub ws_clients: Option<u32>,
+    /// Devices each live stream client subscribes to.
+    pub ws_devices: Option<u32>,
     pub no_null: bool,
 }
 
@@ -231,8 +251,10 @@ pub fn runs(name: Name, overrides: Overrides) -> Vec<Run> {
         if let Some(rate) = overrides.rate.filter(|_| !run.closed_loop) {
             run.rate = rate;
         }
-        if let (Some(clients), Some(api)) = (overrides.clients, run.api.as_mut()) {
-            api.clients = clients;
+        if let Some(api) = run.api.as_mut() {
+            api.clients = overrides.clients.unwrap_or(api.clients);
+            api.ws_clients = overrides.ws_clients.unwrap_or(api.ws_clients);
+            api.ws_devices = overrides.ws_devices.unwrap_or(api.ws_devices);
         }
         if overrides.no_null {
             run.with_null = false;
@@ -252,7 +274,7 @@ fn api_runs() -> Vec<Run> {
     };
     vec![
         fleet("api-baseline", None),
-        fleet("api-load", Some(ApiLoad { clients: 50 })),
+        fleet("api-load", Some(ApiLoad::ISSUE)),
     ]
 }
 
@@ -287,7 +309,7 @@ mod tests {
             panic!("two runs: {runs:?}")
         };
         assert_eq!(baseline.api, None);
-        assert_eq!(loaded.api, Some(ApiLoad { clients: 50 }));
+        assert_eq!(loaded.api, Some(ApiLoad::ISSUE));
         let same = Run {
             id: loaded.id.clone(),
             api: loaded.api,
@@ -302,10 +324,16 @@ mod tests {
         let overrides = Overrides {
             rate: Some(2.0),
             clients: Some(7),
+            ws_devices: Some(3),
             ..Overrides::default()
         };
         let api = runs(Name::Api, overrides);
-        assert_eq!(api[1].api, Some(ApiLoad { clients: 7 }));
+        let expected = ApiLoad {
+            clients: 7,
+            ws_devices: 3,
+            ..ApiLoad::ISSUE
+        };
+        assert_eq!(api[1].api, Some(expected));
         assert!(api.iter().all(|r| r.rate == 2.0));
         let steady = runs(Name::Steady1k, overrides);
         assert_eq!((steady[0].api, steady[0].rate), (None, 2.0));

@@ -271,7 +271,16 @@ fn api_scenario_reads_the_api_and_compares_ingest_with_its_baseline() {
     let dir = tempfile::tempdir().expect("temp dir");
     let reports = bench(
         dir.path(),
-        &["--devices", "4", "--duration", "4", "--clients", "2"],
+        &[
+            "--devices",
+            "4",
+            "--duration",
+            "4",
+            "--clients",
+            "2",
+            "--ws-clients",
+            "3",
+        ],
         &["api"],
     );
     let report = &reports[0];
@@ -285,7 +294,7 @@ fn api_scenario_reads_the_api_and_compares_ingest_with_its_baseline() {
         assert_eq!(seed["positions_per_device"], 86_400, "{seed}");
     }
     assert!(runs[0]["api"].is_null(), "the baseline reads nothing");
-    let api = &runs[1]["api"];
+    let api = &runs[1]["api"]["http"];
     assert_eq!(api["clients"], 2, "{api}");
     let routes = api["routes"].as_array().expect("routes");
     assert_eq!(routes.len(), 2, "{api}");
@@ -301,6 +310,25 @@ fn api_scenario_reads_the_api_and_compares_ingest_with_its_baseline() {
     }
     // A day of positions is there to read: a full default page of them.
     assert!(u(&routes[1]["body_bytes_mean"]) > 100_000, "{}", routes[1]);
+    let stream = &runs[1]["api"]["stream"];
+    assert_eq!(stream["connected"], 3, "{stream}");
+    assert!(u(&stream["snapshot_bytes_max"]) > 0, "{stream}");
+    assert!(u(&stream["positions"]) > 0, "{stream}");
+    assert!(
+        stream["ended"].as_object().is_some_and(|e| e.is_empty()),
+        "every client listened to the end: {stream}"
+    );
+    let probe_sent = u(&stream["probe_sent"]);
+    assert!(probe_sent > 0, "{stream}");
+    assert!(
+        u(&stream["probe_received"]) > 0 && u(&stream["probe_received"]) <= 3 * probe_sent,
+        "{stream}"
+    );
+    let lag = &stream["lag_us"];
+    assert!(
+        u(&lag["p50"]) > 0 && u(&lag["p50"]) <= u(&lag["max"]),
+        "{stream}"
+    );
     let effect = &report["api_effect"];
     assert_eq!(effect["baseline"], "api-baseline", "{effect}");
     assert_eq!(effect["loaded"], "api-load", "{effect}");
