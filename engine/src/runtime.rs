@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use drover_protocols::model::{DeviceId, DeviceMessage};
+use drover_protocols::model::DeviceMessage;
 
 use crate::connections::Connections;
-use crate::io::{Delta, DeviceState, Input};
+use crate::io::{Delta, Input};
 use crate::outputs::{DeltaQueue, StatusBoard};
 use crate::snapshot::Snapshot;
 use crate::tick::Engine;
@@ -166,66 +166,13 @@ pub struct RunningEngine {
     /// the engine stops.
     pub snapshots: flume::Receiver<Snapshot>,
     pub stats: Arc<EngineStats>,
-    /// Reads of the live state, answered between ticks.
-    pub live: LiveState,
     /// Ends with the engine once the inbox is closed and drained.
     pub thread: JoinHandle<Engine>,
 }
 
-/// A question about the live state, answered by the tick thread.
-enum Query {
-    Device(DeviceId, flume::Sender<Option<DeviceState>>),
-    All(flume::Sender<Vec<DeviceState>>),
-}
-
-/// Asks the tick thread for the live state of devices. The answer is as of
-/// the end of a tick; it comes within one tick. Cheap to clone.
-#[derive(Clone)]
-pub struct LiveState {
-    queries: flume::Sender<Query>,
-}
-
-/// Why the live state could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum LiveError {
-    /// Too many questions are waiting for the tick thread: ask again shortly.
-    #[error("the engine is busy: too many live-state reads are waiting")]
-    Busy,
-    #[error("the engine has stopped")]
-    Stopped,
-}
-
-impl LiveState {
-    /// One device's live state; `None` for a device the engine never saw.
-    pub async fn device(&self, id: DeviceId) -> Result<Option<DeviceState>, LiveError> {
-        let (tx, rx) = flume::bounded(1);
-        self.ask(Query::Device(id, tx))?;
-        rx.recv_async().await.map_err(|_| LiveError::Stopped)
-    }
-
-    /// Every device's live state, sorted by device id.
-    pub async fn all(&self) -> Result<Vec<DeviceState>, LiveError> {
-        let (tx, rx) = flume::bounded(1);
-        self.ask(Query::All(tx))?;
-        rx.recv_async().await.map_err(|_| LiveError::Stopped)
-    }
-
-    fn ask(&self, query: Query) -> Result<(), LiveError> {
-        // Bounded: a flood of API reads fails fast rather than growing memory.
-        self.queries.try_send(query).map_err(|error| match error {
-            flume::TrySendError::Full(_) => LiveError::Busy,
-            flume::TrySendError::Disconnected(_) => LiveError::Stopped,
-        })
-    }
-}
-
-/// Queries waiting for the tick thread; past this a read is refused as busy.
-const QUERY_QUEUE: usize = 1024;
-
 /// Starts the tick loop on its own thread.
 pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<RunningEngine> {
     let (inbox, batches) = flume::bounded(config.inbox_capacity.max(1));
-    let (queries, questions) = flume::bounded(QUERY_QUEUE);
     let (snapshot_tx, snapshots) = flume::bounded(1);
     let stats = Arc::new(EngineStats::default());
     let outputs = Outputs {
@@ -250,7 +197,6 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
                 engine,
                 config,
                 batches,
-                questions,
                 outputs,
                 stats: loop_stats,
             };
@@ -265,7 +211,6 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
         view: running_outputs.view,
         snapshots,
         stats,
-        live: LiveState { queries },
         thread,
     })
 }
@@ -284,7 +229,6 @@ struct TickLoop {
     engine: Engine,
     config: RuntimeConfig,
     batches: flume::Receiver<Batch>,
-    questions: flume::Receiver<Query>,
     outputs: Outputs,
     stats: Arc<EngineStats>,
 }
@@ -307,7 +251,6 @@ impl TickLoop {
             let took = started.elapsed();
             record_tick(&self.stats, took, n, deltas.len() as u64, &self.engine);
             self.route(&mut deltas);
-            answer(&mut self.engine, &self.questions);
             if let (Some(at), Some(every)) = (next_snapshot, every)
                 && Instant::now() >= at
             {
@@ -401,20 +344,6 @@ impl TickLoop {
             Err(_) => &self.stats.snapshots_skipped,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-fn answer(engine: &mut Engine, questions: &flume::Receiver<Query>) {
-    // The asker may have given up waiting: a failed send is fine.
-    for query in questions.try_iter() {
-        match query {
-            Query::Device(id, reply) => {
-                let _ = reply.send(engine.device(&id));
-            }
-            Query::All(reply) => {
-                let _ = reply.send(engine.snapshot());
-            }
-        }
     }
 }
 
