@@ -374,7 +374,7 @@ fn wall_clock_ms() -> i64 {
 mod tests {
     use super::*;
     use crate::EngineConfig;
-    use drover_protocols::model::Record;
+    use drover_protocols::model::{DeviceId, Record};
 
     fn message(device: &str, time_ms: i64) -> Arc<DeviceMessage> {
         Arc::new(DeviceMessage {
