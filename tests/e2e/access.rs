@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{self, ADMIN_PASSWORD, admin_token, drover_serve, http, login_as};
+use crate::support::{
+    self, ADMIN_PASSWORD, admin_token, assert_error, drover_serve, http, login_as,
+};
 
 /// (method, path, body, the least role that may) for every authenticated
 /// route; `{dev}` is a registered device, `{grp}` a group, `{user}` a user
@@ -78,18 +80,6 @@ fn rank(role: &str) -> u8 {
         "operator" => 1,
         _ => 2,
     }
-}
-
-fn assert_error(answer: &(u16, Value), status: u16, code: &str, what: &str) {
-    assert_eq!(answer.0, status, "{what}: {}", answer.1);
-    assert_eq!(answer.1["error"]["code"], code, "{what}: {}", answer.1);
-    assert!(
-        answer.1["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{what}: {}",
-        answer.1
-    );
 }
 
 /// Makes the things the routes name, fresh, as the admin.

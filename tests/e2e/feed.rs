@@ -12,24 +12,6 @@ use crate::support::{self, Ports, Sim};
 /// Records per page: small, so that a short run spans many pages.
 const LIMIT: usize = 7;
 
-/// Both protocols, no MQTT: the feed is read from the journal alone.
-fn mixed_load() -> Vec<String> {
-    [
-        "--no-mqtt",
-        "--devices",
-        "6",
-        "--duration",
-        "4",
-        "--rate",
-        "4",
-        "--ramp",
-        "1",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect()
-}
-
 /// One page from `after` (`None`: the oldest record kept): its records and
 /// its `next`.
 fn page(http: u16, after: Option<&str>) -> (Vec<Value>, String) {
@@ -139,7 +121,7 @@ fn an_integrator_takes_every_acked_record_once_across_pages_and_a_restart() {
     let dir = dir.path();
     let ports = Ports::free();
     let server = support::drover_serve_on(dir, ports, &[]);
-    let (_, mut logs) = Sim::start(dir, &ports, &mixed_load()).finish();
+    let (_, mut logs) = Sim::start(dir, &ports, &support::mixed_load(6, 4)).finish();
 
     // A few pages, then the node dies; the integrator kept its cursor.
     let mut feed = Vec::new();
@@ -154,7 +136,7 @@ fn an_integrator_takes_every_acked_record_once_across_pages_and_a_restart() {
     server.kill9();
 
     let server = support::drover_serve_on(dir, ports, &[]);
-    let (_, more) = Sim::start(dir, &ports, &mixed_load()).finish();
+    let (_, more) = Sim::start(dir, &ports, &support::mixed_load(6, 4)).finish();
     logs.extend(more);
     let end = follow(ports.http, cursor, usize::MAX, &mut feed);
     assert_exactly_once(&feed, &logs);

@@ -33,30 +33,13 @@ fn scrape(http: u16, token: Option<&str>) -> (u16, String, HashMap<String, f64>)
     (status, content_type, series)
 }
 
-fn load() -> Vec<String> {
-    [
-        "--no-mqtt",
-        "--devices",
-        "4",
-        "--duration",
-        "3",
-        "--rate",
-        "4",
-        "--ramp",
-        "1",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect()
-}
-
 #[test]
 fn metrics_count_records_per_protocol_and_requests_per_route() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
     let ports = Ports::free();
     let server = support::drover_serve_on(dir, ports, &[]);
-    Sim::start(dir, &ports, &load()).finish();
+    Sim::start(dir, &ports, &support::mixed_load(4, 3)).finish();
     let (status, _) = support::http_get(ports.http, "/api/v1/devices");
     assert_eq!(status, 200);
 

@@ -504,3 +504,28 @@ pub fn wait_for_engine(http: u16) {
         http_get(http, "/health").1
     );
 }
+
+/// `drover sim` arguments for a small fleet of both protocols at 4 Hz
+/// without MQTT: `devices` trackers for `seconds`.
+pub fn mixed_load(devices: u32, seconds: u32) -> Vec<String> {
+    let mut args: Vec<String> = ["--no-mqtt", "--rate", "4", "--ramp", "1"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    args.extend(["--devices".to_owned(), devices.to_string()]);
+    args.extend(["--duration".to_owned(), seconds.to_string()]);
+    args
+}
+
+/// `answer` is the API's JSON error with `status` and `code`, and a message.
+pub fn assert_error(answer: &(u16, Value), status: u16, code: &str, what: &str) {
+    assert_eq!(answer.0, status, "{what}: {}", answer.1);
+    assert_eq!(answer.1["error"]["code"], code, "{what}: {}", answer.1);
+    assert!(
+        answer.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{what}: {}",
+        answer.1
+    );
+}
