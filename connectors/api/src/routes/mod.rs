@@ -101,7 +101,9 @@ pub fn router(api: Api) -> Router {
         ))
         // Global: Router::layer wraps each route apart, and a plain
         // concurrency limit would give every route its own budget.
-        .layer(GlobalConcurrencyLimitLayer::new(limits.max_concurrent.max(1)))
+        .layer(GlobalConcurrencyLimitLayer::new(
+            limits.max_concurrent.max(1),
+        ))
         // A stream lives for hours: neither the request timeout nor a
         // request's turn applies to it once upgraded.
         .merge(stream::routes().with_state(api))
