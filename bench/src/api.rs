@@ -1,7 +1,8 @@
 //! Readers of the HTTP API while the fleet reports (the `api` scenario):
 //! keep-alive HTTP/1.1 clients, each alternating the two reads an
 //! operator's screen makes — a page of the device list and one device's
-//! last day of positions — as fast as they are answered, timing each.
+//! last day of positions — as fast as they are answered or at a set pace,
+//! timing each.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -58,6 +59,9 @@ pub struct Plan {
     pub start_after: Duration,
     /// How long they read.
     pub length: Duration,
+    /// Each client's time between two requests; `None`: the next as soon
+    /// as the previous one is answered (closed loop).
+    pub every: Option<Duration>,
 }
 
 /// Logs in as `admin` and returns the bearer token.
@@ -96,15 +100,21 @@ pub async fn read(plan: Plan) -> anyhow::Result<HttpReport> {
             let device = &plan.devices[i as usize % plan.devices.len()];
             (read, read.url(&plan.base, device))
         });
+        // Paced clients spread their requests over the interval, not in step.
+        let pace = plan.every.map(|every| Pace {
+            first: started + every.mul_f64(f64::from(i) / f64::from(plan.clients)),
+            every,
+        });
         let (http, token) = (client()?, plan.token.clone());
-        tasks.spawn(async move { reader(http, urls, token, deadline).await });
+        tasks.spawn(async move { reader(http, urls, token, pace, deadline).await });
     }
     let mut total = Tally::new()?;
     while let Some(tally) = tasks.join_next().await {
         total.add(tally.context("an API reader panicked")??)?;
     }
     let window_s = started.elapsed().as_secs_f64();
-    Ok(total.report(plan.clients, window_s))
+    let rate = plan.every.map_or(0.0, |every| 1.0 / every.as_secs_f64());
+    Ok(total.report(plan.clients, rate, window_s))
 }
 
 /// One keep-alive connection: a client with a pool of one.
@@ -118,21 +128,39 @@ fn client() -> anyhow::Result<reqwest::Client> {
         .context("building an HTTP client")
 }
 
-/// One client's loop: the next read as soon as the previous one is answered.
+/// When a paced client's requests are due.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    first: Instant,
+    every: Duration,
+}
+
+impl Pace {
+    fn due(&self, n: usize) -> Instant {
+        self.first + self.every.mul_f64(n as f64)
+    }
+}
+
+/// One client's loop: the next read as soon as the previous one is
+/// answered, or when it is due. A paced request is timed from when it was
+/// due, so that a slow answer that delays the next ones counts against
+/// them too, rather than vanishing from the figures (coordinated omission).
 async fn reader(
     http: reqwest::Client,
     urls: [(Read, String); 2],
     token: String,
+    pace: Option<Pace>,
     deadline: Instant,
 ) -> anyhow::Result<Tally> {
     let mut tally = Tally::new()?;
-    for (read, url) in urls.iter().cycle() {
-        if Instant::now() >= deadline {
+    for (n, (read, url)) in urls.iter().cycle().enumerate() {
+        let due = pace.map_or_else(Instant::now, |p| p.due(n));
+        if due >= deadline {
             break;
         }
-        let started = Instant::now();
+        tokio::time::sleep_until(due.into()).await;
         let outcome = get(&http, url, &token).await;
-        tally.record(*read, started.elapsed(), outcome);
+        tally.record(*read, due.elapsed(), outcome);
     }
     Ok(tally)
 }
@@ -219,7 +247,7 @@ impl Tally {
         Ok(())
     }
 
-    fn report(self, clients: u32, window_s: f64) -> HttpReport {
+    fn report(self, clients: u32, client_rate: f64, window_s: f64) -> HttpReport {
         let target_us = u64::try_from(TARGET_P99.as_micros()).unwrap_or(u64::MAX);
         let routes = Read::ALL
             .iter()
@@ -237,6 +265,7 @@ impl Tally {
             .collect();
         HttpReport {
             clients,
+            client_rate,
             window_s,
             routes,
         }
@@ -261,6 +290,17 @@ mod tests {
     }
 
     #[test]
+    fn paced_requests_are_due_on_a_fixed_grid() {
+        let first = Instant::now();
+        let pace = Pace {
+            first,
+            every: Duration::from_millis(250),
+        };
+        assert_eq!(pace.due(0), first);
+        assert_eq!(pace.due(4), first + Duration::from_secs(1));
+    }
+
+    #[test]
     fn tallies_of_several_clients_add_up_per_route() {
         let ms = Duration::from_millis;
         let mut a = Tally::new().unwrap_or_else(|e| panic!("{e}"));
@@ -272,7 +312,7 @@ mod tests {
         b.record(Read::DeviceList, ms(10_000), Err("timeout".to_owned()));
         b.record(Read::Positions, ms(2), Err("503".to_owned()));
         a.add(b).unwrap_or_else(|e| panic!("{e}"));
-        let report = a.report(2, 1.0);
+        let report = a.report(2, 0.0, 1.0);
         let [list, positions] = report.routes.as_slice() else {
             panic!("two routes: {report:?}")
         };

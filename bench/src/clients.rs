@@ -5,6 +5,7 @@
 //! so that they meet the whole fleet, and stop at the end of its run.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use drover_sim::SimConfig;
@@ -49,6 +50,9 @@ impl Clients {
                 devices: ids(fleet, run.history_devices.max(1)),
                 start_after,
                 length,
+                every: (load.client_rate > 0.0)
+                    .then(|| Duration::try_from_secs_f64(1.0 / load.client_rate).ok())
+                    .flatten(),
             }))
         });
         let stream = match load.ws_clients {

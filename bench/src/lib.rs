@@ -66,6 +66,10 @@ pub struct BenchArgs {
     /// HTTP clients reading the API in the `api` scenario's loaded run (default 50).
     #[arg(long)]
     pub clients: Option<u32>,
+    /// Requests per second of each HTTP client of the `api` scenario
+    /// (default 0: closed loop, the next request once the previous is answered).
+    #[arg(long)]
+    pub client_rate: Option<f64>,
     /// Clients of the live stream in the `api` scenario's loaded run (default 100).
     #[arg(long)]
     pub ws_clients: Option<u32>,
@@ -157,10 +161,17 @@ fn overrides(args: &BenchArgs, names: &[Name]) -> anyhow::Result<Overrides> {
     );
     let api = names.contains(&Name::Api);
     anyhow::ensure!(
-        api || [args.clients, args.ws_clients, args.ws_devices]
+        api || ([args.clients, args.ws_clients, args.ws_devices]
             .iter()
-            .all(Option::is_none),
-        "--clients, --ws-clients and --ws-devices set the api scenario's clients: name it"
+            .all(Option::is_none)
+            && args.client_rate.is_none()),
+        "--clients, --client-rate, --ws-clients and --ws-devices set the api scenario's \
+         clients: name it"
+    );
+    anyhow::ensure!(
+        args.client_rate
+            .is_none_or(|r| r == 0.0 || (0.001..=1_000_000.0).contains(&r)),
+        "--client-rate must be 0 (closed loop) or 0.001 to 1000000 requests per second"
     );
     anyhow::ensure!(
         !(args.clients == Some(0) && args.ws_clients == Some(0)),
@@ -176,6 +187,7 @@ fn overrides(args: &BenchArgs, names: &[Name]) -> anyhow::Result<Overrides> {
         duration,
         rate: args.rate,
         clients: args.clients,
+        client_rate: args.client_rate,
         ws_clients: args.ws_clients,
         ws_devices: args.ws_devices,
         no_null: args.no_null,
@@ -729,6 +741,9 @@ mod tests {
             "steady-1k --clients 5",
             "steady-1k --ws-clients 5",
             "max --ws-devices 5",
+            "steady-10k --client-rate 1",
+            "api --client-rate -1",
+            "api --client-rate 0.0000001",
             "api --clients 0 --ws-clients 0",
             "api --rate 0",
             "api --rate -1",

@@ -92,6 +92,8 @@ pub struct ApiReport {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct HttpReport {
     pub clients: u32,
+    /// Requests per second of each client; 0: closed loop.
+    pub client_rate: f64,
     /// How long they read, from the end of the fleet's ramp to the end of its run.
     pub window_s: f64,
     pub routes: Vec<RouteReport>,
@@ -537,9 +539,14 @@ impl fmt::Display for StreamReport {
 
 impl fmt::Display for HttpReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pace = if self.client_rate > 0.0 {
+            format!("{} requests/s each", self.client_rate)
+        } else {
+            "closed loop".to_owned()
+        };
         writeln!(
             f,
-            "  API          {} clients for {:.0} s after the ramp",
+            "  API          {} HTTP clients ({pace}) for {:.0} s after the ramp",
             self.clients, self.window_s
         )?;
         for r in &self.routes {

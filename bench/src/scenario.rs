@@ -112,11 +112,13 @@ pub struct Run {
 }
 
 /// Clients of the API alongside the fleet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ApiLoad {
-    /// Concurrent keep-alive HTTP clients, each sending its next request as
-    /// soon as the previous one is answered.
+    /// Concurrent keep-alive HTTP clients.
     pub clients: u32,
+    /// Requests per second of each HTTP client; 0: closed loop, each
+    /// sending its next request as soon as the previous one is answered.
+    pub client_rate: f64,
     /// Clients of the live stream (`GET /api/v1/stream`).
     pub ws_clients: u32,
     /// Devices each stream client subscribes to (the fleet's first, and the
@@ -128,6 +130,7 @@ impl ApiLoad {
     /// The issue's load: 50 readers, the stream fanned out to 100 clients.
     const ISSUE: ApiLoad = ApiLoad {
         clients: 50,
+        client_rate: 0.0,
         ws_clients: 100,
         ws_devices: 0,
     };
@@ -172,8 +175,14 @@ impl Run {
         let place = match (self.mode, self.api) {
             (Mode::Network, None) => "over TCP".to_owned(),
             (Mode::Network, Some(api)) => format!(
-                "over TCP, {} HTTP clients reading the API, {} clients of the live stream",
-                api.clients, api.ws_clients
+                "over TCP, {} HTTP clients reading the API ({}), {} clients of the live stream",
+                api.clients,
+                if api.client_rate > 0.0 {
+                    format!("{} requests/s each", api.client_rate)
+                } else {
+                    "closed loop".to_owned()
+                },
+                api.ws_clients
             ),
             (Mode::Engine, _) => "into the engine in process".to_owned(),
         };
@@ -196,6 +205,8 @@ pub struct Overrides {
     pub rate: Option<f64>,
     /// HTTP clients of the runs that use the API.
     pub clients: Option<u32>,
+    /// Requests per second of each of those clients; 0: closed loop.
+    pub client_rate: Option<f64>,
     /// Live stream clients of the runs that use the API.
     pub ws_clients: Option<u32>,
     /// Devices each live stream client subscribes to.
@@ -253,6 +264,7 @@ pub fn runs(name: Name, overrides: Overrides) -> Vec<Run> {
         }
         if let Some(api) = run.api.as_mut() {
             api.clients = overrides.clients.unwrap_or(api.clients);
+            api.client_rate = overrides.client_rate.unwrap_or(api.client_rate);
             api.ws_clients = overrides.ws_clients.unwrap_or(api.ws_clients);
             api.ws_devices = overrides.ws_devices.unwrap_or(api.ws_devices);
         }
