@@ -394,26 +394,30 @@ async fn network_run(
 /// written into it first.
 async fn serve(run: &Run, args: &BenchArgs) -> anyhow::Result<(Spawned, Option<HistorySeed>)> {
     let data_dir = server::fresh_data_dir(&args.out, &run.id);
+    let started = serve_in(&data_dir, run, args).await;
+    if started.is_err() {
+        // No server runs in it: remove the history written for one.
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+    started
+}
+
+async fn serve_in(
+    data_dir: &Path,
+    run: &Run,
+    args: &BenchArgs,
+) -> anyhow::Result<(Spawned, Option<HistorySeed>)> {
     let seed = match run.history_devices {
         0 => None,
         devices => {
-            let (dir, fleet) = (data_dir.clone(), fleet(run));
+            let (dir, fleet) = (data_dir.to_owned(), fleet(run));
             let now_ms = drover_protocols::model::now_ms();
-            let written = tokio::task::spawn_blocking(move || {
-                history::write_day(&dir, &fleet, devices, now_ms)
-            })
-            .await?;
-            match written {
-                Ok(seed) => Some(seed),
-                Err(error) => {
-                    let _ = std::fs::remove_dir_all(&data_dir);
-                    return Err(error);
-                }
-            }
+            let write = move || history::write_day(&dir, &fleet, devices, now_ms);
+            Some(tokio::task::spawn_blocking(write).await??)
         }
     };
     let log = args.out.join(format!("{}-serve.log", run.id));
-    let spawned = Spawned::serve(data_dir, &log, &args.settings).await?;
+    let spawned = Spawned::serve(data_dir.to_owned(), &log, &args.settings).await?;
     Ok((spawned, seed))
 }
 
