@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use drover_catalog::{Device, Role};
@@ -12,7 +13,7 @@ use drover_protocols::model::{DeviceId, now_ms};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{blocking, live_device};
+use super::{blocking, json_bytes, live_device};
 use crate::Api;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
@@ -63,7 +64,7 @@ async fn list(
     State(api): State<Api>,
     _caller: Caller,
     Params(params): Params<ListParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -116,10 +117,12 @@ async fn list(
         page.push(device);
     }
     let next_cursor = more.then(|| page.last().map(|d| d.id.clone())).flatten();
-    Ok(Json(serde_json::json!(DeviceList {
-        devices: page,
-        next_cursor
-    })))
+    Ok(json_bytes(
+        &(DeviceList {
+            devices: page,
+            next_cursor,
+        }),
+    ))
 }
 
 fn view<'a>(
@@ -157,7 +160,7 @@ async fn create(
     State(api): State<Api>,
     caller: Caller,
     Body(request): Body<DeviceCreate>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Response), ApiError> {
     caller.require(Role::Operator)?;
     check_id("id", &request.id)?;
     for (what, value) in [
@@ -186,8 +189,8 @@ async fn create(
     api.catalog.unknown.forget(&device.id);
     tracing::info!(imei = %device.id, by = %caller.name, "device registered");
     let live = live_device(&api, &device.id);
-    let body = serde_json::json!(view(&device.id, Some(&device), live.as_ref()));
-    Ok((StatusCode::CREATED, Json(body)))
+    let body = json_bytes(&view(&device.id, Some(&device), live.as_ref()));
+    Ok((StatusCode::CREATED, body))
 }
 
 /// One device: its registration and its live state, or its latest stored
@@ -198,21 +201,19 @@ async fn one(
     State(api): State<Api>,
     _caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let registration = api.catalog.devices.get(&id);
     if let Some(state) = live_device(&api, &id) {
-        return Ok(Json(serde_json::json!(view(
-            &id,
-            registration.as_ref(),
-            Some(&state)
-        ))));
+        return Ok(json_bytes(
+            &(view(&id, registration.as_ref(), Some(&state))),
+        ));
     }
     let stored = api.history.latest(&id).await.map_err(history_error)?;
     match (&registration, &stored) {
-        (_, Some(record)) => Ok(Json(serde_json::json!(
-            DeviceView::new(&id, registration.as_ref()).with_stored(record)
-        ))),
-        (Some(device), None) => Ok(Json(serde_json::json!(view(&id, Some(device), None)))),
+        (_, Some(record)) => Ok(json_bytes(
+            &(DeviceView::new(&id, registration.as_ref()).with_stored(record)),
+        )),
+        (Some(device), None) => Ok(json_bytes(&(view(&id, Some(device), None)))),
         (None, None) => Err(unknown_device(&id)),
     }
 }
@@ -226,7 +227,7 @@ async fn patch(
     caller: Caller,
     Path(id): Path<String>,
     Body(patch): Body<DevicePatch>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
     for (what, value) in [
         ("name", &patch.name),
@@ -253,11 +254,7 @@ async fn patch(
         (api.disconnect)(&id, "the device was disabled");
     }
     let live = live_device(&api, &id);
-    Ok(Json(serde_json::json!(view(
-        &id,
-        Some(&device),
-        live.as_ref()
-    ))))
+    Ok(json_bytes(&(view(&id, Some(&device), live.as_ref()))))
 }
 
 fn apply(device: &mut Device, patch: DevicePatch) {
@@ -358,7 +355,7 @@ async fn positions(
     _caller: Caller,
     Path(id): Path<String>,
     Params(params): Params<PositionParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let range = Range::parse(&params)?;
     let known = api.catalog.devices.get(&id).is_some()
         || live_device(&api, &id).is_some()
@@ -382,13 +379,15 @@ async fn positions(
         })
         .await
         .map_err(history_error)?;
-    Ok(Json(serde_json::json!(PositionPage {
-        device: id,
-        from: rfc3339(range.from_ms),
-        to: rfc3339(range.to_ms),
-        positions: page.positions.iter().filter_map(Position::of).collect(),
-        next_cursor: page.next_cursor,
-    })))
+    Ok(json_bytes(
+        &(PositionPage {
+            device: id,
+            from: rfc3339(range.from_ms),
+            to: rfc3339(range.to_ms),
+            positions: page.positions.iter().filter_map(Position::of).collect(),
+            next_cursor: page.next_cursor,
+        }),
+    ))
 }
 
 /// The validated `from`, `to` and `limit` of a history request.

@@ -147,6 +147,24 @@ fn security_headers(router: Router) -> Router {
         .layer(set(header::CACHE_CONTROL, "no-store"))
 }
 
+/// `value` as a JSON response, serialized straight to bytes: answers as
+/// large as a page of positions are not built as a `serde_json::Value`
+/// tree first.
+pub(crate) fn json_bytes<T: serde::Serialize>(value: &T) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match serde_json::to_vec(value) {
+        Ok(bytes) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response(),
+        Err(error) => ApiError::internal(format!("serializing an answer: {error}")).into_response(),
+    }
+}
+
 /// Runs catalog work that fsyncs off the async runtime.
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
