@@ -111,6 +111,12 @@ pub struct HttpSection {
     /// from a browser (CORS) and open the live stream. Empty: none — the
     /// dashboard served by the node itself needs none.
     pub cors_origins: Vec<String>,
+    /// Threads that answer requests; 0: half the machine's cores, at least 1.
+    pub worker_threads: usize,
+    /// Nice value of those threads (0–19; 0 runs them like ingest): higher
+    /// lets device sessions, the journal and the sinks go first when the
+    /// CPU is short.
+    pub nice: i32,
 }
 
 impl Default for HttpSection {
@@ -122,11 +128,21 @@ impl Default for HttpSection {
             request_timeout_secs: limits.request_timeout.as_secs(),
             max_concurrent_requests: limits.max_concurrent,
             cors_origins: limits.cors_origins,
+            worker_threads: 0,
+            nice: 10,
         }
     }
 }
 
 impl HttpSection {
+    /// The HTTP runtime's worker threads.
+    pub fn threads(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            n => n,
+        }
+    }
+
     pub fn limits(&self) -> drover_api::Limits {
         drover_api::Limits {
             max_body_bytes: self.max_body_bytes,

@@ -15,6 +15,7 @@ use drover_journal::JournalHandle;
 use drover_journal::sink::SinkStats;
 use drover_mqtt::PublisherStats;
 use serde_json::{Value, json};
+use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -60,6 +61,51 @@ impl Parts {
     }
 }
 
+/// The runtime of the HTTP API and the live stream's hub.
+///
+/// It has `http.worker_threads` threads (and a blocking pool) whose CPU
+/// priority is lowered to `http.nice`: on a small machine a burst of API
+/// reads or stream clients then takes the CPU that the device sessions, the
+/// journal and the sinks leave over instead of delaying acks and MQTT. The
+/// API's answers are what waits when the machine is full.
+pub struct ApiRuntime {
+    handle: Handle,
+    runtime: Option<Runtime>,
+}
+
+impl ApiRuntime {
+    pub fn start(config: &HttpSection) -> anyhow::Result<ApiRuntime> {
+        let nice = config.nice.clamp(0, 19);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads())
+            .max_blocking_threads(MAX_BLOCKING_THREADS)
+            .thread_name("drover-http")
+            .enable_all()
+            .on_thread_start(move || lower_priority(nice))
+            .build()
+            .context("starting the HTTP runtime")?;
+        Ok(ApiRuntime {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        })
+    }
+
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl Drop for ApiRuntime {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its blocking threads, which an async
+        // caller may not do; what is left of them ends on its own.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The HTTP server, on the [`ApiRuntime`].
 pub struct Http {
     pub addr: SocketAddr,
     stop: CancellationToken,
@@ -67,17 +113,25 @@ pub struct Http {
 }
 
 impl Http {
-    pub async fn start(config: &HttpSection, app: Router) -> anyhow::Result<Option<Http>> {
+    pub fn start(
+        config: &HttpSection,
+        runtime: &ApiRuntime,
+        app: Router,
+    ) -> anyhow::Result<Option<Http>> {
         if config.listen.trim().is_empty() {
             return Ok(None);
         }
-        let listener = tokio::net::TcpListener::bind(config.listen.trim())
-            .await
+        let listener = std::net::TcpListener::bind(config.listen.trim())
             .with_context(|| format!("http.listen: cannot listen on {}", config.listen))?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        let listener = {
+            let _inside = runtime.handle().enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
         let stop = CancellationToken::new();
         let until = stop.clone();
-        let task = tokio::spawn(async move {
+        let task = runtime.handle().spawn(async move {
             let served = axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -88,7 +142,7 @@ impl Http {
                 tracing::warn!(%error, "HTTP server stopped");
             }
         });
-        tracing::info!(%addr, "HTTP listening");
+        tracing::info!(%addr, threads = config.threads(), nice = config.nice, "HTTP listening");
         Ok(Some(Http { addr, stop, task }))
     }
 
@@ -97,6 +151,29 @@ impl Http {
         let _ = self.task.await;
     }
 }
+
+/// History reads and catalog writes at once: more wait for a thread, so a
+/// crowd of readers cannot fill the machine with threads.
+const MAX_BLOCKING_THREADS: usize = 16;
+
+/// Raises the calling thread's nice value to `nice` (never lowers it: that
+/// needs privileges, and a process started nicer stays so).
+#[cfg(target_os = "linux")]
+fn lower_priority(nice: i32) {
+    // SAFETY: gettid has no preconditions.
+    let thread = unsafe { libc::gettid() };
+    // On Linux PRIO_PROCESS with a thread id sets that thread alone.
+    let who = thread as libc::id_t;
+    // SAFETY: getpriority/setpriority read and write nothing of ours.
+    let current = unsafe { libc::getpriority(libc::PRIO_PROCESS, who) };
+    if nice > current && unsafe { libc::setpriority(libc::PRIO_PROCESS, who, nice) } != 0 {
+        let error = std::io::Error::last_os_error();
+        tracing::warn!(%error, nice, "cannot lower the HTTP threads' priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority(_nice: i32) {}
 
 /// The `/health` document.
 pub fn health(parts: &Parts) -> Value {

@@ -44,6 +44,8 @@ pub struct Node {
     pub listeners: Vec<Listening>,
     pub publisher: Publisher,
     pub http: Option<crate::http::Http>,
+    /// Runs `http` and the live stream's hub; dropped after both.
+    api_runtime: crate::http::ApiRuntime,
     /// Users, API keys and the device registry.
     pub catalog: Arc<drover_catalog::Catalog>,
     /// The ack path, for sources inside the process.
@@ -160,8 +162,10 @@ impl Node {
             listen_all(config, &pipeline, &registry, &devices, &shutdown, &fatal).await?;
         devices.close();
 
+        let api_runtime = crate::http::ApiRuntime::start(&config.http)?;
         let stream_stats = Arc::new(drover_api::stream::StreamStats::default());
         let hub = start_stream(
+            &api_runtime,
             &mut durable,
             &engine,
             &access.catalog,
@@ -205,8 +209,9 @@ impl Node {
             },
             metrics: Arc::new(metrics),
             limits: config.http.limits(),
+            snapshots: Arc::default(),
         };
-        let http = crate::http::Http::start(&config.http, drover_api::router(api)).await?;
+        let http = crate::http::Http::start(&config.http, &api_runtime, drover_api::router(api))?;
         let RunningEngine { thread, inbox, .. } = engine;
         // The engine sink holds the inbox from here on: when it stops, the
         // engine drains and stops too.
@@ -218,6 +223,7 @@ impl Node {
             listeners,
             publisher,
             http,
+            api_runtime,
             ingest: pipeline,
             fatal,
             shutdown,
@@ -286,6 +292,7 @@ impl Node {
         if let Some(http) = self.http {
             http.stop().await;
         }
+        drop(self.api_runtime);
         info!("node stopped");
         Ok(())
     }
@@ -294,6 +301,7 @@ impl Node {
 /// The live stream's hub, fed by the committed journal and the engine's
 /// deltas; it closes its clients once `shutdown` is cancelled.
 fn start_stream(
+    runtime: &crate::http::ApiRuntime,
     durable: &mut Durable,
     engine: &RunningEngine,
     catalog: &Arc<drover_catalog::Catalog>,
@@ -310,7 +318,9 @@ fn start_stream(
         catalog: Arc::clone(catalog),
     };
     let (hub, task) = crate::stream::start(sources, stats, shutdown.clone());
-    fatal.watch_task("live stream hub", tokio::spawn(task));
+    // With the API's priority: the stream is read by its clients, and a hub
+    // busy with a hundred of them must not take CPU from acks.
+    fatal.watch_task("live stream hub", runtime.handle().spawn(task));
     Ok(hub)
 }
 

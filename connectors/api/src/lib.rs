@@ -60,6 +60,8 @@ pub struct Api {
     pub feed: Arc<dyn feed::FeedSource>,
     /// The node's live stream hub, for `GET /api/v1/stream`.
     pub stream: Arc<dyn stream::StreamHub>,
+    /// The fleet snapshot new stream clients share.
+    pub snapshots: Arc<stream::FleetSnapshots>,
     /// The node's command queue and delivery.
     pub commands: Arc<dyn commands::CommandStore>,
     pub health: HealthFn,

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 use drover_protocols::model::DeviceId;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -104,4 +105,55 @@ pub trait StreamHub: Send + Sync + 'static {
     fn join(&self) -> Result<Subscription, JoinError>;
 
     fn stats(&self) -> &StreamStats;
+}
+
+/// The whole fleet's snapshot, shared by clients that connect together.
+///
+/// Serializing thousands of devices takes milliseconds and megabytes: a
+/// hundred dashboards opened at once (a shift change, everyone reconnecting
+/// after a restart) get one serialization, not a hundred. Builds are one at
+/// a time, and a client is given only a snapshot whose build began after it
+/// joined the hub, so none is older than the frames queued for it.
+#[derive(Default)]
+pub struct FleetSnapshots {
+    /// The newest snapshot and when its build began; the lock is held while
+    /// one is built, so that those waiting take it instead of building.
+    newest: tokio::sync::Mutex<Option<(Instant, Utf8Bytes)>>,
+}
+
+impl FleetSnapshots {
+    /// A snapshot begun after `joined`: the newest if it qualifies, else
+    /// one from `build` (on a blocking thread). `None` if `build` panicked.
+    pub async fn after(
+        &self,
+        joined: Instant,
+        build: impl FnOnce() -> Utf8Bytes + Send + 'static,
+    ) -> Option<Utf8Bytes> {
+        let mut newest = self.newest.lock().await;
+        if let Some((began, json)) = newest.as_ref()
+            && *began >= joined
+        {
+            return Some(json.clone());
+        }
+        let began = Instant::now();
+        let json = tokio::task::spawn_blocking(build).await.ok()?;
+        *newest = Some((began, json.clone()));
+        Some(json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn clients_that_joined_before_a_build_share_it_and_later_ones_get_a_new_one() {
+        let snapshots = FleetSnapshots::default();
+        let joined = Instant::now();
+        let first = snapshots.after(joined, || "one".into()).await;
+        let shared = snapshots.after(joined, || "two".into()).await;
+        assert_eq!((first.as_deref(), shared.as_deref()), (Some("one"), Some("one")));
+        let late = snapshots.after(Instant::now(), || "three".into()).await;
+        assert_eq!(late.as_deref(), Some("three"));
+    }
 }

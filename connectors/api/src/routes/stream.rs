@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -22,6 +22,7 @@ use axum::http::HeaderMap;
 use axum::http::header::{HOST, ORIGIN};
 use axum::response::Response;
 use axum::routing::get;
+use futures_util::SinkExt;
 use drover_catalog::Device;
 use drover_engine::DeviceState;
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,8 @@ const MAX_CLIENT_MESSAGE: usize = 256 * 1024;
 /// How long a closing handshake may take: the client being let go may be
 /// the one that stopped reading.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// Most queued frames written with one flush.
+const MAX_BATCH: usize = 64;
 /// Close code when the node stops or the hub ended the stream.
 const GOING_AWAY: Close = Close {
     code: 1001,
@@ -83,6 +86,7 @@ async fn stream(
         })?;
     let caller = api.auth.authenticate(&credential)?;
     let upgrade = upgrade.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let joined = Instant::now();
     let subscription = api.stream.join().map_err(|error| match error {
         JoinError::Full(_) => ApiError::Busy(error.to_string()),
         JoinError::Stopped => ApiError::Unavailable(error.to_string()),
@@ -94,6 +98,7 @@ async fn stream(
             Connection {
                 socket,
                 subscription,
+                joined,
                 filter: Filter::All,
                 api,
             }
@@ -132,6 +137,8 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
 struct Connection {
     socket: WebSocket,
     subscription: Subscription,
+    /// When it joined the hub: its first snapshot must be built after.
+    joined: Instant,
     /// The client's own copy of its filter: frames the hub queued before a
     /// new subscription are checked again, so none slips through after it.
     filter: Filter,
@@ -143,7 +150,7 @@ struct Ended;
 
 impl Connection {
     async fn serve(mut self) {
-        if self.snapshot().await.is_err() {
+        if self.snapshot(self.joined).await.is_err() {
             return;
         }
         while self.step().await.is_ok() {}
@@ -164,14 +171,29 @@ impl Connection {
                 Some(Ok(Message::Close(_)) | Err(_)) | None => Err(Ended),
             },
             frame = self.subscription.frames.recv() => match frame {
-                Some(frame) if self.wants(&frame) => self.send(Message::Text(frame.json)).await,
-                Some(_) => Ok(()),
+                Some(frame) => self.forward(frame).await,
                 None => {
                     self.close(GOING_AWAY).await;
                     Err(Ended)
                 }
             },
         }
+    }
+
+    /// Writes `first` and what else the hub has queued with one flush: a
+    /// write per frame would cost a system call per position per client.
+    async fn forward(&mut self, first: Frame) -> Result<(), Ended> {
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(frame) = next.take() {
+            if self.wants(&frame) {
+                batch.push(Message::Text(frame.json));
+            }
+            if batch.len() < MAX_BATCH {
+                next = self.subscription.frames.try_recv().ok();
+            }
+        }
+        self.send_all(batch).await
     }
 
     fn wants(&self, frame: &Frame) -> bool {
@@ -187,20 +209,32 @@ impl Connection {
         match parse_subscription(text) {
             Ok(filter) => {
                 // Hub first: what it queues from now on already fits.
+                let since = Instant::now();
                 self.subscription.filter.send_replace(filter.clone());
                 self.filter = filter;
-                self.snapshot().await
+                self.snapshot(since).await
             }
             Err(message) => self.error(&message).await,
         }
     }
 
-    async fn snapshot(&mut self) -> Result<(), Ended> {
+    /// Sends what the filter selects as it is now, built after `since`
+    /// (when the filter took effect at the hub).
+    async fn snapshot(&mut self, since: Instant) -> Result<(), Ended> {
         let (api, filter) = (self.api.clone(), self.filter.clone());
-        // Thousands of devices take a while to serialize: off the runtime.
-        let json = tokio::task::spawn_blocking(move || snapshot(&api, &filter))
-            .await
-            .map_err(|_| Ended)?;
+        // Thousands of devices take a while to serialize: off the runtime,
+        // and once for every client that asks for the whole fleet together.
+        let json = if filter == Filter::All {
+            let snapshots = Arc::clone(&self.api.snapshots);
+            snapshots
+                .after(since, move || snapshot(&api, &filter))
+                .await
+                .ok_or(Ended)?
+        } else {
+            tokio::task::spawn_blocking(move || snapshot(&api, &filter))
+                .await
+                .map_err(|_| Ended)?
+        };
         self.send(Message::Text(json)).await
     }
 
@@ -209,18 +243,33 @@ impl Connection {
         self.send(Message::Text(json.into())).await
     }
 
-    /// Writes one message unless the hub lets the client go meanwhile: a
-    /// client that stopped reading blocks the write, not the hub's verdict.
     async fn send(&mut self, message: Message) -> Result<(), Ended> {
+        self.send_all(vec![message]).await
+    }
+
+    /// Writes `messages` unless the hub lets the client go meanwhile: a
+    /// client that stopped reading blocks the write, not the hub's verdict.
+    async fn send_all(&mut self, messages: Vec<Message>) -> Result<(), Ended> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let count = messages.len() as u64;
+        let socket = &mut self.socket;
+        let write = async move {
+            for message in messages {
+                socket.feed(message).await?;
+            }
+            socket.flush().await
+        };
         tokio::select! {
             biased;
             close = &mut self.subscription.closed => {
                 self.close(close.unwrap_or(GOING_AWAY)).await;
                 Err(Ended)
             }
-            sent = self.socket.send(message) => {
+            sent = write => {
                 sent.map_err(|_| Ended)?;
-                self.api.stream.stats().sent.fetch_add(1, Relaxed);
+                self.api.stream.stats().sent.fetch_add(count, Relaxed);
                 Ok(())
             }
         }
