@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -49,16 +49,17 @@ pub async fn watch(plan: Plan) -> anyhow::Result<StreamReport> {
     tokio::time::sleep(plan.start_after).await;
     let started = Instant::now();
     let deadline = started + plan.length;
-    let url = format!("{}/api/v1/stream?token={}", plan.base, plan.token);
-    let subscription = plan
-        .subscribe
-        .as_ref()
-        .map(|devices| serde_json::json!({ "subscribe": { "devices": devices } }).to_string());
+    // A subscription given with the handshake spares the whole fleet's
+    // snapshot and frames before a subscription message would be read.
+    let mut url = format!("{}/api/v1/stream?token={}", plan.base, plan.token);
+    if let Some(devices) = &plan.subscribe {
+        url = format!("{url}&devices={}", devices.join(","));
+    }
     let marker = format!("\"device\":\"{}\"", plan.probe);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..plan.clients {
-        let (url, subscription, marker) = (url.clone(), subscription.clone(), marker.clone());
-        tasks.spawn(async move { client(url, subscription, marker, deadline).await });
+        let (url, marker) = (url.clone(), marker.clone());
+        tasks.spawn(async move { client(url, marker, deadline).await });
     }
     let mut total = Tally::new()?;
     while let Some(tally) = tasks.join_next().await {
@@ -74,7 +75,6 @@ pub async fn watch(plan: Plan) -> anyhow::Result<StreamReport> {
 /// One connection, read until `deadline` or until it ends.
 async fn client(
     url: String,
-    subscription: Option<String>,
     marker: String,
     deadline: Instant,
 ) -> anyhow::Result<Tally> {
@@ -91,12 +91,6 @@ async fn client(
             return Ok(tally);
         }
     };
-    if let Some(text) = subscription
-        && socket.send(Message::text(text)).await.is_err()
-    {
-        tally.ended("transport");
-        return Ok(tally);
-    }
     let mut positions = 0;
     loop {
         let Ok(next) = tokio::time::timeout_at(deadline.into(), socket.next()).await else {

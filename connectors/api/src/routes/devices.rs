@@ -13,7 +13,7 @@ use drover_protocols::model::{DeviceId, now_ms};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{blocking, json_bytes, live_device};
+use super::{blocking, json_bytes, json_bytes_sized, live_device};
 use crate::Api;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
@@ -379,14 +379,17 @@ async fn positions(
         })
         .await
         .map_err(history_error)?;
-    Ok(json_bytes(
-        &(PositionPage {
+    // About 400 bytes a position with its OBD attributes.
+    let capacity = page.positions.len() * 512;
+    Ok(json_bytes_sized(
+        &PositionPage {
             device: id,
             from: rfc3339(range.from_ms),
             to: rfc3339(range.to_ms),
             positions: page.positions.iter().filter_map(Position::of).collect(),
             next_cursor: page.next_cursor,
-        }),
+        },
+        capacity,
     ))
 }
 

@@ -151,9 +151,19 @@ fn security_headers(router: Router) -> Router {
 /// large as a page of positions are not built as a `serde_json::Value`
 /// tree first.
 pub(crate) fn json_bytes<T: serde::Serialize>(value: &T) -> axum::response::Response {
+    json_bytes_sized(value, 0)
+}
+
+/// [`json_bytes`] into a buffer of `capacity` bytes: a large answer then
+/// costs no reallocations on its way.
+pub(crate) fn json_bytes_sized<T: serde::Serialize>(
+    value: &T,
+    capacity: usize,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
-    match serde_json::to_vec(value) {
-        Ok(bytes) => (
+    let mut bytes = Vec::with_capacity(capacity);
+    match serde_json::to_writer(&mut bytes, value) {
+        Ok(()) => (
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),

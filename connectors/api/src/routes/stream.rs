@@ -61,6 +61,40 @@ pub(super) struct StreamParams {
     /// A token or API key, for clients that cannot set `Authorization` on
     /// a WebSocket (browsers).
     token: Option<String>,
+    /// Comma-separated device ids: subscribe to these from the start, so the
+    /// first snapshot and frames are theirs alone, not the whole fleet's.
+    devices: Option<String>,
+    /// Comma-separated groups, as `devices` (one of the two at most).
+    groups: Option<String>,
+}
+
+impl StreamParams {
+    /// The subscription given with the handshake; the whole fleet if none.
+    fn filter(&self) -> Result<Filter, ApiError> {
+        let list = |text: &str| -> Result<BTreeSet<String>, ApiError> {
+            let ids: BTreeSet<String> = text
+                .split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if ids.len() > MAX_SUBSCRIBED {
+                return Err(ApiError::BadRequest(format!(
+                    "at most {MAX_SUBSCRIBED} ids in one subscription, not {}",
+                    ids.len()
+                )));
+            }
+            Ok(ids)
+        };
+        match (&self.devices, &self.groups) {
+            (None, None) => Ok(Filter::All),
+            (Some(devices), None) => Ok(Filter::Devices(list(devices)?)),
+            (None, Some(groups)) => Ok(Filter::Groups(list(groups)?)),
+            (Some(_), Some(_)) => Err(ApiError::BadRequest(
+                "subscribe by devices or by groups, not both".to_owned(),
+            )),
+        }
+    }
 }
 
 /// The fleet live: a WebSocket of a snapshot, then positions and status
@@ -76,9 +110,10 @@ async fn stream(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     check_origin(&headers, &api.limits.cors_origins)?;
+    let filter = params.filter()?;
     let credential = bearer(&headers)?
         .map(str::to_owned)
-        .or(params.token)
+        .or(params.token.clone())
         .ok_or_else(|| {
             ApiError::Unauthorized(
                 "this needs Authorization: Bearer <token or API key>, or ?token=".to_owned(),
@@ -91,6 +126,7 @@ async fn stream(
         JoinError::Full(_) => ApiError::Busy(error.to_string()),
         JoinError::Stopped => ApiError::Unavailable(error.to_string()),
     })?;
+    subscription.filter.send_replace(filter.clone());
     tracing::info!(user = %caller.name, "live stream client connected");
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
@@ -99,7 +135,7 @@ async fn stream(
                 socket,
                 subscription,
                 joined,
-                filter: Filter::All,
+                filter,
                 api,
             }
             .serve()
