@@ -73,7 +73,8 @@ pub struct BenchArgs {
     /// Clients of the live stream in the `api` scenario's loaded run (default 100).
     #[arg(long)]
     pub ws_clients: Option<u32>,
-    /// Devices each live stream client subscribes to (default 0: the whole fleet).
+    /// Devices each live stream client subscribes to with its handshake
+    /// (default 0: the whole fleet).
     #[arg(long)]
     pub ws_devices: Option<u32>,
     /// Load a server that is already running instead of starting one:

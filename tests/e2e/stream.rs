@@ -22,13 +22,15 @@ use crate::support::{self, Ports, Sim};
 type Client = WebSocket<TcpStream>;
 
 /// How a test opens the stream.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct Open<'a> {
     /// In `Authorization: Bearer`.
     header_token: Option<&'a str>,
     /// In `?token=`, as a browser must.
     query_token: Option<&'a str>,
     origin: Option<&'a str>,
+    /// More of the query (`devices=…`), after the token.
+    subscribe: Option<&'a str>,
     /// A small receive buffer, so that a client that stops reading soon
     /// stops the server's writes too.
     small_buffer: bool,
@@ -36,10 +38,17 @@ struct Open<'a> {
 
 /// The handshake's outcome: a client, or the HTTP status it was refused with.
 fn open(http: u16, how: &Open<'_>) -> Result<Client, u16> {
-    let query = how
+    let query: Vec<String> = how
         .query_token
-        .map(|t| format!("?token={t}"))
-        .unwrap_or_default();
+        .map(|t| format!("token={t}"))
+        .into_iter()
+        .chain(how.subscribe.map(str::to_owned))
+        .collect();
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
     let mut request = format!("ws://127.0.0.1:{http}/api/v1/stream{query}")
         .into_client_request()
         .expect("a WebSocket request");
@@ -302,6 +311,28 @@ fn a_subscription_narrows_the_stream_and_bad_messages_do_not_end_it() {
         );
         positions += usize::from(message["type"] == "position");
     }
+
+    // The same subscription given with the handshake: no fleet snapshot first.
+    let by_query = format!("devices={chosen}");
+    let mut narrow = open(
+        http,
+        &Open {
+            subscribe: Some(&by_query),
+            ..how
+        },
+    )
+    .expect("admitted");
+    let first = next(&mut narrow);
+    assert_eq!(first["type"], "snapshot");
+    assert_eq!(first["devices"].as_array().map(Vec::len), Some(1), "{first}");
+    assert_eq!(first["devices"][0]["id"], chosen.as_str());
+    let message = next_of(&mut narrow, "position", Duration::from_secs(30));
+    assert_eq!(message["device"], chosen.as_str(), "{message}");
+    let both = Open {
+        subscribe: Some("devices=a&groups=b"),
+        ..how
+    };
+    assert_eq!(open(http, &both).err(), Some(400), "devices and groups at once");
     sim.finish();
     assert!(server.interrupt().success());
 }

@@ -55,6 +55,23 @@ impl<T: Serialize + DeserializeOwned + Clone> Table<T> {
         self.read().values().cloned().collect()
     }
 
+    /// Runs `f` over the rows after `after` (exclusive), sorted by id,
+    /// without copying them. Writers wait until it returns: keep it short.
+    pub fn scan<R>(
+        &self,
+        after: Option<&str>,
+        f: impl FnOnce(&mut dyn Iterator<Item = &T>) -> R,
+    ) -> R {
+        let rows = self.read();
+        let from = match after {
+            Some(after) => std::ops::Bound::Excluded(after),
+            None => std::ops::Bound::Unbounded,
+        };
+        f(&mut rows
+            .range::<str, _>((from, std::ops::Bound::Unbounded))
+            .map(|(_, row)| row))
+    }
+
     /// Up to `limit` rows after `after` (exclusive) that `keep` accepts,
     /// sorted by id, and whether more follow.
     pub fn page(

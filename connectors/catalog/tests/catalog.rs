@@ -84,6 +84,11 @@ fn pages_filter_and_say_whether_more_follow() {
         ["d6", "d8"]
     );
     assert!(!more);
+    let after_d7 = catalog.devices.scan(Some("d7"), |rows| {
+        rows.map(|d| d.id.clone()).collect::<Vec<_>>()
+    });
+    assert_eq!(after_d7, ["d8", "d9"], "a scan starts after its cursor");
+    assert_eq!(catalog.devices.scan(None, |rows| rows.count()), 10);
 }
 
 #[test]

@@ -78,51 +78,49 @@ async fn list(
         .after(after.as_ref())
         .map(|state| (state.device.as_str(), state))
         .peekable();
-    let registered = api.catalog.devices.list();
-    let mut registered = registered
-        .iter()
-        .filter(|d| cursor.is_none_or(|after| d.id.as_str() > after))
-        .map(|d| (d.id.as_str(), d))
-        .peekable();
     let query = params.q.as_deref().map(str::to_lowercase);
-    let mut page = Vec::with_capacity(limit);
-    let mut more = false;
-    // Both sources are sorted by id: merge them, one device at a time.
-    loop {
-        let next_live = live.peek().map(|(id, _)| *id);
-        let next_registered = registered.peek().map(|(id, _)| *id);
-        let take_live = match (next_live, next_registered) {
-            (None, None) => break,
-            (Some(l), Some(r)) => l <= r,
-            (l, _) => l.is_some(),
-        };
-        let take_registered = match (next_live, next_registered) {
-            (Some(l), Some(r)) => r <= l,
-            (_, r) => r.is_some() && !take_live,
-        };
-        let state = take_live.then(|| live.next()).flatten();
-        let registration = take_registered.then(|| registered.next()).flatten();
-        let Some(id) = state.map(|(id, _)| id).or(registration.map(|(id, _)| id)) else {
-            break;
-        };
-        let (state, registration) = (state.map(|(_, s)| s), registration.map(|(_, d)| d));
-        let device = view(id, registration, state);
-        if !keep(&device, &params, query.as_deref()) {
-            continue;
+    // The registry is read in place: copying every registered device for a
+    // page of a hundred cost more than the page.
+    let answer = api.catalog.devices.scan(cursor, |registered| {
+        let mut registered = registered.map(|d| (d.id.as_str(), d)).peekable();
+        let mut page = Vec::with_capacity(limit);
+        let mut more = false;
+        // Both sources are sorted by id: merge them, one device at a time.
+        loop {
+            let next_live = live.peek().map(|(id, _)| *id);
+            let next_registered = registered.peek().map(|(id, _)| *id);
+            let take_live = match (next_live, next_registered) {
+                (None, None) => break,
+                (Some(l), Some(r)) => l <= r,
+                (l, _) => l.is_some(),
+            };
+            let take_registered = match (next_live, next_registered) {
+                (Some(l), Some(r)) => r <= l,
+                (_, r) => r.is_some() && !take_live,
+            };
+            let state = take_live.then(|| live.next()).flatten();
+            let registration = take_registered.then(|| registered.next()).flatten();
+            let Some(id) = state.map(|(id, _)| id).or(registration.map(|(id, _)| id)) else {
+                break;
+            };
+            let (state, registration) = (state.map(|(_, s)| s), registration.map(|(_, d)| d));
+            let device = view(id, registration, state);
+            if !keep(&device, &params, query.as_deref()) {
+                continue;
+            }
+            if page.len() == limit {
+                more = true;
+                break;
+            }
+            page.push(device);
         }
-        if page.len() == limit {
-            more = true;
-            break;
-        }
-        page.push(device);
-    }
-    let next_cursor = more.then(|| page.last().map(|d| d.id.clone())).flatten();
-    Ok(json_bytes(
-        &(DeviceList {
+        let next_cursor = more.then(|| page.last().map(|d| d.id.clone())).flatten();
+        json_bytes(&DeviceList {
             devices: page,
             next_cursor,
-        }),
-    ))
+        })
+    });
+    Ok(answer)
 }
 
 fn view<'a>(

@@ -415,6 +415,37 @@ mod tests {
         headers
     }
 
+    fn params(devices: Option<&str>, groups: Option<&str>) -> StreamParams {
+        StreamParams {
+            token: None,
+            devices: devices.map(str::to_owned),
+            groups: groups.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_subscription_with_the_handshake_is_a_filter() {
+        let set = |ids: &[&str]| ids.iter().map(|id| (*id).to_owned()).collect();
+        assert_eq!(params(None, None).filter().ok(), Some(Filter::All));
+        assert_eq!(
+            params(Some("a, b,,a"), None).filter().ok(),
+            Some(Filter::Devices(set(&["a", "b"])))
+        );
+        assert_eq!(
+            params(None, Some("north")).filter().ok(),
+            Some(Filter::Groups(set(&["north"])))
+        );
+        assert!(matches!(
+            params(Some("a"), Some("north")).filter(),
+            Err(ApiError::BadRequest(_))
+        ));
+        let too_many = (0..=MAX_SUBSCRIBED).map(|i| i.to_string()).collect::<Vec<_>>();
+        assert!(matches!(
+            params(Some(&too_many.join(",")), None).filter(),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+
     #[test]
     fn an_origin_must_be_the_server_itself_or_listed() {
         let listed = ["https://ops.example".to_owned()];
