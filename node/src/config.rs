@@ -111,7 +111,8 @@ pub struct HttpSection {
     /// from a browser (CORS) and open the live stream. Empty: none — the
     /// dashboard served by the node itself needs none.
     pub cors_origins: Vec<String>,
-    /// Threads that answer requests; 0: half the machine's cores, at least 1.
+    /// Threads that answer requests; 0: one per core (their priority, not
+    /// their number, keeps them from delaying ingest).
     pub worker_threads: usize,
     /// Nice value of those threads (0–19; 0 runs them like ingest): higher
     /// lets device sessions, the journal and the sinks go first when the
@@ -138,7 +139,7 @@ impl HttpSection {
     /// The HTTP runtime's worker threads.
     pub fn threads(&self) -> usize {
         match self.worker_threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             n => n,
         }
     }
