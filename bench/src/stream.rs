@@ -73,11 +73,7 @@ pub async fn watch(plan: Plan) -> anyhow::Result<StreamReport> {
 }
 
 /// One connection, read until `deadline` or until it ends.
-async fn client(
-    url: String,
-    marker: String,
-    deadline: Instant,
-) -> anyhow::Result<Tally> {
+async fn client(url: String, marker: String, deadline: Instant) -> anyhow::Result<Tally> {
     let mut tally = Tally::new()?;
     let opened = Instant::now();
     let config = WebSocketConfig::default()

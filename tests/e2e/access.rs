@@ -23,6 +23,22 @@ const ROUTES: &[(&str, &str, Option<&str>, &str)] = &[
     ("GET", "/api/v1/devices/{dev}/positions", None, "viewer"),
     ("GET", "/api/v1/groups", None, "viewer"),
     ("GET", "/api/v1/groups/{grp}", None, "viewer"),
+    ("GET", "/api/v1/geofences", None, "viewer"),
+    ("GET", "/api/v1/geofences/{geo}", None, "viewer"),
+    (
+        "POST",
+        "/api/v1/geofences",
+        Some(
+            r#"{"name":"depot","geometry":{"type":"Point","coordinates":[13.4,52.5]},"radius_m":300}"#,
+        ),
+        "operator",
+    ),
+    (
+        "PATCH",
+        "/api/v1/geofences/{geo}",
+        Some(r#"{"speed_limit_kmh":30}"#),
+        "operator",
+    ),
     (
         "POST",
         "/api/v1/devices",
@@ -72,6 +88,7 @@ const ROUTES: &[(&str, &str, Option<&str>, &str)] = &[
     ("DELETE", "/api/v1/users/{user}", None, "admin"),
     ("DELETE", "/api/v1/devices/{dev}", None, "operator"),
     ("DELETE", "/api/v1/groups/{grp}", None, "operator"),
+    ("DELETE", "/api/v1/geofences/{geo}", None, "operator"),
 ];
 
 fn rank(role: &str) -> u8 {
@@ -83,7 +100,7 @@ fn rank(role: &str) -> u8 {
 }
 
 /// Makes the things the routes name, fresh, as the admin.
-fn fixtures(port: u16, admin: &str, round: usize) -> [(String, String); 4] {
+fn fixtures(port: u16, admin: &str, round: usize) -> [(String, String); 5] {
     let ok = |answer: (u16, Value), what: &str| {
         assert!(matches!(answer.0, 200 | 201), "{what}: {}", answer.1);
         answer.1
@@ -126,7 +143,25 @@ fn fixtures(port: u16, admin: &str, round: usize) -> [(String, String); 4] {
         ),
         "key",
     );
+    let geofence = json!({
+        "name": "yard",
+        "geometry": {"type": "Polygon", "coordinates": [[[13.0, 52.0], [13.1, 52.0], [13.1, 52.1], [13.0, 52.0]]]},
+    });
+    let geo = ok(
+        http(
+            port,
+            "POST",
+            "/api/v1/geofences",
+            Some(admin),
+            Some(&geofence),
+        ),
+        "geofence",
+    );
     [
+        (
+            "{geo}".to_owned(),
+            geo["id"].as_str().expect("a geofence id").to_owned(),
+        ),
         ("{dev}".to_owned(), dev),
         ("{grp}".to_owned(), grp),
         ("{user}".to_owned(), user),

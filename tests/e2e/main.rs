@@ -12,6 +12,7 @@ mod commands;
 mod durability;
 mod failure;
 mod feed;
+mod geofences;
 mod influxdb;
 mod metrics;
 mod mqtt;

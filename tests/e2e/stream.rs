@@ -324,7 +324,11 @@ fn a_subscription_narrows_the_stream_and_bad_messages_do_not_end_it() {
     .expect("admitted");
     let first = next(&mut narrow);
     assert_eq!(first["type"], "snapshot");
-    assert_eq!(first["devices"].as_array().map(Vec::len), Some(1), "{first}");
+    assert_eq!(
+        first["devices"].as_array().map(Vec::len),
+        Some(1),
+        "{first}"
+    );
     assert_eq!(first["devices"][0]["id"], chosen.as_str());
     let message = next_of(&mut narrow, "position", Duration::from_secs(30));
     assert_eq!(message["device"], chosen.as_str(), "{message}");
@@ -332,7 +336,11 @@ fn a_subscription_narrows_the_stream_and_bad_messages_do_not_end_it() {
         subscribe: Some("devices=a&groups=b"),
         ..how
     };
-    assert_eq!(open(http, &both).err(), Some(400), "devices and groups at once");
+    assert_eq!(
+        open(http, &both).err(),
+        Some(400),
+        "devices and groups at once"
+    );
     sim.finish();
     assert!(server.interrupt().success());
 }

@@ -23,6 +23,7 @@ pub mod commands;
 pub mod error;
 mod extract;
 pub mod feed;
+mod geofences;
 pub mod history;
 pub mod metrics;
 mod model;

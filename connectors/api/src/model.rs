@@ -15,7 +15,9 @@ use crate::positions::{Position, rfc3339};
 
 /// Deserializes a present field, null included, as `Some`: with
 /// `#[serde(default)]`, an absent one stays `None`.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 

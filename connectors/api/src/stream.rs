@@ -152,7 +152,10 @@ mod tests {
         let joined = Instant::now();
         let first = snapshots.after(joined, || "one".into()).await;
         let shared = snapshots.after(joined, || "two".into()).await;
-        assert_eq!((first.as_deref(), shared.as_deref()), (Some("one"), Some("one")));
+        assert_eq!(
+            (first.as_deref(), shared.as_deref()),
+            (Some("one"), Some("one"))
+        );
         let late = snapshots.after(Instant::now(), || "three".into()).await;
         assert_eq!(late.as_deref(), Some("three"));
     }

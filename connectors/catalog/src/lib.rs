@@ -2,8 +2,8 @@
 //!
 //! What the operators of a Drover node configure, as opposed to what devices
 //! report: users and their roles, API keys for integrations, the device
-//! registry (which trackers may connect, with their names and groups) and
-//! groups. Small, read on every request and every device login, written
+//! registry (which trackers may connect, with their names and groups),
+//! groups and geofences. Small, read on every request and every device login, written
 //! rarely — so every table lives in memory and is written through to fjall
 //! with an fsync before a change is acknowledged (`data_dir/catalog`).
 //!
@@ -133,6 +133,36 @@ pub struct Group {
     pub updated_ms: i64,
 }
 
+/// A named area of the map: trips, alerts and speed limits refer to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Geofence {
+    pub id: String,
+    pub name: String,
+    pub area: Area,
+    /// The speed limit inside it, where it has its own.
+    #[serde(default)]
+    pub speed_limit_kmh: Option<f64>,
+    pub created_ms: i64,
+    #[serde(default)]
+    pub updated_ms: i64,
+}
+
+/// A geofence's shape, in WGS 84 degrees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "shape", rename_all = "snake_case")]
+pub enum Area {
+    Circle {
+        lon: f64,
+        lat: f64,
+        radius_m: f64,
+    },
+    /// An outer ring and its holes, each closed (`[lon, lat]` pairs whose
+    /// last equals the first), as in GeoJSON.
+    Polygon {
+        rings: Vec<Vec<[f64; 2]>>,
+    },
+}
+
 /// May a tracker that identified itself as some id be served?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -147,6 +177,7 @@ pub struct Catalog {
     pub keys: Table<ApiKey>,
     pub devices: Table<Device>,
     pub groups: Table<Group>,
+    pub geofences: Table<Geofence>,
     /// Node secrets (the token signing key), by name.
     pub secrets: Table<Vec<u8>>,
     /// Trackers refused because they are not registered (in memory).
@@ -177,6 +208,7 @@ impl Catalog {
             keys: Table::load(table("keys")?)?,
             devices: Table::load(table("devices")?)?,
             groups: Table::load(table("groups")?)?,
+            geofences: Table::load(table("geofences")?)?,
             secrets: Table::load(table("secrets")?)?,
             unknown: UnknownDevices::default(),
         };

@@ -6,7 +6,7 @@
 
 pub mod keys;
 pub mod password;
-mod secret;
+pub(crate) mod secret;
 mod throttle;
 mod token;
 

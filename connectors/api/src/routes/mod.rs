@@ -6,6 +6,7 @@ mod access;
 mod commands;
 mod devices;
 mod feed;
+mod geofences;
 mod groups;
 mod metrics;
 mod stream;
@@ -39,6 +40,7 @@ use crate::error::ApiError;
         devices::list, devices::create, devices::one, devices::patch, devices::remove,
         devices::unknown, devices::positions, stream::stream,
         groups::list, groups::create, groups::one, groups::patch, groups::remove,
+        geofences::list, geofences::create, geofences::one, geofences::patch, geofences::remove,
         feed::feed,
         commands::submit, commands::one, commands::list,
         system::health, metrics::metrics,
@@ -49,6 +51,7 @@ use crate::error::ApiError;
         (name = "access", description = "Logging in, users and API keys"),
         (name = "devices", description = "The device registry, live state and history"),
         (name = "groups", description = "Groups of devices"),
+        (name = "geofences", description = "Areas on the map: circles and polygons"),
         (name = "feed", description = "Every committed record once, in order, for integrators"),
         (name = "commands", description = "Commands to devices and their answers"),
         (name = "system", description = "Health, metrics and documentation"),
@@ -83,6 +86,7 @@ pub fn router(api: Api) -> Router {
         .merge(access::routes())
         .merge(devices::routes())
         .merge(groups::routes())
+        .merge(geofences::routes())
         .merge(commands::routes())
         .merge(feed::routes())
         .merge(system::routes())

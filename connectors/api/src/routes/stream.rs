@@ -22,9 +22,9 @@ use axum::http::HeaderMap;
 use axum::http::header::{HOST, ORIGIN};
 use axum::response::Response;
 use axum::routing::get;
-use futures_util::SinkExt;
 use drover_catalog::Device;
 use drover_engine::DeviceState;
+use futures_util::SinkExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::IntoParams;
@@ -439,7 +439,9 @@ mod tests {
             params(Some("a"), Some("north")).filter(),
             Err(ApiError::BadRequest(_))
         ));
-        let too_many = (0..=MAX_SUBSCRIBED).map(|i| i.to_string()).collect::<Vec<_>>();
+        let too_many = (0..=MAX_SUBSCRIBED)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>();
         assert!(matches!(
             params(Some(&too_many.join(",")), None).filter(),
             Err(ApiError::BadRequest(_))
