@@ -50,6 +50,14 @@ pub fn check_text(what: &str, value: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
+/// 422 unless `name` is a usable display name: not blank, not too long.
+pub fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() {
+        return Err(ApiError::Unprocessable("name must not be empty".to_owned()));
+    }
+    check_text("name", Some(name))
+}
+
 /// What a user or key may do: `admin`, `operator` (the fleet) or `viewer` (reads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

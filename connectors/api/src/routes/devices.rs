@@ -13,7 +13,7 @@ use drover_protocols::model::{DeviceId, now_ms};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{blocking, json_bytes, json_bytes_sized, live_device};
+use super::{blocking, json_bytes, json_bytes_sized, live_device, page_limit};
 use crate::Api;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
@@ -26,8 +26,6 @@ use crate::model::{
 use crate::positions::{Position, parse_rfc3339, rfc3339};
 
 /// Devices per page when the request does not say, and at most.
-const DEFAULT_PAGE: usize = 100;
-const MAX_PAGE: usize = 1_000;
 /// Positions per page when the request does not say, and at most.
 const DEFAULT_POSITIONS: usize = 1_000;
 const MAX_POSITIONS: usize = 10_000;
@@ -65,12 +63,7 @@ async fn list(
     _caller: Caller,
     Params(params): Params<ListParams>,
 ) -> Result<Response, ApiError> {
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be from 1 to {MAX_PAGE}, not {limit}"
-        )));
-    }
+    let limit = page_limit(params.limit)?;
     let fleet = api.live.load();
     let cursor = params.cursor.as_deref();
     let after = cursor.map(DeviceId::new);

@@ -11,7 +11,7 @@ use drover_protocols::model::now_ms;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::blocking;
+use super::{blocking, page_limit};
 use crate::Api;
 use crate::auth::Caller;
 use crate::auth::secret::random_hex;
@@ -20,10 +20,7 @@ use crate::extract::{Body, Params};
 use crate::geofences::{
     GeofenceCreate, GeofenceList, GeofencePatch, GeofenceView, area, check_speed_limit,
 };
-use crate::model::check_text;
-
-const DEFAULT_PAGE: usize = 100;
-const MAX_PAGE: usize = 1000;
+use crate::model::check_name;
 
 pub fn routes() -> Router<Api> {
     Router::new()
@@ -52,12 +49,7 @@ async fn list(
     _caller: Caller,
     Params(params): Params<ListParams>,
 ) -> Result<Json<GeofenceList>, ApiError> {
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be from 1 to {MAX_PAGE}, not {limit}"
-        )));
-    }
+    let limit = page_limit(params.limit)?;
     let (page, more) = api
         .catalog
         .geofences
@@ -171,11 +163,4 @@ async fn remove(
     blocking(move || Ok(catalog.geofences.remove(&key).map(drop)?)).await?;
     tracing::info!(geofence = %id, by = %caller.name, "geofence deleted");
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() {
-        return Err(ApiError::Unprocessable("name must not be empty".to_owned()));
-    }
-    check_text("name", Some(name))
 }

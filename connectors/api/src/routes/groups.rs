@@ -14,7 +14,7 @@ use crate::Api;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Body;
-use crate::model::{GroupCreate, GroupList, GroupPatch, GroupView, check_id, check_text};
+use crate::model::{GroupCreate, GroupList, GroupPatch, GroupView, check_id, check_name};
 
 pub fn routes() -> Router<Api> {
     Router::new()
@@ -137,11 +137,4 @@ async fn remove(
     .await?;
     tracing::info!(group = %id, by = %caller.name, "group deleted");
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() {
-        return Err(ApiError::Unprocessable("name must not be empty".to_owned()));
-    }
-    check_text("name", Some(name))
 }

@@ -179,6 +179,20 @@ pub(crate) fn json_bytes_sized<T: serde::Serialize>(
     }
 }
 
+/// A list's page size: `limit` or 100, from 1 to 1,000 (400 otherwise).
+pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    const DEFAULT_PAGE: usize = 100;
+    const MAX_PAGE: usize = 1_000;
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "limit must be from 1 to {MAX_PAGE}, not {limit}"
+        )))
+    }
+}
+
 /// Runs catalog work that fsyncs off the async runtime.
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
