@@ -108,6 +108,26 @@ pub fn geometry_of(area: &Area) -> (Geometry, Option<f64>) {
     }
 }
 
+/// `current` with a PATCH's `geometry` and `radius_m` applied: a circle
+/// keeps its radius when only its centre moves, its centre when only its
+/// radius changes.
+pub fn patched(
+    current: &Area,
+    geometry: Option<Geometry>,
+    radius_m: Option<f64>,
+) -> Result<Area, ApiError> {
+    if geometry.is_none() && radius_m.is_none() {
+        return Ok(current.clone());
+    }
+    let (current, current_radius) = geometry_of(current);
+    let geometry = geometry.unwrap_or(current);
+    let radius_m = match geometry {
+        Geometry::Point { .. } => radius_m.or(current_radius),
+        Geometry::Polygon { .. } => radius_m,
+    };
+    area(geometry, radius_m)
+}
+
 /// The area `geometry` and `radius_m` describe, or 422 saying what is wrong.
 pub fn area(geometry: Geometry, radius_m: Option<f64>) -> Result<Area, ApiError> {
     match geometry {
@@ -265,6 +285,45 @@ mod tests {
             );
         }
         assert!(area(polygon(square()), None).is_ok());
+    }
+
+    #[test]
+    fn a_patch_keeps_what_it_does_not_name() {
+        let circle = Area::Circle {
+            lon: 13.4,
+            lat: 52.5,
+            radius_m: 250.0,
+        };
+        let wider = patched(&circle, None, Some(500.0)).ok();
+        assert_eq!(
+            wider,
+            Some(Area::Circle {
+                lon: 13.4,
+                lat: 52.5,
+                radius_m: 500.0
+            })
+        );
+        let moved = Geometry::Point {
+            coordinates: [13.5, 52.6],
+        };
+        let moved = patched(&circle, Some(moved), None).ok();
+        assert_eq!(
+            moved,
+            Some(Area::Circle {
+                lon: 13.5,
+                lat: 52.6,
+                radius_m: 250.0
+            })
+        );
+        let polygon = Geometry::Polygon {
+            coordinates: square(),
+        };
+        assert!(matches!(
+            patched(&circle, Some(polygon), None),
+            Ok(Area::Polygon { .. })
+        ));
+        assert_eq!(patched(&circle, None, None).ok(), Some(circle.clone()));
+        assert!(patched(&circle, None, Some(0.0)).is_err());
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! What the operators of a Drover node configure, as opposed to what devices
 //! report: users and their roles, API keys for integrations, the device
 //! registry (which trackers may connect, with their names and groups),
-//! groups and geofences. Small, read on every request and every device login, written
-//! rarely — so every table lives in memory and is written through to fjall
-//! with an fsync before a change is acknowledged (`data_dir/catalog`).
+//! groups and geofences. Small, read on every request and every device
+//! login, written rarely — so every table lives in memory and is written
+//! through to fjall with an fsync before a change is acknowledged
+//! (`data_dir/catalog`).
 //!
 //! The catalog stores what it is given: password hashes and API-key
 //! digests are computed by the API's authentication, never here, and no

@@ -80,18 +80,12 @@ impl<T: Serialize + DeserializeOwned + Clone> Table<T> {
         limit: usize,
         mut keep: impl FnMut(&T) -> bool,
     ) -> (Vec<T>, bool) {
-        let rows = self.read();
-        let from = match after {
-            Some(after) => std::ops::Bound::Excluded(after),
-            None => std::ops::Bound::Unbounded,
-        };
-        let mut matching = rows
-            .range::<str, _>((from, std::ops::Bound::Unbounded))
-            .map(|(_, row)| row)
-            .filter(|row| keep(row));
-        let page: Vec<T> = matching.by_ref().take(limit).cloned().collect();
-        let more = matching.next().is_some();
-        (page, more)
+        self.scan(after, |rows| {
+            let mut matching = rows.filter(|row| keep(row));
+            let page: Vec<T> = matching.by_ref().take(limit).cloned().collect();
+            let more = matching.next().is_some();
+            (page, more)
+        })
     }
 
     pub fn len(&self) -> usize {

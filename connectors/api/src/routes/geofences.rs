@@ -18,7 +18,7 @@ use crate::auth::secret::random_hex;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Params};
 use crate::geofences::{
-    GeofenceCreate, GeofenceList, GeofencePatch, GeofenceView, area, check_speed_limit,
+    GeofenceCreate, GeofenceList, GeofencePatch, GeofenceView, area, check_speed_limit, patched,
 };
 use crate::model::check_name;
 
@@ -125,15 +125,7 @@ async fn patch(
     let catalog = Arc::clone(&api.catalog);
     let geofence = blocking(move || {
         catalog.geofences.update(&id, |g: &mut Geofence| {
-            if patch.geometry.is_some() || patch.radius_m.is_some() {
-                let (current, radius) = crate::geofences::geometry_of(&g.area);
-                let geometry = patch.geometry.unwrap_or(current);
-                let radius = patch.radius_m.or(match geometry {
-                    crate::geofences::Geometry::Point { .. } => radius,
-                    crate::geofences::Geometry::Polygon { .. } => None,
-                });
-                g.area = area(geometry, radius)?;
-            }
+            g.area = patched(&g.area, patch.geometry, patch.radius_m)?;
             if let Some(name) = patch.name {
                 g.name = name;
             }

@@ -78,12 +78,7 @@ impl StreamParams {
                 .filter(|id| !id.is_empty())
                 .map(str::to_owned)
                 .collect();
-            if ids.len() > MAX_SUBSCRIBED {
-                return Err(ApiError::BadRequest(format!(
-                    "at most {MAX_SUBSCRIBED} ids in one subscription, not {}",
-                    ids.len()
-                )));
-            }
+            check_subscribed(ids.len()).map_err(ApiError::BadRequest)?;
             Ok(ids)
         };
         match (&self.devices, &self.groups) {
@@ -344,16 +339,21 @@ fn parse_subscription(text: &str) -> Result<Filter, String> {
     }
 }
 
+/// An error unless `count` ids fit in one subscription.
+fn check_subscribed(count: usize) -> Result<(), String> {
+    if count > MAX_SUBSCRIBED {
+        return Err(format!(
+            "at most {MAX_SUBSCRIBED} ids in one subscription, not {count}"
+        ));
+    }
+    Ok(())
+}
+
 fn ids(list: &Value, usage: &str) -> Result<BTreeSet<String>, String> {
     let Value::Array(items) = list else {
         return Err(usage.to_owned());
     };
-    if items.len() > MAX_SUBSCRIBED {
-        return Err(format!(
-            "at most {MAX_SUBSCRIBED} ids in one subscription, not {}",
-            items.len()
-        ));
-    }
+    check_subscribed(items.len())?;
     items
         .iter()
         .map(|item| item.as_str().map(str::to_owned))
