@@ -27,7 +27,7 @@ mod geofences;
 pub mod history;
 pub mod metrics;
 mod model;
-mod positions;
+pub mod positions;
 mod routes;
 pub mod stream;
 

@@ -20,10 +20,8 @@
 //!     u8 | i64 | f64 | str32 value
 //! ```
 
-use std::borrow::Cow;
-
 use drover_protocols::model::{
-    Attributes, DeviceId, DeviceMessage, Fix, Record, RecordKind, Value,
+    Attributes, DeviceId, DeviceMessage, Fix, Record, RecordKind, Value, attr,
 };
 
 const VERSION: u8 = 1;
@@ -55,6 +53,8 @@ pub enum RecordError {
     Unknown { what: &'static str, value: String },
     #[error("stored record has {0} bytes after its end")]
     Trailing(usize),
+    #[error("stored record sets attribute {0} twice")]
+    Repeated(String),
     #[error("stored record has text that is not UTF-8")]
     Utf8,
     #[error("record cannot be stored: {0}")]
@@ -224,27 +224,55 @@ fn put_attributes(out: &mut Vec<u8>, attributes: &Attributes) -> Result<(), Reco
 
 fn decode_attributes(r: &mut Cursor<'_>) -> Result<Attributes, RecordError> {
     let count = r.u16()?;
-    let mut attributes = Attributes::new();
+    let mut attributes = Attributes::with_capacity(usize::from(count));
+    // Which well-known names were read: a repeat of one is found without
+    // a search. Other names are searched for.
+    const _: () = assert!(attr::ALL.len() <= 64, "one bit per well-known name");
+    let mut known = 0u64;
     for _ in 0..count {
-        let name = r.str8()?.to_owned();
-        let value = match r.u8()? {
-            0 => Value::Bool(r.u8()? != 0),
-            1 => Value::Int(r.i64()?),
-            2 => Value::Float(r.f64()?),
-            3 => {
-                let len = r.u32()? as usize;
-                Value::Text(r.text(len)?.to_owned())
+        let name = r.str8()?;
+        let value = decode_value(r)?;
+        let repeated = match attr::well_known(name) {
+            Some((at, name)) => {
+                let bit = 1u64 << at;
+                let repeated = known & bit != 0;
+                known |= bit;
+                if !repeated {
+                    attributes.push_new(name, value);
+                }
+                repeated
             }
-            tag => {
-                return Err(RecordError::Unknown {
-                    what: "attribute type",
-                    value: tag.to_string(),
-                });
+            None => {
+                let repeated = attributes.get(name).is_some();
+                if !repeated {
+                    attributes.push_new(name.to_owned(), value);
+                }
+                repeated
             }
         };
-        attributes.set(Cow::Owned(name), value);
+        if repeated {
+            return Err(RecordError::Repeated(name.to_owned()));
+        }
     }
     Ok(attributes)
+}
+
+fn decode_value(r: &mut Cursor<'_>) -> Result<Value, RecordError> {
+    Ok(match r.u8()? {
+        0 => Value::Bool(r.u8()? != 0),
+        1 => Value::Int(r.i64()?),
+        2 => Value::Float(r.f64()?),
+        3 => {
+            let len = r.u32()? as usize;
+            Value::Text(r.text(len)?.to_owned())
+        }
+        tag => {
+            return Err(RecordError::Unknown {
+                what: "attribute type",
+                value: tag.to_string(),
+            });
+        }
+    })
 }
 
 /// A bounds-checked reader over stored bytes.
@@ -305,7 +333,6 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use drover_protocols::model::attr;
 
     fn sample() -> DeviceMessage {
         let mut attributes = Attributes::new();
@@ -384,6 +411,31 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert_eq!(decode(&longer), Err(RecordError::Trailing(1)));
+    }
+
+    #[test]
+    fn other_names_round_trip_and_a_repeated_name_is_an_error() {
+        let mut message = sample();
+        message.record.attributes.set(attr::ODOMETER, 12_000i64);
+        message.record.attributes.set("io1", 1i64);
+        message.record.attributes.set("io2", 2i64);
+        let bytes = encode(&message).unwrap();
+        assert_eq!(decode(&bytes).unwrap(), message);
+
+        let renamed = |from: &[u8], to: &[u8]| {
+            let mut bytes = bytes.clone();
+            let at = bytes.windows(from.len()).position(|w| w == from).unwrap();
+            bytes[at..at + to.len()].copy_from_slice(to);
+            decode(&bytes)
+        };
+        assert_eq!(
+            renamed(b"odometer", b"ignition"),
+            Err(RecordError::Repeated("ignition".into()))
+        );
+        assert_eq!(
+            renamed(b"io2", b"io1"),
+            Err(RecordError::Repeated("io1".into()))
+        );
     }
 
     #[test]

@@ -229,6 +229,15 @@ impl Attributes {
         }
     }
 
+    /// Appends `key`, which the caller knows is not set yet (a reader of
+    /// stored records checks that cheaply): [`Attributes::set`] without
+    /// its search, which costs more than the rest of decoding a record.
+    pub fn push_new(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
+        let key = key.into();
+        debug_assert!(self.get(&key).is_none(), "attribute {key} set twice");
+        self.0.push((key, value.into()));
+    }
+
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
@@ -270,60 +279,79 @@ impl Serialize for Attributes {
 /// Well-known attribute names. They follow Traccar's names so that
 /// integrations written for it read Drover's payloads unchanged.
 pub mod attr {
-    /// Engine ignition (bool).
-    pub const IGNITION: &str = "ignition";
-    /// Device is moving, as the device itself reports (bool).
-    pub const MOTION: &str = "motion";
-    /// Alarm name (text), e.g. `sos`, `powerCut`, `vibration`.
-    pub const ALARM: &str = "alarm";
-    /// Vehicle (external) power in volts.
-    pub const POWER: &str = "power";
-    /// Device battery in volts.
-    pub const BATTERY: &str = "battery";
-    /// Device battery charge in percent.
-    pub const BATTERY_LEVEL: &str = "batteryLevel";
-    /// Whether the device is charging (bool).
-    pub const CHARGE: &str = "charge";
-    /// GSM signal strength as the device reports it.
-    pub const RSSI: &str = "rssi";
-    /// Satellites in view (not necessarily used).
-    pub const SATELLITES_VISIBLE: &str = "satVisible";
-    /// Horizontal dilution of precision.
-    pub const HDOP: &str = "hdop";
-    /// Odometer in metres, as the device counts it.
-    pub const ODOMETER: &str = "odometer";
-    /// Total engine hours in milliseconds.
-    pub const HOURS: &str = "hours";
-    /// Device event code (vendor-specific integer).
-    pub const EVENT: &str = "event";
-    /// Frame serial number.
-    pub const INDEX: &str = "index";
-    /// Driver identification (RFID / iButton).
-    pub const DRIVER_ID: &str = "driverUniqueId";
-    /// Reply text to a command.
-    pub const RESULT: &str = "result";
-    /// SIM card ICCID.
-    pub const ICCID: &str = "iccid";
-    /// Engine speed in rpm (OBD).
-    pub const RPM: &str = "rpm";
-    /// Engine coolant temperature in °C (OBD).
-    pub const COOLANT_TEMP: &str = "coolantTemp";
-    /// Calculated engine load in percent (OBD).
-    pub const ENGINE_LOAD: &str = "engineLoad";
-    /// Fuel level in percent (OBD).
-    pub const FUEL_LEVEL: &str = "fuelLevel";
-    /// Fuel in the tank in litres.
-    pub const FUEL: &str = "fuel";
-    /// Throttle position in percent (OBD).
-    pub const THROTTLE: &str = "throttle";
-    /// Vehicle speed from the OBD bus in km/h.
-    pub const OBD_SPEED: &str = "obdSpeed";
-    /// Odometer from the OBD bus in metres.
-    pub const OBD_ODOMETER: &str = "obdOdometer";
-    /// Number of diagnostic trouble codes stored (OBD).
-    pub const FAULT_COUNT: &str = "faultCount";
-    /// Diagnostic trouble codes, space separated (OBD).
-    pub const DTCS: &str = "dtcs";
+    /// Defines each name as a constant and [`well_known`] over all of them,
+    /// so the list cannot drift from the constants.
+    macro_rules! names {
+        ($($(#[doc = $doc:literal])* $name:ident = $value:literal;)*) => {
+            $($(#[doc = $doc])* pub const $name: &str = $value;)*
+
+            /// Every well-known name.
+            pub const ALL: &[&str] = &[$($name),*];
+
+            /// `name`'s place in [`ALL`] and its static form, so that reading
+            /// a stored record back allocates no string for it.
+            pub fn well_known(name: &str) -> Option<(usize, &'static str)> {
+                ALL.iter().copied().enumerate().find(|(_, known)| *known == name)
+            }
+        };
+    }
+
+    names! {
+        /// Engine ignition (bool).
+        IGNITION = "ignition";
+        /// Device is moving, as the device itself reports (bool).
+        MOTION = "motion";
+        /// Alarm name (text), e.g. `sos`, `powerCut`, `vibration`.
+        ALARM = "alarm";
+        /// Vehicle (external) power in volts.
+        POWER = "power";
+        /// Device battery in volts.
+        BATTERY = "battery";
+        /// Device battery charge in percent.
+        BATTERY_LEVEL = "batteryLevel";
+        /// Whether the device is charging (bool).
+        CHARGE = "charge";
+        /// GSM signal strength as the device reports it.
+        RSSI = "rssi";
+        /// Satellites in view (not necessarily used).
+        SATELLITES_VISIBLE = "satVisible";
+        /// Horizontal dilution of precision.
+        HDOP = "hdop";
+        /// Odometer in metres, as the device counts it.
+        ODOMETER = "odometer";
+        /// Total engine hours in milliseconds.
+        HOURS = "hours";
+        /// Device event code (vendor-specific integer).
+        EVENT = "event";
+        /// Frame serial number.
+        INDEX = "index";
+        /// Driver identification (RFID / iButton).
+        DRIVER_ID = "driverUniqueId";
+        /// Reply text to a command.
+        RESULT = "result";
+        /// SIM card ICCID.
+        ICCID = "iccid";
+        /// Engine speed in rpm (OBD).
+        RPM = "rpm";
+        /// Engine coolant temperature in °C (OBD).
+        COOLANT_TEMP = "coolantTemp";
+        /// Calculated engine load in percent (OBD).
+        ENGINE_LOAD = "engineLoad";
+        /// Fuel level in percent (OBD).
+        FUEL_LEVEL = "fuelLevel";
+        /// Fuel in the tank in litres.
+        FUEL = "fuel";
+        /// Throttle position in percent (OBD).
+        THROTTLE = "throttle";
+        /// Vehicle speed from the OBD bus in km/h.
+        OBD_SPEED = "obdSpeed";
+        /// Odometer from the OBD bus in metres.
+        OBD_ODOMETER = "obdOdometer";
+        /// Number of diagnostic trouble codes stored (OBD).
+        FAULT_COUNT = "faultCount";
+        /// Diagnostic trouble codes, space separated (OBD).
+        DTCS = "dtcs";
+    }
 }
 
 // invariant: test code (cfg(test) only): the unwraps and expects below never see device input.
@@ -341,5 +369,16 @@ mod tests {
         assert_eq!(a.get(attr::RPM), Some(&Value::Int(1200)));
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(json, r#"{"ignition":true,"rpm":1200}"#);
+    }
+
+    #[test]
+    fn well_known_names_are_found_and_others_are_not() {
+        assert_eq!(attr::ALL.len(), 27);
+        for (at, name) in attr::ALL.iter().enumerate() {
+            assert_eq!(attr::well_known(name), Some((at, *name)));
+        }
+        assert_eq!(attr::well_known("io239"), None);
+        assert_eq!(attr::well_known(""), None);
+        assert_eq!(attr::well_known("ignition\0"), None);
     }
 }

@@ -11,9 +11,9 @@ use drover_catalog::{Device, Role};
 use drover_engine::DeviceState;
 use drover_protocols::model::{DeviceId, now_ms};
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
-use super::{blocking, json_bytes, json_bytes_sized, live_device, page_limit};
+use super::{blocking, json_bytes, json_response, live_device, page_limit};
 use crate::Api;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
@@ -23,7 +23,7 @@ use crate::model::{
     DeviceCreate, DeviceList, DevicePatch, DeviceStatus, DeviceView, UnknownList, UnknownView,
     check_id, check_text,
 };
-use crate::positions::{Position, parse_rfc3339, rfc3339};
+use crate::positions::{PositionPage, page_json, parse_rfc3339, rfc3339};
 
 /// Devices per page when the request does not say, and at most.
 /// Positions per page when the request does not say, and at most.
@@ -326,18 +326,6 @@ struct PositionParams {
     cursor: Option<String>,
 }
 
-/// A page of positions.
-#[derive(Debug, serde::Serialize, ToSchema)]
-struct PositionPage<'a> {
-    device: String,
-    from: String,
-    to: String,
-    #[schema(value_type = Vec<Object>)]
-    positions: Vec<Position<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
-}
-
 /// A device's positions in a time range, oldest first, a page at a time.
 #[utoipa::path(get, path = "/api/v1/devices/{id}/positions", tag = "devices", params(PositionParams),
     responses((status = 200, body = PositionPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -370,18 +358,18 @@ async fn positions(
         })
         .await
         .map_err(history_error)?;
-    // About 400 bytes a position with its OBD attributes.
-    let capacity = page.positions.len() * 512;
-    Ok(json_bytes_sized(
-        &PositionPage {
-            device: id,
-            from: rfc3339(range.from_ms),
-            to: rfc3339(range.to_ms),
-            positions: page.positions.iter().filter_map(Position::of).collect(),
-            next_cursor: page.next_cursor,
-        },
-        capacity,
-    ))
+    match page_json(
+        &id,
+        range.from_ms,
+        range.to_ms,
+        &page.positions,
+        page.next_cursor.as_deref(),
+    ) {
+        Ok(json) => Ok(json_response(json)),
+        Err(error) => Err(ApiError::internal(format!(
+            "serializing an answer: {error}"
+        ))),
+    }
 }
 
 /// The validated `from`, `to` and `limit` of a history request.

@@ -16,7 +16,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Params;
 use crate::feed::{FeedError, FeedPage, FeedRecord, FeedSource};
-use crate::positions::rfc3339;
+use crate::positions::Timestamp;
 
 /// Records per page when the request does not say, and at most.
 const DEFAULT_LIMIT: usize = 100;
@@ -53,7 +53,7 @@ struct Item<'a> {
     seq: u64,
     device: &'a str,
     protocol: &'a str,
-    time: String,
+    time: Timestamp,
     kind: RecordKind,
     /// The fix fields, at the top level; absent for records without one.
     #[serde(flatten)]
@@ -96,7 +96,7 @@ impl<'a> Item<'a> {
             seq: record.seq,
             device: message.device.as_str(),
             protocol: message.protocol,
-            time: rfc3339(inner.time_ms),
+            time: Timestamp(inner.time_ms),
             kind: inner.kind,
             fix: inner.fix.as_ref().map(FixView::from),
             archived: inner.archived,

@@ -152,31 +152,26 @@ fn security_headers(router: Router) -> Router {
 }
 
 /// `value` as a JSON response, serialized straight to bytes: answers as
-/// large as a page of positions are not built as a `serde_json::Value`
-/// tree first.
+/// large as a device list are not built as a `serde_json::Value` tree first.
 pub(crate) fn json_bytes<T: serde::Serialize>(value: &T) -> axum::response::Response {
-    json_bytes_sized(value, 0)
-}
-
-/// [`json_bytes`] into a buffer of `capacity` bytes: a large answer then
-/// costs no reallocations on its way.
-pub(crate) fn json_bytes_sized<T: serde::Serialize>(
-    value: &T,
-    capacity: usize,
-) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let mut bytes = Vec::with_capacity(capacity);
-    match serde_json::to_writer(&mut bytes, value) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            bytes,
-        )
-            .into_response(),
+    match serde_json::to_vec(value) {
+        Ok(bytes) => json_response(bytes),
         Err(error) => ApiError::internal(format!("serializing an answer: {error}")).into_response(),
     }
+}
+
+/// An answer already written as JSON.
+pub(crate) fn json_response(bytes: Vec<u8>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
 }
 
 /// A list's page size: `limit` or 100, from 1 to 1,000 (400 otherwise).
