@@ -24,6 +24,7 @@ use axum::response::Response;
 use axum::routing::get;
 use drover_catalog::Device;
 use drover_engine::DeviceState;
+use drover_protocols::model::DeviceId;
 use futures_util::SinkExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -365,13 +366,26 @@ fn ids(list: &Value, usage: &str) -> Result<BTreeSet<String>, String> {
 /// admits, registered or reporting, in id order, as `GET
 /// /api/v1/devices/{id}` shows each.
 fn snapshot(api: &Api, filter: &Filter) -> Utf8Bytes {
-    #[derive(Serialize)]
-    struct Snapshot<'a> {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        devices: Vec<DeviceView<'a>>,
-    }
     let fleet = api.live.load();
+    if let Filter::Devices(ids) = filter {
+        // A hundred clients that each want a hundred devices must not each
+        // walk the whole fleet: look the chosen ones up.
+        let registered: Vec<_> = ids.iter().map(|id| api.catalog.devices.get(id)).collect();
+        let devices = ids
+            .iter()
+            .zip(&registered)
+            .filter_map(|(id, registration)| {
+                let state = fleet.get(&DeviceId::new(id));
+                let view = DeviceView::new(id, registration.as_ref());
+                match (registration, state) {
+                    (None, None) => None,
+                    (_, Some(state)) => Some(view.with_live(Arc::clone(state))),
+                    (Some(_), None) => Some(view),
+                }
+            })
+            .collect();
+        return to_snapshot(devices);
+    }
     let registered = api.catalog.devices.list();
     let mut known: BTreeMap<&str, (Option<&Device>, Option<&Arc<DeviceState>>)> = BTreeMap::new();
     for device in &registered {
@@ -393,6 +407,16 @@ fn snapshot(api: &Api, filter: &Filter) -> Utf8Bytes {
             }
         })
         .collect();
+    to_snapshot(devices)
+}
+
+fn to_snapshot(devices: Vec<DeviceView<'_>>) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Snapshot<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        devices: Vec<DeviceView<'a>>,
+    }
     let snapshot = Snapshot {
         kind: "snapshot",
         devices,
