@@ -5,7 +5,9 @@
 //! value that did not change does not show up as changed in Emit.
 
 use bevy_ecs::prelude::*;
-use drover_protocols::model::{Attributes, DeviceId, Fix};
+use std::sync::Arc;
+
+use drover_protocols::model::{Attributes, DeviceId, DeviceMessage, Fix};
 use serde::{Deserialize, Serialize};
 
 /// Who the device is. Written once, at spawn.
@@ -38,6 +40,27 @@ impl Trail {
     /// The fixes of tick `tick` (empty when the trail is from an older tick).
     pub fn of_tick(&self, tick: u64) -> &[LastFix] {
         if self.tick == tick { &self.fixes } else { &[] }
+    }
+}
+
+/// Every record the device sent during the current tick, in arrival order,
+/// archived and out-of-order ones included: what systems that follow a
+/// device through its own time (trips) read. Written by Ingest.
+#[derive(Component, Debug, Clone, PartialEq, Default)]
+pub struct Reports {
+    /// The [`crate::Clock::tick`] the records belong to; older ones are stale.
+    pub tick: u64,
+    pub records: Vec<Arc<DeviceMessage>>,
+}
+
+impl Reports {
+    /// The records of tick `tick` (empty when they are from an older tick).
+    pub fn of_tick(&self, tick: u64) -> &[Arc<DeviceMessage>] {
+        if self.tick == tick {
+            &self.records
+        } else {
+            &[]
+        }
     }
 }
 

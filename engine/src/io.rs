@@ -6,6 +6,7 @@ use drover_protocols::model::{DeviceId, DeviceMessage};
 use serde::Serialize;
 
 use crate::components::{CustomAttributes, Kinematics, LastFix, Obd, Power, Presence};
+use crate::systems::trips::Trip;
 
 /// One thing that happened at the edge, in arrival order.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +44,8 @@ pub enum Delta {
     /// The device left the live world (silent past `forget_after`); its
     /// history stays.
     Removed { device: DeviceId },
+    /// A trip opened or closed.
+    Trip(Box<Trip>),
 }
 
 /// The live state of one device, as the API and the dashboard see it.

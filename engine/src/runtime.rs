@@ -160,6 +160,10 @@ pub struct RunningEngine {
     /// Presence changes and other events out of Emit, for stream consumers
     /// (oldest dropped when nobody takes them).
     pub deltas: DeltaQueue,
+    /// Trips opened and closed, for the node's analytics outputs (storage,
+    /// MQTT), apart from the stream's so that neither consumer takes the
+    /// other's.
+    pub analytics: DeltaQueue,
     /// The live state of every device, published after each tick.
     pub view: LiveView,
     /// Snapshots for the writer, every `snapshot_every`, and a last one when
@@ -179,6 +183,7 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
         connections: Connections::default(),
         status: StatusBoard::default(),
         deltas: DeltaQueue::new(config.outbox_capacity),
+        analytics: DeltaQueue::new(config.outbox_capacity),
         view: LiveView::default(),
         snapshots: snapshot_tx,
     };
@@ -208,6 +213,7 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
         connections: running_outputs.connections,
         status: running_outputs.status,
         deltas: running_outputs.deltas,
+        analytics: running_outputs.analytics,
         view: running_outputs.view,
         snapshots,
         stats,
@@ -221,6 +227,7 @@ struct Outputs {
     connections: Connections,
     status: StatusBoard,
     deltas: DeltaQueue,
+    analytics: DeltaQueue,
     view: LiveView,
     snapshots: flume::Sender<Snapshot>,
 }
@@ -331,6 +338,10 @@ impl TickLoop {
                 } => {
                     self.outputs.status.set(device.clone(), online);
                     self.outputs.deltas.push(delta);
+                }
+                Delta::Trip(_) => {
+                    self.outputs.deltas.push(delta.clone());
+                    self.outputs.analytics.push(delta);
                 }
             }
         }

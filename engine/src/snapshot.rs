@@ -28,6 +28,7 @@ use crate::components::{
     CustomAttributes, Device, Ignition, Kinematics, LastFix, LastSeen, Obd, Power, Presence,
 };
 use crate::systems::ingest::{DeviceIndex, device_bundle};
+use crate::systems::trips;
 
 /// The snapshot format this build writes and reads.
 pub const FORMAT: u32 = 1;
@@ -217,6 +218,32 @@ pub(crate) fn capture_devices(world: &mut World) -> Vec<DeviceSnapshot> {
     devices.sort_by(|a, b| a.id.cmp(&b.id));
     devices
 }
+
+/// The state of the analytics systems, by section name.
+pub(crate) fn capture_sections(world: &mut World) -> BTreeMap<String, serde_json::Value> {
+    let mut sections = BTreeMap::new();
+    // Plain data: serialization cannot fail.
+    if let Ok(open) = serde_json::to_value(trips::capture(world)) {
+        sections.insert(TRIPS.to_owned(), open);
+    }
+    sections
+}
+
+/// Restores what [`capture_sections`] kept, after the devices. A section
+/// this build cannot read is logged and skipped: its state starts afresh.
+pub(crate) fn restore_sections(world: &mut World, sections: &BTreeMap<String, serde_json::Value>) {
+    if let Some(open) = sections.get(TRIPS) {
+        match serde_json::from_value(open.clone()) {
+            Ok(open) => trips::restore(world, open),
+            Err(error) => {
+                tracing::warn!(%error, "open trips in the snapshot are unreadable; they start afresh")
+            }
+        }
+    }
+}
+
+/// The section of open trips.
+const TRIPS: &str = "trips";
 
 /// Spawns the snapshot's devices into an empty world. A device whose protocol
 /// this build no longer knows keeps its state under the name `unknown`.

@@ -16,6 +16,7 @@ use crate::systems::emit::{self, EmitOptions, Outbox};
 use crate::systems::ingest::{self, DeviceIndex, Incoming};
 use crate::systems::presence::{self, PresenceTimeout};
 use crate::systems::retention::{self, ForgetAfter};
+use crate::systems::trips::{self, TripChanged, TripRules};
 use crate::systems::{Touched, motion};
 
 /// The schedule run once per tick.
@@ -30,7 +31,7 @@ pub enum TickSet {
     Ingest,
     /// Values computed from the raw state: motion, distance.
     Derive,
-    /// Conditions over time: presence timeouts (trips, geofences, alerts later).
+    /// Conditions over time: presence timeouts, trips.
     Detect,
     /// User-written analytics: the extension point.
     Analyze,
@@ -64,6 +65,8 @@ pub struct EngineConfig {
     /// A device silent this long leaves the live world (its history stays);
     /// 0 keeps every device.
     pub forget_after_ms: i64,
+    /// What makes a trip.
+    pub trips: TripRules,
 }
 
 impl Default for EngineConfig {
@@ -74,6 +77,7 @@ impl Default for EngineConfig {
             emit_state: true,
             sweep_every_ms: 1_000,
             forget_after_ms: 30 * 24 * 3_600_000,
+            trips: TripRules::default(),
         }
     }
 }
@@ -126,6 +130,9 @@ impl Engine {
         world.insert_resource(ForgetAfter {
             after_ms: config.forget_after_ms,
         });
+        world.insert_resource(config.trips);
+        // Emit drains these every tick, so no message update system is needed.
+        world.init_resource::<Messages<TripChanged>>();
 
         let mut schedule = Schedule::new(Tick);
         match config.executor {
@@ -158,6 +165,14 @@ impl Engine {
         schedule.add_systems(
             presence::expire_presence
                 .run_if(every(config.sweep_every_ms))
+                .in_set(TickSet::Detect),
+        );
+        schedule.add_systems(
+            (
+                trips::detect_trips,
+                trips::close_silent_trips.run_if(every(config.sweep_every_ms)),
+            )
+                .chain()
                 .in_set(TickSet::Detect),
         );
         if config.forget_after_ms > 0 {
@@ -217,7 +232,7 @@ impl Engine {
             position: self.position,
             taken_ms: now_ms,
             devices: snapshot::capture_devices(&mut self.world),
-            sections: Default::default(),
+            sections: snapshot::capture_sections(&mut self.world),
         }
     }
 
@@ -230,6 +245,7 @@ impl Engine {
             return Err(RestoreError::NotEmpty(present));
         }
         snapshot::restore_devices(&mut self.world, snapshot.devices);
+        snapshot::restore_sections(&mut self.world, &snapshot.sections);
         self.position = snapshot.position;
         Ok(())
     }

@@ -94,10 +94,14 @@ fn a_record_updates_live_state_and_emits_once() {
         state.attributes.0.get("io999").and_then(|v| v.as_f64()),
         Some(7.0)
     );
-    assert!(matches!(
-        &deltas[..],
-        [Delta::Presence { online: true, .. }, Delta::State(_)]
-    ));
+    // Moving at 50 km/h, it also starts a trip.
+    assert!(
+        matches!(
+            &deltas[..],
+            [Delta::Trip(trip), Delta::Presence { online: true, .. }, Delta::State(_)] if trip.open()
+        ),
+        "{deltas:?}"
+    );
 
     // The same report again changes only when the device was last heard from.
     let deltas = tick(&mut e, T0 + 10, vec![record("1", T0, 52.5, 13.4, 50.0)]);
@@ -320,6 +324,7 @@ fn devices_silent_past_forget_after_leave_the_live_world() {
         .filter(|d| match d {
             Delta::Presence { device, .. } | Delta::Removed { device } => *device == old,
             Delta::State(state) => state.device == old,
+            Delta::Trip(trip) => trip.device == old,
         })
         .collect();
     assert_eq!(

@@ -30,6 +30,7 @@ pub struct Config {
     pub journal: JournalSection,
     pub storage: StorageSection,
     pub commands: CommandsSection,
+    pub analytics: AnalyticsSection,
 }
 
 impl Default for Config {
@@ -44,6 +45,7 @@ impl Default for Config {
             journal: JournalSection::default(),
             storage: StorageSection::default(),
             commands: CommandsSection::default(),
+            analytics: AnalyticsSection::default(),
         }
     }
 }
@@ -288,6 +290,43 @@ impl Default for CommandsSection {
         CommandsSection {
             answer_timeout_secs: queue.answer_timeout.as_secs(),
             max_open_per_device: queue.max_open_per_device,
+        }
+    }
+}
+
+/// `[analytics]`: what the engine's analytics systems detect.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalyticsSection {
+    pub trips: TripsSection,
+}
+
+/// `[analytics.trips]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TripsSection {
+    /// A stop (or a silence) this long ends a trip, in seconds.
+    pub min_stop_secs: u64,
+    /// Fixes at this speed or above count as driving, in km/h.
+    pub moving_kmh: f64,
+}
+
+impl Default for TripsSection {
+    fn default() -> Self {
+        let rules = drover_engine::systems::trips::TripRules::default();
+        TripsSection {
+            min_stop_secs: u64::try_from(rules.min_stop_ms / 1000).unwrap_or(300),
+            moving_kmh: rules.moving_kmh,
+        }
+    }
+}
+
+impl TripsSection {
+    pub fn rules(&self) -> drover_engine::systems::trips::TripRules {
+        drover_engine::systems::trips::TripRules {
+            min_stop_ms: i64::try_from(self.min_stop_secs.max(1).saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+            moving_kmh: self.moving_kmh,
         }
     }
 }

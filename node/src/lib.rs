@@ -15,6 +15,7 @@
 //!   the engine), segment retirement, retention and journal recovery;
 //! * [`engine`]: the engine as a journal consumer, its snapshots and the
 //!   MQTT status it publishes;
+//! * `analytics`: what the engine's analytics produce, out to MQTT (trips);
 //! * `stream`: the live stream's hub — committed positions and status
 //!   changes fanned out to WebSocket clients, slow ones coalesced and let go;
 //! * [`commands`]: commands to devices — the durable queue, delivery on
@@ -30,6 +31,7 @@
 
 pub mod access;
 pub mod admission;
+mod analytics;
 pub mod commands;
 pub mod config;
 pub mod engine;

@@ -57,6 +57,8 @@ pub struct Node {
     engine_thread: JoinHandle<Option<Engine>>,
     snapshot_writer: Option<JoinHandle<()>>,
     status_task: JoinHandle<()>,
+    /// Publishes trips; stops with the status publisher.
+    analytics_task: JoinHandle<()>,
     status_shutdown: CancellationToken,
     mqtt_tasks: Vec<JoinHandle<()>>,
     mqtt_shutdown: CancellationToken,
@@ -127,6 +129,11 @@ impl Node {
         let status_task = tokio::spawn(live::publish_status(
             publisher.clone(),
             engine.status.clone(),
+            status_shutdown.clone(),
+        ));
+        let analytics_task = tokio::spawn(crate::analytics::publish_trips(
+            publisher.clone(),
+            engine.analytics.receiver(),
             status_shutdown.clone(),
         ));
 
@@ -232,6 +239,7 @@ impl Node {
             engine_thread,
             snapshot_writer,
             status_task,
+            analytics_task,
             status_shutdown,
             mqtt_tasks: vec![mqtt_task, records_mqtt_task, commands.mqtt_task],
             broker,
@@ -278,6 +286,7 @@ impl Node {
         }
         self.status_shutdown.cancel();
         self.status_task.await?;
+        self.analytics_task.await?;
         self.publisher.wait_acked(DRAIN_TIMEOUT).await;
         self.publisher.disconnect().await;
         self.records_publisher.disconnect().await;
@@ -385,6 +394,7 @@ pub fn new_engine(config: &Config) -> Engine {
         forget_after_ms: ms(e.forget_after_days.saturating_mul(86_400)),
         // Full-state deltas feed the live view the API reads.
         emit_state: true,
+        trips: config.analytics.trips.rules(),
         ..EngineConfig::default()
     })
 }

@@ -28,7 +28,9 @@ use drover_api::stream::{
 use drover_catalog::Catalog;
 use drover_engine::Delta;
 use drover_journal::sink::{Committed, FeedReceiver};
-use drover_mqtt::payload::{PositionPayload, Rfc3339Ms};
+use drover_mqtt::payload::{PositionPayload, Rfc3339Ms, TripPayload};
+
+use crate::analytics::trip_payload;
 use drover_protocols::model::DeviceId;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -171,7 +173,7 @@ impl HubTask {
                     None => feed_open = false,
                 },
                 delta = self.sources.deltas.recv_async(), if deltas_open => match delta {
-                    Ok(delta) => self.status(&delta),
+                    Ok(delta) => self.delta(&delta),
                     Err(_) => deltas_open = false,
                 },
                 _ = flush.tick() => self.clients.flush_all(Instant::now()),
@@ -205,25 +207,33 @@ impl HubTask {
         }
     }
 
-    fn status(&mut self, delta: &Delta) {
-        let Delta::Presence {
-            device,
-            online,
-            time_ms,
-        } = delta
-        else {
-            return;
-        };
-        let json = || {
-            to_json(&Message::Status {
-                device: device.as_str(),
-                online: *online,
-                time: Rfc3339Ms(*time_ms),
-            })
-        };
+    fn delta(&mut self, delta: &Delta) {
         let group = group_of(&self.sources.catalog);
-        self.clients
-            .fan_out(device, FrameKind::Status, json, Instant::now(), &group);
+        let now = Instant::now();
+        match delta {
+            Delta::Presence {
+                device,
+                online,
+                time_ms,
+            } => {
+                let json = || {
+                    to_json(&Message::Status {
+                        device: device.as_str(),
+                        online: *online,
+                        time: Rfc3339Ms(*time_ms),
+                    })
+                };
+                self.clients
+                    .fan_out(device, FrameKind::Status, json, now, &group);
+            }
+            Delta::Trip(trip) => {
+                let id = trip.id();
+                let json = || to_json(&Message::Trip(trip_payload(trip, &id)));
+                self.clients
+                    .fan_out(&trip.device, FrameKind::Trip, json, now, &group);
+            }
+            Delta::State(_) | Delta::Removed { .. } => {}
+        }
     }
 }
 
@@ -242,6 +252,8 @@ enum Message<'a> {
         online: bool,
         time: Rfc3339Ms,
     },
+    /// The MQTT trip payload's fields.
+    Trip(TripPayload<'a>),
 }
 
 fn to_json(message: &Message<'_>) -> Utf8Bytes {

@@ -20,3 +20,4 @@ mod openapi;
 mod outage;
 mod stream;
 mod support;
+mod trips;

@@ -210,6 +210,7 @@ fn a_client_gets_a_snapshot_then_live_positions_and_statuses() {
     );
 
     let mut positions = Vec::new();
+    let mut trips = Vec::new();
     let mut offline = BTreeSet::new();
     let started = Instant::now();
     // Until the simulator has closed every connection.
@@ -225,8 +226,20 @@ fn a_client_gets_a_snapshot_then_live_positions_and_statuses() {
                 offline.insert(message["device"].as_str().expect("a device").to_owned());
             }
             Some("status") => {}
+            // The simulated vehicles drive: trips open (and may close).
+            Some("trip") => trips.push(message),
             other => panic!("unexpected message type {other:?}: {message}"),
         }
+    }
+    for trip in &trips {
+        let device = trip["device"].as_str().expect("a device");
+        assert!(
+            trip["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with(&format!("{device}-"))),
+            "{trip}"
+        );
+        assert!(trip["start"]["time"].is_string() && trip["open"].is_boolean(), "{trip}");
     }
     let (_, records) = sim.finish();
     let acked = support::acked_by_device(&records);

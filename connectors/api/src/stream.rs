@@ -46,6 +46,9 @@ impl Filter {
 pub enum FrameKind {
     Position,
     Status,
+    /// A trip that opened or closed: the newest says where the device's
+    /// trip stands.
+    Trip,
 }
 
 /// One message for clients, serialized once for all who get it.

@@ -62,6 +62,42 @@ pub struct EventPayload<'a> {
     pub attributes: &'a Attributes,
 }
 
+/// `{prefix}/devices/{device}/trip`: a trip opened (`open`, no `end`) or
+/// closed.
+#[derive(Debug, Serialize)]
+pub struct TripPayload<'a> {
+    /// Stable: the device and the start time.
+    pub id: &'a str,
+    pub device: &'a str,
+    pub start: PlacePayload,
+    pub end: Option<PlacePayload>,
+    pub open: bool,
+    pub distance_m: f64,
+    pub duration_s: f64,
+    pub max_speed_kmh: f64,
+    pub avg_speed_kmh: f64,
+    /// Standing with the ignition on.
+    pub idle_s: f64,
+    /// Fuel level at the start minus at the end, in percent points, when
+    /// the device reports a level.
+    pub fuel_used_pct: Option<f64>,
+}
+
+/// Where and when a trip started or ended.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PlacePayload {
+    pub time: Rfc3339Ms,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// The topic and payload of a trip that opened or closed.
+pub fn trip(prefix: &str, trip: &TripPayload<'_>) -> (String, Vec<u8>) {
+    // Numbers and strings only: serializing cannot fail.
+    let json = serde_json::to_vec(trip).unwrap_or_default();
+    (device_topic(prefix, trip.device, "trip"), json)
+}
+
 /// The topic and payload of one record.
 pub fn record(prefix: &str, message: &DeviceMessage) -> (String, Vec<u8>) {
     let device = message.device.as_str();

@@ -165,6 +165,12 @@ impl Publisher {
         self.send(topic, body.to_vec(), true).await
     }
 
+    /// Publishes a trip that opened or closed on `{prefix}/devices/{device}/trip`.
+    pub async fn trip(&self, trip: &payload::TripPayload<'_>) -> Result<(), MqttError> {
+        let (topic, body) = payload::trip(&self.prefix, trip);
+        self.send(topic, body, false).await
+    }
+
     /// Publishes the result of a command on
     /// `{prefix}/devices/{device}/command/result`; `json` is what the node
     /// composed. Meant for the [`Role::Main`] connection, whose event loop

@@ -6,9 +6,11 @@ use bevy_ecs::query::QueryData;
 use crate::clock::Clock;
 use crate::components::{
     CustomAttributes, Device, Ignition, Kinematics, LastFix, LastSeen, Obd, Power, Presence,
+    Reports,
 };
 use crate::io::{Delta, DeviceState};
 use crate::systems::Touched;
+use crate::systems::trips::TripChanged;
 
 /// Deltas produced by the last tick; the shell takes them after each tick.
 #[derive(Resource, Debug, Default)]
@@ -40,8 +42,13 @@ pub fn emit_changes(
     options: Res<EmitOptions>,
     mut touched: ResMut<Touched>,
     mut outbox: ResMut<Outbox>,
+    mut trips: ResMut<Messages<TripChanged>>,
     devices: Query<DeviceView>,
+    mut reports: Query<&mut Reports>,
 ) {
+    outbox.0.extend(trips.drain().map(|changed| match changed {
+        TripChanged::Opened(trip) | TripChanged::Closed(trip) => Delta::Trip(Box::new(trip)),
+    }));
     let mut entities = std::mem::take(&mut touched.0);
     entities.sort_unstable();
     entities.dedup();
@@ -58,6 +65,12 @@ pub fn emit_changes(
         }
         if options.state && state_changed(&view) {
             outbox.0.push(Delta::State(Box::new(snapshot(&view))));
+        }
+        // The tick's records are read; holding them until the device's next
+        // report would keep a batch per device alive across a large fleet.
+        // Emptying them is not a change anyone should see.
+        if let Ok(mut reports) = reports.get_mut(entity) {
+            reports.bypass_change_detection().records.clear();
         }
     }
     entities.clear();

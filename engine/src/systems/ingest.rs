@@ -5,19 +5,22 @@
 //! ordinary system with a cached query.
 
 use bevy_ecs::prelude::*;
-use drover_protocols::model::{DeviceId, Record, Value, attr};
+use drover_protocols::model::{DeviceId, DeviceMessage, Record, Value, attr};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bevy_ecs::query::QueryData;
 
 use crate::clock::Clock;
 use crate::components::{
-    CustomAttributes, Device, Ignition, Kinematics, LastFix, LastSeen, Obd, Power, Presence, Trail,
+    CustomAttributes, Device, Ignition, Kinematics, LastFix, LastSeen, Obd, Power, Presence,
+    Reports, Trail,
 };
 use crate::io::Input;
 use crate::systems::Touched;
 use crate::systems::presence::PresenceTimeout;
+use crate::systems::trips::Trips;
 
 /// The inputs of the current tick, in arrival order. Filled by the shell.
 #[derive(Resource, Debug, Default)]
@@ -109,6 +112,8 @@ pub(crate) fn device_bundle(device: Device) -> impl Bundle {
         LastSeen::default(),
         CustomAttributes::default(),
         Trail::default(),
+        Reports::default(),
+        Trips::default(),
     )
 }
 
@@ -125,6 +130,7 @@ pub struct Target {
     seen: &'static mut LastSeen,
     custom: &'static mut CustomAttributes,
     trail: &'static mut Trail,
+    reports: &'static mut Reports,
 }
 
 /// Applies every input of the tick (each device's in arrival order), then
@@ -177,6 +183,7 @@ fn apply(input: &Input, mut target: TargetItem<'_, '_>, clock: &Clock, presence:
             });
         }
         Input::Record(message) => {
+            report(&mut target.reports, message, clock);
             target.seen.set_if_neq(LastSeen(now_ms));
             if !target.presence.online {
                 target.presence.online = true;
@@ -184,6 +191,7 @@ fn apply(input: &Input, mut target: TargetItem<'_, '_>, clock: &Clock, presence:
             apply_record(&message.record, target, clock);
         }
         Input::Replayed(message) => {
+            report(&mut target.reports, message, clock);
             let record = &message.record;
             // Capped at now against devices whose clock runs ahead.
             let seen = record.time_ms.min(now_ms);
@@ -196,6 +204,14 @@ fn apply(input: &Input, mut target: TargetItem<'_, '_>, clock: &Clock, presence:
             apply_record(record, target, clock);
         }
     }
+}
+
+fn report(reports: &mut Mut<Reports>, message: &Arc<DeviceMessage>, clock: &Clock) {
+    if reports.tick != clock.tick {
+        reports.tick = clock.tick;
+        reports.records.clear();
+    }
+    reports.records.push(Arc::clone(message));
 }
 
 fn apply_record(record: &Record, mut target: TargetItem<'_, '_>, clock: &Clock) {

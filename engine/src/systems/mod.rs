@@ -5,6 +5,7 @@ pub mod ingest;
 pub mod motion;
 pub mod presence;
 pub mod retention;
+pub mod trips;
 
 use bevy_ecs::prelude::*;
 

@@ -12,7 +12,7 @@ pub const MOVING_KMH: f64 = 5.0;
 
 /// Fixes further apart than this are a jump (a bad fix or a long gap), not a
 /// drive, and do not add to the distance.
-const MAX_PLAUSIBLE_KMH: f64 = 400.0;
+pub const MAX_PLAUSIBLE_KMH: f64 = 400.0;
 
 /// Mean Earth radius in metres (IUGG).
 const EARTH_RADIUS_M: f64 = 6_371_008.8;

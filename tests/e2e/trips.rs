@@ -1,0 +1,191 @@
+//! Trips over real TCP with the real binary: a Teltonika tracker drives,
+//! stops and parks; the trip opens and closes on MQTT (read by
+//! `mosquitto_sub`) with the distance of the drive, and a kill -9 in the
+//! middle of the trip loses none of it.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use drover_protocols::model::{Fix, Record, RecordKind, attr};
+use drover_protocols::teltonika::device::{Codec, avl_packet};
+use serde_json::Value;
+
+use crate::support::{self, Ports, Subscriber};
+
+const IMEI: &str = "356307042441013";
+const STEP_MS: i64 = 10_000;
+const M_PER_DEG: f64 = 111_195.0;
+
+/// A stop of a minute ends a trip, so the test parks for only a little
+/// longer.
+fn settings() -> Vec<String> {
+    vec!["analytics.trips.min_stop_secs=60".to_owned()]
+}
+
+/// A tracker on a straight road north: 10 s between fixes.
+struct Tracker {
+    socket: TcpStream,
+    time_ms: i64,
+    lat: f64,
+    /// Along the fixes sent, from the first.
+    driven_m: f64,
+    sent: usize,
+}
+
+impl Tracker {
+    fn connect(port: u16, start_ms: i64) -> Tracker {
+        let mut socket = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("a read timeout");
+        let mut login = vec![0x00, 0x0f];
+        login.extend_from_slice(IMEI.as_bytes());
+        socket.write_all(&login).expect("login");
+        let mut accepted = [0u8; 1];
+        socket.read_exact(&mut accepted).expect("login answer");
+        assert_eq!(accepted, [1], "the tracker is accepted");
+        Tracker {
+            socket,
+            time_ms: start_ms,
+            lat: 54.68,
+            driven_m: 0.0,
+            sent: 0,
+        }
+    }
+
+    /// `count` fixes, each `metres` further north at `kmh`, in one packet,
+    /// and waits for its ack.
+    fn send(&mut self, count: usize, kmh: f64, ignition: bool) {
+        let metres = kmh / 3.6 * (STEP_MS as f64 / 1000.0);
+        let records: Vec<Record> = (0..count)
+            .map(|_| {
+                self.time_ms += STEP_MS;
+                self.lat += metres / M_PER_DEG;
+                if self.sent > 0 {
+                    self.driven_m += metres;
+                }
+                self.sent += 1;
+                let mut record = Record {
+                    time_ms: self.time_ms,
+                    kind: RecordKind::Position,
+                    fix: Some(Fix {
+                        lat: self.lat,
+                        lon: 25.28,
+                        speed_kmh: kmh,
+                        course_deg: 0.0,
+                        altitude_m: Some(100.0),
+                        satellites: Some(9),
+                        valid: true,
+                    }),
+                    ..Record::default()
+                };
+                record.attributes.set(attr::IGNITION, ignition);
+                record
+            })
+            .collect();
+        self.socket
+            .write_all(&avl_packet(Codec::Codec8, &records))
+            .expect("send the packet");
+        let mut ack = [0u8; 4];
+        self.socket.read_exact(&mut ack).expect("the packet's ack");
+        assert_eq!(u32::from_be_bytes(ack) as usize, count, "acked by count");
+    }
+}
+
+/// Device time an hour ago, so the whole drive is in the past like a
+/// buffer the tracker sends; trips follow the device's clock.
+fn an_hour_ago() -> i64 {
+    drover_protocols::model::now_ms() - 3_600_000
+}
+
+/// The trip messages `subscriber` got, in order.
+fn trips(subscriber: &Subscriber) -> Vec<Value> {
+    subscriber
+        .messages()
+        .into_iter()
+        .filter(|(topic, _)| topic == &format!("drover/devices/{IMEI}/trip"))
+        .map(|(_, trip)| trip)
+        .collect()
+}
+
+fn closed(subscriber: &Subscriber) -> Vec<Value> {
+    trips(subscriber)
+        .into_iter()
+        .filter(|t| t["open"] == false)
+        .collect()
+}
+
+fn assert_distance(trip: &Value, expected_m: f64) {
+    let distance = trip["distance_m"].as_f64().expect("distance_m");
+    assert!(
+        (distance - expected_m).abs() <= expected_m * 0.02,
+        "distance {distance} m, driven {expected_m} m: {trip}"
+    );
+}
+
+#[test]
+fn a_drive_and_a_stop_give_a_trip_on_mqtt() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (_node, ports) = support::drover_serve(dir.path(), &settings());
+    let subscriber = Subscriber::start(dir.path(), ports.mqtt, &["drover/devices/+/trip"]);
+    let start = an_hour_ago();
+    let mut tracker = Tracker::connect(ports.teltonika, start);
+    tracker.send(30, 36.0, true);
+    let driven = tracker.driven_m;
+    tracker.send(9, 0.0, false);
+
+    assert!(
+        support::eventually(Duration::from_secs(15), || !closed(&subscriber).is_empty()),
+        "no closed trip on MQTT; got {:?}",
+        trips(&subscriber)
+    );
+    let all = trips(&subscriber);
+    assert_eq!(all.len(), 2, "opened, then closed: {all:?}");
+    let (opened, closed) = (&all[0], &all[1]);
+    assert_eq!(opened["open"], true);
+    assert_eq!(opened["end"], Value::Null);
+    assert_eq!(opened["id"], closed["id"]);
+    assert_eq!(closed["device"], IMEI);
+    assert_distance(closed, driven);
+    assert_eq!(closed["duration_s"].as_f64(), Some(300.0), "{closed}");
+    assert_eq!(closed["max_speed_kmh"].as_f64(), Some(36.0));
+    let started = time::OffsetDateTime::parse(
+        closed["start"]["time"].as_str().expect("start time"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("RFC 3339");
+    assert_eq!(
+        started.unix_timestamp_nanos() / 1_000_000,
+        i128::from(start + STEP_MS)
+    );
+}
+
+#[test]
+fn a_trip_interrupted_by_a_kill_continues_after_the_restart() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let ports = Ports::free();
+    let node = support::drover_serve_on(dir.path(), ports, &settings());
+    let mut tracker = Tracker::connect(ports.teltonika, an_hour_ago());
+    tracker.send(20, 50.0, true);
+    node.kill9();
+
+    let _node = support::drover_serve_on(dir.path(), ports, &settings());
+    let subscriber = Subscriber::start(dir.path(), ports.mqtt, &["drover/devices/+/trip"]);
+    let mut tracker = Tracker {
+        socket: Tracker::connect(ports.teltonika, tracker.time_ms).socket,
+        ..tracker
+    };
+    tracker.send(20, 50.0, true);
+    let driven = tracker.driven_m;
+    tracker.send(9, 0.0, false);
+
+    assert!(
+        support::eventually(Duration::from_secs(15), || !closed(&subscriber).is_empty()),
+        "no closed trip after the restart; got {:?}",
+        trips(&subscriber)
+    );
+    let closed = closed(&subscriber);
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_distance(&closed[0], driven);
+}
