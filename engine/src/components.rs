@@ -5,9 +5,7 @@
 //! value that did not change does not show up as changed in Emit.
 
 use bevy_ecs::prelude::*;
-use std::sync::Arc;
-
-use drover_protocols::model::{Attributes, DeviceId, DeviceMessage, Fix};
+use drover_protocols::model::{Attributes, DeviceId, Fix};
 use serde::{Deserialize, Serialize};
 
 /// Who the device is. Written once, at spawn.
@@ -43,25 +41,19 @@ impl Trail {
     }
 }
 
-/// Every record the device sent during the current tick, in arrival order,
-/// archived and out-of-order ones included: what systems that follow a
-/// device through its own time (trips) read. Written by Ingest.
-#[derive(Component, Debug, Clone, PartialEq, Default)]
+/// Where the device's records of the current tick are among the tick's
+/// inputs (in arrival order, archived and out-of-order ones included): what
+/// systems that follow a device through its own time (trips) read, with
+/// [`crate::systems::ingest::TickRecords`]. A span rather than copies, so
+/// the tick holds each record once. Written by Ingest; changes only for
+/// devices that sent records, so `Changed<Reports>` finds them.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Reports {
-    /// The [`crate::Clock::tick`] the records belong to; older ones are stale.
-    pub tick: u64,
-    pub records: Vec<Arc<DeviceMessage>>,
-}
-
-impl Reports {
-    /// The records of tick `tick` (empty when they are from an older tick).
-    pub fn of_tick(&self, tick: u64) -> &[Arc<DeviceMessage>] {
-        if self.tick == tick {
-            &self.records
-        } else {
-            &[]
-        }
-    }
+    /// The [`crate::Clock::tick`] the span belongs to; older ones are stale.
+    pub(crate) tick: u64,
+    /// Into the tick's inputs in visiting order (`IngestOrder`).
+    pub(crate) first: u32,
+    pub(crate) end: u32,
 }
 
 /// Motion derived from successive fixes. Written by Derive (motion).

@@ -6,7 +6,6 @@ use bevy_ecs::query::QueryData;
 use crate::clock::Clock;
 use crate::components::{
     CustomAttributes, Device, Ignition, Kinematics, LastFix, LastSeen, Obd, Power, Presence,
-    Reports,
 };
 use crate::io::{Delta, DeviceState};
 use crate::systems::Touched;
@@ -44,7 +43,6 @@ pub fn emit_changes(
     mut outbox: ResMut<Outbox>,
     mut trips: ResMut<Messages<TripChanged>>,
     devices: Query<DeviceView>,
-    mut reports: Query<&mut Reports>,
 ) {
     outbox.0.extend(trips.drain().map(|changed| match changed {
         TripChanged::Opened(trip) | TripChanged::Closed(trip) => Delta::Trip(Box::new(trip)),
@@ -65,12 +63,6 @@ pub fn emit_changes(
         }
         if options.state && state_changed(&view) {
             outbox.0.push(Delta::State(Box::new(snapshot(&view))));
-        }
-        // The tick's records are read; holding them until the device's next
-        // report would keep a batch per device alive across a large fleet.
-        // Emptying them is not a change anyone should see.
-        if let Ok(mut reports) = reports.get_mut(entity) {
-            reports.bypass_change_detection().records.clear();
         }
     }
     entities.clear();

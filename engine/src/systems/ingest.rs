@@ -8,9 +8,9 @@ use bevy_ecs::prelude::*;
 use drover_protocols::model::{DeviceId, DeviceMessage, Record, Value, attr};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use bevy_ecs::query::QueryData;
+use bevy_ecs::system::SystemParam;
 
 use crate::clock::Clock;
 use crate::components::{
@@ -136,25 +136,28 @@ pub struct Target {
 /// Applies every input of the tick (each device's in arrival order), then
 /// empties [`Incoming`].
 pub fn apply_inputs(
-    mut incoming: ResMut<Incoming>,
+    incoming: Res<Incoming>,
     order: Res<IngestOrder>,
     clock: Res<Clock>,
     presence: Res<PresenceTimeout>,
     mut touched: ResMut<Touched>,
     mut devices: Query<Target>,
 ) {
-    for &key in &order.order {
+    for (visit, &key) in order.order.iter().enumerate() {
         let at = (key & u64::from(u32::MAX)) as usize;
         let (Some(input), Some(Some(entity))) = (incoming.0.get(at), order.entities.get(at)) else {
             continue;
         };
-        let Ok(target) = devices.get_mut(*entity) else {
+        let Ok(mut target) = devices.get_mut(*entity) else {
             continue;
         };
+        if matches!(input, Input::Record(_) | Input::Replayed(_)) {
+            report(&mut target.reports, visit, &clock);
+        }
         apply(input, target, &clock, &presence);
         touched.mark(*entity);
     }
-    incoming.0.clear();
+    // The inputs stay until the tick ends: Detect reads the records.
     // Derive systems walk this list once per device (already in entity
     // order, unless a system marked devices before Ingest).
     touched.0.sort_unstable();
@@ -183,7 +186,6 @@ fn apply(input: &Input, mut target: TargetItem<'_, '_>, clock: &Clock, presence:
             });
         }
         Input::Record(message) => {
-            report(&mut target.reports, message, clock);
             target.seen.set_if_neq(LastSeen(now_ms));
             if !target.presence.online {
                 target.presence.online = true;
@@ -191,7 +193,6 @@ fn apply(input: &Input, mut target: TargetItem<'_, '_>, clock: &Clock, presence:
             apply_record(&message.record, target, clock);
         }
         Input::Replayed(message) => {
-            report(&mut target.reports, message, clock);
             let record = &message.record;
             // Capped at now against devices whose clock runs ahead.
             let seen = record.time_ms.min(now_ms);
@@ -206,12 +207,48 @@ fn apply(input: &Input, mut target: TargetItem<'_, '_>, clock: &Clock, presence:
     }
 }
 
-fn report(reports: &mut Mut<Reports>, message: &Arc<DeviceMessage>, clock: &Clock) {
+/// Extends the device's span of this tick's records to the input at
+/// `visit` (a device's inputs are visited one after another).
+fn report(reports: &mut Mut<Reports>, visit: usize, clock: &Clock) {
+    let visit = u32::try_from(visit).unwrap_or(u32::MAX);
     if reports.tick != clock.tick {
         reports.tick = clock.tick;
-        reports.records.clear();
+        reports.first = visit;
     }
-    reports.records.push(Arc::clone(message));
+    reports.end = visit.saturating_add(1);
+}
+
+/// The records of the tick, for systems that follow each device through
+/// every record it sent (a device's [`Reports`] says which).
+#[derive(SystemParam)]
+pub struct TickRecords<'w> {
+    incoming: Res<'w, Incoming>,
+    order: Res<'w, IngestOrder>,
+    clock: Res<'w, Clock>,
+}
+
+impl TickRecords<'_> {
+    /// The clock of the tick the records belong to.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The device's records of this tick, in arrival order (none when it
+    /// sent none).
+    pub fn of<'a>(&'a self, reports: &Reports) -> impl Iterator<Item = &'a DeviceMessage> + 'a {
+        let span = if reports.tick == self.clock.tick {
+            reports.first as usize..reports.end as usize
+        } else {
+            0..0
+        };
+        let visits = self.order.order.get(span).unwrap_or_default();
+        visits.iter().filter_map(|key| {
+            match self.incoming.0.get((key & u64::from(u32::MAX)) as usize) {
+                Some(Input::Record(message) | Input::Replayed(message)) => Some(&**message),
+                _ => None,
+            }
+        })
+    }
 }
 
 fn apply_record(record: &Record, mut target: TargetItem<'_, '_>, clock: &Clock) {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::components::{Device, LastFix, Reports};
-use crate::systems::ingest::DeviceIndex;
+use crate::systems::ingest::{DeviceIndex, TickRecords};
 use crate::systems::motion::{MAX_PLAUSIBLE_KMH, haversine_m};
 
 /// When a vehicle counts as driving and how long a stop ends a trip.
@@ -179,7 +179,7 @@ pub struct Sample {
 pub fn detect_trips(
     mut commands: Commands,
     rules: Res<TripRules>,
-    clock: Res<Clock>,
+    records: TickRecords,
     mut devices: Query<(Entity, &Device, &Reports, &mut Trips), Changed<Reports>>,
     mut open: Query<&mut Trip>,
     mut changed: MessageWriter<TripChanged>,
@@ -187,21 +187,19 @@ pub fn detect_trips(
 ) {
     for (entity, device, reports, mut trips) in &mut devices {
         samples.clear();
-        samples.extend(
-            reports
-                .of_tick(clock.tick)
-                .iter()
-                .filter_map(|m| sample(&m.record)),
-        );
-        trips.heard_ms = Some(clock.now_ms);
+        samples.extend(records.of(reports).filter_map(|m| sample(&m.record)));
+        trips.heard_ms = Some(records.clock().now_ms);
         if samples.is_empty() {
             continue;
         }
         // A device that sends its buffer and its live fix together may send
         // them in any order.
         samples.sort_by_key(|s| s.at.time_ms);
-        let stored = trips.open.and_then(|trip| open.get(trip).ok());
-        let mut current = stored.cloned();
+        let mut current = Current {
+            stored: trips.open.and_then(|trip| open.get_mut(trip).ok()),
+            stored_ended: false,
+            fresh: None,
+        };
         let mut last = trips.last;
         for sample in &samples {
             if last.is_some_and(|last| sample.at.time_ms <= last.time_ms) {
@@ -210,9 +208,41 @@ pub fn detect_trips(
             advance(&mut current, last, &device.id, sample, &rules, &mut changed);
             last = Some(sample.at);
         }
+        let (ended, fresh) = (current.stored_ended, current.fresh);
         let trips = trips.as_mut();
         trips.last = last;
-        store(&mut commands, &mut open, entity, trips, current);
+        if ended && let Some(trip) = trips.open.take() {
+            commands.entity(trip).despawn();
+        }
+        if let Some(trip) = fresh {
+            trips.open = Some(commands.spawn((trip, TripOf(entity))).id());
+        }
+    }
+}
+
+/// The trip a device's fixes of one tick go into: the stored one, changed
+/// in place, until it ends; then one opened during the tick, spawned after.
+struct Current<'a> {
+    stored: Option<Mut<'a, Trip>>,
+    stored_ended: bool,
+    fresh: Option<Trip>,
+}
+
+impl Current<'_> {
+    fn trip(&mut self) -> Option<&mut Trip> {
+        if self.fresh.is_some() {
+            self.fresh.as_mut()
+        } else if self.stored_ended {
+            None
+        } else {
+            self.stored.as_deref_mut()
+        }
+    }
+
+    fn end(&mut self) {
+        if self.fresh.take().is_none() {
+            self.stored_ended = true;
+        }
     }
 }
 
@@ -250,29 +280,29 @@ pub fn close_silent_trips(
 /// Takes one fix into `current`, opening and closing trips as it goes;
 /// `last` is the device's previous fix.
 fn advance(
-    current: &mut Option<Trip>,
+    current: &mut Current<'_>,
     last: Option<Place>,
     device: &DeviceId,
     sample: &Sample,
     rules: &TripRules,
     changed: &mut MessageWriter<TripChanged>,
 ) {
-    if let Some(trip) = current.as_mut()
+    if let Some(trip) = current.trip()
         && trip.ended_by(sample.at.time_ms, rules)
     {
         trip.close();
         changed.write(TripChanged::Closed(trip.clone()));
-        *current = None;
+        current.end();
     }
     let moving = sample.speed_kmh >= rules.moving_kmh && sample.ignition != Some(false);
-    match current {
+    match current.trip() {
         None if moving => {
             // From where the device last stood, unless that was so long
             // ago that the way between is unknown.
             let from = last.filter(|l| sample.at.time_ms - l.time_ms < rules.min_stop_ms);
             let trip = Trip::new(device.clone(), from, sample);
             changed.write(TripChanged::Opened(trip.clone()));
-            *current = Some(trip);
+            current.fresh = Some(trip);
         }
         None => {}
         Some(trip) => extend(trip, sample, moving),
@@ -307,30 +337,17 @@ fn extend(trip: &mut Trip, sample: &Sample, moving: bool) {
     trip.last_moving = moving;
 }
 
-/// Puts the device's trip back where the world keeps it: the same entity
-/// while the same trip goes on, a new one for a new trip.
-fn store(
-    commands: &mut Commands,
-    open: &mut Query<&mut Trip>,
-    device: Entity,
-    trips: &mut Trips,
-    current: Option<Trip>,
-) {
-    if let (Some(entity), Some(trip)) = (trips.open, &current)
-        && let Ok(mut stored) = open.get_mut(entity)
-        && stored.start.time_ms == trip.start.time_ms
-    {
-        stored.set_if_neq(trip.clone());
-        return;
-    }
-    if let Some(entity) = trips.open.take() {
-        commands.entity(entity).despawn();
-    }
-    trips.open = current.map(|trip| commands.spawn((trip, TripOf(device))).id());
-}
-
 fn sample(record: &drover_protocols::model::Record) -> Option<Sample> {
     let fix = record.fix.as_ref().filter(|fix| fix.valid)?;
+    let (mut ignition, mut fuel_pct) = (None, None);
+    // One pass: a record carries a dozen attributes or more.
+    for (name, value) in record.attributes.iter() {
+        match name {
+            attr::IGNITION => ignition = value.as_bool(),
+            attr::FUEL_LEVEL => fuel_pct = value.as_f64(),
+            _ => {}
+        }
+    }
     Some(Sample {
         at: Place {
             time_ms: record.time_ms,
@@ -338,14 +355,8 @@ fn sample(record: &drover_protocols::model::Record) -> Option<Sample> {
             lon: fix.lon,
         },
         speed_kmh: fix.speed_kmh,
-        ignition: record
-            .attributes
-            .get(attr::IGNITION)
-            .and_then(|v| v.as_bool()),
-        fuel_pct: record
-            .attributes
-            .get(attr::FUEL_LEVEL)
-            .and_then(|v| v.as_f64()),
+        ignition,
+        fuel_pct,
     })
 }
 
