@@ -33,6 +33,8 @@ pub struct Parts {
     /// Statuses the MQTT status publisher has not taken yet.
     pub status_pending: StatusBoard,
     pub deltas: DeltaQueue,
+    /// Trips for MQTT (`analytics`).
+    pub analytics: DeltaQueue,
     pub snapshots: Arc<SnapshotStats>,
     pub mqtt: Arc<PublisherStats>,
     pub registry: Registry,
@@ -257,6 +259,7 @@ pub fn health(parts: &Parts) -> Value {
             "duplicates_skipped": e.duplicates.load(Relaxed),
             "status_pending": parts.status_pending.len(),
             "deltas_dropped": parts.deltas.dropped(),
+            "analytics_dropped": parts.analytics.dropped(),
             "snapshots": {
                 "taken": e.snapshots.load(Relaxed),
                 "skipped_busy": e.snapshots_skipped.load(Relaxed),

@@ -266,6 +266,12 @@ fn engine(e: &mut DescriptorEncoder, parts: &Parts) -> fmt::Result {
     )?;
     counter(
         e,
+        "engine_analytics_dropped",
+        "Trips dropped before the analytics publisher took them (broker away too long)",
+        parts.analytics.dropped(),
+    )?;
+    counter(
+        e,
         "engine_snapshots_written",
         "Snapshots of the live world written",
         parts.snapshots.written.load(Relaxed),

@@ -185,6 +185,7 @@ impl Node {
             engine: engine.stats.clone(),
             status_pending: engine.status.clone(),
             deltas: engine.deltas.clone(),
+            analytics: engine.analytics.clone(),
             snapshots: Arc::clone(&snapshots),
             mqtt: publisher.stats.clone(),
             registry: registry.clone(),

@@ -239,7 +239,10 @@ fn a_client_gets_a_snapshot_then_live_positions_and_statuses() {
                 .is_some_and(|id| id.starts_with(&format!("{device}-"))),
             "{trip}"
         );
-        assert!(trip["start"]["time"].is_string() && trip["open"].is_boolean(), "{trip}");
+        assert!(
+            trip["start"]["time"].is_string() && trip["open"].is_boolean(),
+            "{trip}"
+        );
     }
     let (_, records) = sim.finish();
     let acked = support::acked_by_device(&records);

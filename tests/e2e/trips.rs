@@ -159,6 +159,8 @@ fn a_drive_and_a_stop_give_a_trip_on_mqtt() {
         started.unix_timestamp_nanos() / 1_000_000,
         i128::from(start + STEP_MS)
     );
+    let (_, health) = support::http_get(ports.http, "/health");
+    assert_eq!(health["engine"]["analytics_dropped"], 0, "{health}");
 }
 
 #[test]
