@@ -1,8 +1,10 @@
 //! Detect: trips and stops, from every fix a device reports, in the
 //! device's own time.
 //!
-//! A trip opens at the first fix in motion and closes at the start of a
-//! stop that lasted [`TripRules::min_stop_ms`] (or of a silence as long):
+//! A trip opens at the first fix in motion, starting where the vehicle
+//! stood just before, and closes at the start of a stop that lasted
+//! [`TripRules::min_stop_ms`] (or of a gap between fixes as long, or,
+//! by the engine's clock, of a silence as long):
 //! the same records give the same trips whether they arrive live, buffered
 //! by the device, or replayed from the journal. While the vehicle stands,
 //! GNSS jitter moves the fix by metres; those moves add no distance.
