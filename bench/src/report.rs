@@ -170,6 +170,8 @@ pub struct StreamReport {
     pub positions_per_client_per_s: f64,
     pub positions_per_client_per_s_min: f64,
     pub statuses: u64,
+    /// Trips opened or closed, over all clients.
+    pub trips: u64,
     /// The probe's positions acked by the server, and how many of them the
     /// clients got in all (at most sent × connected).
     pub probe_sent: u64,
@@ -511,11 +513,12 @@ impl fmt::Display for StreamReport {
         )?;
         writeln!(
             f,
-            "    positions  {} in all, {:.0}/s per client (slowest {:.0}/s), {} statuses",
+            "    positions  {} in all, {:.0}/s per client (slowest {:.0}/s), {} statuses, {} trips",
             self.positions,
             self.positions_per_client_per_s,
             self.positions_per_client_per_s_min,
-            self.statuses
+            self.statuses,
+            self.trips
         )?;
         let l = &self.lag_us;
         writeln!(

@@ -122,6 +122,7 @@ enum Kind {
     Snapshot,
     Position,
     Status,
+    Trip,
     Error,
     Other,
 }
@@ -136,6 +137,8 @@ fn kind(text: &str) -> Kind {
         Kind::Snapshot
     } else if head.starts_with(r#"{"type":"status""#) {
         Kind::Status
+    } else if head.starts_with(r#"{"type":"trip""#) {
+        Kind::Trip
     } else if head.starts_with(r#"{"type":"error""#) {
         Kind::Error
     } else {
@@ -165,6 +168,8 @@ struct Tally {
     /// Positions read by each client that connected.
     per_client: Vec<u64>,
     statuses: u64,
+    /// Trips opened or closed.
+    trips: u64,
     probe_received: u64,
     lag_us: Histogram<u64>,
     ended: BTreeMap<String, u64>,
@@ -178,6 +183,7 @@ impl Tally {
             snapshot_bytes_max: 0,
             per_client: Vec::new(),
             statuses: 0,
+            trips: 0,
             probe_received: 0,
             lag_us: Histogram::new_with_bounds(1, HIGHEST_US, 3)?,
             ended: BTreeMap::new(),
@@ -204,6 +210,7 @@ impl Tally {
                 return 1;
             }
             Kind::Status => self.statuses += 1,
+            Kind::Trip => self.trips += 1,
             Kind::Error => self.ended("error_message"),
             Kind::Other => self.ended("unknown_message"),
         }
@@ -220,6 +227,7 @@ impl Tally {
         self.snapshot_bytes_max = self.snapshot_bytes_max.max(other.snapshot_bytes_max);
         self.per_client.extend(other.per_client);
         self.statuses += other.statuses;
+        self.trips += other.trips;
         self.probe_received += other.probe_received;
         self.lag_us.add(&other.lag_us)?;
         for (why, n) in other.ended {
@@ -251,6 +259,7 @@ impl Tally {
                 self.per_client.iter().copied().min().unwrap_or(0),
             ),
             statuses: self.statuses,
+            trips: self.trips,
             probe_sent: 0,
             probe_received: self.probe_received,
             lag_us: Percentiles::from(&self.lag_us),
@@ -284,6 +293,7 @@ mod tests {
         assert_eq!(kind(&position("1", "x")), Kind::Position);
         assert_eq!(kind(r#"{"type":"snapshot","devices":[]}"#), Kind::Snapshot);
         assert_eq!(kind(r#"{"type":"status","device":"1"}"#), Kind::Status);
+        assert_eq!(kind(r#"{"type":"trip","id":"1-0"}"#), Kind::Trip);
         assert_eq!(kind(r#"{"type":"error","message":"no"}"#), Kind::Error);
         assert_eq!(kind("[]"), Kind::Other);
         assert_eq!(kind(""), Kind::Other);
