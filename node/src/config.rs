@@ -120,6 +120,9 @@ pub struct HttpSection {
     /// lets device sessions, the journal and the sinks go first when the
     /// CPU is short.
     pub nice: i32,
+    /// The live stream pings each client this often, in seconds, and closes
+    /// one that answers nothing for two of them; 0: no pings.
+    pub stream_ping_secs: u64,
 }
 
 impl Default for HttpSection {
@@ -133,6 +136,7 @@ impl Default for HttpSection {
             cors_origins: limits.cors_origins,
             worker_threads: 0,
             nice: 10,
+            stream_ping_secs: limits.stream_ping.map_or(0, |ping| ping.as_secs()),
         }
     }
 }
@@ -152,6 +156,8 @@ impl HttpSection {
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs.max(1)),
             max_concurrent: self.max_concurrent_requests.max(1),
             cors_origins: self.cors_origins.clone(),
+            stream_ping: (self.stream_ping_secs > 0)
+                .then(|| std::time::Duration::from_secs(self.stream_ping_secs)),
         }
     }
 }

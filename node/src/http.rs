@@ -282,6 +282,7 @@ pub fn health(parts: &Parts) -> Value {
             "messages_sent": parts.stream.sent.load(Relaxed),
             "coalesced": parts.stream.coalesced.load(Relaxed),
             "dropped_clients": parts.stream.dropped.load(Relaxed),
+            "unresponsive_clients": parts.stream.unresponsive.load(Relaxed),
             "refused_clients": parts.stream.refused.load(Relaxed),
         },
     })

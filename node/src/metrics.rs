@@ -405,6 +405,12 @@ fn stream(e: &mut DescriptorEncoder, parts: &Parts) -> fmt::Result {
         "stream_clients_dropped",
         "Live stream clients let go for being too slow",
         s.dropped.load(Relaxed),
+    )?;
+    counter(
+        e,
+        "stream_clients_unresponsive",
+        "Live stream clients closed for answering no ping",
+        s.unresponsive.load(Relaxed),
     )
 }
 

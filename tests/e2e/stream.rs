@@ -499,3 +499,53 @@ fn health_counts_stream_clients_and_messages() {
     assert!(left, "{}", support::http_get(http, "/health").1);
     assert!(server.interrupt().success());
 }
+
+#[test]
+fn a_client_that_answers_no_pings_is_closed_and_one_that_does_stays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = ["http.stream_ping_secs=1".to_owned()];
+    let (_server, ports) = support::drover_serve(dir.path(), &settings);
+    let http = ports.http;
+    let token = admin(http);
+    let how = Open {
+        header_token: Some(&token),
+        ..Open::default()
+    };
+    let mut silent = open(http, &how).expect("admitted");
+    let mut awake = open(http, &how).expect("admitted");
+    assert_eq!(next(&mut silent)["type"], "snapshot");
+    assert_eq!(next(&mut awake)["type"], "snapshot");
+
+    // The awake client reads (and so answers each ping) for 4 s; the
+    // silent one reads nothing meanwhile, like a peer that vanished.
+    let started = Instant::now();
+    let mut pings = 0;
+    awake
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("a read timeout");
+    while started.elapsed() < Duration::from_secs(4) {
+        match awake.read() {
+            Ok(Message::Ping(_)) => pings += 1,
+            Ok(Message::Close(frame)) => panic!("the awake client was closed: {frame:?}"),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(error) => panic!("the awake client's stream failed: {error}"),
+        }
+    }
+    assert!(pings >= 2, "{pings} pings in 4 s");
+
+    let closed = loop {
+        match silent.read() {
+            Ok(Message::Close(frame)) => break frame,
+            Ok(_) => {}
+            Err(error) => panic!("no close frame: {error}"),
+        }
+    };
+    let frame = closed.expect("a close frame with a code");
+    assert_eq!(u16::from(frame.code), 1001);
+    assert_eq!(frame.reason.as_str(), "no answer to pings");
+    let stream = &support::http_get(http, "/health").1["stream"];
+    assert_eq!(stream["unresponsive_clients"], 1, "{stream}");
+    assert_eq!(stream["clients"], 1, "the awake one: {stream}");
+}

@@ -84,6 +84,9 @@ pub struct Limits {
     /// Origins allowed to call the API from a browser page on another
     /// origin (CORS). Empty: none.
     pub cors_origins: Vec<String>,
+    /// How often the live stream pings a client; one that answers nothing
+    /// for two of these is closed. `None`: no pings.
+    pub stream_ping: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -93,6 +96,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_concurrent: 512,
             cors_origins: Vec::new(),
+            stream_ping: Some(Duration::from_secs(30)),
         }
     }
 }

@@ -89,6 +89,9 @@ pub struct StreamStats {
     pub coalesced: AtomicU64,
     /// Clients let go for being too slow.
     pub dropped: AtomicU64,
+    /// Clients closed for answering nothing, not even pings (a peer gone
+    /// without closing its connection).
+    pub unresponsive: AtomicU64,
     /// Connections refused because the hub had as many clients as it takes.
     pub refused: AtomicU64,
 }

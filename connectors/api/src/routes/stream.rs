@@ -51,6 +51,11 @@ const GOING_AWAY: Close = Close {
     code: 1001,
     reason: "the server is stopping",
 };
+/// Close code for a client that answered nothing, not even pings.
+const UNRESPONSIVE: Close = Close {
+    code: 1001,
+    reason: "no answer to pings",
+};
 
 pub fn routes() -> Router<Api> {
     Router::new().route("/api/v1/stream", get(stream))
@@ -127,12 +132,20 @@ async fn stream(
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
+            let pings = api.limits.stream_ping.map(|every| {
+                let mut pings =
+                    tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                (pings, every)
+            });
             Connection {
                 socket,
                 subscription,
                 joined,
                 filter,
                 api,
+                heard: Instant::now(),
+                pings,
             }
             .serve()
             .await;
@@ -175,6 +188,10 @@ struct Connection {
     /// new subscription are checked again, so none slips through after it.
     filter: Filter,
     api: Api,
+    /// When the client last sent anything (a pong among them).
+    heard: Instant,
+    /// The ping timer and its period, unless pings are off.
+    pings: Option<(tokio::time::Interval, Duration)>,
 }
 
 /// How a connection ended, for nothing but leaving the loop.
@@ -196,12 +213,16 @@ impl Connection {
                 self.close(close.unwrap_or(GOING_AWAY)).await;
                 Err(Ended)
             }
-            incoming = self.socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => self.answer(&text).await,
-                Some(Ok(Message::Binary(_))) => self.error("send JSON text messages").await,
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
-                Some(Ok(Message::Close(_)) | Err(_)) | None => Err(Ended),
-            },
+            incoming = self.socket.recv() => {
+                self.heard = Instant::now();
+                match incoming {
+                    Some(Ok(Message::Text(text))) => self.answer(&text).await,
+                    Some(Ok(Message::Binary(_))) => self.error("send JSON text messages").await,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => Err(Ended),
+                }
+            }
+            () = next_ping(&mut self.pings) => self.keep_alive().await,
             frame = self.subscription.frames.recv() => match frame {
                 Some(frame) => self.forward(frame).await,
                 None => {
@@ -307,6 +328,25 @@ impl Connection {
         }
     }
 
+    /// Pings the client, or closes it if it answered nothing for two
+    /// periods: a peer that vanished without closing (a phone that lost
+    /// its network) would otherwise hold its place among the hub's
+    /// clients for as long as nothing is sent to it.
+    async fn keep_alive(&mut self) -> Result<(), Ended> {
+        let Some((_, every)) = self.pings else {
+            return Ok(());
+        };
+        if self.heard.elapsed() >= every * 2 {
+            self.api.stream.stats().unresponsive.fetch_add(1, Relaxed);
+            self.close(UNRESPONSIVE).await;
+            return Err(Ended);
+        }
+        // A client too slow to take the ping is the hub's to judge.
+        let ping = self.socket.send(Message::Ping(Default::default()));
+        let _ = tokio::time::timeout(CLOSE_WAIT, ping).await;
+        Ok(())
+    }
+
     async fn close(&mut self, close: Close) {
         let frame = CloseFrame {
             code: close.code,
@@ -314,6 +354,16 @@ impl Connection {
         };
         let _ =
             tokio::time::timeout(CLOSE_WAIT, self.socket.send(Message::Close(Some(frame)))).await;
+    }
+}
+
+/// The next ping tick; never, with pings off.
+async fn next_ping(pings: &mut Option<(tokio::time::Interval, Duration)>) {
+    match pings {
+        Some((timer, _)) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
