@@ -321,7 +321,7 @@ impl Default for TripsSection {
     fn default() -> Self {
         let rules = drover_engine::systems::trips::TripRules::default();
         TripsSection {
-            min_stop_secs: u64::try_from(rules.min_stop_ms / 1000).unwrap_or(300),
+            min_stop_secs: u64::try_from(rules.min_stop_ms / 1000).unwrap_or_default(),
             moving_kmh: rules.moving_kmh,
         }
     }

@@ -227,8 +227,10 @@ impl HubTask {
                     .fan_out(device, FrameKind::Status, json, now, &group);
             }
             Delta::Trip(trip) => {
-                let id = trip.id();
-                let json = || to_json(&Message::Trip(trip_payload(trip, &id)));
+                let json = || {
+                    let id = trip.id();
+                    to_json(&Message::Trip(trip_payload(trip, &id)))
+                };
                 self.clients
                     .fan_out(&trip.device, FrameKind::Trip, json, now, &group);
             }

@@ -20,6 +20,8 @@
 //!     u8 | i64 | f64 | str32 value
 //! ```
 
+use std::borrow::Cow;
+
 use drover_protocols::model::{
     Attributes, DeviceId, DeviceMessage, Fix, Record, RecordKind, Value, attr,
 };
@@ -232,27 +234,19 @@ fn decode_attributes(r: &mut Cursor<'_>) -> Result<Attributes, RecordError> {
     for _ in 0..count {
         let name = r.str8()?;
         let value = decode_value(r)?;
-        let repeated = match attr::well_known(name) {
-            Some((at, name)) => {
+        let (key, first) = match attr::well_known(name) {
+            Some((at, known_name)) => {
                 let bit = 1u64 << at;
-                let repeated = known & bit != 0;
+                let first = known & bit == 0;
                 known |= bit;
-                if !repeated {
-                    attributes.push_new(name, value);
-                }
-                repeated
+                (Cow::Borrowed(known_name), first)
             }
-            None => {
-                let repeated = attributes.get(name).is_some();
-                if !repeated {
-                    attributes.push_new(name.to_owned(), value);
-                }
-                repeated
-            }
+            None => (Cow::Owned(name.to_owned()), attributes.get(name).is_none()),
         };
-        if repeated {
-            return Err(RecordError::Repeated(name.to_owned()));
+        if !first {
+            return Err(RecordError::Repeated(key.into_owned()));
         }
+        attributes.push_new(key, value);
     }
     Ok(attributes)
 }

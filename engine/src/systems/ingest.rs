@@ -133,6 +133,11 @@ pub struct Target {
     reports: &'static mut Reports,
 }
 
+/// The position in [`Incoming`] of a visiting-order key of [`IngestOrder`].
+fn input_at(key: u64) -> usize {
+    (key & u64::from(u32::MAX)) as usize
+}
+
 /// Applies every input of the tick (each device's in arrival order), then
 /// empties [`Incoming`].
 pub fn apply_inputs(
@@ -144,7 +149,7 @@ pub fn apply_inputs(
     mut devices: Query<Target>,
 ) {
     for (visit, &key) in order.order.iter().enumerate() {
-        let at = (key & u64::from(u32::MAX)) as usize;
+        let at = input_at(key);
         let (Some(input), Some(Some(entity))) = (incoming.0.get(at), order.entities.get(at)) else {
             continue;
         };
@@ -242,12 +247,12 @@ impl TickRecords<'_> {
             0..0
         };
         let visits = self.order.order.get(span).unwrap_or_default();
-        visits.iter().filter_map(|key| {
-            match self.incoming.0.get((key & u64::from(u32::MAX)) as usize) {
+        visits
+            .iter()
+            .filter_map(|key| match self.incoming.0.get(input_at(*key)) {
                 Some(Input::Record(message) | Input::Replayed(message)) => Some(&**message),
                 _ => None,
-            }
-        })
+            })
     }
 }
 
