@@ -6,7 +6,7 @@ use drover_protocols::model::{DeviceId, DeviceMessage};
 use serde::Serialize;
 
 use crate::components::{CustomAttributes, Kinematics, LastFix, Obd, Power, Presence};
-use crate::systems::trips::Trip;
+use crate::systems::trips::TripSummary;
 
 /// One thing that happened at the edge, in arrival order.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +45,7 @@ pub enum Delta {
     /// history stays.
     Removed { device: DeviceId },
     /// A trip opened or closed.
-    Trip(Box<Trip>),
+    Trip(Box<TripSummary>),
 }
 
 /// The live state of one device, as the API and the dashboard see it.
@@ -61,4 +61,7 @@ pub struct DeviceState {
     pub presence: Presence,
     pub last_seen_ms: i64,
     pub attributes: CustomAttributes,
+    /// The trip under way, as of the device's newest fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trip: Option<Box<TripSummary>>,
 }

@@ -168,10 +168,19 @@ pub struct RunningEngine {
     pub view: LiveView,
     /// Snapshots for the writer, every `snapshot_every`, and a last one when
     /// the engine stops.
-    pub snapshots: flume::Receiver<Snapshot>,
+    pub snapshots: flume::Receiver<SnapshotOffer>,
     pub stats: Arc<EngineStats>,
     /// Ends with the engine once the inbox is closed and drained.
     pub thread: JoinHandle<Engine>,
+}
+
+/// A snapshot for the writer, with how many outputs the analytics queue
+/// had received when it was taken: a writer that stores it only once its
+/// consumer handled that many never lets a restart skip an output.
+#[derive(Debug)]
+pub struct SnapshotOffer {
+    pub snapshot: Snapshot,
+    pub analytics_through: u64,
 }
 
 /// Starts the tick loop on its own thread.
@@ -204,6 +213,7 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
                 batches,
                 outputs,
                 stats: loop_stats,
+                analytics_pushed: 0,
             };
             tick_loop.run();
             tick_loop.engine
@@ -229,7 +239,7 @@ struct Outputs {
     deltas: DeltaQueue,
     analytics: DeltaQueue,
     view: LiveView,
-    snapshots: flume::Sender<Snapshot>,
+    snapshots: flume::Sender<SnapshotOffer>,
 }
 
 struct TickLoop {
@@ -238,6 +248,8 @@ struct TickLoop {
     batches: flume::Receiver<Batch>,
     outputs: Outputs,
     stats: Arc<EngineStats>,
+    /// Outputs pushed into the analytics queue so far.
+    analytics_pushed: u64,
 }
 
 impl TickLoop {
@@ -270,7 +282,7 @@ impl TickLoop {
         }
         if every.is_some() {
             // The last word on a clean stop: a restart replays nothing.
-            let last = self.engine.capture(wall_clock_ms());
+            let last = self.capture();
             let _ = self.outputs.snapshots.send(last);
         }
     }
@@ -327,7 +339,7 @@ impl TickLoop {
 
     /// State into the view (published once for the tick), statuses to the
     /// board and, as events, to the queue: none of them waits.
-    fn route(&self, deltas: &mut Vec<Delta>) {
+    fn route(&mut self, deltas: &mut Vec<Delta>) {
         let mut view = self.outputs.view.edit();
         for delta in deltas.drain(..) {
             match delta {
@@ -342,15 +354,23 @@ impl TickLoop {
                 Delta::Trip(_) => {
                     self.outputs.deltas.push(delta.clone());
                     self.outputs.analytics.push(delta);
+                    self.analytics_pushed += 1;
                 }
             }
         }
         view.publish();
     }
 
+    fn capture(&mut self) -> SnapshotOffer {
+        SnapshotOffer {
+            snapshot: self.engine.capture(wall_clock_ms()),
+            analytics_through: self.analytics_pushed,
+        }
+    }
+
     fn offer_snapshot(&mut self) {
-        let snapshot = self.engine.capture(wall_clock_ms());
-        let counter = match self.outputs.snapshots.try_send(snapshot) {
+        let offer = self.capture();
+        let counter = match self.outputs.snapshots.try_send(offer) {
             Ok(()) => &self.stats.snapshots,
             Err(_) => &self.stats.snapshots_skipped,
         };
@@ -524,7 +544,7 @@ mod tests {
             })
             .unwrap();
         drop(running.inbox);
-        let snapshot = running.snapshots.recv().expect("a last snapshot");
+        let snapshot = running.snapshots.recv().expect("a last snapshot").snapshot;
         assert_eq!(snapshot.position, 1);
         assert_eq!(snapshot.devices.len(), 1);
         running.thread.join().unwrap();

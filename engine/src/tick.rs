@@ -16,7 +16,7 @@ use crate::systems::emit::{self, EmitOptions, Outbox};
 use crate::systems::ingest::{self, DeviceIndex, Incoming};
 use crate::systems::presence::{self, PresenceTimeout};
 use crate::systems::retention::{self, ForgetAfter};
-use crate::systems::trips::{self, TripChanged, TripRules};
+use crate::systems::trips::{self, Trip, TripChanged, TripRules, TripSummary};
 use crate::systems::{Touched, motion};
 
 /// The schedule run once per tick.
@@ -266,10 +266,13 @@ impl Engine {
     pub fn device(&mut self, id: &drover_protocols::model::DeviceId) -> Option<DeviceState> {
         let entity = self.world.resource::<DeviceIndex>().get(id)?;
         let mut query = self.world.query::<emit::DeviceView>();
-        query
-            .get(&self.world, entity)
-            .ok()
-            .map(|v| emit::snapshot(&v))
+        let view = query.get(&self.world, entity).ok()?;
+        Some(emit::snapshot(&view, self.open_trip(&view)))
+    }
+
+    fn open_trip(&self, view: &emit::DeviceViewItem<'_, '_>) -> Option<&TripSummary> {
+        let entity = view.trips.as_ref()?.open?;
+        Some(&self.world.get::<Trip>(entity)?.summary)
     }
 
     /// The live state of every device, sorted by device id.
@@ -277,7 +280,7 @@ impl Engine {
         let mut query = self.world.query::<emit::DeviceView>();
         let mut all: Vec<DeviceState> = query
             .iter(&self.world)
-            .map(|v| emit::snapshot(&v))
+            .map(|v| emit::snapshot(&v, self.open_trip(&v)))
             .collect();
         all.sort_by(|a, b| a.device.cmp(&b.device));
         all

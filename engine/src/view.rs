@@ -136,6 +136,7 @@ mod tests {
             presence: Presence::default(),
             last_seen_ms,
             attributes: CustomAttributes::default(),
+            trip: None,
         }
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use drover_engine::systems::motion::haversine_m;
-use drover_engine::systems::trips::Trip;
+use drover_engine::systems::trips::TripSummary;
 use drover_engine::{Delta, Engine, EngineConfig, Executor, Input};
 use drover_protocols::model::{DeviceId, DeviceMessage, Fix, Record, RecordKind, attr};
 
@@ -100,7 +100,7 @@ fn engine() -> Engine {
 
 /// Feeds `fixes` a few per tick, the clock following the device, and
 /// returns every trip change in order.
-fn run(engine: &mut Engine, fixes: &[Arc<DeviceMessage>], per_tick: usize) -> Vec<Trip> {
+fn run(engine: &mut Engine, fixes: &[Arc<DeviceMessage>], per_tick: usize) -> Vec<TripSummary> {
     let mut changes = Vec::new();
     for chunk in fixes.chunks(per_tick) {
         let now = chunk.last().map_or(T0, |m| m.record.time_ms);
@@ -110,7 +110,7 @@ fn run(engine: &mut Engine, fixes: &[Arc<DeviceMessage>], per_tick: usize) -> Ve
     changes
 }
 
-fn tick(engine: &mut Engine, now: i64, inputs: &mut Vec<Input>) -> Vec<Trip> {
+fn tick(engine: &mut Engine, now: i64, inputs: &mut Vec<Input>) -> Vec<TripSummary> {
     let mut deltas = Vec::new();
     engine.tick(now, inputs, &mut deltas);
     deltas
@@ -122,7 +122,7 @@ fn tick(engine: &mut Engine, now: i64, inputs: &mut Vec<Input>) -> Vec<Trip> {
         .collect()
 }
 
-fn closed(changes: &[Trip]) -> Vec<&Trip> {
+fn closed(changes: &[TripSummary]) -> Vec<&TripSummary> {
     changes.iter().filter(|t| !t.open()).collect()
 }
 

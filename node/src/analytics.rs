@@ -1,62 +1,187 @@
-//! Where the engine's analytics go once the tick produced them: trips that
-//! opened or closed are published on MQTT, `{prefix}/devices/{id}/trip`.
+//! Where the engine's analytics go once the tick produced them: closed trips
+//! are stored on the history backend, then every trip that opened or closed
+//! is published on MQTT, `{prefix}/devices/{id}/trip`.
 //!
 //! The engine never waits for this: it queues its outputs
-//! ([`drover_engine::outputs::DeltaQueue`], oldest dropped and counted), and
-//! a broker that is down makes only this task wait.
+//! ([`drover_engine::outputs::DeltaQueue`], oldest dropped and counted). A
+//! backend that is down makes only this task retry; a broker that is down
+//! makes it wait. What it has handled is counted in [`Handled`], which the
+//! snapshot writer waits for: a snapshot never covers a trip that is not
+//! stored yet, so a crash before the store took it replays the records that
+//! close it again.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use drover_engine::Delta;
-use drover_engine::systems::trips::{Place, Trip};
+use drover_engine::systems::trips::TripSummary;
+use drover_history::TripEntry;
+use drover_influxdb::InfluxClient;
 use drover_mqtt::Publisher;
 use drover_mqtt::payload::{PlacePayload, Rfc3339Ms, TripPayload};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-/// How long a stopping node keeps publishing the trips still queued.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::trips;
 
-/// Publishes every trip from `queue` until `shutdown` (then what is still
-/// queued, for a moment) or the engine's end.
-pub async fn publish_trips(
-    publisher: Publisher,
-    queue: flume::Receiver<Delta>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let delta = tokio::select! {
-            delta = queue.recv_async() => match delta {
-                Ok(delta) => delta,
-                Err(_) => return,
-            },
-            () = shutdown.cancelled() => break,
-        };
-        publish(&publisher, delta).await;
-    }
-    let drain = async {
-        for delta in queue.drain() {
-            publish(&publisher, delta).await;
+/// How long a stopping node keeps handling the outputs still queued.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Outputs handled together: one store commit for all of them.
+const BATCH: usize = 256;
+/// The first and the longest wait before storing again after a failure.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Where closed trips are kept: the history backend.
+#[derive(Clone)]
+pub enum TripStore {
+    Embedded(Arc<drover_history::History>),
+    Influx(Box<InfluxClient>),
+}
+
+impl TripStore {
+    async fn write(&self, closed: &[&TripSummary]) -> Result<(), String> {
+        match self {
+            TripStore::Embedded(store) => {
+                let store = Arc::clone(store);
+                let entries: Vec<(String, i64, Vec<u8>)> = closed
+                    .iter()
+                    .map(|t| (t.device.as_str().to_owned(), t.start.time_ms, trips::encode(t)))
+                    .collect();
+                tokio::task::spawn_blocking(move || {
+                    let entries: Vec<TripEntry<'_>> = entries
+                        .iter()
+                        .map(|(device, start_ms, encoded)| TripEntry {
+                            device,
+                            start_ms: *start_ms,
+                            encoded,
+                        })
+                        .collect();
+                    store.write_trips(&entries).map(drop)
+                })
+                .await
+                .map_err(|panic| format!("storing trips panicked: {panic}"))?
+                .map_err(|error| error.to_string())
+            }
+            TripStore::Influx(client) => {
+                let fields: Vec<_> = closed.iter().map(|t| trips::fields(t)).collect();
+                let points: Vec<_> = closed
+                    .iter()
+                    .zip(&fields)
+                    .map(|(t, f)| trips::point(t, f))
+                    .collect();
+                client
+                    .write_points(&points)
+                    .await
+                    .map(drop)
+                    .map_err(|error| error.to_string())
+            }
         }
-    };
-    if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
-        warn!("trips still queued at the stop were not all published");
     }
 }
 
-async fn publish(publisher: &Publisher, delta: Delta) {
-    let Delta::Trip(trip) = delta else {
-        return;
-    };
-    let id = trip.id();
-    if let Err(error) = publisher.trip(&trip_payload(&trip, &id)).await {
-        warn!(%error, imei = %trip.device, trip = %id, "trip not published");
+/// How many outputs of the engine's analytics queue this task has handled
+/// (stored what needs storing; published or given up publishing).
+#[derive(Debug, Default, Clone)]
+pub struct Handled(pub Arc<AtomicU64>);
+
+impl Handled {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn add(&self, n: usize) {
+        self.0.fetch_add(n as u64, Ordering::Release);
+    }
+}
+
+/// The analytics outputs' consumer.
+pub struct Outputs {
+    pub publisher: Publisher,
+    pub store: TripStore,
+    pub queue: flume::Receiver<Delta>,
+    pub handled: Handled,
+}
+
+impl Outputs {
+    /// Handles every output until `shutdown` (then what is still queued,
+    /// for a moment) or the engine's end.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let first = tokio::select! {
+                delta = self.queue.recv_async() => match delta {
+                    Ok(delta) => delta,
+                    Err(_) => return,
+                },
+                () = shutdown.cancelled() => break,
+            };
+            batch.push(first);
+            batch.extend(self.queue.try_iter().take(BATCH - 1));
+            if !self.handle(&mut batch, &shutdown).await {
+                break;
+            }
+        }
+        let drain = async {
+            loop {
+                batch.extend(self.queue.try_iter().take(BATCH));
+                if batch.is_empty() || !self.handle(&mut batch, &CancellationToken::new()).await {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+            warn!("analytics outputs still queued at the stop were not all handled; the journal replays them");
+        }
+    }
+
+    /// Stores the batch's closed trips (retrying until stored or
+    /// `shutdown`), then publishes its trips. `false` when stopped first.
+    async fn handle(&self, batch: &mut Vec<Delta>, shutdown: &CancellationToken) -> bool {
+        let trips: Vec<&TripSummary> = batch
+            .iter()
+            .filter_map(|delta| match delta {
+                Delta::Trip(trip) => Some(&**trip),
+                _ => None,
+            })
+            .collect();
+        let closed: Vec<&TripSummary> = trips.iter().copied().filter(|t| !t.open()).collect();
+        if !closed.is_empty() && !self.store_until_stored(&closed, shutdown).await {
+            return false;
+        }
+        for trip in trips {
+            let id = trip.id();
+            if let Err(error) = self.publisher.trip(&trip_payload(trip, &id)).await {
+                warn!(%error, imei = %trip.device, trip = %id, "trip not published");
+            }
+        }
+        self.handled.add(batch.len());
+        batch.clear();
+        true
+    }
+
+    async fn store_until_stored(&self, closed: &[&TripSummary], shutdown: &CancellationToken) -> bool {
+        let mut wait = RETRY_FIRST;
+        loop {
+            let error = match self.store.write(closed).await {
+                Ok(()) => return true,
+                Err(error) => error,
+            };
+            warn!(%error, trips = closed.len(), retry_in_ms = wait.as_millis() as u64,
+                "closed trips not stored; retrying");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => return false,
+            }
+            wait = (wait * 2).min(RETRY_MAX);
+        }
     }
 }
 
 /// The JSON form of `trip` (docs/mqtt.md), whose id is `id`.
-pub fn trip_payload<'a>(trip: &'a Trip, id: &'a str) -> TripPayload<'a> {
-    let place = |p: Place| PlacePayload {
+pub fn trip_payload<'a>(trip: &'a TripSummary, id: &'a str) -> TripPayload<'a> {
+    let place = |p: drover_engine::systems::trips::Place| PlacePayload {
         time: Rfc3339Ms(p.time_ms),
         lat: p.lat,
         lon: p.lon,
@@ -72,9 +197,6 @@ pub fn trip_payload<'a>(trip: &'a Trip, id: &'a str) -> TripPayload<'a> {
         max_speed_kmh: trip.max_speed_kmh,
         avg_speed_kmh: trip.avg_speed_kmh(),
         idle_s: trip.idle_ms as f64 / 1000.0,
-        fuel_used_pct: trip
-            .fuel_start_pct
-            .zip(trip.fuel_end_pct)
-            .map(|(a, b)| a - b),
+        fuel_used_pct: trip.fuel_used_pct(),
     }
 }

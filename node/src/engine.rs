@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use drover_engine::outputs::StatusBoard;
-use drover_engine::runtime::Batch;
+use drover_engine::outputs::{DeltaQueue, StatusBoard};
+use drover_engine::runtime::{Batch, SnapshotOffer};
 use drover_engine::{Engine, Snapshot};
 use drover_journal::sink::{Sink, SinkError};
 use drover_mqtt::Publisher;
@@ -72,6 +72,8 @@ impl Sink for EngineSink {
 pub struct SnapshotStats {
     pub written: AtomicU64,
     pub failures: AtomicU64,
+    /// Skipped because the analytics outputs they cover were not handled in time.
+    pub deferred: AtomicU64,
     /// Journal position and size of the newest snapshot on disk.
     pub position: Arc<AtomicU64>,
     pub bytes: AtomicU64,
@@ -136,15 +138,60 @@ pub fn restore(engine: &mut Engine, snapshot: Option<Snapshot>, first: u64, next
     start
 }
 
+/// How long a snapshot waits for the analytics outputs it covers to be
+/// handled before it is skipped (the previous one stays, and the journal
+/// keeps what it would hold).
+const ANALYTICS_WAIT: Duration = Duration::from_secs(10);
+
+/// How far the analytics consumer is: outputs it handled plus those the
+/// queue dropped (lost either way, and counted).
+pub struct AnalyticsProgress {
+    pub handled: crate::analytics::Handled,
+    pub queue: DeltaQueue,
+}
+
+impl AnalyticsProgress {
+    fn reached(&self, through: u64) -> bool {
+        self.handled.get() + self.queue.dropped() >= through
+    }
+
+    /// Whether every output up to `through` was handled within
+    /// [`ANALYTICS_WAIT`].
+    fn wait_for(&self, through: u64) -> bool {
+        let deadline = std::time::Instant::now() + ANALYTICS_WAIT;
+        while !self.reached(through) {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+}
+
 /// Writes every snapshot the engine hands over until it stops (it sends a
-/// last one then). Runs on a blocking thread.
+/// last one then), each once the analytics outputs it covers are handled.
+/// Runs on a blocking thread.
 pub fn write_snapshots(
     data_dir: &Path,
-    snapshots: flume::Receiver<Snapshot>,
+    offers: flume::Receiver<SnapshotOffer>,
+    analytics: &AnalyticsProgress,
     stats: &SnapshotStats,
 ) {
     let path = snapshot_path(data_dir);
-    for snapshot in snapshots.iter() {
+    for SnapshotOffer {
+        snapshot,
+        analytics_through,
+    } in offers.iter()
+    {
+        if !analytics.wait_for(analytics_through) {
+            stats.deferred.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                position = snapshot.position,
+                "engine snapshot skipped: trips it covers are not stored yet (history backend down?)"
+            );
+            continue;
+        }
         let bytes = snapshot.encode();
         match write_atomically(&path, &bytes) {
             Ok(()) => {
@@ -217,5 +264,31 @@ pub async fn publish_status(publisher: Publisher, board: StatusBoard, shutdown: 
         if stopping {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drover_engine::Delta;
+
+    fn removed() -> Delta {
+        Delta::Removed {
+            device: DeviceId::new("d"),
+        }
+    }
+
+    #[test]
+    fn outputs_count_as_reached_once_handled_or_dropped() {
+        let progress = AnalyticsProgress {
+            handled: crate::analytics::Handled::default(),
+            queue: DeltaQueue::new(1),
+        };
+        assert!(progress.reached(0));
+        progress.queue.push(removed());
+        progress.queue.push(removed()); // the first is dropped
+        assert!(progress.reached(1) && !progress.reached(2));
+        progress.handled.0.fetch_add(1, Ordering::Release);
+        assert!(progress.reached(2));
     }
 }

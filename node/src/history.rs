@@ -4,9 +4,12 @@
 use std::sync::Arc;
 
 use drover_api::history::{BoxFuture, History, HistoryError, PositionPage, PositionQuery};
+use drover_engine::systems::trips::TripSummary;
 use drover_history as store;
 use drover_influxdb::InfluxClient;
 use drover_protocols::model::Record;
+
+use crate::trips;
 
 /// The embedded history store. Its reads block, so they run on tokio's
 /// blocking threads.
@@ -70,6 +73,32 @@ impl History for Embedded {
         }))
     }
 
+    fn trips<'a>(
+        &'a self,
+        device: &'a str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<TripSummary>, HistoryError>> {
+        let store = Arc::clone(&self.0);
+        let device = device.to_owned();
+        Box::pin(blocking(move || {
+            let stored = store
+                .trips(&device, from_ms, to_ms, limit)
+                .map_err(store_error)?;
+            stored
+                .iter()
+                .map(|bytes| {
+                    trips::decode(bytes).map_err(|error| {
+                        HistoryError::Unavailable(format!(
+                            "the history store holds an unreadable trip of {device}: {error}"
+                        ))
+                    })
+                })
+                .collect()
+        }))
+    }
+
     fn latest_all(&self) -> BoxFuture<'_, Result<Vec<(String, Record)>, HistoryError>> {
         let store = Arc::clone(&self.0);
         Box::pin(blocking(move || {
@@ -128,5 +157,31 @@ impl History for Influx {
 
     fn latest_all(&self) -> BoxFuture<'_, Result<Vec<(String, Record)>, HistoryError>> {
         Box::pin(async move { self.0.latest_positions().await.map_err(influx_error) })
+    }
+
+    fn trips<'a>(
+        &'a self,
+        device: &'a str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<TripSummary>, HistoryError>> {
+        Box::pin(async move {
+            let rows = self
+                .0
+                .rows(trips::MEASUREMENT, Some(device), from_ms, to_ms, limit)
+                .await
+                .map_err(influx_error)?;
+            rows.iter()
+                .map(|row| {
+                    trips::from_row(row).ok_or_else(|| {
+                        HistoryError::Unavailable(format!(
+                            "InfluxDB holds a trip of {device} at {} without all its fields",
+                            row.time_ms
+                        ))
+                    })
+                })
+                .collect()
+        })
     }
 }

@@ -265,6 +265,7 @@ pub fn health(parts: &Parts) -> Value {
                 "skipped_busy": e.snapshots_skipped.load(Relaxed),
                 "written": snapshots.written.load(Relaxed),
                 "failures": snapshots.failures.load(Relaxed),
+                "deferred": snapshots.deferred.load(Relaxed),
                 "position": snapshots.position.load(Relaxed),
                 "bytes": snapshots.bytes.load(Relaxed),
             },

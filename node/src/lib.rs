@@ -45,6 +45,7 @@ pub mod rlimit;
 mod sinks;
 pub mod storage;
 mod stream;
+mod trips;
 pub mod supervise;
 
 pub use config::Config;

@@ -267,7 +267,7 @@ fn engine(e: &mut DescriptorEncoder, parts: &Parts) -> fmt::Result {
     counter(
         e,
         "engine_analytics_dropped",
-        "Trips dropped before the analytics publisher took them (broker away too long)",
+        "Trips dropped before the analytics consumer took them (backend or broker away too long)",
         parts.analytics.dropped(),
     )?;
     counter(
@@ -281,6 +281,12 @@ fn engine(e: &mut DescriptorEncoder, parts: &Parts) -> fmt::Result {
         "engine_snapshot_failures",
         "Snapshots that could not be written",
         parts.snapshots.failures.load(Relaxed),
+    )?;
+    counter(
+        e,
+        "engine_snapshots_deferred",
+        "Snapshots skipped because trips they cover were not stored in time",
+        parts.snapshots.deferred.load(Relaxed),
     )
 }
 

@@ -112,13 +112,20 @@ impl Node {
         snapshots
             .position
             .store(start, std::sync::atomic::Ordering::Release);
+        let handled = crate::analytics::Handled::default();
         let snapshot_writer = config.engine.snapshot_secs.gt(&0).then(|| {
             let (dir, stats, received) = (
                 config.data_dir.clone(),
                 Arc::clone(&snapshots),
                 engine.snapshots.clone(),
             );
-            tokio::task::spawn_blocking(move || live::write_snapshots(&dir, received, &stats))
+            let analytics = live::AnalyticsProgress {
+                handled: handled.clone(),
+                queue: engine.analytics.clone(),
+            };
+            tokio::task::spawn_blocking(move || {
+                live::write_snapshots(&dir, received, &analytics, &stats)
+            })
         });
         let sink = EngineSink {
             inbox: engine.inbox.clone(),
@@ -131,11 +138,13 @@ impl Node {
             engine.status.clone(),
             status_shutdown.clone(),
         ));
-        let analytics_task = tokio::spawn(crate::analytics::publish_trips(
-            publisher.clone(),
-            engine.analytics.receiver(),
-            status_shutdown.clone(),
-        ));
+        let analytics = crate::analytics::Outputs {
+            publisher: publisher.clone(),
+            store: durable.trips.clone(),
+            queue: engine.analytics.receiver(),
+            handled,
+        };
+        let analytics_task = tokio::spawn(analytics.run(status_shutdown.clone()));
 
         let registry = Registry::default();
         let commands = crate::commands::start(

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::analytics::TripStore;
 use crate::history::{Embedded, Influx};
 use anyhow::Context;
 use drover_api::history::History;
@@ -47,6 +48,8 @@ pub struct Durable {
     pub journal: Arc<JournalHandle>,
     /// Where the API reads history.
     pub history: Arc<dyn History>,
+    /// Where closed trips are stored: the same backend.
+    pub trips: TripStore,
     pub sinks: Vec<(&'static str, Arc<SinkStats>)>,
     /// Woken by the pipeline when the journal fails.
     pub recover: Arc<Notify>,
@@ -90,13 +93,14 @@ impl Durable {
         let engine_feed = feed.subscribe(feed_bytes);
         let stream_feed = feed.subscribe(feed_bytes);
         let mqtt = pending(&mut feed, MqttSink::new(records), with_feed);
-        let (history, backend) = match config.storage.backend {
+        let (history, trips, backend) = match config.storage.backend {
             Backend::Embedded => {
                 let store = Arc::new(open_history(config).await?);
                 let sink = HistorySink {
                     history: Arc::clone(&store),
                 };
                 let api: Arc<dyn History> = Arc::new(Embedded(Arc::clone(&store)));
+                let trips = TripStore::Embedded(Arc::clone(&store));
                 // Each batch is one synced commit of the store: gathering for a
                 // moment turns many small commits into few large ones.
                 let batching = SinkConfig {
@@ -105,6 +109,7 @@ impl Durable {
                 };
                 (
                     api,
+                    trips,
                     Opened::Embedded(store, pending(&mut feed, sink, batching)),
                 )
             }
@@ -119,8 +124,9 @@ impl Durable {
                 let sink = InfluxSink {
                     client: client.clone(),
                 };
-                let api: Arc<dyn History> = Arc::new(Influx(client));
-                (api, Opened::Influx(pending(&mut feed, sink, batching)))
+                let api: Arc<dyn History> = Arc::new(Influx(client.clone()));
+                let trips = TripStore::Influx(Box::new(client));
+                (api, trips, Opened::Influx(pending(&mut feed, sink, batching)))
             }
         };
         let journal = open_journal(config, feed).await?;
@@ -129,6 +135,7 @@ impl Durable {
         let mut durable = Durable {
             journal,
             history,
+            trips,
             sinks: Vec::new(),
             recover: Arc::new(Notify::new()),
             dropped_cursors,

@@ -1,13 +1,16 @@
 //! Trips over real TCP with the real binary: a Teltonika tracker drives,
 //! stops and parks; the trip opens and closes on MQTT (read by
-//! `mosquitto_sub`) with the distance of the drive, and a kill -9 in the
-//! middle of the trip loses none of it.
+//! `mosquitto_sub`) with the distance of the drive, is stored and served by
+//! the API (the open one while driving, the closed one after) on both
+//! history backends, and a kill -9 in the middle of the trip loses none of
+//! it.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use drover_protocols::model::{Fix, Record, RecordKind, attr};
+use drover_testkit::Influxd;
 use drover_protocols::teltonika::device::{Codec, avl_packet};
 use serde_json::Value;
 
@@ -124,15 +127,34 @@ fn assert_distance(trip: &Value, expected_m: f64) {
     );
 }
 
-#[test]
-fn a_drive_and_a_stop_give_a_trip_on_mqtt() {
+/// The device's trips through the API, from a day before `start`.
+fn api_trips(http: u16, start: i64) -> Vec<Value> {
+    let from = time::OffsetDateTime::from_unix_timestamp((start - 86_400_000) / 1000)
+        .expect("a time")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339");
+    let (status, body) = support::http_get(http, &format!("/api/v1/devices/{IMEI}/trips?from={from}"));
+    assert_eq!(status, 200, "{body}");
+    body["trips"].as_array().expect("trips").clone()
+}
+
+/// Drives, stops and parks; checks MQTT, then the API (which reads the
+/// closed trip from the history backend).
+fn drive_and_stop(settings: &[String]) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let (_node, ports) = support::drover_serve(dir.path(), &settings());
+    let (_node, ports) = support::drover_serve(dir.path(), settings);
     let subscriber = Subscriber::start(dir.path(), ports.mqtt, &["drover/devices/+/trip"]);
     let start = an_hour_ago();
     let mut tracker = Tracker::connect(ports.teltonika, start);
     tracker.send(30, 36.0, true);
     let driven = tracker.driven_m;
+    assert!(
+        support::eventually(Duration::from_secs(15), || {
+            api_trips(ports.http, start).first().is_some_and(|t| t["open"] == true)
+        }),
+        "the open trip is not served: {:?}",
+        api_trips(ports.http, start)
+    );
     tracker.send(9, 0.0, false);
 
     assert!(
@@ -159,8 +181,31 @@ fn a_drive_and_a_stop_give_a_trip_on_mqtt() {
         started.unix_timestamp_nanos() / 1_000_000,
         i128::from(start + STEP_MS)
     );
+
+    let stored = api_trips(ports.http, start);
+    assert_eq!(stored.len(), 1, "one trip, closed: {stored:?}");
+    let served = &stored[0];
+    assert_eq!(served["open"], false, "{served}");
+    for field in ["id", "device", "start", "end", "duration_s", "max_speed_kmh"] {
+        assert_eq!(served[field], closed[field], "{field}: {served} vs {closed}");
+    }
+    assert_distance(served, driven);
     let (_, health) = support::http_get(ports.http, "/health");
     assert_eq!(health["engine"]["analytics_dropped"], 0, "{health}");
+}
+
+#[test]
+fn a_drive_and_a_stop_give_a_trip_on_mqtt_and_in_the_store() {
+    drive_and_stop(&settings());
+}
+
+#[test]
+fn trips_are_stored_in_influxdb_too() {
+    let influxd = Influxd::start().unwrap_or_else(|e| panic!("{e}"));
+    let mut settings = settings();
+    settings.push("storage.backend=influxdb".to_owned());
+    settings.push(format!("storage.influxdb.url={}", influxd.url()));
+    drive_and_stop(&settings);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use drover_engine::systems::trips::TripSummary;
 use drover_protocols::model::Record;
 
 /// A boxed future, so backends can sit behind one `dyn History`.
@@ -50,4 +51,14 @@ pub trait History: Send + Sync + 'static {
 
     /// The newest position of every device the backend knows.
     fn latest_all(&self) -> BoxFuture<'_, Result<Vec<(String, Record)>, HistoryError>>;
+
+    /// `device`'s closed trips that started in `[from_ms, to_ms)`, in start
+    /// order, at most `limit`.
+    fn trips<'a>(
+        &'a self,
+        device: &'a str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<TripSummary>, HistoryError>>;
 }

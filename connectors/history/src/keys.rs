@@ -65,6 +65,10 @@ impl<'a> DeviceKey<'a> {
         let bytes = device.as_bytes();
         (!bytes.is_empty() && bytes.len() <= usize::from(u8::MAX)).then_some(DeviceKey(bytes))
     }
+
+    pub(crate) fn bytes(self) -> &'a [u8] {
+        self.0
+    }
 }
 
 /// A key's kind byte is the stored record format's.
@@ -75,7 +79,7 @@ pub(crate) fn day_of(time_ms: i64) -> i64 {
     time_ms.div_euclid(DAY_MS)
 }
 
-fn time_bytes(time_ms: i64) -> [u8; 8] {
+pub(crate) fn time_bytes(time_ms: i64) -> [u8; 8] {
     ((time_ms as u64) ^ (1 << 63)).to_be_bytes()
 }
 

@@ -27,6 +27,10 @@
 //!   refuses further writes (as the journal does after a failed fsync): drop
 //!   the store and open it again.
 //!
+//! * **Trips**: closed trips the engine derived, by device and start
+//!   ([`History::write_trips`], [`History::trips`], `derived.rs`); kept
+//!   apart from retention, as the `latest` entries are.
+//!
 //! The key layout is in `keys.rs`, the day partitions in `partitions.rs`.
 //!
 //! ```no_run
@@ -43,6 +47,7 @@
 //! ```
 
 mod cursor;
+mod derived;
 mod keys;
 mod partitions;
 
@@ -55,6 +60,7 @@ use drover_protocols::model::{DeviceId, DeviceMessage, Record};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
 
 pub use cursor::PageCursor;
+pub use derived::TripEntry;
 use keys::{Class, DeviceKey, Position, day_of};
 use partitions::Partitions;
 
@@ -136,6 +142,8 @@ pub struct History {
     db: Database,
     /// `class, device` → `time_ms (i64 BE), encoded record` of the newest record.
     latest: Keyspace,
+    /// Closed trips (`derived.rs`).
+    trips: Keyspace,
     partitions: Partitions,
     config: HistoryConfig,
     /// Writes and expiry take turns: a write compares with `latest` before
@@ -157,11 +165,15 @@ impl History {
         let latest = db
             .keyspace("latest", KeyspaceCreateOptions::default)
             .map_err(HistoryError::engine("open the latest keyspace"))?;
+        let trips = db
+            .keyspace(derived::TRIPS, KeyspaceCreateOptions::default)
+            .map_err(HistoryError::engine("open the trips keyspace"))?;
         let partitions = Partitions::open(&db)?;
         tracing::info!(path = %dir.display(), days = partitions.len(), "history store opened");
         Ok(History {
             db,
             latest,
+            trips,
             partitions,
             config,
             writer: Mutex::new(LatestTimes::default()),

@@ -168,9 +168,7 @@ impl InfluxClient {
             let (end, lines, unencodable) = self.encode_chunk(&messages[*next..], &mut body);
             let end = *next + end;
             if lines > 0 {
-                let outcome = self.send_chunk(&body, lines).await?;
-                report.requests += 1;
-                self.account(outcome, lines, report);
+                self.send_lines(&body, lines, report).await?;
             }
             report.lines += lines;
             report.unencodable += unencodable;
@@ -205,6 +203,19 @@ impl InfluxClient {
             }
         }
         (messages.len(), lines, unencodable)
+    }
+
+    /// Sends `body` (`lines` lines) in one request and notes the outcome.
+    pub(super) async fn send_lines(
+        &self,
+        body: &str,
+        lines: usize,
+        report: &mut WriteReport,
+    ) -> Result<(), InfluxError> {
+        let outcome = self.send_chunk(body, lines).await?;
+        report.requests += 1;
+        self.account(outcome, lines, report);
+        Ok(())
     }
 
     fn account(&self, outcome: ChunkOutcome, lines: usize, report: &mut WriteReport) {

@@ -11,6 +11,8 @@
 //!   Retrying is the caller's: the journal's sink runner retries a failed
 //!   batch with backoff and counts the failures.
 //! * `query.rs`: positions read back with InfluxQL.
+//! * `derived.rs`: measurements the node derives (trips, alerts), written as
+//!   [`line::Point`]s and read back as [`Row`]s.
 //!
 //! Delivery: a sink reads the journal and advances its cursor only after
 //! [`InfluxClient::write`] returned `Ok`. Replays are harmless
@@ -23,12 +25,14 @@
 //! a TLS-terminating proxy in front of a remote server (see `docs/influxdb.md`).
 
 mod client;
+mod derived;
 pub mod line;
 mod query;
 
 use serde::{Deserialize, Serialize};
 
 pub use client::{InfluxClient, WriteReport};
+pub use derived::Row;
 
 /// Where and how to write. Every field has a default, so an empty section is a
 /// local InfluxDB 1.x with a `drover` database.

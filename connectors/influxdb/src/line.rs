@@ -74,6 +74,33 @@ pub enum Unencodable {
     TrailingBackslash,
 }
 
+/// A point of a measurement the node derives (`trip`, `alert`): tag
+/// `device`, fields typed by their [`Value`] (always the same way for one
+/// name, as for attributes).
+#[derive(Debug, Clone, Copy)]
+pub struct Point<'a> {
+    pub measurement: &'a str,
+    pub device: &'a str,
+    pub time_ms: i64,
+    pub fields: &'a [(&'a str, Value)],
+}
+
+/// Appends the line of `point` to `out`. A point left without fields (all
+/// NaN) writes nothing; on error `out` is unchanged.
+pub fn encode_point(point: &Point<'_>, out: &mut String) -> Result<usize, Unencodable> {
+    check_tag_value(point.device)?;
+    let mut line = Line::with_tags(out, point.measurement, &[("device", point.device)]);
+    for (key, value) in point.fields {
+        line.value(key, value);
+    }
+    if line.fields == 0 {
+        line.abandon();
+        return Ok(0);
+    }
+    line.finish(point.time_ms);
+    Ok(1)
+}
+
 /// Appends the lines of `message` to `out` and returns how many (1 or 2).
 /// On error `out` is unchanged.
 pub fn encode(message: &DeviceMessage, out: &mut String) -> Result<usize, Unencodable> {
@@ -198,12 +225,23 @@ impl<'a> Line<'a> {
     /// Writes `measurement,device=…,protocol=… ` (tags sorted by key, as
     /// InfluxDB would otherwise sort them itself on every point).
     fn start(out: &'a mut String, measurement: &str, message: &DeviceMessage) -> Self {
+        let tags = [
+            ("device", message.device.as_str()),
+            ("protocol", message.protocol),
+        ];
+        Line::with_tags(out, measurement, &tags)
+    }
+
+    /// `tags` sorted by key.
+    fn with_tags(out: &'a mut String, measurement: &str, tags: &[(&str, &str)]) -> Self {
         let start = out.len();
         escape(out, measurement, &[',', ' ']);
-        out.push_str(",device=");
-        escape(out, message.device.as_str(), TAG_SPECIALS);
-        out.push_str(",protocol=");
-        escape(out, message.protocol, TAG_SPECIALS);
+        for (key, value) in tags {
+            out.push(',');
+            out.push_str(key);
+            out.push('=');
+            escape(out, value, TAG_SPECIALS);
+        }
         out.push(' ');
         Line {
             out,

@@ -26,14 +26,21 @@ struct StatementResult {
     error: Option<String>,
 }
 
+impl QueryResponse {
+    /// Every series of every statement.
+    pub(super) fn series(self) -> impl Iterator<Item = Series> {
+        self.results.into_iter().flat_map(|r| r.series)
+    }
+}
+
 #[derive(Debug, Deserialize)]
-struct Series {
+pub(super) struct Series {
     /// The group's tags, with `GROUP BY`.
     #[serde(default)]
     tags: std::collections::HashMap<String, String>,
-    columns: Vec<String>,
+    pub(super) columns: Vec<String>,
     #[serde(default)]
-    values: Vec<Vec<serde_json::Value>>,
+    pub(super) values: Vec<Vec<serde_json::Value>>,
 }
 
 impl InfluxClient {
@@ -108,7 +115,7 @@ impl InfluxClient {
     }
 
     /// `"rp"."measurement"`, or just the measurement for the default policy.
-    fn measurement(&self, name: &str) -> String {
+    pub(super) fn measurement(&self, name: &str) -> String {
         match &self.config.retention_policy {
             Some(rp) => format!("{}.{}", quote_ident(rp), quote_ident(name)),
             None => quote_ident(name),

@@ -9,7 +9,7 @@ use crate::components::{
 };
 use crate::io::{Delta, DeviceState};
 use crate::systems::Touched;
-use crate::systems::trips::TripChanged;
+use crate::systems::trips::{Trip, TripChanged, TripSummary, Trips};
 
 /// Deltas produced by the last tick; the shell takes them after each tick.
 #[derive(Resource, Debug, Default)]
@@ -34,6 +34,7 @@ pub struct DeviceView {
     pub presence: Ref<'static, Presence>,
     pub seen: Ref<'static, LastSeen>,
     pub attributes: Ref<'static, CustomAttributes>,
+    pub trips: Option<Ref<'static, Trips>>,
 }
 
 pub fn emit_changes(
@@ -43,6 +44,7 @@ pub fn emit_changes(
     mut outbox: ResMut<Outbox>,
     mut trips: ResMut<Messages<TripChanged>>,
     devices: Query<DeviceView>,
+    open_trips: Query<Ref<Trip>>,
 ) {
     outbox.0.extend(trips.drain().map(|changed| match changed {
         TripChanged::Opened(trip) | TripChanged::Closed(trip) => Delta::Trip(Box::new(trip)),
@@ -61,15 +63,22 @@ pub fn emit_changes(
                 time_ms: clock.now_ms,
             });
         }
-        if options.state && state_changed(&view) {
-            outbox.0.push(Delta::State(Box::new(snapshot(&view))));
+        let trip = view
+            .trips
+            .as_ref()
+            .and_then(|trips| trips.open)
+            .and_then(|entity| open_trips.get(entity).ok());
+        let trip_changed = trip.as_ref().is_some_and(|trip| trip.is_changed());
+        if options.state && (trip_changed || state_changed(&view)) {
+            let trip = trip.as_deref().map(|trip| &trip.summary);
+            outbox.0.push(Delta::State(Box::new(snapshot(&view, trip))));
         }
     }
     entities.clear();
     touched.0 = entities; // keep the allocation for the next tick
 }
 
-/// Whether anything shown changed. [`LastSeen`] counts too: the read model
+/// Whether anything shown changed (the open trip aside). [`LastSeen`] counts too: the read model
 /// built from these deltas must say when a device that only sends
 /// heartbeats was last heard from.
 fn state_changed(view: &DeviceViewItem<'_, '_>) -> bool {
@@ -81,10 +90,11 @@ fn state_changed(view: &DeviceViewItem<'_, '_>) -> bool {
         || view.obd.is_changed()
         || view.presence.is_changed()
         || view.attributes.is_changed()
+        || view.trips.as_ref().is_some_and(|trips| trips.is_changed())
 }
 
-/// The whole live state of a device.
-pub fn snapshot(view: &DeviceViewItem<'_, '_>) -> DeviceState {
+/// The whole live state of a device, with its open trip.
+pub fn snapshot(view: &DeviceViewItem<'_, '_>, trip: Option<&TripSummary>) -> DeviceState {
     DeviceState {
         device: view.device.id.clone(),
         protocol: view.device.protocol,
@@ -96,5 +106,6 @@ pub fn snapshot(view: &DeviceViewItem<'_, '_>) -> DeviceState {
         presence: *view.presence,
         last_seen_ms: view.seen.0,
         attributes: (*view.attributes).clone(),
+        trip: trip.map(|trip| Box::new(trip.clone())),
     }
 }

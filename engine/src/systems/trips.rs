@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::components::{Device, LastFix, Reports};
+use crate::systems::Touched;
 use crate::systems::ingest::{DeviceIndex, TickRecords};
 use crate::systems::motion::{MAX_PLAUSIBLE_KMH, haversine_m};
 
@@ -48,13 +49,15 @@ pub struct Place {
     pub lon: f64,
 }
 
-/// One drive. Open while `end` is `None`. Its serde form, the working
-/// state included, is what snapshots keep of an open trip.
-#[derive(Component, Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Trip {
+/// One drive, as outputs (storage, MQTT, the API) see it. Open while `end`
+/// is `None`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TripSummary {
     pub device: DeviceId,
     pub start: Place,
     pub end: Option<Place>,
+    /// The newest fix taken into the trip.
+    pub last: Place,
     /// Along the fixes, in metres; standing jitter and implausible jumps
     /// left out.
     pub distance_m: f64,
@@ -67,15 +70,9 @@ pub struct Trip {
     /// when the device reports one.
     pub fuel_start_pct: Option<f64>,
     pub fuel_end_pct: Option<f64>,
-    /// The newest fix taken into the trip and whether it was in motion.
-    last: Place,
-    last_moving: bool,
-    /// Where the current stop began, with the idle time up to then: if it
-    /// lasts, the trip ends there and the stop's idling is not the trip's.
-    stop: Option<(Place, i64)>,
 }
 
-impl Trip {
+impl TripSummary {
     /// Stable across restarts and replays: the device and the start time.
     pub fn id(&self) -> String {
         format!("{}-{}", self.device, self.start.time_ms)
@@ -99,21 +96,45 @@ impl Trip {
         }
     }
 
+    /// Fuel level at the start minus at the end, in percent points.
+    pub fn fuel_used_pct(&self) -> Option<f64> {
+        self.fuel_start_pct
+            .zip(self.fuel_end_pct)
+            .map(|(start, end)| start - end)
+    }
+}
+
+/// An open trip: its summary and the state that decides how it goes on.
+/// Its serde form is what snapshots keep of it.
+#[derive(Component, Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trip {
+    #[serde(flatten)]
+    pub summary: TripSummary,
+    /// Whether the newest fix was in motion.
+    last_moving: bool,
+    /// Where the current stop began, with the idle time up to then: if it
+    /// lasts, the trip ends there and the stop's idling is not the trip's.
+    stop: Option<(Place, i64)>,
+}
+
+impl Trip {
     /// A trip that starts at `from`, where the device stood (or at the
     /// first fix, when there is none), and has reached `to`.
     fn new(device: DeviceId, from: Option<Place>, to: &Sample) -> Trip {
         let start = from.unwrap_or(to.at);
         let mut trip = Trip {
-            device,
-            start,
-            end: None,
-            distance_m: 0.0,
-            max_speed_kmh: 0.0,
-            moving_ms: 0,
-            idle_ms: 0,
-            fuel_start_pct: to.fuel_pct,
-            fuel_end_pct: to.fuel_pct,
-            last: start,
+            summary: TripSummary {
+                device,
+                start,
+                end: None,
+                last: start,
+                distance_m: 0.0,
+                max_speed_kmh: 0.0,
+                moving_ms: 0,
+                idle_ms: 0,
+                fuel_start_pct: to.fuel_pct,
+                fuel_end_pct: to.fuel_pct,
+            },
             last_moving: true,
             stop: None,
         };
@@ -126,9 +147,9 @@ impl Trip {
     /// Closes the trip where its stop began (or at its last fix, after a
     /// silence).
     fn close(&mut self) {
-        let (end, idle_ms) = self.stop.take().unwrap_or((self.last, self.idle_ms));
-        self.end = Some(end);
-        self.idle_ms = idle_ms;
+        let (end, idle_ms) = self.stop.take().unwrap_or((self.summary.last, self.summary.idle_ms));
+        self.summary.end = Some(end);
+        self.summary.idle_ms = idle_ms;
     }
 
     /// Whether a fix at `time_ms` comes after the end of the trip: a stop
@@ -136,7 +157,7 @@ impl Trip {
     fn ended_by(&self, time_ms: i64, rules: &TripRules) -> bool {
         let since = self
             .stop
-            .map_or(self.last.time_ms, |(place, _)| place.time_ms);
+            .map_or(self.summary.last.time_ms, |(place, _)| place.time_ms);
         time_ms - since >= rules.min_stop_ms
     }
 }
@@ -164,8 +185,8 @@ pub struct Trips {
 /// A trip opened or closed.
 #[derive(Message, Debug, Clone, PartialEq)]
 pub enum TripChanged {
-    Opened(Trip),
-    Closed(Trip),
+    Opened(TripSummary),
+    Closed(TripSummary),
 }
 
 /// One valid fix as trips see it.
@@ -190,7 +211,9 @@ pub fn detect_trips(
     for (entity, device, reports, mut trips) in &mut devices {
         samples.clear();
         samples.extend(records.of(reports).filter_map(|m| sample(&m.record)));
-        trips.heard_ms = Some(records.clock().now_ms);
+        // Bookkeeping, not shown: only a trip opening or closing changes
+        // what Emit publishes of the device.
+        trips.bypass_change_detection().heard_ms = Some(records.clock().now_ms);
         if samples.is_empty() {
             continue;
         }
@@ -211,8 +234,7 @@ pub fn detect_trips(
             last = Some(sample.at);
         }
         let (ended, fresh) = (current.stored_ended, current.fresh);
-        let trips = trips.as_mut();
-        trips.last = last;
+        trips.bypass_change_detection().last = last;
         if ended && let Some(trip) = trips.open.take() {
             commands.entity(trip).despawn();
         }
@@ -258,24 +280,27 @@ pub fn close_silent_trips(
     mut trips: Query<(Entity, &mut Trip, &TripOf)>,
     mut devices: Query<&mut Trips>,
     mut changed: MessageWriter<TripChanged>,
+    mut touched: ResMut<Touched>,
 ) {
     for (entity, mut trip, owner) in &mut trips {
         let Ok(mut device) = devices.get_mut(owner.0) else {
             continue;
         };
         let Some(heard_ms) = device.heard_ms else {
-            device.heard_ms = Some(clock.now_ms);
+            device.bypass_change_detection().heard_ms = Some(clock.now_ms);
             continue;
         };
         if clock.now_ms - heard_ms < rules.min_stop_ms {
             continue;
         }
         trip.close();
-        changed.write(TripChanged::Closed(trip.clone()));
+        changed.write(TripChanged::Closed(trip.summary.clone()));
         commands.entity(entity).despawn();
         if device.open == Some(entity) {
             device.open = None;
         }
+        // Its live state no longer shows a trip under way.
+        touched.mark(owner.0);
     }
 }
 
@@ -293,7 +318,7 @@ fn advance(
         && trip.ended_by(sample.at.time_ms, rules)
     {
         trip.close();
-        changed.write(TripChanged::Closed(trip.clone()));
+        changed.write(TripChanged::Closed(trip.summary.clone()));
         current.end();
     }
     let moving = sample.speed_kmh >= rules.moving_kmh && sample.ignition != Some(false);
@@ -303,7 +328,7 @@ fn advance(
             // ago that the way between is unknown.
             let from = last.filter(|l| sample.at.time_ms - l.time_ms < rules.min_stop_ms);
             let trip = Trip::new(device.clone(), from, sample);
-            changed.write(TripChanged::Opened(trip.clone()));
+            changed.write(TripChanged::Opened(trip.summary.clone()));
             current.fresh = Some(trip);
         }
         None => {}
@@ -312,30 +337,30 @@ fn advance(
 }
 
 fn extend(trip: &mut Trip, sample: &Sample, moving: bool) {
-    let elapsed = sample.at.time_ms - trip.last.time_ms;
+    let elapsed = sample.at.time_ms - trip.summary.last.time_ms;
     if moving || trip.last_moving {
-        let metres = haversine_m(trip.last.lat, trip.last.lon, sample.at.lat, sample.at.lon);
+        let metres = haversine_m(trip.summary.last.lat, trip.summary.last.lon, sample.at.lat, sample.at.lon);
         let hours = elapsed as f64 / 3_600_000.0;
         if metres / 1000.0 <= MAX_PLAUSIBLE_KMH * hours {
-            trip.distance_m += metres;
+            trip.summary.distance_m += metres;
         }
     }
     if moving {
-        trip.moving_ms += elapsed;
-        trip.max_speed_kmh = trip.max_speed_kmh.max(sample.speed_kmh);
+        trip.summary.moving_ms += elapsed;
+        trip.summary.max_speed_kmh = trip.summary.max_speed_kmh.max(sample.speed_kmh);
         trip.stop = None;
     } else {
         if trip.stop.is_none() {
-            trip.stop = Some((sample.at, trip.idle_ms));
+            trip.stop = Some((sample.at, trip.summary.idle_ms));
         }
         if sample.ignition == Some(true) {
-            trip.idle_ms += elapsed;
+            trip.summary.idle_ms += elapsed;
         }
     }
     if sample.fuel_pct.is_some() {
-        trip.fuel_end_pct = sample.fuel_pct;
+        trip.summary.fuel_end_pct = sample.fuel_pct;
     }
-    trip.last = sample.at;
+    trip.summary.last = sample.at;
     trip.last_moving = moving;
 }
 
@@ -366,7 +391,7 @@ fn sample(record: &drover_protocols::model::Record) -> Option<Sample> {
 pub(crate) fn capture(world: &mut World) -> Vec<Trip> {
     let mut query = world.query::<&Trip>();
     let mut open: Vec<Trip> = query.iter(world).cloned().collect();
-    open.sort_by(|a, b| a.device.cmp(&b.device));
+    open.sort_by(|a, b| a.summary.device.cmp(&b.summary.device));
     open
 }
 
@@ -383,10 +408,10 @@ pub(crate) fn restore(world: &mut World, open: Vec<Trip>) {
         });
     }
     for trip in open {
-        let Some(device) = world.resource::<DeviceIndex>().get(&trip.device) else {
+        let Some(device) = world.resource::<DeviceIndex>().get(&trip.summary.device) else {
             continue;
         };
-        let last = trip.last;
+        let last = trip.summary.last;
         let entity = world.spawn((trip, TripOf(device))).id();
         if let Some(mut trips) = world.get_mut::<Trips>(device) {
             trips.open = Some(entity);

@@ -336,17 +336,7 @@ async fn positions(
     Params(params): Params<PositionParams>,
 ) -> Result<Response, ApiError> {
     let range = Range::parse(&params)?;
-    let known = api.catalog.devices.get(&id).is_some()
-        || live_device(&api, &id).is_some()
-        || api
-            .history
-            .latest(&id)
-            .await
-            .map_err(history_error)?
-            .is_some();
-    if !known {
-        return Err(unknown_device(&id));
-    }
+    ensure_known(&api, &id).await?;
     let page = api
         .history
         .positions(PositionQuery {
@@ -411,7 +401,7 @@ impl Range {
     }
 }
 
-fn time_param(name: &str, text: &str) -> Result<i64, ApiError> {
+pub(super) fn time_param(name: &str, text: &str) -> Result<i64, ApiError> {
     parse_rfc3339(text).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "{name} must be an RFC 3339 time such as 2026-11-26T08:00:00Z, not {text:?}"
@@ -428,11 +418,28 @@ fn check_group(api: &Api, group: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
+/// Ok for a device registered, live or with history; 404 otherwise.
+pub(super) async fn ensure_known(api: &Api, id: &str) -> Result<(), ApiError> {
+    let known = api.catalog.devices.get(id).is_some()
+        || live_device(api, id).is_some()
+        || api
+            .history
+            .latest(id)
+            .await
+            .map_err(history_error)?
+            .is_some();
+    if known {
+        Ok(())
+    } else {
+        Err(unknown_device(id))
+    }
+}
+
 pub(super) fn unknown_device(id: &str) -> ApiError {
     ApiError::NotFound(format!("unknown device {id:?}"))
 }
 
-fn history_error(error: HistoryError) -> ApiError {
+pub(super) fn history_error(error: HistoryError) -> ApiError {
     match error {
         HistoryError::BadCursor(_) => ApiError::BadRequest(error.to_string()),
         HistoryError::Unavailable(_) => ApiError::Unavailable(error.to_string()),

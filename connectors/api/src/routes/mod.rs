@@ -11,6 +11,7 @@ mod groups;
 mod metrics;
 mod stream;
 mod system;
+mod trips;
 
 use std::sync::{Arc, OnceLock};
 
@@ -38,7 +39,7 @@ use crate::error::ApiError;
         access::patch_user, access::delete_user, access::list_keys, access::create_key,
         access::delete_key,
         devices::list, devices::create, devices::one, devices::patch, devices::remove,
-        devices::unknown, devices::positions, stream::stream,
+        devices::unknown, devices::positions, trips::trips, stream::stream,
         groups::list, groups::create, groups::one, groups::patch, groups::remove,
         geofences::list, geofences::create, geofences::one, geofences::patch, geofences::remove,
         feed::feed,
@@ -50,6 +51,7 @@ use crate::error::ApiError;
     tags(
         (name = "access", description = "Logging in, users and API keys"),
         (name = "devices", description = "The device registry, live state and history"),
+        (name = "trips", description = "Trips: from where a vehicle started to where it stopped"),
         (name = "groups", description = "Groups of devices"),
         (name = "geofences", description = "Areas on the map: circles and polygons"),
         (name = "feed", description = "Every committed record once, in order, for integrators"),
@@ -85,6 +87,7 @@ pub fn router(api: Api) -> Router {
     let routes = Router::new()
         .merge(access::routes())
         .merge(devices::routes())
+        .merge(trips::routes())
         .merge(groups::routes())
         .merge(geofences::routes())
         .merge(commands::routes())

@@ -1,0 +1,228 @@
+//! A device's trips: the closed ones from the history backend and the one
+//! under way from the live state.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use drover_engine::systems::trips::{Place, TripSummary};
+use drover_protocols::model::now_ms;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::devices::{ensure_known, history_error, time_param};
+use super::live_device;
+use crate::Api;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::Params;
+use crate::positions::rfc3339;
+
+/// Trips per answer when the request does not say, and at most.
+const DEFAULT_TRIPS: usize = 1_000;
+const MAX_TRIPS: usize = 10_000;
+/// The range when the request gives no `from`: the last week.
+const DEFAULT_SPAN_MS: i64 = 7 * 24 * 3600 * 1000;
+
+pub fn routes() -> Router<Api> {
+    Router::new().route("/api/v1/devices/{id}/trips", get(trips))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct TripParams {
+    /// RFC 3339, inclusive: trips that started at or after it; default `to`
+    /// minus a week.
+    #[param(format = DateTime)]
+    from: Option<String>,
+    /// RFC 3339, exclusive: trips that started before it; default now.
+    #[param(format = DateTime)]
+    to: Option<String>,
+    /// Trips at most, 1 to 10000 (default 1000); the oldest come first.
+    limit: Option<usize>,
+}
+
+/// A device's trips, in start order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TripList {
+    trips: Vec<TripView>,
+}
+
+/// One trip: closed, or `open` while the vehicle is still on its way.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TripView {
+    /// Stable: the device and the start time.
+    id: String,
+    device: String,
+    start: PlaceView,
+    /// Where the stop that ended it began; `null` while open.
+    end: Option<PlaceView>,
+    open: bool,
+    /// Along the fixes; standing jitter and implausible jumps left out.
+    distance_m: f64,
+    /// To the end, or to the newest fix while open.
+    duration_s: f64,
+    max_speed_kmh: f64,
+    /// Distance over the time in motion.
+    avg_speed_kmh: f64,
+    /// Standing with the ignition on.
+    idle_s: f64,
+    /// Fuel level at the start minus at the end, in percent points, when the
+    /// device reports a level.
+    fuel_used_pct: Option<f64>,
+}
+
+/// A time and a place, by the device's clock.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlaceView {
+    /// RFC 3339.
+    time: String,
+    lat: f64,
+    lon: f64,
+}
+
+impl From<Place> for PlaceView {
+    fn from(place: Place) -> Self {
+        PlaceView {
+            time: rfc3339(place.time_ms),
+            lat: place.lat,
+            lon: place.lon,
+        }
+    }
+}
+
+impl From<&TripSummary> for TripView {
+    fn from(trip: &TripSummary) -> Self {
+        TripView {
+            id: trip.id(),
+            device: trip.device.as_str().to_owned(),
+            start: trip.start.into(),
+            end: trip.end.map(PlaceView::from),
+            open: trip.open(),
+            distance_m: trip.distance_m,
+            duration_s: trip.duration_ms() as f64 / 1000.0,
+            max_speed_kmh: trip.max_speed_kmh,
+            avg_speed_kmh: trip.avg_speed_kmh(),
+            idle_s: trip.idle_ms as f64 / 1000.0,
+            fuel_used_pct: trip.fuel_used_pct(),
+        }
+    }
+}
+
+/// A device's trips that started in a time range, oldest first: the closed
+/// ones, then the one under way if it started in the range.
+#[utoipa::path(get, path = "/api/v1/devices/{id}/trips", tag = "trips", params(TripParams),
+    responses((status = 200, body = TripList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn trips(
+    State(api): State<Api>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    Params(params): Params<TripParams>,
+) -> Result<Json<TripList>, ApiError> {
+    let (from_ms, to_ms, limit) = parse(&params)?;
+    ensure_known(&api, &id).await?;
+    let closed = api
+        .history
+        .trips(&id, from_ms, to_ms, limit)
+        .await
+        .map_err(history_error)?;
+    let live = live_device(&api, &id);
+    let open = live
+        .as_ref()
+        .and_then(|state| state.trip.as_deref())
+        .filter(|trip| (from_ms..to_ms).contains(&trip.start.time_ms));
+    let mut trips: Vec<TripView> = closed.iter().map(TripView::from).collect();
+    // A trip closed a moment ago may be in both until its store commit: the
+    // stored one is the final word.
+    if let Some(open) = open
+        && trips.len() < limit
+        && closed.last().is_none_or(|last| last.start.time_ms < open.start.time_ms)
+    {
+        trips.push(open.into());
+    }
+    Ok(Json(TripList { trips }))
+}
+
+fn parse(params: &TripParams) -> Result<(i64, i64, usize), ApiError> {
+    let to_ms = match &params.to {
+        Some(text) => time_param("to", text)?,
+        None => now_ms(),
+    };
+    let from_ms = match &params.from {
+        Some(text) => time_param("from", text)?,
+        None => to_ms.saturating_sub(DEFAULT_SPAN_MS),
+    };
+    if from_ms >= to_ms {
+        return Err(ApiError::BadRequest(format!(
+            "empty range: from ({}) must be before to ({})",
+            rfc3339(from_ms),
+            rfc3339(to_ms)
+        )));
+    }
+    let limit = params.limit.unwrap_or(DEFAULT_TRIPS);
+    if !(1..=MAX_TRIPS).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be from 1 to {MAX_TRIPS}, not {limit}"
+        )));
+    }
+    Ok((from_ms, to_ms, limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(from: Option<&str>, to: Option<&str>, limit: Option<usize>) -> TripParams {
+        TripParams {
+            from: from.map(str::to_owned),
+            to: to.map(str::to_owned),
+            limit,
+        }
+    }
+
+    #[test]
+    fn ranges_default_to_the_last_week_and_validate() {
+        let (from, to, limit) = parse(&params(None, Some("2026-12-03T00:00:00Z"), None)).unwrap();
+        assert_eq!(to - from, DEFAULT_SPAN_MS);
+        assert_eq!(limit, DEFAULT_TRIPS);
+        for bad in [
+            params(Some("2026-12-03T00:00:00Z"), Some("2026-12-02T00:00:00Z"), None),
+            params(Some("yesterday"), None, None),
+            params(None, None, Some(0)),
+            params(None, None, Some(MAX_TRIPS + 1)),
+        ] {
+            assert!(matches!(parse(&bad), Err(ApiError::BadRequest(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_trip_shows_its_times_and_derived_figures() {
+        let place = |time_ms| Place {
+            time_ms,
+            lat: 48.0,
+            lon: 2.0,
+        };
+        let trip = TripSummary {
+            device: drover_protocols::model::DeviceId::new("d"),
+            start: place(0),
+            end: None,
+            last: place(1_800_000),
+            distance_m: 30_000.0,
+            max_speed_kmh: 90.0,
+            moving_ms: 1_800_000,
+            idle_ms: 60_000,
+            fuel_start_pct: Some(50.0),
+            fuel_end_pct: Some(47.5),
+        };
+        let view = serde_json::to_value(TripView::from(&trip)).unwrap();
+        assert_eq!(view["id"], "d-0");
+        assert_eq!(view["start"]["time"], "1970-01-01T00:00:00Z");
+        assert_eq!(view["end"], serde_json::Value::Null);
+        assert_eq!(view["open"], true);
+        assert_eq!(view["duration_s"], 1800.0);
+        assert_eq!(view["avg_speed_kmh"], 60.0);
+        assert_eq!(view["idle_s"], 60.0);
+        assert_eq!(view["fuel_used_pct"], 2.5);
+    }
+}
