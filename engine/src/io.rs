@@ -6,6 +6,7 @@ use drover_protocols::model::{DeviceId, DeviceMessage};
 use serde::Serialize;
 
 use crate::components::{CustomAttributes, Kinematics, LastFix, Obd, Power, Presence};
+use crate::systems::alerts::AlertSummary;
 use crate::systems::trips::TripSummary;
 
 /// One thing that happened at the edge, in arrival order.
@@ -46,6 +47,8 @@ pub enum Delta {
     Removed { device: DeviceId },
     /// A trip opened or closed.
     Trip(Box<TripSummary>),
+    /// An alert opened, was acknowledged or closed.
+    Alert(Box<AlertSummary>),
 }
 
 /// The live state of one device, as the API and the dashboard see it.

@@ -30,6 +30,7 @@
 pub mod clock;
 pub mod components;
 pub mod connections;
+mod desk;
 mod io;
 pub mod outputs;
 pub mod runtime;
@@ -39,10 +40,12 @@ mod tick;
 pub mod view;
 
 pub use clock::{Clock, every};
+pub use desk::{AlertDesk, Answer, DeskError};
 pub use io::{Delta, DeviceState, Input};
 pub use snapshot::Snapshot;
 pub use tick::{
-    Engine, EngineConfig, Executor, RestoreError, Tick, TickSet, default_threads, init_compute_pool,
+    AlertConfig, Engine, EngineConfig, Executor, RestoreError, Tick, TickSet, default_threads,
+    init_compute_pool,
 };
 pub use view::{Fleet, LiveView};
 

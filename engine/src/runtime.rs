@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use drover_protocols::model::DeviceMessage;
 
 use crate::connections::Connections;
+use crate::desk::{AlertDesk, Answer, DeskInbox};
 use crate::io::{Delta, Input};
 use crate::outputs::{DeltaQueue, StatusBoard};
 use crate::snapshot::Snapshot;
@@ -160,12 +161,14 @@ pub struct RunningEngine {
     /// Presence changes and other events out of Emit, for stream consumers
     /// (oldest dropped when nobody takes them).
     pub deltas: DeltaQueue,
-    /// Trips opened and closed, for the node's analytics outputs (storage,
-    /// MQTT), apart from the stream's so that neither consumer takes the
-    /// other's.
+    /// Trips and alerts that changed, for the node's analytics outputs
+    /// (storage, MQTT), apart from the stream's so that neither consumer
+    /// takes the other's.
     pub analytics: DeltaQueue,
     /// The live state of every device, published after each tick.
     pub view: LiveView,
+    /// Where operators' actions on alerts go.
+    pub alerts: AlertDesk,
     /// Snapshots for the writer, every `snapshot_every`, and a last one when
     /// the engine stops.
     pub snapshots: flume::Receiver<SnapshotOffer>,
@@ -188,6 +191,7 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
     let (inbox, batches) = flume::bounded(config.inbox_capacity.max(1));
     let (snapshot_tx, snapshots) = flume::bounded(1);
     let stats = Arc::new(EngineStats::default());
+    let (alerts, desk) = crate::desk::desk();
     let outputs = Outputs {
         connections: Connections::default(),
         status: StatusBoard::default(),
@@ -214,6 +218,8 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
                 outputs,
                 stats: loop_stats,
                 analytics_pushed: 0,
+                desk,
+                answers: Vec::new(),
             };
             tick_loop.run();
             tick_loop.engine
@@ -225,6 +231,7 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
         deltas: running_outputs.deltas,
         analytics: running_outputs.analytics,
         view: running_outputs.view,
+        alerts,
         snapshots,
         stats,
         thread,
@@ -250,6 +257,9 @@ struct TickLoop {
     stats: Arc<EngineStats>,
     /// Outputs pushed into the analytics queue so far.
     analytics_pushed: u64,
+    desk: DeskInbox,
+    /// Where the answers to the actions of the coming tick go, by ticket.
+    answers: Vec<(u64, flume::Sender<Answer>)>,
 }
 
 impl TickLoop {
@@ -266,10 +276,12 @@ impl TickLoop {
             open = self.gather(deadline, &mut inputs);
             let started = Instant::now();
             let n = inputs.len() as u64;
+            self.take_actions();
             self.engine.tick(wall_clock_ms(), &mut inputs, &mut deltas);
             let took = started.elapsed();
             record_tick(&self.stats, took, n, deltas.len() as u64, &self.engine);
             self.route(&mut deltas);
+            self.answer_actions();
             if let (Some(at), Some(every)) = (next_snapshot, every)
                 && Instant::now() >= at
             {
@@ -284,6 +296,28 @@ impl TickLoop {
             // The last word on a clean stop: a restart replays nothing.
             let last = self.capture();
             let _ = self.outputs.snapshots.send(last);
+        }
+    }
+
+    /// Hands the operators' waiting actions to the engine for this tick.
+    fn take_actions(&mut self) {
+        for (action, reply) in self.desk.take() {
+            self.answers.push((action.ticket, reply));
+            self.engine.act_on_alert(action);
+        }
+    }
+
+    /// Answers the actions of the tick, now that its outputs are queued.
+    fn answer_actions(&mut self) {
+        for outcome in self.engine.take_alert_outcomes() {
+            let Some(at) = self.answers.iter().position(|(t, _)| *t == outcome.ticket) else {
+                continue;
+            };
+            let (_, reply) = self.answers.swap_remove(at);
+            let _ = reply.send(Answer {
+                alert: outcome.alert,
+                analytics_through: self.analytics_pushed,
+            });
         }
     }
 
@@ -351,7 +385,7 @@ impl TickLoop {
                     self.outputs.status.set(device.clone(), online);
                     self.outputs.deltas.push(delta);
                 }
-                Delta::Trip(_) => {
+                Delta::Trip(_) | Delta::Alert(_) => {
                     self.outputs.deltas.push(delta.clone());
                     self.outputs.analytics.push(delta);
                     self.analytics_pushed += 1;

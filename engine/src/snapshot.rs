@@ -28,7 +28,7 @@ use crate::components::{
     CustomAttributes, Device, Ignition, Kinematics, LastFix, LastSeen, Obd, Power, Presence,
 };
 use crate::systems::ingest::{DeviceIndex, device_bundle};
-use crate::systems::trips;
+use crate::systems::{alerts, trips};
 
 /// The snapshot format this build writes and reads.
 pub const FORMAT: u32 = 1;
@@ -226,6 +226,9 @@ pub(crate) fn capture_sections(world: &mut World) -> BTreeMap<String, serde_json
     if let Ok(open) = serde_json::to_value(trips::capture(world)) {
         sections.insert(TRIPS.to_owned(), open);
     }
+    if let Ok(open) = serde_json::to_value(alerts::capture(world)) {
+        sections.insert(ALERTS.to_owned(), open);
+    }
     sections
 }
 
@@ -240,10 +243,20 @@ pub(crate) fn restore_sections(world: &mut World, sections: &BTreeMap<String, se
             }
         }
     }
+    if let Some(open) = sections.get(ALERTS) {
+        match serde_json::from_value(open.clone()) {
+            Ok(open) => alerts::restore(world, open),
+            Err(error) => {
+                tracing::warn!(%error, "open alerts in the snapshot are unreadable; they start afresh")
+            }
+        }
+    }
 }
 
 /// The section of open trips.
 const TRIPS: &str = "trips";
+/// The section of open alerts.
+const ALERTS: &str = "alerts";
 
 /// Spawns the snapshot's devices into an empty world. A device whose protocol
 /// this build no longer knows keeps its state under the name `unknown`.

@@ -12,12 +12,17 @@ use bevy_tasks::{ComputeTaskPool, TaskPoolBuilder};
 use crate::clock::{Clock, every};
 use crate::io::{Delta, DeviceState, Input};
 use crate::snapshot::{self, FORMAT, Snapshot};
+use crate::systems::alerts::{self, AlertAction, AlertOutcome, AlertRules, AlertSummary};
 use crate::systems::emit::{self, EmitOptions, Outbox};
+use crate::systems::fuel::{self, FuelRules};
+use crate::systems::harsh::{self, HarshRules};
 use crate::systems::ingest::{self, DeviceIndex, Incoming};
+use crate::systems::offline::{self, OfflineRules};
+use crate::systems::overspeed::{self, OverspeedRules};
 use crate::systems::presence::{self, PresenceTimeout};
 use crate::systems::retention::{self, ForgetAfter};
 use crate::systems::trips::{self, Trip, TripChanged, TripRules, TripSummary};
-use crate::systems::{Touched, motion};
+use crate::systems::{Touched, alarms, motion};
 
 /// The schedule run once per tick.
 #[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
@@ -31,7 +36,7 @@ pub enum TickSet {
     Ingest,
     /// Values computed from the raw state: motion, distance.
     Derive,
-    /// Conditions over time: presence timeouts, trips.
+    /// Conditions over time: presence timeouts, trips, alerts.
     Detect,
     /// User-written analytics: the extension point.
     Analyze,
@@ -67,6 +72,18 @@ pub struct EngineConfig {
     pub forget_after_ms: i64,
     /// What makes a trip.
     pub trips: TripRules,
+    /// What raises alerts.
+    pub alerts: AlertConfig,
+}
+
+/// The rules of the built-in alert detectors.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AlertConfig {
+    pub rules: AlertRules,
+    pub overspeed: OverspeedRules,
+    pub offline: OfflineRules,
+    pub fuel: FuelRules,
+    pub harsh: HarshRules,
 }
 
 impl Default for EngineConfig {
@@ -78,6 +95,7 @@ impl Default for EngineConfig {
             sweep_every_ms: 1_000,
             forget_after_ms: 30 * 24 * 3_600_000,
             trips: TripRules::default(),
+            alerts: AlertConfig::default(),
         }
     }
 }
@@ -131,8 +149,17 @@ impl Engine {
             after_ms: config.forget_after_ms,
         });
         world.insert_resource(config.trips);
+        world.insert_resource(config.alerts.rules);
+        world.insert_resource(config.alerts.overspeed);
+        world.insert_resource(config.alerts.offline);
+        world.insert_resource(config.alerts.fuel);
+        world.insert_resource(config.alerts.harsh);
+        world.init_resource::<alerts::AlertIndex>();
+        world.init_resource::<alerts::AlertActions>();
+        world.init_resource::<alerts::Signals>();
         // Emit drains these every tick, so no message update system is needed.
         world.init_resource::<Messages<TripChanged>>();
+        world.init_resource::<Messages<alerts::AlertChanged>>();
 
         let mut schedule = Schedule::new(Tick);
         match config.executor {
@@ -175,6 +202,18 @@ impl Engine {
                 .chain()
                 .in_set(TickSet::Detect),
         );
+        schedule.add_systems(
+            (
+                alarms::detect_alarms,
+                alarms::detect_dtcs,
+                overspeed::detect_overspeed,
+                offline::clear_offline,
+                offline::detect_offline.run_if(every(config.sweep_every_ms)),
+                fuel::detect_fuel_drop,
+                harsh::detect_harsh,
+            )
+                .in_set(TickSet::Detect),
+        );
         if config.forget_after_ms > 0 {
             schedule.add_systems(
                 retention::forget_silent_devices
@@ -182,7 +221,12 @@ impl Engine {
                     .in_set(TickSet::Detect),
             );
         }
-        schedule.add_systems(emit::emit_changes.in_set(TickSet::Emit));
+        // What detectors and user systems raised, settled before it goes out.
+        schedule.add_systems(
+            (alerts::settle_alerts, emit::emit_changes)
+                .chain()
+                .in_set(TickSet::Emit),
+        );
         Engine {
             world,
             schedule,
@@ -212,6 +256,28 @@ impl Engine {
         std::mem::swap(&mut self.world.resource_mut::<Incoming>().0, inputs);
         inputs.clear();
         deltas.append(&mut self.world.resource_mut::<Outbox>().0);
+    }
+
+    /// Queues an operator's action on an alert for the next tick; its
+    /// outcome is in [`Engine::take_alert_outcomes`] after that tick.
+    pub fn act_on_alert(&mut self, action: AlertAction) {
+        self.world
+            .resource_mut::<alerts::AlertActions>()
+            .pending
+            .push(action);
+    }
+
+    /// What the last ticks did with the actions queued before them.
+    pub fn take_alert_outcomes(&mut self) -> Vec<AlertOutcome> {
+        std::mem::take(&mut self.world.resource_mut::<alerts::AlertActions>().outcomes)
+    }
+
+    /// The alerts not closed yet, sorted by id.
+    pub fn open_alerts(&mut self) -> Vec<AlertSummary> {
+        let mut query = self.world.query::<&alerts::Alert>();
+        let mut open: Vec<AlertSummary> = query.iter(&self.world).map(|a| a.0.clone()).collect();
+        open.sort_by(|a, b| a.id.cmp(&b.id));
+        open
     }
 
     /// The journal sequence number of the first record not yet applied.

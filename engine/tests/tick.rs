@@ -325,6 +325,7 @@ fn devices_silent_past_forget_after_leave_the_live_world() {
             Delta::Presence { device, .. } | Delta::Removed { device } => *device == old,
             Delta::State(state) => state.device == old,
             Delta::Trip(trip) => trip.device == old,
+            Delta::Alert(alert) => alert.device == old,
         })
         .collect();
     assert_eq!(

@@ -47,7 +47,13 @@ impl TripStore {
                 let store = Arc::clone(store);
                 let entries: Vec<(String, i64, Vec<u8>)> = closed
                     .iter()
-                    .map(|t| (t.device.as_str().to_owned(), t.start.time_ms, trips::encode(t)))
+                    .map(|t| {
+                        (
+                            t.device.as_str().to_owned(),
+                            t.start.time_ms,
+                            trips::encode(t),
+                        )
+                    })
                     .collect();
                 tokio::task::spawn_blocking(move || {
                     let entries: Vec<TripEntry<'_>> = entries
@@ -132,7 +138,9 @@ impl Outputs {
             }
         };
         if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
-            warn!("analytics outputs still queued at the stop were not all handled; the journal replays them");
+            warn!(
+                "analytics outputs still queued at the stop were not all handled; the journal replays them"
+            );
         }
     }
 
@@ -161,7 +169,11 @@ impl Outputs {
         true
     }
 
-    async fn store_until_stored(&self, closed: &[&TripSummary], shutdown: &CancellationToken) -> bool {
+    async fn store_until_stored(
+        &self,
+        closed: &[&TripSummary],
+        shutdown: &CancellationToken,
+    ) -> bool {
         let mut wait = RETRY_FIRST;
         loop {
             let error = match self.store.write(closed).await {

@@ -45,8 +45,8 @@ pub mod rlimit;
 mod sinks;
 pub mod storage;
 mod stream;
-mod trips;
 pub mod supervise;
+mod trips;
 
 pub use config::Config;
 pub use node::Node;

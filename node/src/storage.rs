@@ -126,7 +126,11 @@ impl Durable {
                 };
                 let api: Arc<dyn History> = Arc::new(Influx(client.clone()));
                 let trips = TripStore::Influx(Box::new(client));
-                (api, trips, Opened::Influx(pending(&mut feed, sink, batching)))
+                (
+                    api,
+                    trips,
+                    Opened::Influx(pending(&mut feed, sink, batching)),
+                )
             }
         };
         let journal = open_journal(config, feed).await?;

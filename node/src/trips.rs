@@ -116,11 +116,20 @@ mod tests {
         let point = point(&trip, &fields);
         let mut line = String::new();
         drover_influxdb::line::encode_point(&point, &mut line).unwrap();
-        assert!(line.starts_with("trip,device=356307042441013 start_lat=48,"), "{line}");
+        assert!(
+            line.starts_with("trip,device=356307042441013 start_lat=48,"),
+            "{line}"
+        );
         assert!(line.ends_with(" 1000\n"), "{line}");
         let row = row_of(&trip);
         let back = from_row(&row).unwrap();
-        assert_eq!(back, TripSummary { last: trip.end.unwrap(), ..trip });
+        assert_eq!(
+            back,
+            TripSummary {
+                last: trip.end.unwrap(),
+                ..trip
+            }
+        );
     }
 
     /// The row InfluxDB answers for the trip's point.

@@ -10,8 +10,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use drover_protocols::model::{Fix, Record, RecordKind, attr};
-use drover_testkit::Influxd;
 use drover_protocols::teltonika::device::{Codec, avl_packet};
+use drover_testkit::Influxd;
 use serde_json::Value;
 
 use crate::support::{self, Ports, Subscriber};
@@ -133,7 +133,8 @@ fn api_trips(http: u16, start: i64) -> Vec<Value> {
         .expect("a time")
         .format(&time::format_description::well_known::Rfc3339)
         .expect("RFC 3339");
-    let (status, body) = support::http_get(http, &format!("/api/v1/devices/{IMEI}/trips?from={from}"));
+    let (status, body) =
+        support::http_get(http, &format!("/api/v1/devices/{IMEI}/trips?from={from}"));
     assert_eq!(status, 200, "{body}");
     body["trips"].as_array().expect("trips").clone()
 }
@@ -150,7 +151,9 @@ fn drive_and_stop(settings: &[String]) {
     let driven = tracker.driven_m;
     assert!(
         support::eventually(Duration::from_secs(15), || {
-            api_trips(ports.http, start).first().is_some_and(|t| t["open"] == true)
+            api_trips(ports.http, start)
+                .first()
+                .is_some_and(|t| t["open"] == true)
         }),
         "the open trip is not served: {:?}",
         api_trips(ports.http, start)
@@ -186,8 +189,18 @@ fn drive_and_stop(settings: &[String]) {
     assert_eq!(stored.len(), 1, "one trip, closed: {stored:?}");
     let served = &stored[0];
     assert_eq!(served["open"], false, "{served}");
-    for field in ["id", "device", "start", "end", "duration_s", "max_speed_kmh"] {
-        assert_eq!(served[field], closed[field], "{field}: {served} vs {closed}");
+    for field in [
+        "id",
+        "device",
+        "start",
+        "end",
+        "duration_s",
+        "max_speed_kmh",
+    ] {
+        assert_eq!(
+            served[field], closed[field],
+            "{field}: {served} vs {closed}"
+        );
     }
     assert_distance(served, driven);
     let (_, health) = support::http_get(ports.http, "/health");

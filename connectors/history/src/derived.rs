@@ -72,7 +72,11 @@ impl History {
         if from_ms >= to_ms {
             return Ok(Vec::new());
         }
-        read(&self.trips, trip_key(device, from_ms)..trip_key(device, to_ms), limit)
+        read(
+            &self.trips,
+            trip_key(device, from_ms)..trip_key(device, to_ms),
+            limit,
+        )
     }
 }
 
@@ -83,9 +87,7 @@ fn read(
 ) -> Result<Vec<Vec<u8>>, HistoryError> {
     let mut found = Vec::new();
     for entry in keyspace.range(range).take(limit) {
-        let value = entry
-            .value()
-            .map_err(HistoryError::engine("read trips"))?;
+        let value = entry.value().map_err(HistoryError::engine("read trips"))?;
         found.push(value.to_vec());
     }
     Ok(found)
@@ -122,7 +124,10 @@ mod tests {
         assert_eq!(a, [b"a-5".to_vec(), b"a1".to_vec(), b"a2'".to_vec()]);
         assert_eq!(history.trips("a", 0, 2_000, 10).unwrap(), [b"a1".to_vec()]);
         assert_eq!(history.trips("a", i64::MIN, i64::MAX, 1).unwrap().len(), 1);
-        assert_eq!(history.trips("ab", 0, i64::MAX, 10).unwrap(), [b"ab1".to_vec()]);
+        assert_eq!(
+            history.trips("ab", 0, i64::MAX, 10).unwrap(),
+            [b"ab1".to_vec()]
+        );
         assert!(history.trips("", 0, i64::MAX, 10).unwrap().is_empty());
         assert!(history.trips("a", 5, 5, 10).unwrap().is_empty());
     }
@@ -132,7 +137,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let history = History::open(dir.path(), HistoryConfig::default()).unwrap();
-            assert_eq!(history.write_trips(&[entry("d", 7, b"t"), entry("", 1, b"x")]).unwrap(), 1);
+            assert_eq!(
+                history
+                    .write_trips(&[entry("d", 7, b"t"), entry("", 1, b"x")])
+                    .unwrap(),
+                1
+            );
         }
         let history = History::open(dir.path(), HistoryConfig::default()).unwrap();
         assert_eq!(history.trips("d", 0, 8, 10).unwrap(), [b"t".to_vec()]);

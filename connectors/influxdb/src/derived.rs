@@ -146,7 +146,16 @@ mod tests {
             ..point
         };
         assert_eq!(line::encode_point(&empty, &mut out), Ok(0));
-        assert!(line::encode_point(&Point { device: "", ..point }, &mut out).is_err());
+        assert!(
+            line::encode_point(
+                &Point {
+                    device: "",
+                    ..point
+                },
+                &mut out
+            )
+            .is_err()
+        );
         assert_eq!(out.lines().count(), 1);
     }
 

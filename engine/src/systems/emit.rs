@@ -9,6 +9,7 @@ use crate::components::{
 };
 use crate::io::{Delta, DeviceState};
 use crate::systems::Touched;
+use crate::systems::alerts::AlertChanged;
 use crate::systems::trips::{Trip, TripChanged, TripSummary, Trips};
 
 /// Deltas produced by the last tick; the shell takes them after each tick.
@@ -43,12 +44,18 @@ pub fn emit_changes(
     mut touched: ResMut<Touched>,
     mut outbox: ResMut<Outbox>,
     mut trips: ResMut<Messages<TripChanged>>,
+    mut alerts: ResMut<Messages<AlertChanged>>,
     devices: Query<DeviceView>,
     open_trips: Query<Ref<Trip>>,
 ) {
     outbox.0.extend(trips.drain().map(|changed| match changed {
         TripChanged::Opened(trip) | TripChanged::Closed(trip) => Delta::Trip(Box::new(trip)),
     }));
+    outbox.0.extend(
+        alerts
+            .drain()
+            .map(|AlertChanged(alert)| Delta::Alert(Box::new(alert))),
+    );
     let mut entities = std::mem::take(&mut touched.0);
     entities.sort_unstable();
     entities.dedup();

@@ -19,6 +19,11 @@ use crate::components::{
 };
 use crate::io::Input;
 use crate::systems::Touched;
+use crate::systems::alarms::KnownDtcs;
+use crate::systems::alerts::DeviceAlerts;
+use crate::systems::fuel::FuelWatch;
+use crate::systems::harsh::LastSpeed;
+use crate::systems::overspeed::Speeding;
 use crate::systems::presence::PresenceTimeout;
 use crate::systems::trips::Trips;
 
@@ -114,6 +119,13 @@ pub(crate) fn device_bundle(device: Device) -> impl Bundle {
         Trail::default(),
         Reports::default(),
         Trips::default(),
+        (
+            DeviceAlerts::default(),
+            KnownDtcs::default(),
+            Speeding::default(),
+            FuelWatch::default(),
+            LastSpeed::default(),
+        ),
     )
 }
 

@@ -1,8 +1,14 @@
 //! The built-in systems, one module per concern, in the order of the Tick sets.
 
+pub mod alarms;
+pub mod alerts;
 pub mod emit;
+pub mod fuel;
+pub mod harsh;
 pub mod ingest;
 pub mod motion;
+pub mod offline;
+pub mod overspeed;
 pub mod presence;
 pub mod retention;
 pub mod trips;

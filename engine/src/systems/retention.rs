@@ -10,6 +10,7 @@ use bevy_ecs::prelude::*;
 use crate::clock::Clock;
 use crate::components::{Device, LastSeen, Presence};
 use crate::io::Delta;
+use crate::systems::alerts::{Alert, AlertChanged, AlertIndex, DeviceAlerts};
 use crate::systems::emit::Outbox;
 use crate::systems::ingest::DeviceIndex;
 
@@ -25,13 +26,24 @@ pub fn forget_silent_devices(
     forget: Res<ForgetAfter>,
     mut index: ResMut<DeviceIndex>,
     mut outbox: ResMut<Outbox>,
-    devices: Query<(Entity, &Device, &Presence, &LastSeen)>,
+    devices: Query<(Entity, &Device, &Presence, &LastSeen, &DeviceAlerts)>,
+    alerts: Query<&Alert>,
+    mut alert_index: ResMut<AlertIndex>,
+    mut changed: MessageWriter<AlertChanged>,
 ) {
     let cutoff = clock.now_ms.saturating_sub(forget.after_ms);
-    for (entity, device, presence, seen) in &devices {
+    for (entity, device, presence, seen, open) in &devices {
         if presence.connections == 0 && seen.0 < cutoff {
             index.0.remove(&device.id);
             commands.entity(entity).despawn();
+            // Its alerts (an offline one, surely) end with it.
+            for alert_entity in open.entities() {
+                if let Ok(alert) = alerts.get(alert_entity) {
+                    alert_index.remove(&alert.0.id);
+                    changed.write(AlertChanged(alert.0.closed_at(clock.now_ms)));
+                }
+                commands.entity(alert_entity).despawn();
+            }
             // Despawned before Emit runs, so no state of it follows this.
             outbox.0.push(Delta::Removed {
                 device: device.id.clone(),

@@ -147,7 +147,10 @@ impl Trip {
     /// Closes the trip where its stop began (or at its last fix, after a
     /// silence).
     fn close(&mut self) {
-        let (end, idle_ms) = self.stop.take().unwrap_or((self.summary.last, self.summary.idle_ms));
+        let (end, idle_ms) = self
+            .stop
+            .take()
+            .unwrap_or((self.summary.last, self.summary.idle_ms));
         self.summary.end = Some(end);
         self.summary.idle_ms = idle_ms;
     }
@@ -339,7 +342,12 @@ fn advance(
 fn extend(trip: &mut Trip, sample: &Sample, moving: bool) {
     let elapsed = sample.at.time_ms - trip.summary.last.time_ms;
     if moving || trip.last_moving {
-        let metres = haversine_m(trip.summary.last.lat, trip.summary.last.lon, sample.at.lat, sample.at.lon);
+        let metres = haversine_m(
+            trip.summary.last.lat,
+            trip.summary.last.lon,
+            sample.at.lat,
+            sample.at.lon,
+        );
         let hours = elapsed as f64 / 3_600_000.0;
         if metres / 1000.0 <= MAX_PLAUSIBLE_KMH * hours {
             trip.summary.distance_m += metres;

@@ -137,7 +137,9 @@ async fn trips(
     // stored one is the final word.
     if let Some(open) = open
         && trips.len() < limit
-        && closed.last().is_none_or(|last| last.start.time_ms < open.start.time_ms)
+        && closed
+            .last()
+            .is_none_or(|last| last.start.time_ms < open.start.time_ms)
     {
         trips.push(open.into());
     }
@@ -187,12 +189,19 @@ mod tests {
         assert_eq!(to - from, DEFAULT_SPAN_MS);
         assert_eq!(limit, DEFAULT_TRIPS);
         for bad in [
-            params(Some("2026-12-03T00:00:00Z"), Some("2026-12-02T00:00:00Z"), None),
+            params(
+                Some("2026-12-03T00:00:00Z"),
+                Some("2026-12-02T00:00:00Z"),
+                None,
+            ),
             params(Some("yesterday"), None, None),
             params(None, None, Some(0)),
             params(None, None, Some(MAX_TRIPS + 1)),
         ] {
-            assert!(matches!(parse(&bad), Err(ApiError::BadRequest(_))), "{bad:?}");
+            assert!(
+                matches!(parse(&bad), Err(ApiError::BadRequest(_))),
+                "{bad:?}"
+            );
         }
     }
 

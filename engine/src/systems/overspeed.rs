@@ -1,0 +1,92 @@
+//! Detect: overspeed — faster than the limit for at least a minimum
+//! duration, by the device's clock; the alert closes when the vehicle is
+//! back under the limit.
+
+use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::components::Reports;
+use crate::systems::alarms::place;
+use crate::systems::alerts::{AlertRules, RaiseAlerts, Severity, kinds};
+use crate::systems::ingest::TickRecords;
+
+/// The speed limit and how long it must be exceeded.
+#[derive(Resource, Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OverspeedRules {
+    /// km/h; 0 turns the detector off.
+    pub limit_kmh: f64,
+    pub min_duration_ms: i64,
+}
+
+impl Default for OverspeedRules {
+    fn default() -> Self {
+        OverspeedRules {
+            limit_kmh: 0.0,
+            min_duration_ms: 10_000,
+        }
+    }
+}
+
+/// A device's speeding so far: since when, and the top speed.
+#[derive(Component, Debug, Clone, Copy, Default, PartialEq)]
+pub struct Speeding {
+    since_ms: Option<i64>,
+    max_kmh: f64,
+    /// The newest fix looked at: older ones (resent) are skipped.
+    last_ms: i64,
+    raised: bool,
+}
+
+pub fn detect_overspeed(
+    rules: Res<OverspeedRules>,
+    alert_rules: Res<AlertRules>,
+    records: TickRecords,
+    mut devices: Query<(Entity, &Reports, &mut Speeding), Changed<Reports>>,
+    mut alerts: Deferred<RaiseAlerts>,
+) {
+    if rules.limit_kmh <= 0.0 {
+        return;
+    }
+    let now_ms = records.clock().now_ms;
+    for (entity, reports, mut speeding) in &mut devices {
+        let mut fixes: Vec<_> = records
+            .of(reports)
+            .filter(|m| m.record.fix.is_some_and(|f| f.valid))
+            .map(|m| &m.record)
+            .collect();
+        fixes.sort_by_key(|r| r.time_ms);
+        for record in fixes {
+            let (Some(fix), true) = (record.fix, record.time_ms > speeding.last_ms) else {
+                continue;
+            };
+            speeding.last_ms = record.time_ms;
+            if fix.speed_kmh <= rules.limit_kmh {
+                if speeding.since_ms.take().is_some() && speeding.raised {
+                    alerts.clear(entity, kinds::OVERSPEED, None, record.time_ms);
+                }
+                speeding.raised = false;
+                speeding.max_kmh = 0.0;
+                continue;
+            }
+            let since = *speeding.since_ms.get_or_insert(record.time_ms);
+            speeding.max_kmh = speeding.max_kmh.max(fix.speed_kmh);
+            if !speeding.raised
+                && record.time_ms - since >= rules.min_duration_ms
+                && alert_rules.is_live(record, now_ms)
+            {
+                speeding.raised = true;
+                let mut details = place(record);
+                details.insert("limit_kmh".to_owned(), rules.limit_kmh.into());
+                details.insert("speed_kmh".to_owned(), speeding.max_kmh.into());
+                alerts.raise(
+                    entity,
+                    kinds::OVERSPEED,
+                    None,
+                    Severity::Warning,
+                    since,
+                    details,
+                );
+            }
+        }
+    }
+}
