@@ -271,7 +271,7 @@ fn an_alert_is_acknowledged_then_closed_and_repeats_while_open_are_one() {
         (now.state, now.acknowledged_ms),
         (AlertState::Acknowledged, Some(T0 + 5_000))
     );
-    assert_eq!(changed, [now.clone()]);
+    assert_eq!(changed, std::slice::from_ref(&now));
     let (changed, again) = act(&mut e, 2, &sos, AlertOp::Acknowledge, T0 + 6_000);
     assert!(changed.is_empty(), "acknowledging twice changes nothing");
     assert_eq!(again, Some(now));

@@ -1,29 +1,31 @@
 //! Where the engine's analytics go once the tick produced them: closed trips
-//! are stored on the history backend, then every trip that opened or closed
-//! is published on MQTT, `{prefix}/devices/{id}/trip`.
+//! and every change of an alert are stored on the history backend, then
+//! published on MQTT, `{prefix}/devices/{id}/trip` (opened trips too) and
+//! `{prefix}/devices/{id}/alert`.
 //!
 //! The engine never waits for this: it queues its outputs
 //! ([`drover_engine::outputs::DeltaQueue`], oldest dropped and counted). A
 //! backend that is down makes only this task retry; a broker that is down
 //! makes it wait. What it has handled is counted in [`Handled`], which the
-//! snapshot writer waits for: a snapshot never covers a trip that is not
-//! stored yet, so a crash before the store took it replays the records that
-//! close it again.
+//! snapshot writer waits for: a snapshot never covers a trip or an alert
+//! that is not stored yet, so a crash before the store took it replays the
+//! records that produce it again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use drover_engine::Delta;
+use drover_engine::systems::alerts::AlertSummary;
 use drover_engine::systems::trips::TripSummary;
-use drover_history::TripEntry;
+use drover_history::{AlertEntry, TripEntry};
 use drover_influxdb::InfluxClient;
 use drover_mqtt::Publisher;
 use drover_mqtt::payload::{PlacePayload, Rfc3339Ms, TripPayload};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::trips;
+use crate::{alerts, trips};
 
 /// How long a stopping node keeps handling the outputs still queued.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -33,19 +35,23 @@ const BATCH: usize = 256;
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// Where closed trips are kept: the history backend.
+/// Where closed trips and alerts are kept: the history backend.
 #[derive(Clone)]
-pub enum TripStore {
+pub enum AnalyticsStore {
     Embedded(Arc<drover_history::History>),
     Influx(Box<InfluxClient>),
 }
 
-impl TripStore {
-    async fn write(&self, closed: &[&TripSummary]) -> Result<(), String> {
+impl AnalyticsStore {
+    async fn write(
+        &self,
+        closed: &[&TripSummary],
+        changed: &[&AlertSummary],
+    ) -> Result<(), String> {
         match self {
-            TripStore::Embedded(store) => {
+            AnalyticsStore::Embedded(store) => {
                 let store = Arc::clone(store);
-                let entries: Vec<(String, i64, Vec<u8>)> = closed
+                let trips: Vec<(String, i64, Vec<u8>)> = closed
                     .iter()
                     .map(|t| {
                         (
@@ -55,28 +61,27 @@ impl TripStore {
                         )
                     })
                     .collect();
-                tokio::task::spawn_blocking(move || {
-                    let entries: Vec<TripEntry<'_>> = entries
-                        .iter()
-                        .map(|(device, start_ms, encoded)| TripEntry {
-                            device,
-                            start_ms: *start_ms,
-                            encoded,
-                        })
-                        .collect();
-                    store.write_trips(&entries).map(drop)
-                })
-                .await
-                .map_err(|panic| format!("storing trips panicked: {panic}"))?
-                .map_err(|error| error.to_string())
-            }
-            TripStore::Influx(client) => {
-                let fields: Vec<_> = closed.iter().map(|t| trips::fields(t)).collect();
-                let points: Vec<_> = closed
+                let alerts: Vec<(String, i64, Vec<u8>)> = changed
                     .iter()
-                    .zip(&fields)
+                    .map(|a| (a.id.clone(), a.opened_ms, alerts::encode(a)))
+                    .collect();
+                tokio::task::spawn_blocking(move || write_embedded(&store, &trips, &alerts))
+                    .await
+                    .map_err(|panic| format!("storing analytics panicked: {panic}"))?
+                    .map_err(|error| error.to_string())
+            }
+            AnalyticsStore::Influx(client) => {
+                let trip_fields: Vec<_> = closed.iter().map(|t| trips::fields(t)).collect();
+                let alert_tags: Vec<_> = changed.iter().map(|a| alerts::tags(a)).collect();
+                let alert_fields: Vec<_> = changed.iter().map(|a| alerts::fields(a)).collect();
+                let mut points: Vec<_> = closed
+                    .iter()
+                    .zip(&trip_fields)
                     .map(|(t, f)| trips::point(t, f))
                     .collect();
+                for ((alert, tags), fields) in changed.iter().zip(&alert_tags).zip(&alert_fields) {
+                    points.push(alerts::point(alert, tags, fields));
+                }
                 client
                     .write_points(&points)
                     .await
@@ -85,6 +90,39 @@ impl TripStore {
             }
         }
     }
+}
+
+/// Trips as (device, start, encoding), alerts as (id, opened, encoding).
+type Encoded = [(String, i64, Vec<u8>)];
+
+fn write_embedded(
+    store: &drover_history::History,
+    trips: &Encoded,
+    alerts: &Encoded,
+) -> Result<(), drover_history::HistoryError> {
+    if !trips.is_empty() {
+        let entries: Vec<TripEntry<'_>> = trips
+            .iter()
+            .map(|(device, start_ms, encoded)| TripEntry {
+                device,
+                start_ms: *start_ms,
+                encoded,
+            })
+            .collect();
+        store.write_trips(&entries)?;
+    }
+    if !alerts.is_empty() {
+        let entries: Vec<AlertEntry<'_>> = alerts
+            .iter()
+            .map(|(id, opened_ms, encoded)| AlertEntry {
+                id,
+                opened_ms: *opened_ms,
+                encoded,
+            })
+            .collect();
+        store.write_alerts(&entries)?;
+    }
+    Ok(())
 }
 
 /// How many outputs of the engine's analytics queue this task has handled
@@ -105,7 +143,7 @@ impl Handled {
 /// The analytics outputs' consumer.
 pub struct Outputs {
     pub publisher: Publisher,
-    pub store: TripStore,
+    pub store: AnalyticsStore,
     pub queue: flume::Receiver<Delta>,
     pub handled: Handled,
 }
@@ -144,24 +182,33 @@ impl Outputs {
         }
     }
 
-    /// Stores the batch's closed trips (retrying until stored or
-    /// `shutdown`), then publishes its trips. `false` when stopped first.
+    /// Stores the batch's closed trips and alert changes (retrying until
+    /// stored or `shutdown`), then publishes them. `false` when stopped
+    /// first.
     async fn handle(&self, batch: &mut Vec<Delta>, shutdown: &CancellationToken) -> bool {
-        let trips: Vec<&TripSummary> = batch
-            .iter()
-            .filter_map(|delta| match delta {
-                Delta::Trip(trip) => Some(&**trip),
-                _ => None,
-            })
-            .collect();
+        let mut trips = Vec::new();
+        let mut changed = Vec::new();
+        for delta in batch.iter() {
+            match delta {
+                Delta::Trip(trip) => trips.push(&**trip),
+                Delta::Alert(alert) => changed.push(&**alert),
+                _ => {}
+            }
+        }
         let closed: Vec<&TripSummary> = trips.iter().copied().filter(|t| !t.open()).collect();
-        if !closed.is_empty() && !self.store_until_stored(&closed, shutdown).await {
+        let to_store = !closed.is_empty() || !changed.is_empty();
+        if to_store && !self.store_until_stored(&closed, &changed, shutdown).await {
             return false;
         }
         for trip in trips {
             let id = trip.id();
             if let Err(error) = self.publisher.trip(&trip_payload(trip, &id)).await {
                 warn!(%error, imei = %trip.device, trip = %id, "trip not published");
+            }
+        }
+        for alert in changed {
+            if let Err(error) = self.publisher.alert(&alerts::payload(alert)).await {
+                warn!(%error, imei = %alert.device, alert = %alert.id, "alert not published");
             }
         }
         self.handled.add(batch.len());
@@ -172,16 +219,17 @@ impl Outputs {
     async fn store_until_stored(
         &self,
         closed: &[&TripSummary],
+        changed: &[&AlertSummary],
         shutdown: &CancellationToken,
     ) -> bool {
         let mut wait = RETRY_FIRST;
         loop {
-            let error = match self.store.write(closed).await {
+            let error = match self.store.write(closed, changed).await {
                 Ok(()) => return true,
                 Err(error) => error,
             };
-            warn!(%error, trips = closed.len(), retry_in_ms = wait.as_millis() as u64,
-                "closed trips not stored; retrying");
+            warn!(%error, trips = closed.len(), alerts = changed.len(),
+                retry_in_ms = wait.as_millis() as u64, "trips and alerts not stored; retrying");
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = shutdown.cancelled() => return false,

@@ -305,6 +305,141 @@ impl Default for CommandsSection {
 #[serde(default, deny_unknown_fields)]
 pub struct AnalyticsSection {
     pub trips: TripsSection,
+    pub alerts: AlertsSection,
+    pub overspeed: OverspeedSection,
+    pub offline: OfflineSection,
+    pub fuel: FuelSection,
+    pub harsh: HarshSection,
+}
+
+impl AnalyticsSection {
+    /// The rules of the engine's alert detectors.
+    pub fn alert_config(&self) -> drover_engine::AlertConfig {
+        use drover_engine::systems::{alerts, fuel, harsh, offline, overspeed};
+        drover_engine::AlertConfig {
+            rules: alerts::AlertRules {
+                live_window_ms: secs_ms(self.alerts.live_window_secs),
+            },
+            overspeed: overspeed::OverspeedRules {
+                limit_kmh: self.overspeed.limit_kmh,
+                min_duration_ms: secs_ms(self.overspeed.min_duration_secs),
+            },
+            offline: offline::OfflineRules {
+                after_ms: secs_ms(self.offline.after_secs),
+            },
+            fuel: fuel::FuelRules {
+                drop_pct: self.fuel.drop_pct,
+            },
+            harsh: harsh::HarshRules {
+                braking_ms2: self.harsh.braking_ms2,
+                acceleration_ms2: self.harsh.acceleration_ms2,
+                max_gap_ms: secs_ms(self.harsh.max_gap_secs),
+            },
+        }
+    }
+}
+
+fn secs_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+fn ms_secs(ms: i64) -> u64 {
+    u64::try_from(ms / 1000).unwrap_or_default()
+}
+
+/// `[analytics.alerts]`: what every alert detector shares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsSection {
+    /// Records older than this (by the node's clock) and archived records
+    /// raise no alert: a resent buffer fixes history, it does not page anyone.
+    pub live_window_secs: u64,
+}
+
+impl Default for AlertsSection {
+    fn default() -> Self {
+        let rules = drover_engine::systems::alerts::AlertRules::default();
+        AlertsSection {
+            live_window_secs: ms_secs(rules.live_window_ms),
+        }
+    }
+}
+
+/// `[analytics.overspeed]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OverspeedSection {
+    /// The fleet-wide limit in km/h; 0 (the default) turns overspeed alerts off.
+    pub limit_kmh: f64,
+    /// How long the limit must be exceeded, by the device's clock.
+    pub min_duration_secs: u64,
+}
+
+impl Default for OverspeedSection {
+    fn default() -> Self {
+        let rules = drover_engine::systems::overspeed::OverspeedRules::default();
+        OverspeedSection {
+            limit_kmh: rules.limit_kmh,
+            min_duration_secs: ms_secs(rules.min_duration_ms),
+        }
+    }
+}
+
+/// `[analytics.offline]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OfflineSection {
+    /// A device silent this long gets an `offline` alert; 0 turns them off.
+    pub after_secs: u64,
+}
+
+impl Default for OfflineSection {
+    fn default() -> Self {
+        let rules = drover_engine::systems::offline::OfflineRules::default();
+        OfflineSection {
+            after_secs: ms_secs(rules.after_ms),
+        }
+    }
+}
+
+/// `[analytics.fuel]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FuelSection {
+    /// A parked vehicle losing this many percent points raises `fuel_drop`;
+    /// 0 turns it off.
+    pub drop_pct: f64,
+}
+
+impl Default for FuelSection {
+    fn default() -> Self {
+        FuelSection {
+            drop_pct: drover_engine::systems::fuel::FuelRules::default().drop_pct,
+        }
+    }
+}
+
+/// `[analytics.harsh]`: braking and acceleration from the speed of fixes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HarshSection {
+    /// Deceleration in m/s² that is harsh braking; 0 turns it off.
+    pub braking_ms2: f64,
+    /// Acceleration in m/s² that is harsh; 0 turns it off.
+    pub acceleration_ms2: f64,
+    /// Fixes further apart than this are not compared.
+    pub max_gap_secs: u64,
+}
+
+impl Default for HarshSection {
+    fn default() -> Self {
+        let rules = drover_engine::systems::harsh::HarshRules::default();
+        HarshSection {
+            braking_ms2: rules.braking_ms2,
+            acceleration_ms2: rules.acceleration_ms2,
+            max_gap_secs: ms_secs(rules.max_gap_ms),
+        }
+    }
 }
 
 /// `[analytics.trips]`.

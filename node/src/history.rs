@@ -3,13 +3,16 @@
 
 use std::sync::Arc;
 
-use drover_api::history::{BoxFuture, History, HistoryError, PositionPage, PositionQuery};
+use drover_api::history::{
+    AlertPage, AlertQuery, BoxFuture, History, HistoryError, PositionPage, PositionQuery,
+};
+use drover_engine::systems::alerts::AlertSummary;
 use drover_engine::systems::trips::TripSummary;
 use drover_history as store;
-use drover_influxdb::InfluxClient;
+use drover_influxdb::{InfluxClient, RowQuery};
 use drover_protocols::model::Record;
 
-use crate::trips;
+use crate::{alerts, trips};
 
 /// The embedded history store. Its reads block, so they run on tokio's
 /// blocking threads.
@@ -99,6 +102,61 @@ impl History for Embedded {
         }))
     }
 
+    fn alerts<'a>(
+        &'a self,
+        query: AlertQuery<'a>,
+    ) -> BoxFuture<'a, Result<AlertPage, HistoryError>> {
+        let store = Arc::clone(&self.0);
+        let (device, kind) = (
+            query.device.map(str::to_owned),
+            query.kind.map(str::to_owned),
+        );
+        let (state, cursor) = (query.state, query.cursor.map(str::to_owned));
+        let (from_ms, to_ms, limit) = (query.from_ms, query.to_ms, query.limit);
+        Box::pin(blocking(move || {
+            let query = AlertQuery {
+                device: device.as_deref(),
+                kind: kind.as_deref(),
+                state,
+                from_ms,
+                to_ms,
+                limit,
+                cursor: cursor.as_deref(),
+            };
+            // Unreadable entries are kept, to be reported below.
+            let keep = |bytes: &[u8]| match alerts::decode(bytes) {
+                Ok(alert) => query.keeps(&alert),
+                Err(_) => true,
+            };
+            let page = store
+                .alerts(from_ms, to_ms, query.cursor, limit, keep)
+                .map_err(store_error)?;
+            Ok(AlertPage {
+                alerts: page
+                    .alerts
+                    .iter()
+                    .map(|bytes| decode_alert(bytes))
+                    .collect::<Result<_, _>>()?,
+                next_cursor: page.next,
+            })
+        }))
+    }
+
+    fn alert<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<AlertSummary>, HistoryError>> {
+        let store = Arc::clone(&self.0);
+        let id = id.to_owned();
+        Box::pin(blocking(move || {
+            store
+                .alert(&id)
+                .map_err(store_error)?
+                .map(|bytes| decode_alert(&bytes))
+                .transpose()
+        }))
+    }
+
     fn latest_all(&self) -> BoxFuture<'_, Result<Vec<(String, Record)>, HistoryError>> {
         let store = Arc::clone(&self.0);
         Box::pin(blocking(move || {
@@ -110,6 +168,14 @@ impl History for Embedded {
                 .collect())
         }))
     }
+}
+
+fn decode_alert(bytes: &[u8]) -> Result<AlertSummary, HistoryError> {
+    alerts::decode(bytes).map_err(|error| {
+        HistoryError::Unavailable(format!(
+            "the history store holds an unreadable alert: {error}"
+        ))
+    })
 }
 
 /// InfluxDB, read with InfluxQL. The cursor is the time (ms) of the last
@@ -169,7 +235,14 @@ impl History for Influx {
         Box::pin(async move {
             let rows = self
                 .0
-                .rows(trips::MEASUREMENT, Some(device), from_ms, to_ms, limit)
+                .rows(RowQuery {
+                    measurement: trips::MEASUREMENT,
+                    equal: &[("device", device)],
+                    from_ms,
+                    to_ms,
+                    limit,
+                    offset: 0,
+                })
                 .await
                 .map_err(influx_error)?;
             rows.iter()
@@ -184,4 +257,83 @@ impl History for Influx {
                 .collect()
         })
     }
+    fn alerts<'a>(
+        &'a self,
+        query: AlertQuery<'a>,
+    ) -> BoxFuture<'a, Result<AlertPage, HistoryError>> {
+        Box::pin(async move {
+            let offset = query
+                .cursor
+                .map(|c| {
+                    c.parse::<usize>()
+                        .map_err(|_| HistoryError::BadCursor(format!("{c:?} is not a page cursor")))
+                })
+                .transpose()?
+                .unwrap_or(0);
+            let mut equal = Vec::new();
+            if let Some(device) = query.device {
+                equal.push(("device", device));
+            }
+            if let Some(kind) = query.kind {
+                equal.push(("kind", kind));
+            }
+            if let Some(state) = query.state {
+                equal.push(("state", state.as_str()));
+            }
+            let rows = self
+                .0
+                .rows(RowQuery {
+                    measurement: alerts::MEASUREMENT,
+                    equal: &equal,
+                    from_ms: query.from_ms,
+                    to_ms: query.to_ms,
+                    limit: query.limit,
+                    offset,
+                })
+                .await
+                .map_err(influx_error)?;
+            let alerts: Vec<AlertSummary> =
+                rows.iter().map(alert_of_row).collect::<Result<_, _>>()?;
+            let next_cursor =
+                (alerts.len() == query.limit).then(|| (offset + alerts.len()).to_string());
+            Ok(AlertPage {
+                alerts,
+                next_cursor,
+            })
+        })
+    }
+
+    fn alert<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<AlertSummary>, HistoryError>> {
+        Box::pin(async move {
+            let rows = self
+                .0
+                .rows(RowQuery {
+                    measurement: alerts::MEASUREMENT,
+                    equal: &[("id", id)],
+                    // InfluxDB's times end in 2262.
+                    from_ms: 0,
+                    to_ms: INFLUX_TIME_END_MS,
+                    limit: 1,
+                    offset: 0,
+                })
+                .await
+                .map_err(influx_error)?;
+            rows.first().map(alert_of_row).transpose()
+        })
+    }
+}
+
+/// Far in the future, within InfluxDB's time range (ns in an i64).
+const INFLUX_TIME_END_MS: i64 = 9_000_000_000_000;
+
+fn alert_of_row(row: &drover_influxdb::Row) -> Result<AlertSummary, HistoryError> {
+    alerts::from_row(row).ok_or_else(|| {
+        HistoryError::Unavailable(format!(
+            "InfluxDB holds an alert at {} without all its fields",
+            row.time_ms
+        ))
+    })
 }

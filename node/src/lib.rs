@@ -31,6 +31,7 @@
 
 pub mod access;
 pub mod admission;
+mod alerts;
 mod analytics;
 pub mod commands;
 pub mod config;

@@ -140,9 +140,9 @@ impl Node {
         ));
         let analytics = crate::analytics::Outputs {
             publisher: publisher.clone(),
-            store: durable.trips.clone(),
+            store: durable.analytics.clone(),
             queue: engine.analytics.receiver(),
-            handled,
+            handled: handled.clone(),
         };
         let analytics_task = tokio::spawn(analytics.run(status_shutdown.clone()));
 
@@ -227,6 +227,14 @@ impl Node {
             metrics: Arc::new(metrics),
             limits: config.http.limits(),
             snapshots: Arc::default(),
+            alerts: drover_api::Alerts {
+                desk: engine.alerts.clone(),
+                stored: {
+                    let (handled, queue) = (handled.clone(), engine.analytics.clone());
+                    // Dropped outputs will never be stored: they count as done.
+                    Arc::new(move || handled.get() + queue.dropped())
+                },
+            },
         };
         let http = crate::http::Http::start(&config.http, &api_runtime, drover_api::router(api))?;
         let RunningEngine { thread, inbox, .. } = engine;
@@ -405,6 +413,7 @@ pub fn new_engine(config: &Config) -> Engine {
         // Full-state deltas feed the live view the API reads.
         emit_state: true,
         trips: config.analytics.trips.rules(),
+        alerts: config.analytics.alert_config(),
         ..EngineConfig::default()
     })
 }

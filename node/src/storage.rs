@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::analytics::TripStore;
+use crate::analytics::AnalyticsStore;
 use crate::history::{Embedded, Influx};
 use anyhow::Context;
 use drover_api::history::History;
@@ -48,8 +48,8 @@ pub struct Durable {
     pub journal: Arc<JournalHandle>,
     /// Where the API reads history.
     pub history: Arc<dyn History>,
-    /// Where closed trips are stored: the same backend.
-    pub trips: TripStore,
+    /// Where closed trips and alerts are stored: the same backend.
+    pub analytics: AnalyticsStore,
     pub sinks: Vec<(&'static str, Arc<SinkStats>)>,
     /// Woken by the pipeline when the journal fails.
     pub recover: Arc<Notify>,
@@ -93,14 +93,14 @@ impl Durable {
         let engine_feed = feed.subscribe(feed_bytes);
         let stream_feed = feed.subscribe(feed_bytes);
         let mqtt = pending(&mut feed, MqttSink::new(records), with_feed);
-        let (history, trips, backend) = match config.storage.backend {
+        let (history, analytics, backend) = match config.storage.backend {
             Backend::Embedded => {
                 let store = Arc::new(open_history(config).await?);
                 let sink = HistorySink {
                     history: Arc::clone(&store),
                 };
                 let api: Arc<dyn History> = Arc::new(Embedded(Arc::clone(&store)));
-                let trips = TripStore::Embedded(Arc::clone(&store));
+                let analytics = AnalyticsStore::Embedded(Arc::clone(&store));
                 // Each batch is one synced commit of the store: gathering for a
                 // moment turns many small commits into few large ones.
                 let batching = SinkConfig {
@@ -109,7 +109,7 @@ impl Durable {
                 };
                 (
                     api,
-                    trips,
+                    analytics,
                     Opened::Embedded(store, pending(&mut feed, sink, batching)),
                 )
             }
@@ -125,10 +125,10 @@ impl Durable {
                     client: client.clone(),
                 };
                 let api: Arc<dyn History> = Arc::new(Influx(client.clone()));
-                let trips = TripStore::Influx(Box::new(client));
+                let analytics = AnalyticsStore::Influx(Box::new(client));
                 (
                     api,
-                    trips,
+                    analytics,
                     Opened::Influx(pending(&mut feed, sink, batching)),
                 )
             }
@@ -139,7 +139,7 @@ impl Durable {
         let mut durable = Durable {
             journal,
             history,
-            trips,
+            analytics,
             sinks: Vec::new(),
             recover: Arc::new(Notify::new()),
             dropped_cursors,

@@ -28,7 +28,7 @@ use drover_api::stream::{
 use drover_catalog::Catalog;
 use drover_engine::Delta;
 use drover_journal::sink::{Committed, FeedReceiver};
-use drover_mqtt::payload::{PositionPayload, Rfc3339Ms, TripPayload};
+use drover_mqtt::payload::{AlertPayload, PositionPayload, Rfc3339Ms, TripPayload};
 
 use crate::analytics::trip_payload;
 use drover_protocols::model::DeviceId;
@@ -234,6 +234,11 @@ impl HubTask {
                 self.clients
                     .fan_out(&trip.device, FrameKind::Trip, json, now, &group);
             }
+            Delta::Alert(alert) => {
+                let json = || to_json(&Message::Alert(crate::alerts::payload(alert)));
+                self.clients
+                    .fan_out(&alert.device, FrameKind::Alert, json, now, &group);
+            }
             Delta::State(_) | Delta::Removed { .. } => {}
         }
     }
@@ -256,6 +261,8 @@ enum Message<'a> {
     },
     /// The MQTT trip payload's fields.
     Trip(TripPayload<'a>),
+    /// The MQTT alert payload's fields.
+    Alert(AlertPayload<'a>),
 }
 
 fn to_json(message: &Message<'_>) -> Utf8Bytes {

@@ -48,6 +48,7 @@ pub fn point<'a>(trip: &'a TripSummary, fields: &'a [(&'static str, Value)]) -> 
     Point {
         measurement: MEASUREMENT,
         device: trip.device.as_str(),
+        tags: &[],
         time_ms: trip.start.time_ms,
         fields,
     }

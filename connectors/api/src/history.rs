@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use drover_engine::systems::alerts::{AlertState, AlertSummary};
 use drover_engine::systems::trips::TripSummary;
 use drover_protocols::model::Record;
 
@@ -27,6 +28,37 @@ pub struct PositionQuery<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct PositionPage {
     pub positions: Vec<Record>,
+    pub next_cursor: Option<String>,
+}
+
+/// One page request of alerts, by opening time.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertQuery<'a> {
+    pub device: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub state: Option<AlertState>,
+    /// Inclusive, ms since the epoch.
+    pub from_ms: i64,
+    /// Exclusive, ms since the epoch.
+    pub to_ms: i64,
+    pub limit: usize,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<&'a str>,
+}
+
+impl AlertQuery<'_> {
+    /// Whether `alert` passes the query's filters (not its range).
+    pub fn keeps(&self, alert: &AlertSummary) -> bool {
+        self.device.is_none_or(|d| alert.device.as_str() == d)
+            && self.kind.is_none_or(|k| alert.kind == k)
+            && self.state.is_none_or(|s| alert.state == s)
+    }
+}
+
+/// Alerts in opening order, and where the next page starts (`None`: last page).
+#[derive(Debug, Clone, Default)]
+pub struct AlertPage {
+    pub alerts: Vec<AlertSummary>,
     pub next_cursor: Option<String>,
 }
 
@@ -61,4 +93,16 @@ pub trait History: Send + Sync + 'static {
         to_ms: i64,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<TripSummary>, HistoryError>>;
+
+    /// Alerts' newest stored states, a page at a time.
+    fn alerts<'a>(
+        &'a self,
+        query: AlertQuery<'a>,
+    ) -> BoxFuture<'a, Result<AlertPage, HistoryError>>;
+
+    /// One alert's newest stored state.
+    fn alert<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<AlertSummary>, HistoryError>>;
 }

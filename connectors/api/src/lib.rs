@@ -70,6 +70,16 @@ pub struct Api {
     /// What `/metrics` serves, the HTTP metrics among it.
     pub metrics: Arc<metrics::Metrics>,
     pub limits: Limits,
+    pub alerts: Alerts,
+}
+
+/// Operators' way to the engine's alerts.
+#[derive(Clone)]
+pub struct Alerts {
+    pub desk: drover_engine::AlertDesk,
+    /// How many of the engine's analytics outputs are stored (see
+    /// [`drover_engine::Answer::analytics_through`]).
+    pub stored: Arc<dyn Fn() -> u64 + Send + Sync>,
 }
 
 /// Bounds on what one client can make the server do (`[http]`).

@@ -49,6 +49,8 @@ pub enum FrameKind {
     /// A trip that opened or closed: the newest says where the device's
     /// trip stands.
     Trip,
+    /// An alert's change; a slow client keeps the device's newest.
+    Alert,
 }
 
 /// One message for clients, serialized once for all who get it.

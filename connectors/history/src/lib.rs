@@ -27,9 +27,11 @@
 //!   refuses further writes (as the journal does after a failed fsync): drop
 //!   the store and open it again.
 //!
-//! * **Trips**: closed trips the engine derived, by device and start
-//!   ([`History::write_trips`], [`History::trips`], `derived.rs`); kept
-//!   apart from retention, as the `latest` entries are.
+//! * **Trips and alerts**: closed trips the engine derived, by device and
+//!   start ([`History::write_trips`], [`History::trips`]), and alerts' newest
+//!   states in opening order ([`History::write_alerts`], [`History::alerts`],
+//!   [`History::alert`]), in `derived.rs`; kept apart from retention, as
+//!   the `latest` entries are.
 //!
 //! The key layout is in `keys.rs`, the day partitions in `partitions.rs`.
 //!
@@ -60,7 +62,7 @@ use drover_protocols::model::{DeviceId, DeviceMessage, Record};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
 
 pub use cursor::PageCursor;
-pub use derived::TripEntry;
+pub use derived::{AlertEntry, AlertPage, TripEntry};
 use keys::{Class, DeviceKey, Position, day_of};
 use partitions::Partitions;
 
@@ -142,8 +144,10 @@ pub struct History {
     db: Database,
     /// `class, device` → `time_ms (i64 BE), encoded record` of the newest record.
     latest: Keyspace,
-    /// Closed trips (`derived.rs`).
+    /// Closed trips and alerts (`derived.rs`).
     trips: Keyspace,
+    alerts: Keyspace,
+    alert_ids: Keyspace,
     partitions: Partitions,
     config: HistoryConfig,
     /// Writes and expiry take turns: a write compares with `latest` before
@@ -168,12 +172,20 @@ impl History {
         let trips = db
             .keyspace(derived::TRIPS, KeyspaceCreateOptions::default)
             .map_err(HistoryError::engine("open the trips keyspace"))?;
+        let alerts = db
+            .keyspace(derived::ALERTS, KeyspaceCreateOptions::default)
+            .map_err(HistoryError::engine("open the alerts keyspace"))?;
+        let alert_ids = db
+            .keyspace(derived::ALERT_IDS, KeyspaceCreateOptions::default)
+            .map_err(HistoryError::engine("open the alert index"))?;
         let partitions = Partitions::open(&db)?;
         tracing::info!(path = %dir.display(), days = partitions.len(), "history store opened");
         Ok(History {
             db,
             latest,
             trips,
+            alerts,
+            alert_ids,
             partitions,
             config,
             writer: Mutex::new(LatestTimes::default()),

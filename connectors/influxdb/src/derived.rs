@@ -4,7 +4,7 @@
 
 use crate::client::InfluxClient;
 use crate::line::{self, Point};
-use crate::query::quote_string;
+use crate::query::{quote_ident, quote_string};
 use crate::{InfluxError, WriteReport};
 
 /// One point read back: its time and fields by name (tags included).
@@ -57,6 +57,20 @@ impl Row {
     }
 }
 
+/// What [`InfluxClient::rows`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct RowQuery<'a> {
+    pub measurement: &'a str,
+    /// Tags or string fields that must have these values.
+    pub equal: &'a [(&'a str, &'a str)],
+    /// Inclusive, ms.
+    pub from_ms: i64,
+    /// Exclusive, ms.
+    pub to_ms: i64,
+    pub limit: usize,
+    pub offset: usize,
+}
+
 impl InfluxClient {
     /// Writes `points` in one request (they are few: what a tick derived).
     /// A point line protocol cannot express is skipped with a warning.
@@ -82,26 +96,37 @@ impl InfluxClient {
         Ok(report)
     }
 
-    /// The points of `measurement` whose tag `device` is `device` (every
-    /// device's when `None`) with `from_ms <= time < to_ms`, oldest first,
-    /// at most `limit`.
-    pub async fn rows(
-        &self,
-        measurement: &str,
-        device: Option<&str>,
-        from_ms: i64,
-        to_ms: i64,
-        limit: usize,
-    ) -> Result<Vec<Row>, InfluxError> {
+    /// The points of `measurement` with `from_ms <= time < to_ms` whose
+    /// tags and string fields equal `equal` (name, value), oldest first,
+    /// at most `limit` after skipping `offset`.
+    pub async fn rows(&self, query: RowQuery<'_>) -> Result<Vec<Row>, InfluxError> {
+        let RowQuery {
+            measurement,
+            equal,
+            from_ms,
+            to_ms,
+            limit,
+            offset,
+        } = query;
         if limit == 0 || from_ms >= to_ms {
             return Ok(Vec::new());
         }
-        let device = device
-            .map(|d| format!("\"device\" = {} AND ", quote_string(d)))
-            .unwrap_or_default();
+        let mut conditions = String::new();
+        for (name, value) in equal {
+            conditions.push_str(&format!(
+                "{} = {} AND ",
+                quote_ident(name),
+                quote_string(value)
+            ));
+        }
+        let offset = if offset > 0 {
+            format!(" OFFSET {offset}")
+        } else {
+            String::new()
+        };
         let q = format!(
-            "SELECT * FROM {} WHERE {device}time >= {from_ms}ms AND time < {to_ms}ms \
-             ORDER BY time ASC LIMIT {limit}",
+            "SELECT * FROM {} WHERE {conditions}time >= {from_ms}ms AND time < {to_ms}ms \
+             ORDER BY time ASC LIMIT {limit}{offset}",
             self.measurement(measurement),
         );
         let response = self.execute(&q, "GET").await?;
@@ -132,6 +157,7 @@ mod tests {
         let point = Point {
             measurement: "trip",
             device: "dev 1",
+            tags: &[],
             time_ms: 1_000,
             fields: &fields,
         };

@@ -32,7 +32,7 @@ mod query;
 use serde::{Deserialize, Serialize};
 
 pub use client::{InfluxClient, WriteReport};
-pub use derived::Row;
+pub use derived::{Row, RowQuery};
 
 /// Where and how to write. Every field has a default, so an empty section is a
 /// local InfluxDB 1.x with a `drover` database.

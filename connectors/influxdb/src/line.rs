@@ -66,7 +66,7 @@ const RESERVED: &[&str] = &[
 /// Why a message cannot be expressed in line protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Unencodable {
-    #[error("the device id is empty")]
+    #[error("the device id (or another tag) is empty")]
     EmptyDevice,
     #[error("the device id contains a newline")]
     NewlineInDevice,
@@ -75,12 +75,13 @@ pub enum Unencodable {
 }
 
 /// A point of a measurement the node derives (`trip`, `alert`): tag
-/// `device`, fields typed by their [`Value`] (always the same way for one
-/// name, as for attributes).
+/// `device` and `tags` (keys sorted after `device`), fields typed by their
+/// [`Value`] (always the same way for one name, as for attributes).
 #[derive(Debug, Clone, Copy)]
 pub struct Point<'a> {
     pub measurement: &'a str,
     pub device: &'a str,
+    pub tags: &'a [(&'a str, &'a str)],
     pub time_ms: i64,
     pub fields: &'a [(&'a str, Value)],
 }
@@ -89,7 +90,12 @@ pub struct Point<'a> {
 /// NaN) writes nothing; on error `out` is unchanged.
 pub fn encode_point(point: &Point<'_>, out: &mut String) -> Result<usize, Unencodable> {
     check_tag_value(point.device)?;
-    let mut line = Line::with_tags(out, point.measurement, &[("device", point.device)]);
+    let mut tags = vec![("device", point.device)];
+    for &(key, value) in point.tags {
+        check_tag_value(value)?;
+        tags.push((key, value));
+    }
+    let mut line = Line::with_tags(out, point.measurement, &tags);
     for (key, value) in point.fields {
         line.value(key, value);
     }

@@ -98,6 +98,35 @@ pub fn trip(prefix: &str, trip: &TripPayload<'_>) -> (String, Vec<u8>) {
     (device_topic(prefix, trip.device, "trip"), json)
 }
 
+/// `{prefix}/devices/{device}/alert`: an alert opened, was acknowledged or
+/// closed; the newest state of its `id` is the alert's.
+#[derive(Debug, Serialize)]
+pub struct AlertPayload<'a> {
+    /// Stable: the device, kind, subject and opening time.
+    pub id: &'a str,
+    pub device: &'a str,
+    /// snake_case: `overspeed`, `offline`, `sos`, `fuel_drop`, …
+    pub kind: &'a str,
+    /// What within the kind: a geofence id, a DTC code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<&'a str>,
+    /// `info`, `warning` or `critical`.
+    pub severity: &'a str,
+    /// `open`, `acknowledged` or `closed`.
+    pub state: &'a str,
+    pub opened_at: Rfc3339Ms,
+    pub acknowledged_at: Option<Rfc3339Ms>,
+    pub closed_at: Option<Rfc3339Ms>,
+    pub details: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+/// The topic and payload of an alert's change.
+pub fn alert(prefix: &str, alert: &AlertPayload<'_>) -> (String, Vec<u8>) {
+    // Strings, numbers and JSON values: serializing cannot fail.
+    let json = serde_json::to_vec(alert).unwrap_or_default();
+    (device_topic(prefix, alert.device, "alert"), json)
+}
+
 /// The topic and payload of one record.
 pub fn record(prefix: &str, message: &DeviceMessage) -> (String, Vec<u8>) {
     let device = message.device.as_str();

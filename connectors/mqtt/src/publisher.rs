@@ -171,6 +171,12 @@ impl Publisher {
         self.send(topic, body, false).await
     }
 
+    /// Publishes an alert's change on `{prefix}/devices/{device}/alert`.
+    pub async fn alert(&self, alert: &payload::AlertPayload<'_>) -> Result<(), MqttError> {
+        let (topic, body) = payload::alert(&self.prefix, alert);
+        self.send(topic, body, false).await
+    }
+
     /// Publishes the result of a command on
     /// `{prefix}/devices/{device}/command/result`; `json` is what the node
     /// composed. Meant for the [`Role::Main`] connection, whose event loop

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use bevy_ecs::prelude::*;
 use drover_protocols::model::{Record, Value, attr};
 
-use crate::components::{Device, Reports};
+use crate::components::Reports;
 use crate::systems::alerts::{AlertRules, Details, RaiseAlerts, Severity, kinds};
 use crate::systems::ingest::TickRecords;
 
@@ -53,7 +53,7 @@ pub fn alarm_kind(alarm: &str) -> Option<(&'static str, Severity)> {
 pub fn detect_alarms(
     rules: Res<AlertRules>,
     records: TickRecords,
-    devices: Query<(Entity, &Reports), (Changed<Reports>, With<Device>)>,
+    devices: Query<(Entity, &Reports), Changed<Reports>>,
     mut alerts: Deferred<RaiseAlerts>,
 ) {
     let now_ms = records.clock().now_ms;

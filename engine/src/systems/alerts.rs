@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use bevy_ecs::prelude::*;
-use bevy_ecs::system::{SystemBuffer, SystemMeta};
+use bevy_ecs::system::{SystemBuffer, SystemMeta, SystemParam};
 use bevy_ecs::world::DeferredWorld;
 use drover_protocols::model::DeviceId;
 use serde::{Deserialize, Serialize};
@@ -434,6 +434,27 @@ fn act(world: &mut World, action: &AlertAction) -> Option<AlertSummary> {
 /// On an alert entity: the device entity it belongs to.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlertOf(pub Entity);
+
+/// Closes every open alert of devices that leave the world.
+#[derive(SystemParam)]
+pub struct CloseAlerts<'w, 's> {
+    alerts: Query<'w, 's, &'static Alert>,
+    index: ResMut<'w, AlertIndex>,
+    changed: MessageWriter<'w, AlertChanged>,
+}
+
+impl CloseAlerts<'_, '_> {
+    /// Closes `open`'s alerts at `time_ms` and despawns them.
+    pub fn close_all(&mut self, commands: &mut Commands, open: &DeviceAlerts, time_ms: i64) {
+        for entity in open.entities() {
+            if let Ok(alert) = self.alerts.get(entity) {
+                self.index.remove(&alert.0.id);
+                self.changed.write(AlertChanged(alert.0.closed_at(time_ms)));
+            }
+            commands.entity(entity).despawn();
+        }
+    }
+}
 
 /// Kinds whose detector clears them when they end.
 pub fn is_condition(kind: &str) -> bool {

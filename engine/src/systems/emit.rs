@@ -2,6 +2,7 @@
 
 use bevy_ecs::prelude::*;
 use bevy_ecs::query::QueryData;
+use bevy_ecs::system::SystemParam;
 
 use crate::clock::Clock;
 use crate::components::{
@@ -38,21 +39,30 @@ pub struct DeviceView {
     pub trips: Option<Ref<'static, Trips>>,
 }
 
+/// What Detect derived this tick, drained into deltas.
+#[derive(SystemParam)]
+pub struct Derived<'w> {
+    trips: ResMut<'w, Messages<TripChanged>>,
+    alerts: ResMut<'w, Messages<AlertChanged>>,
+}
+
 pub fn emit_changes(
     clock: Res<Clock>,
     options: Res<EmitOptions>,
     mut touched: ResMut<Touched>,
     mut outbox: ResMut<Outbox>,
-    mut trips: ResMut<Messages<TripChanged>>,
-    mut alerts: ResMut<Messages<AlertChanged>>,
+    mut derived: Derived,
     devices: Query<DeviceView>,
     open_trips: Query<Ref<Trip>>,
 ) {
-    outbox.0.extend(trips.drain().map(|changed| match changed {
-        TripChanged::Opened(trip) | TripChanged::Closed(trip) => Delta::Trip(Box::new(trip)),
-    }));
+    outbox
+        .0
+        .extend(derived.trips.drain().map(|changed| match changed {
+            TripChanged::Opened(trip) | TripChanged::Closed(trip) => Delta::Trip(Box::new(trip)),
+        }));
     outbox.0.extend(
-        alerts
+        derived
+            .alerts
             .drain()
             .map(|AlertChanged(alert)| Delta::Alert(Box::new(alert))),
     );

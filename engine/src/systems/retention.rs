@@ -10,7 +10,7 @@ use bevy_ecs::prelude::*;
 use crate::clock::Clock;
 use crate::components::{Device, LastSeen, Presence};
 use crate::io::Delta;
-use crate::systems::alerts::{Alert, AlertChanged, AlertIndex, DeviceAlerts};
+use crate::systems::alerts::{CloseAlerts, DeviceAlerts};
 use crate::systems::emit::Outbox;
 use crate::systems::ingest::DeviceIndex;
 
@@ -27,9 +27,7 @@ pub fn forget_silent_devices(
     mut index: ResMut<DeviceIndex>,
     mut outbox: ResMut<Outbox>,
     devices: Query<(Entity, &Device, &Presence, &LastSeen, &DeviceAlerts)>,
-    alerts: Query<&Alert>,
-    mut alert_index: ResMut<AlertIndex>,
-    mut changed: MessageWriter<AlertChanged>,
+    mut alerts: CloseAlerts,
 ) {
     let cutoff = clock.now_ms.saturating_sub(forget.after_ms);
     for (entity, device, presence, seen, open) in &devices {
@@ -37,13 +35,7 @@ pub fn forget_silent_devices(
             index.0.remove(&device.id);
             commands.entity(entity).despawn();
             // Its alerts (an offline one, surely) end with it.
-            for alert_entity in open.entities() {
-                if let Ok(alert) = alerts.get(alert_entity) {
-                    alert_index.remove(&alert.0.id);
-                    changed.write(AlertChanged(alert.0.closed_at(clock.now_ms)));
-                }
-                commands.entity(alert_entity).despawn();
-            }
+            alerts.close_all(&mut commands, open, clock.now_ms);
             // Despawned before Emit runs, so no state of it follows this.
             outbox.0.push(Delta::Removed {
                 device: device.id.clone(),

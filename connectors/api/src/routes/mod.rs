@@ -3,6 +3,7 @@
 //! CORS, security headers.
 
 mod access;
+mod alerts;
 mod commands;
 mod devices;
 mod feed;
@@ -40,6 +41,7 @@ use crate::error::ApiError;
         access::delete_key,
         devices::list, devices::create, devices::one, devices::patch, devices::remove,
         devices::unknown, devices::positions, trips::trips, stream::stream,
+        alerts::list, alerts::acknowledge, alerts::close,
         groups::list, groups::create, groups::one, groups::patch, groups::remove,
         geofences::list, geofences::create, geofences::one, geofences::patch, geofences::remove,
         feed::feed,
@@ -52,6 +54,7 @@ use crate::error::ApiError;
         (name = "access", description = "Logging in, users and API keys"),
         (name = "devices", description = "The device registry, live state and history"),
         (name = "trips", description = "Trips: from where a vehicle started to where it stopped"),
+        (name = "alerts", description = "Alerts: raised by the engine, acknowledged and closed by operators"),
         (name = "groups", description = "Groups of devices"),
         (name = "geofences", description = "Areas on the map: circles and polygons"),
         (name = "feed", description = "Every committed record once, in order, for integrators"),
@@ -88,6 +91,7 @@ pub fn router(api: Api) -> Router {
         .merge(access::routes())
         .merge(devices::routes())
         .merge(trips::routes())
+        .merge(alerts::routes())
         .merge(groups::routes())
         .merge(geofences::routes())
         .merge(commands::routes())
