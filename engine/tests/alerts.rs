@@ -375,6 +375,21 @@ fn open_alerts_survive_a_snapshot_and_repeats_stay_one() {
 }
 
 #[test]
+fn a_condition_restored_from_a_snapshot_still_closes_when_it_ends() {
+    let mut e = engine();
+    let opened = feed(
+        &mut e,
+        (0..3).map(|i| fix(T0 + i * 10_000, 120.0)).collect(),
+    );
+    assert_eq!(kinds(&opened), [("overspeed", AlertState::Open)]);
+    let mut restored = engine();
+    restored.restore(e.capture(T0 + 25_000)).expect("restored");
+    let closed = feed(&mut restored, vec![fix(T0 + 30_000, 50.0)]);
+    assert_eq!(kinds(&closed), [("overspeed", AlertState::Closed)]);
+    assert_eq!(closed[0].id, opened[0].id);
+}
+
+#[test]
 fn both_executors_raise_the_same_alerts() {
     let records = |_: ()| -> Vec<Record> {
         let mut records: Vec<Record> = (0..6)

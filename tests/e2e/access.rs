@@ -21,6 +21,8 @@ const ROUTES: &[(&str, &str, Option<&str>, &str)] = &[
     ("GET", "/api/v1/devices/unknown", None, "viewer"),
     ("GET", "/api/v1/devices/{dev}", None, "viewer"),
     ("GET", "/api/v1/devices/{dev}/positions", None, "viewer"),
+    ("GET", "/api/v1/devices/{dev}/trips", None, "viewer"),
+    ("GET", "/api/v1/alerts", None, "viewer"),
     ("GET", "/api/v1/groups", None, "viewer"),
     ("GET", "/api/v1/groups/{grp}", None, "viewer"),
     ("GET", "/api/v1/geofences", None, "viewer"),

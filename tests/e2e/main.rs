@@ -5,6 +5,7 @@
 
 mod access;
 mod admission;
+mod alerts;
 mod api;
 mod backends;
 mod bench;

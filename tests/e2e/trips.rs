@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::support::{self, Ports, Subscriber};
 
-const IMEI: &str = "356307042441013";
+pub(crate) const IMEI: &str = "356307042441013";
 const STEP_MS: i64 = 10_000;
 const M_PER_DEG: f64 = 111_195.0;
 
@@ -27,7 +27,7 @@ fn settings() -> Vec<String> {
 }
 
 /// A tracker on a straight road north: 10 s between fixes.
-struct Tracker {
+pub(crate) struct Tracker {
     socket: TcpStream,
     time_ms: i64,
     lat: f64,
@@ -37,7 +37,7 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn connect(port: u16, start_ms: i64) -> Tracker {
+    pub(crate) fn connect(port: u16, start_ms: i64) -> Tracker {
         let mut socket = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         socket
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -87,12 +87,21 @@ impl Tracker {
                 record
             })
             .collect();
+        self.send_records(&records);
+    }
+
+    /// `records` in one packet; waits for its ack.
+    pub(crate) fn send_records(&mut self, records: &[Record]) {
         self.socket
-            .write_all(&avl_packet(Codec::Codec8, &records))
+            .write_all(&avl_packet(Codec::Codec8, records))
             .expect("send the packet");
         let mut ack = [0u8; 4];
         self.socket.read_exact(&mut ack).expect("the packet's ack");
-        assert_eq!(u32::from_be_bytes(ack) as usize, count, "acked by count");
+        assert_eq!(
+            u32::from_be_bytes(ack) as usize,
+            records.len(),
+            "acked by count"
+        );
     }
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::components::Reports;
 use crate::systems::alarms::place;
-use crate::systems::alerts::{AlertRules, RaiseAlerts, Severity, kinds};
+use crate::systems::alerts::{AlertRules, DeviceAlerts, RaiseAlerts, Severity, kinds};
 use crate::systems::ingest::TickRecords;
 
 /// The speed limit and how long it must be exceeded.
@@ -41,14 +41,14 @@ pub fn detect_overspeed(
     rules: Res<OverspeedRules>,
     alert_rules: Res<AlertRules>,
     records: TickRecords,
-    mut devices: Query<(Entity, &Reports, &mut Speeding), Changed<Reports>>,
+    mut devices: Query<(Entity, &Reports, &mut Speeding, &DeviceAlerts), Changed<Reports>>,
     mut alerts: Deferred<RaiseAlerts>,
 ) {
     if rules.limit_kmh <= 0.0 {
         return;
     }
     let now_ms = records.clock().now_ms;
-    for (entity, reports, mut speeding) in &mut devices {
+    for (entity, reports, mut speeding, open) in &mut devices {
         let mut fixes: Vec<_> = records
             .of(reports)
             .filter(|m| m.record.fix.is_some_and(|f| f.valid))
@@ -61,7 +61,10 @@ pub fn detect_overspeed(
             };
             speeding.last_ms = record.time_ms;
             if fix.speed_kmh <= rules.limit_kmh {
-                if speeding.since_ms.take().is_some() && speeding.raised {
+                // The alert may be older than this process (restored from
+                // a snapshot): the device's alerts say it is there.
+                let raised = speeding.since_ms.take().is_some() && speeding.raised;
+                if raised || open.holds(kinds::OVERSPEED) {
                     alerts.clear(entity, kinds::OVERSPEED, None, record.time_ms);
                 }
                 speeding.raised = false;

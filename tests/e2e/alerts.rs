@@ -1,0 +1,226 @@
+//! Alerts over real TCP with the real binary, on both history backends: a
+//! Teltonika tracker speeds and presses SOS; the alerts arrive on MQTT
+//! (read by `mosquitto_sub`), are listed by the API, acknowledged and
+//! closed by an operator (a viewer may not), and an open alert survives a
+//! restart without being raised twice.
+
+use std::path::Path;
+use std::time::Duration;
+
+use drover_protocols::model::{Fix, Record, RecordKind, attr, now_ms};
+use drover_testkit::Influxd;
+use serde_json::{Value, json};
+
+use crate::support::{self, Ports, Subscriber, admin_token, assert_error, http, login_as};
+use crate::trips::{IMEI, Tracker};
+
+fn settings() -> Vec<String> {
+    vec![
+        "analytics.overspeed.limit_kmh=90".to_owned(),
+        "analytics.overspeed.min_duration_secs=10".to_owned(),
+    ]
+}
+
+fn fix(time_ms: i64, speed_kmh: f64) -> Record {
+    Record {
+        time_ms,
+        kind: RecordKind::Position,
+        fix: Some(Fix {
+            lat: 54.68,
+            lon: 25.28,
+            speed_kmh,
+            course_deg: 0.0,
+            altitude_m: Some(100.0),
+            satellites: Some(9),
+            valid: true,
+        }),
+        ..Record::default()
+    }
+}
+
+fn alert_messages(subscriber: &Subscriber) -> Vec<Value> {
+    subscriber
+        .messages()
+        .into_iter()
+        .filter(|(topic, _)| topic == &format!("drover/devices/{IMEI}/alert"))
+        .map(|(_, alert)| alert)
+        .collect()
+}
+
+fn list(http_port: u16, query: &str) -> Vec<Value> {
+    let (status, body) = support::http_get(http_port, &format!("/api/v1/alerts?{query}"));
+    assert_eq!(status, 200, "{body}");
+    body["alerts"].as_array().expect("alerts").clone()
+}
+
+fn by_kind<'a>(alerts: &'a [Value], kind: &str) -> &'a Value {
+    alerts
+        .iter()
+        .find(|a| a["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} alert in {alerts:?}"))
+}
+
+/// Ten seconds and more over the limit, then an SOS, all just now.
+fn speed_and_press_sos(tracker: &mut Tracker) {
+    let now = now_ms();
+    let mut records: Vec<Record> = (0..4)
+        .map(|i| fix(now - 40_000 + i * 5_000, 120.0))
+        .collect();
+    let mut sos = fix(now - 5_000, 118.0);
+    sos.attributes.set(attr::ALARM, "sos");
+    records.push(sos);
+    tracker.send_records(&records);
+}
+
+fn raise_and_handle(dir: &Path, settings: &[String]) {
+    let ports = Ports::free();
+    let node = support::drover_serve_on(dir, ports, settings);
+    let subscriber = Subscriber::start(dir, ports.mqtt, &["drover/devices/+/alert"]);
+    let mut tracker = Tracker::connect(ports.teltonika, now_ms());
+    speed_and_press_sos(&mut tracker);
+
+    assert!(
+        support::eventually(Duration::from_secs(15), || alert_messages(&subscriber)
+            .len()
+            >= 2),
+        "two alerts on MQTT; got {:?}",
+        alert_messages(&subscriber)
+    );
+    let published = alert_messages(&subscriber);
+    let sos = by_kind(&published, "sos");
+    assert_eq!(
+        (sos["state"].as_str(), sos["severity"].as_str()),
+        (Some("open"), Some("critical"))
+    );
+    assert_eq!(sos["device"], IMEI);
+    let overspeed = by_kind(&published, "overspeed");
+    assert_eq!(overspeed["details"]["limit_kmh"], 90.0, "{overspeed}");
+
+    let open = list(ports.http, &format!("device={IMEI}&state=open"));
+    assert_eq!(open.len(), 2, "{open:?}");
+    let stored = by_kind(&open, "sos");
+    for field in ["id", "kind", "severity", "state", "opened_at"] {
+        assert_eq!(stored[field], sos[field], "{field}: {stored} vs {sos}");
+    }
+    let id = sos["id"].as_str().expect("an id").to_owned();
+
+    // A viewer may read but not act.
+    let admin = admin_token(ports.http);
+    let viewer = json!({"username": "vic", "password": "vic's password", "role": "viewer"});
+    assert_eq!(
+        http(
+            ports.http,
+            "POST",
+            "/api/v1/users",
+            Some(&admin),
+            Some(&viewer)
+        )
+        .0,
+        201
+    );
+    let vic = login_as(ports.http, "vic", "vic's password");
+    let acknowledge = format!("/api/v1/alerts/{id}/acknowledge");
+    let close = format!("/api/v1/alerts/{id}/close");
+    assert_error(
+        &http(ports.http, "POST", &acknowledge, Some(&vic), None),
+        403,
+        "forbidden",
+        "viewer",
+    );
+
+    let (status, acked) = http(ports.http, "POST", &acknowledge, Some(&admin), None);
+    assert_eq!(status, 200, "{acked}");
+    assert_eq!(acked["state"], "acknowledged");
+    assert!(acked["acknowledged_at"].is_string(), "{acked}");
+    let listed = list(ports.http, "state=acknowledged");
+    assert_eq!(listed.len(), 1, "stored before the answer: {listed:?}");
+    assert_eq!(listed[0]["id"], id.as_str());
+
+    let (status, closed) = http(ports.http, "POST", &close, Some(&admin), None);
+    assert_eq!(status, 200, "{closed}");
+    assert_eq!(closed["state"], "closed");
+    assert_eq!(closed["acknowledged_at"], acked["acknowledged_at"]);
+    assert_eq!(list(ports.http, "state=closed&kind=sos").len(), 1);
+    let (status, again) = http(ports.http, "POST", &close, Some(&admin), None);
+    assert_eq!(
+        (status, &again["state"]),
+        (200, &json!("closed")),
+        "closing twice answers it as it is"
+    );
+    assert_error(
+        &http(ports.http, "POST", &acknowledge, Some(&admin), None),
+        409,
+        "conflict",
+        "closed",
+    );
+    assert_error(
+        &http(
+            ports.http,
+            "POST",
+            "/api/v1/alerts/nope/close",
+            Some(&admin),
+            None,
+        ),
+        404,
+        "not_found",
+        "unknown alert",
+    );
+    for bad in ["state=shut", "limit=0", "from=yesterday", "cursor=zz%20"] {
+        let answer = http(
+            ports.http,
+            "GET",
+            &format!("/api/v1/alerts?{bad}"),
+            Some(&admin),
+            None,
+        );
+        assert_error(&answer, 400, "bad_request", bad);
+    }
+    assert!(
+        support::eventually(Duration::from_secs(10), || alert_messages(&subscriber)
+            .len()
+            >= 4),
+        "acknowledged and closed on MQTT too: {:?}",
+        alert_messages(&subscriber)
+    );
+    let states: Vec<_> = alert_messages(&subscriber)
+        .into_iter()
+        .filter(|a| a["id"] == id.as_str())
+        .map(|a| a["state"].clone())
+        .collect();
+    assert_eq!(states, ["open", "acknowledged", "closed"]);
+
+    // Restarted, the overspeed alert is still open and not raised again;
+    // back under the limit, it closes.
+    assert!(node.interrupt().success());
+    let _node = support::drover_serve_on(dir, ports, settings);
+    let mut tracker = Tracker::connect(ports.teltonika, now_ms());
+    let now = now_ms();
+    tracker.send_records(&[fix(now - 2_000, 125.0), fix(now - 1_000, 60.0)]);
+    let overspeed_id = overspeed["id"].as_str().expect("an id");
+    assert!(
+        support::eventually(Duration::from_secs(15), || {
+            list(ports.http, "kind=overspeed")
+                .iter()
+                .any(|a| a["id"] == overspeed_id && a["state"] == "closed")
+        }),
+        "the overspeed alert closes after the restart: {:?}",
+        list(ports.http, "")
+    );
+    assert_eq!(list(ports.http, "kind=overspeed").len(), 1, "raised once");
+}
+
+#[test]
+fn alerts_reach_mqtt_the_store_and_operators() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    raise_and_handle(dir.path(), &settings());
+}
+
+#[test]
+fn alerts_are_stored_in_influxdb_too() {
+    let influxd = Influxd::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut settings = settings();
+    settings.push("storage.backend=influxdb".to_owned());
+    settings.push(format!("storage.influxdb.url={}", influxd.url()));
+    raise_and_handle(dir.path(), &settings);
+}
