@@ -32,6 +32,7 @@ use crate::desk::{AlertDesk, Answer, DeskInbox};
 use crate::io::{Delta, Input};
 use crate::outputs::{DeltaQueue, StatusBoard};
 use crate::snapshot::Snapshot;
+use crate::systems::geofences::FenceSpec;
 use crate::tick::Engine;
 use crate::view::LiveView;
 
@@ -169,12 +170,30 @@ pub struct RunningEngine {
     pub view: LiveView,
     /// Where operators' actions on alerts go.
     pub alerts: AlertDesk,
+    /// Where the fleet's geofences go when they change.
+    pub geofences: GeofenceBoard,
     /// Snapshots for the writer, every `snapshot_every`, and a last one when
     /// the engine stops.
     pub snapshots: flume::Receiver<SnapshotOffer>,
     pub stats: Arc<EngineStats>,
     /// Ends with the engine once the inbox is closed and drained.
     pub thread: JoinHandle<Engine>,
+}
+
+/// The fleet's geofences, newest set only, for the tick thread to take
+/// before its next tick.
+#[derive(Clone, Default)]
+pub struct GeofenceBoard(Arc<Mutex<Option<Vec<FenceSpec>>>>);
+
+impl GeofenceBoard {
+    /// Replaces the geofences from the next tick on.
+    pub fn replace(&self, specs: Vec<FenceSpec>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(specs);
+    }
+
+    fn take(&self) -> Option<Vec<FenceSpec>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
 }
 
 /// A snapshot for the writer, with how many outputs the analytics queue
@@ -192,6 +211,7 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
     let (snapshot_tx, snapshots) = flume::bounded(1);
     let stats = Arc::new(EngineStats::default());
     let (alerts, desk) = crate::desk::desk();
+    let geofences = GeofenceBoard::default();
     let outputs = Outputs {
         connections: Connections::default(),
         status: StatusBoard::default(),
@@ -207,6 +227,7 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
     }
     edit.publish();
     let running_outputs = outputs.clone();
+    let loop_geofences = geofences.clone();
     let loop_stats = Arc::clone(&stats);
     let thread = std::thread::Builder::new()
         .name("drover-engine".to_owned())
@@ -220,6 +241,7 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
                 analytics_pushed: 0,
                 desk,
                 answers: Vec::new(),
+                geofences: loop_geofences,
             };
             tick_loop.run();
             tick_loop.engine
@@ -232,6 +254,7 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
         analytics: running_outputs.analytics,
         view: running_outputs.view,
         alerts,
+        geofences,
         snapshots,
         stats,
         thread,
@@ -260,6 +283,7 @@ struct TickLoop {
     desk: DeskInbox,
     /// Where the answers to the actions of the coming tick go, by ticket.
     answers: Vec<(u64, flume::Sender<Answer>)>,
+    geofences: GeofenceBoard,
 }
 
 impl TickLoop {
@@ -299,8 +323,12 @@ impl TickLoop {
         }
     }
 
-    /// Hands the operators' waiting actions to the engine for this tick.
+    /// Hands the operators' waiting actions (and changed geofences) to the
+    /// engine for this tick.
     fn take_actions(&mut self) {
+        if let Some(specs) = self.geofences.take() {
+            self.engine.set_geofences(specs);
+        }
         for (action, reply) in self.desk.take() {
             self.answers.push((action.ticket, reply));
             self.engine.act_on_alert(action);

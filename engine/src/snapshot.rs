@@ -28,7 +28,7 @@ use crate::components::{
     CustomAttributes, Device, Ignition, Kinematics, LastFix, LastSeen, Obd, Power, Presence,
 };
 use crate::systems::ingest::{DeviceIndex, device_bundle};
-use crate::systems::{alerts, trips};
+use crate::systems::{alerts, geofences, trips};
 
 /// The snapshot format this build writes and reads.
 pub const FORMAT: u32 = 1;
@@ -229,6 +229,9 @@ pub(crate) fn capture_sections(world: &mut World) -> BTreeMap<String, serde_json
     if let Ok(open) = serde_json::to_value(alerts::capture(world)) {
         sections.insert(ALERTS.to_owned(), open);
     }
+    if let Ok(inside) = serde_json::to_value(geofences::capture(world)) {
+        sections.insert(GEOFENCES.to_owned(), inside);
+    }
     sections
 }
 
@@ -240,6 +243,14 @@ pub(crate) fn restore_sections(world: &mut World, sections: &BTreeMap<String, se
             Ok(open) => trips::restore(world, open),
             Err(error) => {
                 tracing::warn!(%error, "open trips in the snapshot are unreadable; they start afresh")
+            }
+        }
+    }
+    if let Some(inside) = sections.get(GEOFENCES) {
+        match serde_json::from_value(inside.clone()) {
+            Ok(inside) => geofences::restore(world, inside),
+            Err(error) => {
+                tracing::warn!(%error, "geofence memberships in the snapshot are unreadable; they start afresh")
             }
         }
     }
@@ -257,6 +268,8 @@ pub(crate) fn restore_sections(world: &mut World, sections: &BTreeMap<String, se
 const TRIPS: &str = "trips";
 /// The section of open alerts.
 const ALERTS: &str = "alerts";
+/// The section of the geofences devices are in.
+const GEOFENCES: &str = "geofences";
 
 /// Spawns the snapshot's devices into an empty world. A device whose protocol
 /// this build no longer knows keeps its state under the name `unknown`.

@@ -15,6 +15,7 @@ use crate::snapshot::{self, FORMAT, Snapshot};
 use crate::systems::alerts::{self, AlertAction, AlertOutcome, AlertRules, AlertSummary};
 use crate::systems::emit::{self, EmitOptions, Outbox};
 use crate::systems::fuel::{self, FuelRules};
+use crate::systems::geofences::{self, FenceSpec, Geofences};
 use crate::systems::harsh::{self, HarshRules};
 use crate::systems::ingest::{self, DeviceIndex, Incoming};
 use crate::systems::offline::{self, OfflineRules};
@@ -154,6 +155,7 @@ impl Engine {
         world.insert_resource(config.alerts.offline);
         world.insert_resource(config.alerts.fuel);
         world.insert_resource(config.alerts.harsh);
+        world.init_resource::<Geofences>();
         world.init_resource::<alerts::AlertIndex>();
         world.init_resource::<alerts::AlertActions>();
         world.init_resource::<alerts::Signals>();
@@ -211,6 +213,7 @@ impl Engine {
                 offline::detect_offline.run_if(every(config.sweep_every_ms)),
                 fuel::detect_fuel_drop,
                 harsh::detect_harsh,
+                geofences::detect_geofences,
             )
                 .in_set(TickSet::Detect),
         );
@@ -270,6 +273,11 @@ impl Engine {
     /// What the last ticks did with the actions queued before them.
     pub fn take_alert_outcomes(&mut self) -> Vec<AlertOutcome> {
         std::mem::take(&mut self.world.resource_mut::<alerts::AlertActions>().outcomes)
+    }
+
+    /// Replaces the fleet's geofences (from the next tick on).
+    pub fn set_geofences(&mut self, specs: Vec<FenceSpec>) {
+        self.world.insert_resource(Geofences::new(specs));
     }
 
     /// The alerts not closed yet, sorted by id.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use drover_engine::AlertConfig;
 use drover_engine::systems::alerts::{AlertAction, AlertOp, AlertState, AlertSummary, Severity};
+use drover_engine::systems::geofences::{FenceSpec, Shape};
 use drover_engine::systems::offline::OfflineRules;
 use drover_engine::systems::overspeed::OverspeedRules;
 use drover_engine::{Delta, Engine, EngineConfig, Executor, Input};
@@ -387,6 +388,89 @@ fn a_condition_restored_from_a_snapshot_still_closes_when_it_ends() {
     let closed = feed(&mut restored, vec![fix(T0 + 30_000, 50.0)]);
     assert_eq!(kinds(&closed), [("overspeed", AlertState::Closed)]);
     assert_eq!(closed[0].id, opened[0].id);
+}
+
+fn depot() -> FenceSpec {
+    FenceSpec {
+        id: "depot".to_owned(),
+        name: "Depot".to_owned(),
+        shape: Shape::Circle {
+            lat: 54.70,
+            lon: 25.28,
+            radius_m: 1_000.0,
+        },
+        speed_limit_kmh: Some(30.0),
+    }
+}
+
+fn at(time_ms: i64, lat: f64, speed_kmh: f64) -> Record {
+    let mut record = fix(time_ms, speed_kmh);
+    if let Some(fix) = record.fix.as_mut() {
+        fix.lat = lat;
+    }
+    record
+}
+
+#[test]
+fn entering_and_leaving_a_geofence_raise_enter_and_exit_once_each() {
+    let mut e = engine();
+    e.set_geofences(vec![depot()]);
+    // Driving north through the depot at 20 km/h (under its limit).
+    let alerts = feed(
+        &mut e,
+        (0..18)
+            .map(|i| at(T0 + i * 10_000, 54.68 + i as f64 * 0.002, 20.0))
+            .collect(),
+    );
+    let seen: Vec<_> = alerts
+        .iter()
+        .map(|a| (&*a.kind, a.subject.as_deref(), a.state))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("geofence_enter", Some("depot"), AlertState::Open),
+            ("geofence_exit", Some("depot"), AlertState::Open)
+        ]
+    );
+    assert_eq!(alerts[0].details["name"], "Depot");
+    // The edge is at 54.70 ± 0.009°: in at 54.692, out at 54.710.
+    assert_eq!(alerts[0].opened_ms, T0 + 60_000);
+    assert_eq!(alerts[1].opened_ms, T0 + 150_000);
+}
+
+#[test]
+fn a_geofence_speed_limit_applies_inside_it() {
+    let mut e = engine();
+    e.set_geofences(vec![depot()]);
+    // 50 km/h is under the fleet's 90 but over the depot's 30.
+    let inside = feed(
+        &mut e,
+        (0..3).map(|i| at(T0 + i * 10_000, 54.70, 50.0)).collect(),
+    );
+    let overspeed: Vec<_> = inside.iter().filter(|a| a.kind == "overspeed").collect();
+    assert_eq!(overspeed.len(), 1, "{inside:?}");
+    assert_eq!(overspeed[0].details["limit_kmh"], 30.0);
+    assert_eq!(overspeed[0].details["geofence"], "depot");
+    // Out of the depot, 50 km/h is within the fleet's limit: it closes.
+    let out = feed(&mut e, vec![at(T0 + 40_000, 54.80, 50.0)]);
+    let kinds: Vec<_> = out.iter().map(|a| (&*a.kind, a.state)).collect();
+    assert!(
+        kinds.contains(&("overspeed", AlertState::Closed)),
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn a_restart_inside_a_geofence_does_not_enter_it_again() {
+    let mut e = engine();
+    e.set_geofences(vec![depot()]);
+    let entered = feed(&mut e, vec![at(T0, 54.70, 0.0)]);
+    assert_eq!(entered.len(), 1);
+    let mut restored = engine();
+    restored.restore(e.capture(T0 + 1_000)).expect("restored");
+    restored.set_geofences(vec![depot()]);
+    assert!(feed(&mut restored, vec![at(T0 + 10_000, 54.70, 0.0)]).is_empty());
 }
 
 #[test]

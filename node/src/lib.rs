@@ -37,6 +37,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 mod feed;
+mod geofences;
 mod history;
 pub mod http;
 mod metrics;

@@ -59,6 +59,7 @@ pub struct Node {
     status_task: JoinHandle<()>,
     /// Publishes trips; stops with the status publisher.
     analytics_task: JoinHandle<()>,
+    geofence_task: JoinHandle<()>,
     status_shutdown: CancellationToken,
     mqtt_tasks: Vec<JoinHandle<()>>,
     mqtt_shutdown: CancellationToken,
@@ -145,6 +146,11 @@ impl Node {
             handled: handled.clone(),
         };
         let analytics_task = tokio::spawn(analytics.run(status_shutdown.clone()));
+        let geofence_task = tokio::spawn(crate::geofences::follow(
+            Arc::clone(&access.catalog),
+            engine.geofences.clone(),
+            status_shutdown.clone(),
+        ));
 
         let registry = Registry::default();
         let commands = crate::commands::start(
@@ -258,6 +264,7 @@ impl Node {
             snapshot_writer,
             status_task,
             analytics_task,
+            geofence_task,
             status_shutdown,
             mqtt_tasks: vec![mqtt_task, records_mqtt_task, commands.mqtt_task],
             broker,
@@ -305,6 +312,7 @@ impl Node {
         self.status_shutdown.cancel();
         self.status_task.await?;
         self.analytics_task.await?;
+        self.geofence_task.await?;
         self.publisher.wait_acked(DRAIN_TIMEOUT).await;
         self.publisher.disconnect().await;
         self.records_publisher.disconnect().await;

@@ -224,3 +224,57 @@ fn alerts_are_stored_in_influxdb_too() {
     settings.push(format!("storage.influxdb.url={}", influxd.url()));
     raise_and_handle(dir.path(), &settings);
 }
+
+#[test]
+fn crossing_a_geofence_made_through_the_api_raises_enter_and_exit() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (_node, ports) = support::drover_serve(dir.path(), &[]);
+    let admin = admin_token(ports.http);
+    let depot = json!({
+        "name": "Depot",
+        "geometry": {"type": "Point", "coordinates": [25.28, 54.70]},
+        "radius_m": 1000,
+    });
+    let (status, created) = http(
+        ports.http,
+        "POST",
+        "/api/v1/geofences",
+        Some(&admin),
+        Some(&depot),
+    );
+    assert_eq!(status, 201, "{created}");
+    let geofence = created["id"].as_str().expect("an id").to_owned();
+    // The engine takes the catalog's geofences within a second.
+    std::thread::sleep(Duration::from_millis(1_500));
+
+    let mut tracker = Tracker::connect(ports.teltonika, now_ms());
+    let start = now_ms() - 180_000;
+    let route: Vec<Record> = (0..18)
+        .map(|i| {
+            let mut record = fix(start + i * 10_000, 40.0);
+            if let Some(fix) = record.fix.as_mut() {
+                fix.lat = 54.68 + i as f64 * 0.002;
+            }
+            record
+        })
+        .collect();
+    tracker.send_records(&route);
+    let crossed = |alerts: &[Value]| {
+        ["geofence_enter", "geofence_exit"].iter().all(|kind| {
+            alerts
+                .iter()
+                .any(|a| a["kind"] == *kind && a["subject"] == geofence.as_str())
+        })
+    };
+    assert!(
+        support::eventually(Duration::from_secs(15), || crossed(&list(
+            ports.http,
+            &format!("device={IMEI}")
+        ))),
+        "enter and exit: {:?}",
+        list(ports.http, "")
+    );
+    let enter = by_kind(&list(ports.http, "kind=geofence_enter"), "geofence_enter").clone();
+    assert_eq!(enter["details"]["name"], "Depot", "{enter}");
+    assert_eq!(enter["severity"], "info");
+}

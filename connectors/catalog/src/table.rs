@@ -2,6 +2,7 @@
 //! memory on open and written through with an fsync on every change.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use fjall::{Database, Keyspace, PersistMode};
@@ -18,6 +19,8 @@ pub struct Table<T> {
     /// The whole table. Writers hold the lock across the durable write, so
     /// the memory never shows a change the disk does not have.
     rows: RwLock<BTreeMap<String, T>>,
+    /// Bumped by every change, so a reader can tell the table changed.
+    version: AtomicU64,
 }
 
 impl<T: Serialize + DeserializeOwned + Clone> Table<T> {
@@ -43,7 +46,13 @@ impl<T: Serialize + DeserializeOwned + Clone> Table<T> {
             keyspace,
             name,
             rows: RwLock::new(rows),
+            version: AtomicU64::new(0),
         })
+    }
+
+    /// Changes so far (since the table was loaded).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     pub fn get(&self, id: &str) -> Option<T> {
@@ -92,6 +101,10 @@ impl<T: Serialize + DeserializeOwned + Clone> Table<T> {
         self.read().len()
     }
 
+    fn changed(&self) {
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -107,6 +120,7 @@ impl<T: Serialize + DeserializeOwned + Clone> Table<T> {
         }
         self.store(id, &row)?;
         rows.insert(id.to_owned(), row.clone());
+        self.changed();
         Ok(row)
     }
 
@@ -115,6 +129,7 @@ impl<T: Serialize + DeserializeOwned + Clone> Table<T> {
         let mut rows = self.write();
         self.store(id, &row)?;
         rows.insert(id.to_owned(), row);
+        self.changed();
         Ok(())
     }
 
@@ -136,6 +151,7 @@ impl<T: Serialize + DeserializeOwned + Clone> Table<T> {
         change(&mut row)?;
         self.store(id, &row)?;
         rows.insert(id.to_owned(), row.clone());
+        self.changed();
         Ok(row)
     }
 
@@ -156,6 +172,7 @@ impl<T: Serialize + DeserializeOwned + Clone> Table<T> {
             })?;
         self.sync()?;
         rows.remove(id);
+        self.changed();
         Ok(row)
     }
 

@@ -22,6 +22,7 @@ use crate::systems::Touched;
 use crate::systems::alarms::KnownDtcs;
 use crate::systems::alerts::DeviceAlerts;
 use crate::systems::fuel::FuelWatch;
+use crate::systems::geofences::Inside;
 use crate::systems::harsh::LastSpeed;
 use crate::systems::overspeed::Speeding;
 use crate::systems::presence::PresenceTimeout;
@@ -125,6 +126,7 @@ pub(crate) fn device_bundle(device: Device) -> impl Bundle {
             Speeding::default(),
             FuelWatch::default(),
             LastSpeed::default(),
+            Inside::default(),
         ),
     )
 }

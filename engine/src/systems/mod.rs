@@ -4,6 +4,7 @@ pub mod alarms;
 pub mod alerts;
 pub mod emit;
 pub mod fuel;
+pub mod geofences;
 pub mod harsh;
 pub mod ingest;
 pub mod motion;

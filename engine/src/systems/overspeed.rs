@@ -1,6 +1,7 @@
 //! Detect: overspeed — faster than the limit for at least a minimum
 //! duration, by the device's clock; the alert closes when the vehicle is
-//! back under the limit.
+//! back under the limit. The limit is the fleet's (`limit_kmh`) or, inside
+//! geofences with their own, the lowest of theirs and the fleet's.
 
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::components::Reports;
 use crate::systems::alarms::place;
 use crate::systems::alerts::{AlertRules, DeviceAlerts, RaiseAlerts, Severity, kinds};
+use crate::systems::geofences::Geofences;
 use crate::systems::ingest::TickRecords;
 
 /// The speed limit and how long it must be exceeded.
@@ -37,14 +39,33 @@ pub struct Speeding {
     raised: bool,
 }
 
+/// The limit where the vehicle is: the lowest of the geofences' there and
+/// the fleet's (when set), with the geofence that sets it.
+fn limit_at<'a>(
+    rules: &OverspeedRules,
+    fences: &'a Geofences,
+    lat: f64,
+    lon: f64,
+) -> Option<(f64, Option<&'a str>)> {
+    let fleet = (rules.limit_kmh > 0.0).then_some((rules.limit_kmh, None));
+    let fence = fences
+        .speed_limit_at(lat, lon)
+        .map(|(limit, id)| (limit, Some(id)));
+    match (fleet, fence) {
+        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
 pub fn detect_overspeed(
     rules: Res<OverspeedRules>,
+    fences: Res<Geofences>,
     alert_rules: Res<AlertRules>,
     records: TickRecords,
     mut devices: Query<(Entity, &Reports, &mut Speeding, &DeviceAlerts), Changed<Reports>>,
     mut alerts: Deferred<RaiseAlerts>,
 ) {
-    if rules.limit_kmh <= 0.0 {
+    if rules.limit_kmh <= 0.0 && fences.is_empty() {
         return;
     }
     let now_ms = records.clock().now_ms;
@@ -60,7 +81,9 @@ pub fn detect_overspeed(
                 continue;
             };
             speeding.last_ms = record.time_ms;
-            if fix.speed_kmh <= rules.limit_kmh {
+            let over = limit_at(&rules, &fences, fix.lat, fix.lon)
+                .filter(|(limit, _)| fix.speed_kmh > *limit);
+            let Some((limit, geofence)) = over else {
                 // The alert may be older than this process (restored from
                 // a snapshot): the device's alerts say it is there.
                 let raised = speeding.since_ms.take().is_some() && speeding.raised;
@@ -70,7 +93,7 @@ pub fn detect_overspeed(
                 speeding.raised = false;
                 speeding.max_kmh = 0.0;
                 continue;
-            }
+            };
             let since = *speeding.since_ms.get_or_insert(record.time_ms);
             speeding.max_kmh = speeding.max_kmh.max(fix.speed_kmh);
             if !speeding.raised
@@ -79,7 +102,10 @@ pub fn detect_overspeed(
             {
                 speeding.raised = true;
                 let mut details = place(record);
-                details.insert("limit_kmh".to_owned(), rules.limit_kmh.into());
+                details.insert("limit_kmh".to_owned(), limit.into());
+                if let Some(geofence) = geofence {
+                    details.insert("geofence".to_owned(), geofence.into());
+                }
                 details.insert("speed_kmh".to_owned(), speeding.max_kmh.into());
                 alerts.raise(
                     entity,
