@@ -20,8 +20,9 @@ use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput};
 use criterion::{criterion_group, criterion_main};
-use drover_benches::count_label;
-use drover_benches::engine_fleet::{Fleet, Populated, next_batch, populate};
+use drover_benches::engine_fleet::{Fleet, GEOFENCES, Populated, geofences, next_batch, populate};
+use drover_benches::{count_label, fleet_records};
+use drover_engine::systems::geofences::Geofences;
 use drover_engine::{Executor, default_threads, init_compute_pool};
 
 /// The engines compared at each fleet size: name, executor, and whether Emit
@@ -106,5 +107,24 @@ fn ticks(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, ticks);
+/// One fix against the fleet's 10k geofences: the index, then the exact
+/// tests of the few whose box holds it.
+fn geofence_checks(c: &mut Criterion) {
+    let fences = Geofences::new(geofences(GEOFENCES));
+    let fixes = fleet_records(64, 64, Duration::from_secs(1));
+    let mut group = c.benchmark_group("geofences_10k");
+    group.throughput(Throughput::Elements(fixes.len() as u64));
+    group.bench_function("containing", |b| {
+        b.iter(|| {
+            fixes
+                .iter()
+                .filter_map(|r| r.fix)
+                .map(|f| fences.containing(f.lat, f.lon).count())
+                .sum::<usize>()
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ticks, geofence_checks);
 criterion_main!(benches);

@@ -1,5 +1,6 @@
 //! A populated engine and its next inputs, shared by the `engine` bench and
-//! the `engine_ticks` example.
+//! the `engine_ticks` example. Every built-in system is on: trips, alerts
+//! with a fleet-wide speed limit, 10k geofences over the fleet's city.
 //!
 //! Every device of the fleet connects and reports once while populating;
 //! after that each batch updates distinct devices spread over the whole
@@ -10,8 +11,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use drover_engine::{Engine, EngineConfig, Executor, Input};
+use drover_engine::systems::geofences::{FenceSpec, Shape};
+use drover_engine::systems::overspeed::OverspeedRules;
+use drover_engine::{AlertConfig, Engine, EngineConfig, Executor, Input};
 use drover_protocols::model::{DeviceId, DeviceMessage, Record};
+use drover_sim::route::City;
 
 use crate::{START_MS, device_id, fleet_records};
 
@@ -69,13 +73,55 @@ pub struct Cursor {
     batches: usize,
 }
 
-pub fn populate(name: &str, executor: Executor, emit_state: bool, fleet: &Fleet) -> Populated {
-    let started = Instant::now();
+/// Geofences over the fleet's city: `count` circles of 150 m on a square
+/// grid across it, every other one with a speed limit of its own.
+pub fn geofences(count: usize) -> Vec<FenceSpec> {
+    let city = City::default();
+    let side = (count as f64).sqrt().ceil() as usize;
+    let span_lat = 2.0 * city.radius_m / 111_195.0;
+    let span_lon = span_lat / city.centre.lat.to_radians().cos();
+    (0..count)
+        .map(|i| {
+            let (row, col) = ((i / side) as f64, (i % side) as f64);
+            FenceSpec {
+                id: format!("gf_{i}"),
+                name: format!("zone {i}"),
+                shape: Shape::Circle {
+                    lat: city.centre.lat - span_lat / 2.0 + span_lat * row / side as f64,
+                    lon: city.centre.lon - span_lon / 2.0 + span_lon * col / side as f64,
+                    radius_m: 150.0,
+                },
+                speed_limit_kmh: (i % 2 == 0).then_some(30.0),
+            }
+        })
+        .collect()
+}
+
+/// Geofences in every benchmark engine: the 10k.
+pub const GEOFENCES: usize = 10_000;
+
+/// Every built-in system on: the fleet-wide speed limit set, [`GEOFENCES`]
+/// geofences.
+pub fn engine(executor: Executor, emit_state: bool) -> Engine {
     let mut engine = Engine::new(EngineConfig {
         executor,
         emit_state,
+        alerts: AlertConfig {
+            overspeed: OverspeedRules {
+                limit_kmh: 50.0,
+                ..OverspeedRules::default()
+            },
+            ..AlertConfig::default()
+        },
         ..EngineConfig::default()
     });
+    engine.set_geofences(geofences(GEOFENCES));
+    engine
+}
+
+pub fn populate(name: &str, executor: Executor, emit_state: bool, fleet: &Fleet) -> Populated {
+    let started = Instant::now();
+    let mut engine = engine(executor, emit_state);
     let mut now_ms = START_MS;
     let (mut inputs, mut deltas) = (Vec::new(), Vec::new());
     for first in (0..fleet.ids.len()).step_by(POPULATE_CHUNK) {

@@ -137,6 +137,7 @@ impl Engine {
         world.insert_resource(Clock::default());
         world.insert_resource(Incoming::default());
         world.insert_resource(ingest::IngestOrder::default());
+        world.init_resource::<ingest::TickFacts>();
         world.insert_resource(DeviceIndex::default());
         world.insert_resource(Touched::default());
         world.insert_resource(Outbox::default());

@@ -412,7 +412,7 @@ fn at(time_ms: i64, lat: f64, speed_kmh: f64) -> Record {
 }
 
 #[test]
-fn entering_and_leaving_a_geofence_raise_enter_and_exit_once_each() {
+fn entering_opens_an_alert_for_the_stay_and_leaving_closes_it_with_an_exit_notice() {
     let mut e = engine();
     e.set_geofences(vec![depot()]);
     // Driving north through the depot at 20 km/h (under its limit).
@@ -430,13 +430,20 @@ fn entering_and_leaving_a_geofence_raise_enter_and_exit_once_each() {
         seen,
         [
             ("geofence_enter", Some("depot"), AlertState::Open),
-            ("geofence_exit", Some("depot"), AlertState::Open)
+            ("geofence_enter", Some("depot"), AlertState::Closed),
+            ("geofence_exit", Some("depot"), AlertState::Open),
+            ("geofence_exit", Some("depot"), AlertState::Closed),
         ]
     );
     assert_eq!(alerts[0].details["name"], "Depot");
     // The edge is at 54.70 ± 0.009°: in at 54.692, out at 54.710.
     assert_eq!(alerts[0].opened_ms, T0 + 60_000);
-    assert_eq!(alerts[1].opened_ms, T0 + 150_000);
+    assert_eq!(alerts[1].closed_ms, Some(T0 + 150_000));
+    assert_eq!(
+        (alerts[2].opened_ms, alerts[3].closed_ms),
+        (T0 + 150_000, Some(T0 + 150_000))
+    );
+    assert!(e.open_alerts().is_empty(), "nothing left to handle");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use bevy_ecs::prelude::*;
 use drover_protocols::model::{Record, Value, attr};
 
 use crate::components::Reports;
-use crate::systems::alerts::{AlertRules, Details, RaiseAlerts, Severity, kinds};
+use crate::systems::alerts::{AlertRules, Details, DeviceAlerts, RaiseAlerts, Severity, kinds};
 use crate::systems::ingest::TickRecords;
 
 /// The DTC codes a device reported since it last reported none.
@@ -53,12 +53,12 @@ pub fn alarm_kind(alarm: &str) -> Option<(&'static str, Severity)> {
 pub fn detect_alarms(
     rules: Res<AlertRules>,
     records: TickRecords,
-    devices: Query<(Entity, &Reports), Changed<Reports>>,
+    devices: Query<(Entity, &Reports, &DeviceAlerts), Changed<Reports>>,
     mut alerts: Deferred<RaiseAlerts>,
 ) {
     let now_ms = records.clock().now_ms;
-    for (entity, reports) in &devices {
-        for message in records.of(reports) {
+    for (entity, reports, open) in &devices {
+        for (message, _) in records.of(reports).filter(|(_, facts)| facts.alarm) {
             let record = &message.record;
             let Some(Value::Text(alarms)) = record.attributes.get(attr::ALARM) else {
                 continue;
@@ -67,11 +67,15 @@ pub fn detect_alarms(
                 continue;
             }
             for alarm in alarms.split(',') {
-                if let Some((kind, severity)) = alarm_kind(alarm) {
-                    let mut details = place(record);
-                    details.insert("alarm".to_owned(), alarm.into());
-                    alerts.raise(entity, kind, None, severity, record.time_ms, details);
+                let Some((kind, severity)) = alarm_kind(alarm) else {
+                    continue;
+                };
+                if open.holds(kind) {
+                    continue; // open already: it would change nothing
                 }
+                let mut details = place(record);
+                details.insert("alarm".to_owned(), alarm.into());
+                alerts.raise(entity, kind, None, severity, record.time_ms, details);
             }
         }
     }
@@ -86,7 +90,7 @@ pub fn detect_dtcs(
 ) {
     let now_ms = records.clock().now_ms;
     for (entity, reports, mut known) in &mut devices {
-        for message in records.of(reports) {
+        for (message, _) in records.of(reports).filter(|(_, facts)| facts.dtcs) {
             let record = &message.record;
             let Some(Value::Text(codes)) = record.attributes.get(attr::DTCS) else {
                 continue;

@@ -13,6 +13,8 @@
 //!   condition lasts silences it until it ends and comes back.
 //! * An *event* (an SOS, harsh braking, a new DTC) stays open until an
 //!   operator closes it.
+//! * A *notice* (a geofence left) is opened and closed at once: stored,
+//!   published and notified, with nothing to handle.
 //!
 //! An alert's id is its device, kind, subject and opening time, so the same
 //! records replayed give the same alerts, stored once.
@@ -183,6 +185,13 @@ enum Signal {
         key: AlertKey,
         time_ms: i64,
     },
+    Notice {
+        device: Entity,
+        key: AlertKey,
+        severity: Severity,
+        time_ms: i64,
+        details: Details,
+    },
 }
 
 /// Raises and clears alerts from any system, applied at the end of the
@@ -204,6 +213,30 @@ impl RaiseAlerts {
         details: Details,
     ) {
         self.0.push(Signal::Raise {
+            device,
+            key: AlertKey {
+                kind: kind.into(),
+                subject,
+            },
+            severity,
+            time_ms,
+            details,
+        });
+    }
+
+    /// Records that something happened that needs no handling (a geofence
+    /// left): an alert opened and closed at `time_ms`, stored, published
+    /// and notified like any other, never open.
+    pub fn notice(
+        &mut self,
+        device: Entity,
+        kind: impl Into<Cow<'static, str>>,
+        subject: Option<String>,
+        severity: Severity,
+        time_ms: i64,
+        details: Details,
+    ) {
+        self.0.push(Signal::Notice {
             device,
             key: AlertKey {
                 kind: kind.into(),
@@ -311,6 +344,13 @@ pub(crate) fn settle_alerts(world: &mut World) {
                 key,
                 time_ms,
             } => clear(world, device, &key, time_ms),
+            Signal::Notice {
+                device,
+                key,
+                severity,
+                time_ms,
+                details,
+            } => notice(world, device, key, severity, time_ms, details),
         }
     }
     let actions = std::mem::take(&mut world.resource_mut::<AlertActions>().pending);
@@ -323,6 +363,45 @@ pub(crate) fn settle_alerts(world: &mut World) {
                 ticket: action.ticket,
                 alert,
             });
+    }
+}
+
+fn notice(
+    world: &mut World,
+    device: Entity,
+    key: AlertKey,
+    severity: Severity,
+    time_ms: i64,
+    details: Details,
+) {
+    let Some(id) = world.get::<Device>(device).map(|d| d.id.clone()) else {
+        return;
+    };
+    let summary = opened(id, key, severity, time_ms, details);
+    let closed = summary.closed_at(time_ms);
+    world.write_message(AlertChanged(summary));
+    world.write_message(AlertChanged(closed));
+}
+
+/// A new open alert.
+fn opened(
+    device: DeviceId,
+    key: AlertKey,
+    severity: Severity,
+    time_ms: i64,
+    details: Details,
+) -> AlertSummary {
+    AlertSummary {
+        id: alert_id(&device, &key, time_ms),
+        device,
+        kind: key.kind,
+        subject: key.subject,
+        severity,
+        state: AlertState::Open,
+        opened_ms: time_ms,
+        acknowledged_ms: None,
+        closed_ms: None,
+        details,
     }
 }
 
@@ -343,18 +422,7 @@ fn raise(
     if alerts.open(&key).is_some() || alerts.silenced.contains(&key) {
         return;
     }
-    let summary = AlertSummary {
-        id: alert_id(&id, &key, time_ms),
-        device: id,
-        kind: key.kind.clone(),
-        subject: key.subject.clone(),
-        severity,
-        state: AlertState::Open,
-        opened_ms: time_ms,
-        acknowledged_ms: None,
-        closed_ms: None,
-        details,
-    };
+    let summary = opened(id, key.clone(), severity, time_ms, details);
     spawn(world, device, key, summary.clone());
     world.write_message(AlertChanged(summary));
 }
@@ -462,7 +530,7 @@ pub fn is_condition(kind: &str) -> bool {
 }
 
 /// The built-in kinds that are conditions.
-const CONDITIONS: &[&str] = &[kinds::OVERSPEED, kinds::OFFLINE];
+const CONDITIONS: &[&str] = &[kinds::OVERSPEED, kinds::OFFLINE, kinds::GEOFENCE_ENTER];
 
 /// The built-in alert kinds.
 pub mod kinds {

@@ -7,12 +7,11 @@
 //! reference, so one theft is one alert).
 
 use bevy_ecs::prelude::*;
-use drover_protocols::model::attr;
 use serde::{Deserialize, Serialize};
 
 use crate::components::Reports;
 use crate::systems::alarms::place;
-use crate::systems::alerts::{AlertRules, RaiseAlerts, Severity, kinds};
+use crate::systems::alerts::{AlertRules, DeviceAlerts, RaiseAlerts, Severity, kinds};
 use crate::systems::ingest::TickRecords;
 use crate::systems::trips::TripRules;
 
@@ -40,38 +39,33 @@ pub fn detect_fuel_drop(
     trips: Res<TripRules>,
     alert_rules: Res<AlertRules>,
     records: TickRecords,
-    mut devices: Query<(Entity, &Reports, &mut FuelWatch), Changed<Reports>>,
+    mut devices: Query<(Entity, &Reports, &mut FuelWatch, &DeviceAlerts), Changed<Reports>>,
     mut alerts: Deferred<RaiseAlerts>,
 ) {
     if rules.drop_pct <= 0.0 {
         return;
     }
     let now_ms = records.clock().now_ms;
-    for (entity, reports, mut watch) in &mut devices {
-        let mut readings: Vec<_> = records
-            .of(reports)
-            .map(|m| &m.record)
-            .filter_map(|r| Some((r, r.attributes.get(attr::FUEL_LEVEL)?.as_f64()?)))
-            .collect();
-        readings.sort_by_key(|(r, _)| r.time_ms);
-        for (record, level) in readings {
-            if record.time_ms <= watch.last_ms {
-                continue;
-            }
+    for (entity, reports, mut watch, open) in &mut devices {
+        records.each_in_time_order(reports, |message, facts| {
+            let record = &message.record;
+            let Some(level) = facts.fuel_pct.filter(|_| record.time_ms > watch.last_ms) else {
+                return;
+            };
             watch.last_ms = record.time_ms;
             let moving = record
                 .fix
                 .is_some_and(|f| f.valid && f.speed_kmh >= trips.moving_kmh);
             if moving {
                 watch.parked_pct = None;
-                continue;
+                return;
             }
             let reference = *watch.parked_pct.get_or_insert(level);
             if level > reference {
                 watch.parked_pct = Some(level);
             } else if reference - level >= rules.drop_pct {
                 watch.parked_pct = Some(level);
-                if alert_rules.is_live(record, now_ms) {
+                if alert_rules.is_live(record, now_ms) && !open.holds(kinds::FUEL_DROP) {
                     let mut details = place(record);
                     details.insert("from_pct".to_owned(), reference.into());
                     details.insert("to_pct".to_owned(), level.into());
@@ -85,6 +79,6 @@ pub fn detect_fuel_drop(
                     );
                 }
             }
-        }
+        });
     }
 }

@@ -5,9 +5,12 @@
 //! (an R-tree, so 10,000 geofences cost a handful of exact tests, not
 //! 10,000); a circle holds a point within its radius on the sphere, a
 //! polygon by the even-odd rule with its holes. Entering raises a
-//! `geofence_enter` alert, leaving a `geofence_exit` one, each with the
-//! geofence as its subject. Where a device is, is in the snapshot, so a
+//! `geofence_enter` alert, open while the device stays inside (a
+//! condition); leaving closes it and records a `geofence_exit` notice, each
+//! with the geofence as its subject. Where a device is, is in the snapshot, so a
 //! restart does not report every parked vehicle as entering again.
+
+use std::collections::HashMap;
 
 use bevy_ecs::prelude::*;
 use drover_protocols::model::DeviceId;
@@ -123,6 +126,7 @@ type Entry = GeomWithData<Rectangle<[f64; 2]>, usize>;
 pub struct Geofences {
     fences: Vec<Fence>,
     index: RTree<Entry>,
+    by_id: HashMap<String, usize>,
 }
 
 impl Geofences {
@@ -143,9 +147,15 @@ impl Geofences {
                 finite.then(|| GeomWithData::new(Rectangle::from_corners(low, high), i))
             })
             .collect();
+        let by_id = fences
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.spec.id.clone(), i))
+            .collect();
         Geofences {
             fences,
             index: RTree::bulk_load(entries),
+            by_id,
         }
     }
 
@@ -177,10 +187,8 @@ impl Geofences {
     }
 
     fn name(&self, id: &str) -> Option<&str> {
-        self.fences
-            .iter()
-            .find(|f| f.spec.id == id)
-            .map(|f| f.spec.name.as_str())
+        let fence = self.fences.get(*self.by_id.get(id)?)?;
+        Some(fence.spec.name.as_str())
     }
 }
 
@@ -203,73 +211,80 @@ pub fn detect_geofences(
         if fences.is_empty() && inside.ids.is_empty() {
             continue;
         }
-        let mut fixes: Vec<_> = records
-            .of(reports)
-            .map(|m| &m.record)
-            .filter(|r| r.fix.is_some_and(|f| f.valid))
-            .collect();
-        fixes.sort_by_key(|r| r.time_ms);
-        for record in fixes {
-            let Some(fix) = record.fix.filter(|_| record.time_ms > inside.last_ms) else {
-                continue;
+        records.each_in_time_order(reports, |message, _| {
+            let record = &message.record;
+            let Some(fix) = record
+                .fix
+                .filter(|f| f.valid && record.time_ms > inside.last_ms)
+            else {
+                return;
             };
-            let mut now: Vec<String> = fences
+            inside.bypass_change_detection().last_ms = record.time_ms;
+            // The common case, checked without allocating: still where it was.
+            let mut held = 0;
+            let same = fences.containing(fix.lat, fix.lon).all(|f| {
+                held += 1;
+                inside.ids.contains(&f.id)
+            });
+            if same && held == inside.ids.len() {
+                return;
+            }
+            let mut now: Vec<&str> = fences
                 .containing(fix.lat, fix.lon)
-                .map(|f| f.id.clone())
+                .map(|f| f.id.as_str())
                 .collect();
             now.sort_unstable();
             let live = rules.is_live(record, now_ms);
-            if live {
-                for id in now.iter().filter(|id| !inside.ids.contains(id)) {
-                    raise(
-                        &mut alerts,
+            for id in now.iter().filter(|id| !inside.ids.iter().any(|i| i == *id)) {
+                if live {
+                    let details = details(&fences, id, record);
+                    alerts.raise(
                         entity,
                         kinds::GEOFENCE_ENTER,
-                        id,
-                        &fences,
-                        record,
+                        Some((*id).to_owned()),
+                        Severity::Info,
+                        record.time_ms,
+                        details,
                     );
                 }
-                for id in inside.ids.iter().filter(|id| !now.contains(id)) {
-                    raise(
-                        &mut alerts,
+            }
+            for id in inside.ids.iter().filter(|id| !now.contains(&id.as_str())) {
+                // Leaving ends the stay, live or not.
+                alerts.clear(
+                    entity,
+                    kinds::GEOFENCE_ENTER,
+                    Some(id.clone()),
+                    record.time_ms,
+                );
+                if live {
+                    let details = details(&fences, id, record);
+                    alerts.notice(
                         entity,
                         kinds::GEOFENCE_EXIT,
-                        id,
-                        &fences,
-                        record,
+                        Some(id.clone()),
+                        Severity::Info,
+                        record.time_ms,
+                        details,
                     );
                 }
             }
-            inside.last_ms = record.time_ms;
-            if inside.ids != now {
-                inside.ids = now;
-            }
-        }
+            inside.ids = now.into_iter().map(str::to_owned).collect();
+        });
     }
 }
 
-fn raise(
-    alerts: &mut RaiseAlerts,
-    entity: Entity,
-    kind: &'static str,
-    id: &str,
+/// Which geofence, its name and where the device was.
+fn details(
     fences: &Geofences,
+    id: &str,
     record: &drover_protocols::model::Record,
-) {
+) -> crate::systems::alerts::Details {
     let mut details = place(record);
     details.insert("geofence".to_owned(), id.into());
     if let Some(name) = fences.name(id) {
         details.insert("name".to_owned(), name.into());
     }
-    alerts.raise(
-        entity,
-        kind,
-        Some(id.to_owned()),
-        Severity::Info,
-        record.time_ms,
-        details,
-    );
+    details
 }
 
 /// Where devices are, for a snapshot: only those inside a geofence.

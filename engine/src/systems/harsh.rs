@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::components::Reports;
 use crate::systems::alarms::place;
-use crate::systems::alerts::{AlertRules, RaiseAlerts, Severity, kinds};
+use crate::systems::alerts::{AlertRules, DeviceAlerts, RaiseAlerts, Severity, kinds};
 use crate::systems::ingest::TickRecords;
 
 #[derive(Resource, Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -42,23 +42,19 @@ pub fn detect_harsh(
     rules: Res<HarshRules>,
     alert_rules: Res<AlertRules>,
     records: TickRecords,
-    mut devices: Query<(Entity, &Reports, &mut LastSpeed), Changed<Reports>>,
+    mut devices: Query<(Entity, &Reports, &mut LastSpeed, &DeviceAlerts), Changed<Reports>>,
     mut alerts: Deferred<RaiseAlerts>,
 ) {
     let now_ms = records.clock().now_ms;
-    for (entity, reports, mut last) in &mut devices {
-        let mut fixes: Vec<_> = records
-            .of(reports)
-            .map(|m| &m.record)
-            .filter(|r| r.fix.is_some_and(|f| f.valid))
-            .collect();
-        fixes.sort_by_key(|r| r.time_ms);
-        for record in fixes {
-            let (Some(fix), true) = (record.fix, record.time_ms > last.time_ms) else {
-                continue;
+    for (entity, reports, mut last, open) in &mut devices {
+        records.each_in_time_order(reports, |message, _| {
+            let record = &message.record;
+            let Some(fix) = record
+                .fix
+                .filter(|f| f.valid && record.time_ms > last.time_ms)
+            else {
+                return;
             };
-            let gap_ms = record.time_ms - last.time_ms;
-            let change = (fix.speed_kmh - last.kmh) / 3.6 / (gap_ms as f64 / 1000.0);
             let previous = std::mem::replace(
                 &mut *last,
                 LastSpeed {
@@ -66,19 +62,24 @@ pub fn detect_harsh(
                     kmh: fix.speed_kmh,
                 },
             );
+            let gap_ms = record.time_ms - previous.time_ms;
             if previous.time_ms == 0
                 || gap_ms > rules.max_gap_ms
                 || !alert_rules.is_live(record, now_ms)
             {
-                continue;
+                return;
             }
+            let change = (fix.speed_kmh - previous.kmh) / 3.6 / (gap_ms as f64 / 1000.0);
             let kind = if rules.braking_ms2 > 0.0 && -change >= rules.braking_ms2 {
                 kinds::HARSH_BRAKING
             } else if rules.acceleration_ms2 > 0.0 && change >= rules.acceleration_ms2 {
                 kinds::HARSH_ACCELERATION
             } else {
-                continue;
+                return;
             };
+            if open.holds(kind) {
+                return; // open already: it would change nothing
+            }
             let mut details = place(record);
             details.insert("from_kmh".to_owned(), previous.kmh.into());
             details.insert("to_kmh".to_owned(), fix.speed_kmh.into());
@@ -91,6 +92,6 @@ pub fn detect_harsh(
                 record.time_ms,
                 details,
             );
-        }
+        });
     }
 }

@@ -131,6 +131,43 @@ pub(crate) fn device_bundle(device: Device) -> impl Bundle {
     )
 }
 
+/// What detectors read of a record beyond its fix, found in Ingest's one
+/// pass over its attributes, so no detector matches attribute names again.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Facts {
+    pub ignition: Option<bool>,
+    pub fuel_pct: Option<f64>,
+    /// It carries alarms (`attr::ALARM`).
+    pub alarm: bool,
+    /// It carries OBD trouble codes (`attr::DTCS`).
+    pub dtcs: bool,
+}
+
+impl Facts {
+    /// A pass of its own, for records Ingest does not apply.
+    fn of(record: &Record) -> Facts {
+        let mut facts = Facts::default();
+        for (key, value) in record.attributes.iter() {
+            facts.note(key, value);
+        }
+        facts
+    }
+
+    fn note(&mut self, key: &str, value: &Value) {
+        match key {
+            attr::IGNITION => self.ignition = value.as_bool(),
+            attr::FUEL_LEVEL => self.fuel_pct = value.as_f64(),
+            attr::ALARM => self.alarm = true,
+            attr::DTCS => self.dtcs = true,
+            _ => {}
+        }
+    }
+}
+
+/// The [`Facts`] of the tick's records, by visit (as [`IngestOrder`]).
+#[derive(Resource, Debug, Default)]
+pub struct TickFacts(Vec<Facts>);
+
 /// What Ingest writes on a device.
 #[derive(QueryData)]
 #[query_data(mutable)]
@@ -160,8 +197,11 @@ pub fn apply_inputs(
     clock: Res<Clock>,
     presence: Res<PresenceTimeout>,
     mut touched: ResMut<Touched>,
+    mut facts: ResMut<TickFacts>,
     mut devices: Query<Target>,
 ) {
+    facts.0.clear();
+    facts.0.resize(order.order.len(), Facts::default());
     for (visit, &key) in order.order.iter().enumerate() {
         let at = input_at(key);
         let (Some(input), Some(Some(entity))) = (incoming.0.get(at), order.entities.get(at)) else {
@@ -173,7 +213,12 @@ pub fn apply_inputs(
         if matches!(input, Input::Record(_) | Input::Replayed(_)) {
             report(&mut target.reports, visit, &clock);
         }
-        apply(input, target, &clock, &presence);
+        if let (Some(record_facts), Some(slot)) = (
+            apply(input, target, &clock, &presence),
+            facts.0.get_mut(visit),
+        ) {
+            *slot = record_facts;
+        }
         touched.mark(*entity);
     }
     // The inputs stay until the tick ends: Detect reads the records.
@@ -183,7 +228,13 @@ pub fn apply_inputs(
     touched.0.dedup();
 }
 
-fn apply(input: &Input, mut target: TargetItem<'_, '_>, clock: &Clock, presence: &PresenceTimeout) {
+/// Applies one input; a record's [`Facts`] come back.
+fn apply(
+    input: &Input,
+    mut target: TargetItem<'_, '_>,
+    clock: &Clock,
+    presence: &PresenceTimeout,
+) -> Option<Facts> {
     let now_ms = clock.now_ms;
     match input {
         Input::Connected { protocol, .. } => {
@@ -196,6 +247,7 @@ fn apply(input: &Input, mut target: TargetItem<'_, '_>, clock: &Clock, presence:
                 target.device.protocol = protocol;
             }
             target.seen.set_if_neq(LastSeen(now_ms));
+            None
         }
         Input::Disconnected { .. } => {
             let connections = target.presence.connections.saturating_sub(1);
@@ -203,13 +255,14 @@ fn apply(input: &Input, mut target: TargetItem<'_, '_>, clock: &Clock, presence:
                 online: connections > 0,
                 connections,
             });
+            None
         }
         Input::Record(message) => {
             target.seen.set_if_neq(LastSeen(now_ms));
             if !target.presence.online {
                 target.presence.online = true;
             }
-            apply_record(&message.record, target, clock);
+            Some(apply_record(&message.record, target, clock))
         }
         Input::Replayed(message) => {
             let record = &message.record;
@@ -221,7 +274,7 @@ fn apply(input: &Input, mut target: TargetItem<'_, '_>, clock: &Clock, presence:
             if !target.presence.online && seen >= now_ms.saturating_sub(presence.after_ms) {
                 target.presence.online = true;
             }
-            apply_record(record, target, clock);
+            Some(apply_record(record, target, clock))
         }
     }
 }
@@ -244,6 +297,7 @@ pub struct TickRecords<'w> {
     incoming: Res<'w, Incoming>,
     order: Res<'w, IngestOrder>,
     clock: Res<'w, Clock>,
+    facts: Res<'w, TickFacts>,
 }
 
 impl TickRecords<'_> {
@@ -252,29 +306,49 @@ impl TickRecords<'_> {
         &self.clock
     }
 
-    /// The device's records of this tick, in arrival order (none when it
-    /// sent none).
-    pub fn of<'a>(&'a self, reports: &Reports) -> impl Iterator<Item = &'a DeviceMessage> + 'a {
+    /// The device's records of this tick with their [`Facts`], in arrival
+    /// order (none when it sent none).
+    pub fn of<'a>(
+        &'a self,
+        reports: &Reports,
+    ) -> impl Iterator<Item = (&'a DeviceMessage, Facts)> + 'a {
         let span = if reports.tick == self.clock.tick {
             reports.first as usize..reports.end as usize
         } else {
             0..0
         };
+        let first = span.start;
         let visits = self.order.order.get(span).unwrap_or_default();
-        visits
-            .iter()
-            .filter_map(|key| match self.incoming.0.get(input_at(*key)) {
-                Some(Input::Record(message) | Input::Replayed(message)) => Some(&**message),
+        visits.iter().enumerate().filter_map(move |(i, key)| {
+            match self.incoming.0.get(input_at(*key)) {
+                Some(Input::Record(message) | Input::Replayed(message)) => {
+                    let facts = self.facts.0.get(first + i).copied().unwrap_or_default();
+                    Some((&**message, facts))
+                }
                 _ => None,
-            })
+            }
+        })
+    }
+
+    /// Calls `f` with each of the device's records of this tick in device
+    /// time order. Devices send in order nearly always: only a device that
+    /// did not costs a sort.
+    pub fn each_in_time_order(&self, reports: &Reports, mut f: impl FnMut(&DeviceMessage, Facts)) {
+        if self.of(reports).map(|(m, _)| m.record.time_ms).is_sorted() {
+            self.of(reports).for_each(|(m, facts)| f(m, facts));
+        } else {
+            let mut all: Vec<_> = self.of(reports).collect();
+            all.sort_by_key(|(m, _)| m.record.time_ms);
+            all.into_iter().for_each(|(m, facts)| f(m, facts));
+        }
     }
 }
 
-fn apply_record(record: &Record, mut target: TargetItem<'_, '_>, clock: &Clock) {
+fn apply_record(record: &Record, mut target: TargetItem<'_, '_>, clock: &Clock) -> Facts {
     // Archived and out-of-order records belong to history, not to the
     // live state: the newest report wins.
     if record.archived || record.time_ms < target.last_fix.time_ms {
-        return;
+        return Facts::of(record);
     }
     if let Some(fix) = record.fix {
         let fix = LastFix {
@@ -295,7 +369,7 @@ fn apply_record(record: &Record, mut target: TargetItem<'_, '_>, clock: &Clock) 
         target.power,
         target.obd,
         target.custom,
-    );
+    )
 }
 
 fn apply_attributes(
@@ -304,12 +378,14 @@ fn apply_attributes(
     mut power: Mut<Power>,
     mut obd: Mut<Obd>,
     mut custom: Mut<CustomAttributes>,
-) {
+) -> Facts {
     let (mut new_power, mut new_obd) = (*power, *obd);
+    let mut facts = Facts::default();
     for (key, value) in record.attributes.entries() {
         let number = value.as_f64();
         let slot = match key.as_ref() {
             attr::IGNITION => {
+                facts.ignition = value.as_bool();
                 ignition.set_if_neq(Ignition(value.as_bool()));
                 continue;
             }
@@ -319,12 +395,16 @@ fn apply_attributes(
             attr::RPM => &mut new_obd.rpm,
             attr::COOLANT_TEMP => &mut new_obd.coolant_temp_c,
             attr::ENGINE_LOAD => &mut new_obd.engine_load_pct,
-            attr::FUEL_LEVEL => &mut new_obd.fuel_level_pct,
+            attr::FUEL_LEVEL => {
+                facts.fuel_pct = number;
+                &mut new_obd.fuel_level_pct
+            }
             attr::THROTTLE => &mut new_obd.throttle_pct,
             attr::OBD_SPEED => &mut new_obd.obd_speed_kmh,
             attr::OBD_ODOMETER => &mut new_obd.odometer_m,
             attr::FAULT_COUNT => &mut new_obd.fault_count,
-            _ => {
+            other => {
+                facts.note(other, value);
                 set_custom(&mut custom, key, value);
                 continue;
             }
@@ -335,6 +415,7 @@ fn apply_attributes(
     }
     power.set_if_neq(new_power);
     obd.set_if_neq(new_obd);
+    facts
 }
 
 // A `Cow` rather than `&str`: cloning it keeps the decoders' static names

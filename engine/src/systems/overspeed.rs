@@ -70,15 +70,13 @@ pub fn detect_overspeed(
     }
     let now_ms = records.clock().now_ms;
     for (entity, reports, mut speeding, open) in &mut devices {
-        let mut fixes: Vec<_> = records
-            .of(reports)
-            .filter(|m| m.record.fix.is_some_and(|f| f.valid))
-            .map(|m| &m.record)
-            .collect();
-        fixes.sort_by_key(|r| r.time_ms);
-        for record in fixes {
-            let (Some(fix), true) = (record.fix, record.time_ms > speeding.last_ms) else {
-                continue;
+        records.each_in_time_order(reports, |message, _| {
+            let record = &message.record;
+            let Some(fix) = record
+                .fix
+                .filter(|f| f.valid && record.time_ms > speeding.last_ms)
+            else {
+                return;
             };
             speeding.last_ms = record.time_ms;
             let over = limit_at(&rules, &fences, fix.lat, fix.lon)
@@ -92,7 +90,7 @@ pub fn detect_overspeed(
                 }
                 speeding.raised = false;
                 speeding.max_kmh = 0.0;
-                continue;
+                return;
             };
             let since = *speeding.since_ms.get_or_insert(record.time_ms);
             speeding.max_kmh = speeding.max_kmh.max(fix.speed_kmh);
@@ -116,6 +114,6 @@ pub fn detect_overspeed(
                     details,
                 );
             }
-        }
+        });
     }
 }

@@ -14,13 +14,13 @@
 //! messages, and a trip leaves the world once it is closed.
 
 use bevy_ecs::prelude::*;
-use drover_protocols::model::{DeviceId, attr};
+use drover_protocols::model::DeviceId;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::components::{Device, LastFix, Reports};
 use crate::systems::Touched;
-use crate::systems::ingest::{DeviceIndex, TickRecords};
+use crate::systems::ingest::{DeviceIndex, Facts, TickRecords};
 use crate::systems::motion::{MAX_PLAUSIBLE_KMH, haversine_m};
 
 /// When a vehicle counts as driving and how long a stop ends a trip.
@@ -213,7 +213,11 @@ pub fn detect_trips(
 ) {
     for (entity, device, reports, mut trips) in &mut devices {
         samples.clear();
-        samples.extend(records.of(reports).filter_map(|m| sample(&m.record)));
+        samples.extend(
+            records
+                .of(reports)
+                .filter_map(|(m, facts)| sample(&m.record, facts)),
+        );
         // Bookkeeping, not shown: only a trip opening or closing changes
         // what Emit publishes of the device.
         trips.bypass_change_detection().heard_ms = Some(records.clock().now_ms);
@@ -372,17 +376,8 @@ fn extend(trip: &mut Trip, sample: &Sample, moving: bool) {
     trip.last_moving = moving;
 }
 
-fn sample(record: &drover_protocols::model::Record) -> Option<Sample> {
+fn sample(record: &drover_protocols::model::Record, facts: Facts) -> Option<Sample> {
     let fix = record.fix.as_ref().filter(|fix| fix.valid)?;
-    let (mut ignition, mut fuel_pct) = (None, None);
-    // One pass: a record carries a dozen attributes or more.
-    for (name, value) in record.attributes.iter() {
-        match name {
-            attr::IGNITION => ignition = value.as_bool(),
-            attr::FUEL_LEVEL => fuel_pct = value.as_f64(),
-            _ => {}
-        }
-    }
     Some(Sample {
         at: Place {
             time_ms: record.time_ms,
@@ -390,8 +385,8 @@ fn sample(record: &drover_protocols::model::Record) -> Option<Sample> {
             lon: fix.lon,
         },
         speed_kmh: fix.speed_kmh,
-        ignition,
-        fuel_pct,
+        ignition: facts.ignition,
+        fuel_pct: facts.fuel_pct,
     })
 }
 
