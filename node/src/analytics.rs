@@ -1,7 +1,8 @@
 //! Where the engine's analytics go once the tick produced them: closed trips
 //! and every change of an alert are stored on the history backend, then
 //! published on MQTT, `{prefix}/devices/{id}/trip` (opened trips too) and
-//! `{prefix}/devices/{id}/alert`.
+//! `{prefix}/devices/{id}/alert`; alert changes then go to the notification
+//! rules they match (`notifications.rs`).
 //!
 //! The engine never waits for this: it queues its outputs
 //! ([`drover_engine::outputs::DeltaQueue`], oldest dropped and counted). A
@@ -25,6 +26,7 @@ use drover_mqtt::payload::{PlacePayload, Rfc3339Ms, TripPayload};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::notifications::Notifications;
 use crate::{alerts, trips};
 
 /// How long a stopping node keeps handling the outputs still queued.
@@ -146,6 +148,7 @@ pub struct Outputs {
     pub store: AnalyticsStore,
     pub queue: flume::Receiver<Delta>,
     pub handled: Handled,
+    pub notifications: Notifications,
 }
 
 impl Outputs {
@@ -210,6 +213,7 @@ impl Outputs {
             if let Err(error) = self.publisher.alert(&alerts::payload(alert)).await {
                 warn!(%error, imei = %alert.device, alert = %alert.id, "alert not published");
             }
+            self.notifications.alert(alert).await;
         }
         self.handled.add(batch.len());
         batch.clear();

@@ -31,6 +31,7 @@ pub struct Config {
     pub storage: StorageSection,
     pub commands: CommandsSection,
     pub analytics: AnalyticsSection,
+    pub notifications: drover_notify::NotifyConfig,
 }
 
 impl Default for Config {
@@ -46,6 +47,7 @@ impl Default for Config {
             storage: StorageSection::default(),
             commands: CommandsSection::default(),
             analytics: AnalyticsSection::default(),
+            notifications: drover_notify::NotifyConfig::default(),
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct Parts {
     pub commands: Arc<CommandStats>,
     /// The live stream's clients and what they were sent.
     pub stream: Arc<StreamStats>,
+    /// What became of webhook and email notifications.
+    pub notifications: Arc<drover_notify::NotifyStats>,
 }
 
 impl Parts {
@@ -285,6 +287,12 @@ pub fn health(parts: &Parts) -> Value {
             "dropped_clients": parts.stream.dropped.load(Relaxed),
             "unresponsive_clients": parts.stream.unresponsive.load(Relaxed),
             "refused_clients": parts.stream.refused.load(Relaxed),
+        },
+        "notifications": {
+            "delivered": parts.notifications.delivered.load(Relaxed),
+            "retried": parts.notifications.retried.load(Relaxed),
+            "failed": parts.notifications.failed.load(Relaxed),
+            "dropped": parts.notifications.dropped.load(Relaxed),
         },
     })
 }

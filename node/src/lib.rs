@@ -42,6 +42,7 @@ mod history;
 pub mod http;
 mod metrics;
 pub mod node;
+mod notifications;
 pub mod pipeline;
 pub mod rlimit;
 mod sinks;

@@ -38,7 +38,8 @@ impl Collector for NodeCollector {
         sinks(e, parts)?;
         mqtt(e, parts)?;
         commands(e, parts)?;
-        stream(e, parts)
+        stream(e, parts)?;
+        notifications(e, parts)
     }
 }
 
@@ -417,6 +418,35 @@ fn stream(e: &mut DescriptorEncoder, parts: &Parts) -> fmt::Result {
         "stream_clients_unresponsive",
         "Live stream clients closed for answering no ping",
         s.unresponsive.load(Relaxed),
+    )
+}
+
+/// Webhook and email notifications.
+fn notifications(e: &mut DescriptorEncoder, parts: &Parts) -> fmt::Result {
+    let n = &parts.notifications;
+    counter(
+        e,
+        "notifications_delivered",
+        "Notifications delivered by webhook or email",
+        n.delivered.load(Relaxed),
+    )?;
+    counter(
+        e,
+        "notifications_retried",
+        "Notification tries after a failed one",
+        n.retried.load(Relaxed),
+    )?;
+    counter(
+        e,
+        "notifications_failed",
+        "Notifications given up: refused, or out of tries",
+        n.failed.load(Relaxed),
+    )?;
+    counter(
+        e,
+        "notifications_dropped",
+        "Notifications not queued: the delivery queue was full",
+        n.dropped.load(Relaxed),
     )
 }
 

@@ -60,6 +60,7 @@ pub struct Node {
     /// Publishes trips; stops with the status publisher.
     analytics_task: JoinHandle<()>,
     geofence_task: JoinHandle<()>,
+    notify_workers: Vec<JoinHandle<()>>,
     status_shutdown: CancellationToken,
     mqtt_tasks: Vec<JoinHandle<()>>,
     mqtt_shutdown: CancellationToken,
@@ -139,11 +140,19 @@ impl Node {
             engine.status.clone(),
             status_shutdown.clone(),
         ));
+        let (notifier, notify_workers) = drover_notify::Notifier::start(&config.notifications)?;
+        let notify_stats = notifier.stats();
+        let email = notifier.email();
         let analytics = crate::analytics::Outputs {
             publisher: publisher.clone(),
             store: durable.analytics.clone(),
             queue: engine.analytics.receiver(),
             handled: handled.clone(),
+            notifications: crate::notifications::Notifications {
+                notifier,
+                catalog: Arc::clone(&access.catalog),
+                publisher: publisher.clone(),
+            },
         };
         let analytics_task = tokio::spawn(analytics.run(status_shutdown.clone()));
         let geofence_task = tokio::spawn(crate::geofences::follow(
@@ -212,6 +221,7 @@ impl Node {
             commit_ms: config.journal.commit_ms,
             commands: Arc::clone(&commands.service.stats),
             stream: stream_stats,
+            notifications: notify_stats,
         });
         let mut metrics = drover_api::metrics::Metrics::new(config.auth.public_metrics);
         metrics.register_collector(Box::new(crate::metrics::NodeCollector(Arc::clone(&parts))));
@@ -234,6 +244,7 @@ impl Node {
             limits: config.http.limits(),
             snapshots: Arc::default(),
             alerts: drover_api::Alerts {
+                email,
                 desk: engine.alerts.clone(),
                 stored: {
                     let (handled, queue) = (handled.clone(), engine.analytics.clone());
@@ -265,6 +276,7 @@ impl Node {
             status_task,
             analytics_task,
             geofence_task,
+            notify_workers,
             status_shutdown,
             mqtt_tasks: vec![mqtt_task, records_mqtt_task, commands.mqtt_task],
             broker,
@@ -313,6 +325,10 @@ impl Node {
         self.status_task.await?;
         self.analytics_task.await?;
         self.geofence_task.await?;
+        // Deliveries still retrying are given up: notifications are not durable.
+        for worker in self.notify_workers {
+            worker.abort();
+        }
         self.publisher.wait_acked(DRAIN_TIMEOUT).await;
         self.publisher.disconnect().await;
         self.records_publisher.disconnect().await;

@@ -23,6 +23,13 @@ const ROUTES: &[(&str, &str, Option<&str>, &str)] = &[
     ("GET", "/api/v1/devices/{dev}/positions", None, "viewer"),
     ("GET", "/api/v1/devices/{dev}/trips", None, "viewer"),
     ("GET", "/api/v1/alerts", None, "viewer"),
+    ("GET", "/api/v1/notifications", None, "operator"),
+    (
+        "POST",
+        "/api/v1/notifications",
+        Some(r#"{"name":"bus","channel":{"type":"mqtt"}}"#),
+        "admin",
+    ),
     ("GET", "/api/v1/groups", None, "viewer"),
     ("GET", "/api/v1/groups/{grp}", None, "viewer"),
     ("GET", "/api/v1/geofences", None, "viewer"),

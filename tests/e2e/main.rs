@@ -17,6 +17,7 @@ mod geofences;
 mod influxdb;
 mod metrics;
 mod mqtt;
+mod notifications;
 mod openapi;
 mod outage;
 mod stream;

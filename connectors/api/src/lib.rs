@@ -76,6 +76,8 @@ pub struct Api {
 /// Operators' way to the engine's alerts.
 #[derive(Clone)]
 pub struct Alerts {
+    /// Whether email notifications can be sent (an SMTP relay is set).
+    pub email: bool,
     pub desk: drover_engine::AlertDesk,
     /// How many of the engine's analytics outputs are stored (see
     /// [`drover_engine::Answer::analytics_through`]).

@@ -3,7 +3,7 @@
 //! What the operators of a Drover node configure, as opposed to what devices
 //! report: users and their roles, API keys for integrations, the device
 //! registry (which trackers may connect, with their names and groups),
-//! groups and geofences. Small, read on every request and every device
+//! groups, geofences and notification rules. Small, read on every request and every device
 //! login, written rarely — so every table lives in memory and is written
 //! through to fjall with an fsync before a change is acknowledged
 //! (`data_dir/catalog`).
@@ -164,6 +164,42 @@ pub enum Area {
     },
 }
 
+/// Who is told about which alerts, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationRule {
+    pub id: String,
+    pub name: String,
+    /// Alert kinds it applies to; empty: every kind.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Devices it applies to; with `groups` empty too: every device.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// Groups whose devices it applies to.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The alert states that notify (`open`, `acknowledged`, `closed`).
+    pub states: Vec<String>,
+    pub channel: Channel,
+    pub created_ms: i64,
+}
+
+/// Where a notification goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Channel {
+    /// An HTTP POST of the alert's JSON, signed with `secret` when set.
+    Webhook {
+        url: String,
+        #[serde(default)]
+        secret: Option<String>,
+    },
+    /// An email to each address, through the node's SMTP relay.
+    Email { to: Vec<String> },
+    /// The alert's JSON on `{prefix}/notifications/{rule id}`.
+    Mqtt,
+}
+
 /// May a tracker that identified itself as some id be served?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -179,6 +215,7 @@ pub struct Catalog {
     pub devices: Table<Device>,
     pub groups: Table<Group>,
     pub geofences: Table<Geofence>,
+    pub notifications: Table<NotificationRule>,
     /// Node secrets (the token signing key), by name.
     pub secrets: Table<Vec<u8>>,
     /// Trackers refused because they are not registered (in memory).
@@ -210,6 +247,7 @@ impl Catalog {
             devices: Table::load(table("devices")?)?,
             groups: Table::load(table("groups")?)?,
             geofences: Table::load(table("geofences")?)?,
+            notifications: Table::load(table("notifications")?)?,
             secrets: Table::load(table("secrets")?)?,
             unknown: UnknownDevices::default(),
         };

@@ -166,6 +166,13 @@ pub fn status(prefix: &str, device: &str, online: bool) -> (String, &'static [u8
 
 /// `{prefix}/devices/{device}/command/result`: the outcome of a command,
 /// as JSON the node composes.
+/// `{prefix}/notifications/{rule}`: where a notification rule with an MQTT
+/// channel publishes the alerts it matches. Rule ids are the server's own
+/// (`nr_…`), never a wildcard.
+pub fn notification_topic(prefix: &str, rule: &str) -> String {
+    format!("{prefix}/notifications/{rule}")
+}
+
 pub fn command_result_topic(prefix: &str, device: &str) -> String {
     device_topic(prefix, device, "command/result")
 }

@@ -177,6 +177,13 @@ impl Publisher {
         self.send(topic, body, false).await
     }
 
+    /// Publishes an alert (its JSON, `json`) for the notification rule
+    /// `rule` on `{prefix}/notifications/{rule}`.
+    pub async fn notification(&self, rule: &str, json: Vec<u8>) -> Result<(), MqttError> {
+        let topic = payload::notification_topic(&self.prefix, rule);
+        self.send(topic, json, false).await
+    }
+
     /// Publishes the result of a command on
     /// `{prefix}/devices/{device}/command/result`; `json` is what the node
     /// composed. Meant for the [`Role::Main`] connection, whose event loop

@@ -10,6 +10,7 @@ mod feed;
 mod geofences;
 mod groups;
 mod metrics;
+mod notifications;
 mod stream;
 mod system;
 mod trips;
@@ -42,6 +43,7 @@ use crate::error::ApiError;
         devices::list, devices::create, devices::one, devices::patch, devices::remove,
         devices::unknown, devices::positions, trips::trips, stream::stream,
         alerts::list, alerts::acknowledge, alerts::close,
+        notifications::list, notifications::create, notifications::one, notifications::remove,
         groups::list, groups::create, groups::one, groups::patch, groups::remove,
         geofences::list, geofences::create, geofences::one, geofences::patch, geofences::remove,
         feed::feed,
@@ -55,6 +57,7 @@ use crate::error::ApiError;
         (name = "devices", description = "The device registry, live state and history"),
         (name = "trips", description = "Trips: from where a vehicle started to where it stopped"),
         (name = "alerts", description = "Alerts: raised by the engine, acknowledged and closed by operators"),
+        (name = "notifications", description = "Who is told about which alerts: webhooks, email, MQTT"),
         (name = "groups", description = "Groups of devices"),
         (name = "geofences", description = "Areas on the map: circles and polygons"),
         (name = "feed", description = "Every committed record once, in order, for integrators"),
@@ -92,6 +95,7 @@ pub fn router(api: Api) -> Router {
         .merge(devices::routes())
         .merge(trips::routes())
         .merge(alerts::routes())
+        .merge(notifications::routes())
         .merge(groups::routes())
         .merge(geofences::routes())
         .merge(commands::routes())

@@ -1,0 +1,234 @@
+//! The delivery queue and its workers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use drover_catalog::{Channel, NotificationRule};
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+
+use crate::NotifyError;
+use crate::email::{self, Mailer};
+use crate::rules::Notice;
+use crate::webhook::{self, Outcome};
+
+/// `[notifications]`: how deliveries are made and retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Tries per delivery, the first included.
+    pub attempts: u32,
+    /// The wait before the second try; each next wait doubles (up to a minute).
+    pub first_retry_ms: u64,
+    /// One webhook request, connection included.
+    pub timeout_secs: u64,
+    /// Deliveries waiting at most; more are dropped and counted.
+    pub queue: usize,
+    /// Deliveries under way at once.
+    pub workers: usize,
+    pub smtp: SmtpConfig,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            attempts: 5,
+            first_retry_ms: 1_000,
+            timeout_secs: 10,
+            queue: 10_000,
+            workers: 4,
+            smtp: SmtpConfig::default(),
+        }
+    }
+}
+
+/// `[notifications.smtp]`: the relay email goes through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Empty: no email (rules with an email channel are refused).
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The sender, e.g. `Drover <drover@example.com>`.
+    pub from: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: 25,
+            username: None,
+            password: None,
+            from: "Drover <drover@localhost>".to_owned(),
+        }
+    }
+}
+
+/// What became of deliveries.
+#[derive(Debug, Default)]
+pub struct NotifyStats {
+    pub delivered: AtomicU64,
+    /// Tries after a failed one.
+    pub retried: AtomicU64,
+    /// Given up: refused, or out of tries.
+    pub failed: AtomicU64,
+    /// Not queued: the queue was full.
+    pub dropped: AtomicU64,
+}
+
+struct Job {
+    rule: String,
+    channel: Channel,
+    notice: Arc<Notice>,
+}
+
+/// Hands deliveries to its workers; never waits. Dropping it (and letting
+/// the queue drain) ends the workers.
+pub struct Notifier {
+    queue: flume::Sender<Job>,
+    stats: Arc<NotifyStats>,
+    email: bool,
+}
+
+struct Worker {
+    http: reqwest::Client,
+    mailer: Option<Arc<Mailer>>,
+    config: NotifyConfig,
+    stats: Arc<NotifyStats>,
+}
+
+impl Notifier {
+    /// Starts the workers on the current tokio runtime.
+    pub fn start(config: &NotifyConfig) -> Result<(Notifier, Vec<JoinHandle<()>>), NotifyError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(config.timeout_secs.max(1)))
+            .build()
+            .map_err(|error| NotifyError::Config(format!("HTTP client: {error}")))?;
+        let mailer = mailer(&config.smtp)?.map(Arc::new);
+        let stats = Arc::new(NotifyStats::default());
+        let (queue, jobs) = flume::bounded(config.queue.max(1));
+        let workers = (0..config.workers.max(1))
+            .map(|_| {
+                let worker = Worker {
+                    http: http.clone(),
+                    mailer: mailer.clone(),
+                    config: config.clone(),
+                    stats: Arc::clone(&stats),
+                };
+                let jobs: flume::Receiver<Job> = jobs.clone();
+                tokio::spawn(async move {
+                    while let Ok(job) = jobs.recv_async().await {
+                        worker.deliver(job).await;
+                    }
+                })
+            })
+            .collect();
+        let notifier = Notifier {
+            queue,
+            stats,
+            email: mailer.is_some(),
+        };
+        Ok((notifier, workers))
+    }
+
+    /// Queues the delivery of `notice` by `rule`'s webhook or email
+    /// channel (an MQTT channel is the caller's).
+    pub fn send(&self, rule: &NotificationRule, notice: Arc<Notice>) {
+        if matches!(rule.channel, Channel::Mqtt) {
+            return;
+        }
+        let job = Job {
+            rule: rule.id.clone(),
+            channel: rule.channel.clone(),
+            notice,
+        };
+        if self.queue.try_send(job).is_err() {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(rule = %rule.id, "notification dropped: the delivery queue is full");
+        }
+    }
+
+    /// Whether email can be sent (an SMTP relay is configured).
+    pub fn email(&self) -> bool {
+        self.email
+    }
+
+    pub fn stats(&self) -> Arc<NotifyStats> {
+        Arc::clone(&self.stats)
+    }
+}
+
+fn mailer(smtp: &SmtpConfig) -> Result<Option<Mailer>, NotifyError> {
+    if smtp.host.is_empty() {
+        return Ok(None);
+    }
+    let from: Mailbox = smtp
+        .from
+        .parse()
+        .map_err(|error| NotifyError::Config(format!("smtp.from {:?}: {error}", smtp.from)))?;
+    let mut transport =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host).port(smtp.port);
+    if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
+        transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    Ok(Some(Mailer {
+        transport: transport.build(),
+        from,
+    }))
+}
+
+impl Worker {
+    async fn deliver(&self, job: Job) {
+        let timeout = Duration::from_secs(self.config.timeout_secs.max(1));
+        let mut wait = Duration::from_millis(self.config.first_retry_ms);
+        for attempt in 1..=self.config.attempts.max(1) {
+            let (error, again) = match self.attempt(&job, timeout).await {
+                Ok(()) => {
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(failed) => failed,
+            };
+            if !again || attempt == self.config.attempts.max(1) {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(rule = %job.rule, alert = %job.notice.id, attempt, %error,
+                    "notification not delivered; giving up");
+                return;
+            }
+            tracing::info!(rule = %job.rule, alert = %job.notice.id, attempt, %error,
+                retry_in_ms = wait.as_millis() as u64, "notification not delivered; retrying");
+            self.stats.retried.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(60));
+        }
+    }
+
+    /// One try: `Err` with why and whether another may help.
+    async fn attempt(&self, job: &Job, timeout: Duration) -> Result<(), (String, bool)> {
+        match &job.channel {
+            Channel::Webhook { url, secret } => {
+                match webhook::post(&self.http, url, secret.as_deref(), &job.notice, timeout).await
+                {
+                    Outcome::Delivered => Ok(()),
+                    Outcome::Retry(why) => Err((why, true)),
+                    Outcome::Refused(why) => Err((why, false)),
+                }
+            }
+            Channel::Email { to } => match &self.mailer {
+                Some(mailer) => email::send(mailer, to, &job.notice).await,
+                None => Err((
+                    "no SMTP relay is configured ([notifications.smtp] host)".to_owned(),
+                    false,
+                )),
+            },
+            Channel::Mqtt => Ok(()),
+        }
+    }
+}

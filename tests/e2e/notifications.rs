@@ -1,0 +1,325 @@
+//! Notifications with the real binary: rules made through the API send an
+//! SOS alert to a local webhook receiver (signed, retried after a 500), to
+//! a local SMTP sink as an email, and over MQTT (read by `mosquitto_sub`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use drover_protocols::model::{Fix, Record, RecordKind, attr, now_ms};
+use serde_json::{Value, json};
+
+use crate::support::{self, Subscriber, admin_token, assert_error, http, login_as};
+use crate::trips::{IMEI, Tracker};
+
+/// One HTTP request as the receiver got it.
+#[derive(Debug, Clone)]
+struct Request {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A webhook receiver on loopback that answers 500 to the first request
+/// and 200 to the others, one request per connection.
+fn webhook_receiver() -> (u16, Arc<Mutex<Vec<Request>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&got);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let Some(request) = read_request(&stream) else {
+                continue;
+            };
+            let mut seen = seen.lock().expect("the requests");
+            seen.push(request);
+            let status = if seen.len() == 1 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    (port, got)
+}
+
+fn read_request(stream: &TcpStream) -> Option<Request> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).ok()?;
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':')?;
+        headers.push((name.trim().to_owned(), value.trim().to_owned()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request { headers, body })
+}
+
+/// An SMTP sink on loopback: accepts every message and keeps its data.
+fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let mail = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&mail);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            if let Some(message) = smtp_session(stream) {
+                kept.lock().expect("the mail").push(message);
+            }
+        }
+    });
+    (port, mail)
+}
+
+fn smtp_session(stream: TcpStream) -> Option<String> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut writer = stream.try_clone().ok()?;
+    let mut reader = BufReader::new(stream);
+    writer.write_all(b"220 sink ESMTP\r\n").ok()?;
+    let (mut line, mut message) = (String::new(), None);
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return message;
+        }
+        let command = line.trim_end().to_ascii_uppercase();
+        let reply: &[u8] = if command.starts_with("EHLO") || command.starts_with("HELO") {
+            b"250 sink\r\n"
+        } else if command.starts_with("DATA") {
+            writer.write_all(b"354 go on\r\n").ok()?;
+            let mut data = String::new();
+            loop {
+                line.clear();
+                reader.read_line(&mut line).ok()?;
+                if line.trim_end() == "." {
+                    break;
+                }
+                data.push_str(&line);
+            }
+            message = Some(data);
+            b"250 kept\r\n"
+        } else if command.starts_with("QUIT") {
+            let _ = writer.write_all(b"221 bye\r\n");
+            return message;
+        } else {
+            b"250 ok\r\n"
+        };
+        writer.write_all(reply).ok()?;
+    }
+}
+
+fn sos(time_ms: i64) -> Record {
+    let mut record = Record {
+        time_ms,
+        kind: RecordKind::Alarm,
+        fix: Some(Fix {
+            lat: 54.68,
+            lon: 25.28,
+            speed_kmh: 0.0,
+            course_deg: 0.0,
+            altitude_m: None,
+            satellites: Some(9),
+            valid: true,
+        }),
+        ..Record::default()
+    };
+    record.attributes.set(attr::ALARM, "sos");
+    record
+}
+
+#[test]
+fn an_alert_reaches_a_webhook_an_inbox_and_an_mqtt_topic() {
+    let (hook_port, hooks) = webhook_receiver();
+    let (smtp_port, mail) = smtp_sink();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let settings = vec![
+        "notifications.smtp.host=127.0.0.1".to_owned(),
+        format!("notifications.smtp.port={smtp_port}"),
+        "notifications.first_retry_ms=200".to_owned(),
+    ];
+    let (_node, ports) = support::drover_serve(dir.path(), &settings);
+    let admin = admin_token(ports.http);
+    let create = |body: Value| {
+        http(
+            ports.http,
+            "POST",
+            "/api/v1/notifications",
+            Some(&admin),
+            Some(&body),
+        )
+    };
+
+    let webhook = json!({"name": "dispatch", "kinds": ["sos"],
+        "channel": {"type": "webhook", "url": format!("http://127.0.0.1:{hook_port}/hook"), "secret": "s3cret"}});
+    let (status, hook_rule) = create(webhook);
+    assert_eq!(status, 201, "{hook_rule}");
+    assert_eq!(hook_rule["signed"], true);
+    assert!(
+        !hook_rule.to_string().contains("s3cret"),
+        "the secret is never shown"
+    );
+    let (status, mail_rule) = create(json!({"name": "ops mail", "devices": [IMEI],
+        "channel": {"type": "email", "to": ["ops@example.com"]}}));
+    assert_eq!(status, 201, "{mail_rule}");
+    let (status, mqtt_rule) =
+        create(json!({"name": "bus", "states": ["open", "closed"], "channel": {"type": "mqtt"}}));
+    assert_eq!(status, 201, "{mqtt_rule}");
+    let mqtt_id = mqtt_rule["id"].as_str().expect("an id").to_owned();
+
+    // Bad rules, and who may make them.
+    for (bad, why) in [
+        (
+            json!({"name": "x", "channel": {"type": "webhook", "url": "ftp://example.com"}}),
+            "scheme",
+        ),
+        (
+            json!({"name": "x", "states": ["shut"], "channel": {"type": "mqtt"}}),
+            "state",
+        ),
+        (
+            json!({"name": "x", "kinds": ["Not Snake"], "channel": {"type": "mqtt"}}),
+            "kind",
+        ),
+        (
+            json!({"name": "x", "groups": ["nowhere"], "channel": {"type": "mqtt"}}),
+            "group",
+        ),
+        (
+            json!({"name": "x", "channel": {"type": "email", "to": ["not an address"]}}),
+            "address",
+        ),
+    ] {
+        assert_error(&create(bad), 422, "unprocessable", why);
+    }
+    let operator = json!({"username": "olga", "password": "olga's password", "role": "operator"});
+    assert_eq!(
+        http(
+            ports.http,
+            "POST",
+            "/api/v1/users",
+            Some(&admin),
+            Some(&operator)
+        )
+        .0,
+        201
+    );
+    let olga = login_as(ports.http, "olga", "olga's password");
+    let refused = http(
+        ports.http,
+        "POST",
+        "/api/v1/notifications",
+        Some(&olga),
+        Some(&json!({"name": "x", "channel": {"type": "mqtt"}})),
+    );
+    assert_error(&refused, 403, "forbidden", "an operator creates a rule");
+    let (status, listed) = http(
+        ports.http,
+        "GET",
+        "/api/v1/notifications",
+        Some(&olga),
+        None,
+    );
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["notifications"].as_array().map(Vec::len), Some(3));
+
+    let subscriber = Subscriber::start(dir.path(), ports.mqtt, &["drover/notifications/+"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut tracker = Tracker::connect(ports.teltonika, now_ms());
+    tracker.send_records(&[sos(now_ms() - 1_000)]);
+
+    assert!(
+        support::eventually(Duration::from_secs(20), || hooks
+            .lock()
+            .expect("hooks")
+            .len()
+            >= 2),
+        "the webhook is tried again after its 500: {:?}",
+        hooks.lock().expect("hooks")
+    );
+    let delivered = hooks.lock().expect("hooks")[1].clone();
+    let alert: Value = serde_json::from_slice(&delivered.body).expect("JSON");
+    assert_eq!(
+        (alert["kind"].as_str(), alert["state"].as_str()),
+        (Some("sos"), Some("open"))
+    );
+    assert_eq!(
+        delivered.header("x-drover-signature"),
+        Some(drover_notify::signature("s3cret", &delivered.body).as_str()),
+        "signed with the rule's secret"
+    );
+    assert_eq!(delivered.header("x-drover-event"), Some("alert"));
+
+    assert!(
+        support::eventually(Duration::from_secs(20), || !mail
+            .lock()
+            .expect("mail")
+            .is_empty()),
+        "no email reached the sink"
+    );
+    let message = mail.lock().expect("mail")[0].clone();
+    assert!(message.contains("To: ops@example.com"), "{message}");
+    assert!(
+        message.contains("Subject: [Drover] critical: sos on"),
+        "{message}"
+    );
+    assert!(message.contains(IMEI), "{message}");
+
+    let topic = format!("drover/notifications/{mqtt_id}");
+    assert!(
+        support::eventually(Duration::from_secs(10), || {
+            subscriber
+                .messages()
+                .iter()
+                .any(|(t, a)| *t == topic && a["kind"] == "sos")
+        }),
+        "nothing on {topic}: {:?}",
+        subscriber.messages()
+    );
+    let (_, health) = support::http_get(ports.http, "/health");
+    let counts = &health["notifications"];
+    assert!(counts["delivered"].as_u64() >= Some(2), "{health}");
+    assert!(counts["retried"].as_u64() >= Some(1), "{health}");
+
+    let id = mqtt_rule["id"].as_str().expect("an id");
+    let path = format!("/api/v1/notifications/{id}");
+    assert_eq!(http(ports.http, "DELETE", &path, Some(&admin), None).0, 204);
+    assert_error(
+        &http(ports.http, "GET", &path, Some(&admin), None),
+        404,
+        "not_found",
+        "deleted",
+    );
+}
