@@ -49,6 +49,8 @@ pub enum Delta {
     Trip(Box<TripSummary>),
     /// An alert opened, was acknowledged or closed.
     Alert(Box<AlertSummary>),
+    /// Attributes a system derived, as a record of their own.
+    Derived(Arc<DeviceMessage>),
 }
 
 /// The live state of one device, as the API and the dashboard see it.

@@ -44,8 +44,8 @@ pub use desk::{AlertDesk, Answer, DeskError};
 pub use io::{Delta, DeviceState, Input};
 pub use snapshot::Snapshot;
 pub use tick::{
-    AlertConfig, Engine, EngineConfig, Executor, RestoreError, Tick, TickSet, default_threads,
-    init_compute_pool,
+    AlertConfig, Engine, EngineConfig, Executor, Plugin, RestoreError, Tick, TickSet,
+    default_threads, init_compute_pool,
 };
 pub use view::{Fleet, LiveView};
 

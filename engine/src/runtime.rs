@@ -418,6 +418,10 @@ impl TickLoop {
                     self.outputs.analytics.push(delta);
                     self.analytics_pushed += 1;
                 }
+                Delta::Derived(_) => {
+                    self.outputs.analytics.push(delta);
+                    self.analytics_pushed += 1;
+                }
             }
         }
         view.publish();

@@ -23,7 +23,7 @@ use crate::systems::overspeed::{self, OverspeedRules};
 use crate::systems::presence::{self, PresenceTimeout};
 use crate::systems::retention::{self, ForgetAfter};
 use crate::systems::trips::{self, Trip, TripChanged, TripRules, TripSummary};
-use crate::systems::{Touched, alarms, motion};
+use crate::systems::{Touched, alarms, derived, motion};
 
 /// The schedule run once per tick.
 #[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
@@ -112,6 +112,15 @@ pub fn init_compute_pool(threads: usize) -> &'static ComputeTaskPool {
     })
 }
 
+/// Analytics of your own, added to the engine as one: its systems (in
+/// [`TickSet::Analyze`], usually) and the resources they read. Its
+/// systems see every record ([`crate::systems::ingest::TickRecords`]),
+/// devices' components, trips, and raise alerts and derive attributes like
+/// the built-in ones (`Deferred<RaiseAlerts>`, `Deferred<SetAttributes>`).
+pub trait Plugin: Send + Sync {
+    fn build(&self, engine: &mut Engine);
+}
+
 /// The live fleet state and the systems that update it.
 pub struct Engine {
     world: World,
@@ -163,6 +172,8 @@ impl Engine {
         // Emit drains these every tick, so no message update system is needed.
         world.init_resource::<Messages<TripChanged>>();
         world.init_resource::<Messages<alerts::AlertChanged>>();
+        world.init_resource::<derived::Writes>();
+        world.init_resource::<Messages<derived::AttributesDerived>>();
 
         let mut schedule = Schedule::new(Tick);
         match config.executor {
@@ -227,7 +238,11 @@ impl Engine {
         }
         // What detectors and user systems raised, settled before it goes out.
         schedule.add_systems(
-            (alerts::settle_alerts, emit::emit_changes)
+            (
+                alerts::settle_alerts,
+                derived::settle_attributes,
+                emit::emit_changes,
+            )
                 .chain()
                 .in_set(TickSet::Emit),
         );
@@ -236,6 +251,18 @@ impl Engine {
             schedule,
             position: 0,
         }
+    }
+
+    /// Adds a plugin's systems and resources.
+    pub fn add_plugin(&mut self, plugin: &dyn Plugin) -> &mut Self {
+        plugin.build(self);
+        self
+    }
+
+    /// Adds (or replaces) a resource systems read, e.g. a plugin's settings.
+    pub fn insert_resource<R: Resource>(&mut self, resource: R) -> &mut Self {
+        self.world.insert_resource(resource);
+        self
     }
 
     /// Adds systems to a set, typically [`TickSet::Analyze`]: the extension point.

@@ -326,6 +326,7 @@ fn devices_silent_past_forget_after_leave_the_live_world() {
             Delta::State(state) => state.device == old,
             Delta::Trip(trip) => trip.device == old,
             Delta::Alert(alert) => alert.device == old,
+            Delta::Derived(record) => record.device == old,
         })
         .collect();
     assert_eq!(

@@ -2,7 +2,9 @@
 //! and every change of an alert are stored on the history backend, then
 //! published on MQTT, `{prefix}/devices/{id}/trip` (opened trips too) and
 //! `{prefix}/devices/{id}/alert`; alert changes then go to the notification
-//! rules they match (`notifications.rs`).
+//! rules they match (`notifications.rs`). Attributes systems derived are
+//! records of their own (protocol `analytics`): stored with the device's
+//! records and published on `…/event`.
 //!
 //! The engine never waits for this: it queues its outputs
 //! ([`drover_engine::outputs::DeltaQueue`], oldest dropped and counted). A
@@ -23,6 +25,7 @@ use drover_history::{AlertEntry, TripEntry};
 use drover_influxdb::InfluxClient;
 use drover_mqtt::Publisher;
 use drover_mqtt::payload::{PlacePayload, Rfc3339Ms, TripPayload};
+use drover_protocols::model::DeviceMessage;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -49,10 +52,12 @@ impl AnalyticsStore {
         &self,
         closed: &[&TripSummary],
         changed: &[&AlertSummary],
+        derived: &[Arc<DeviceMessage>],
     ) -> Result<(), String> {
         match self {
             AnalyticsStore::Embedded(store) => {
                 let store = Arc::clone(store);
+                let derived = derived.to_vec();
                 let trips: Vec<(String, i64, Vec<u8>)> = closed
                     .iter()
                     .map(|t| {
@@ -67,10 +72,13 @@ impl AnalyticsStore {
                     .iter()
                     .map(|a| (a.id.clone(), a.opened_ms, alerts::encode(a)))
                     .collect();
-                tokio::task::spawn_blocking(move || write_embedded(&store, &trips, &alerts))
-                    .await
-                    .map_err(|panic| format!("storing analytics panicked: {panic}"))?
-                    .map_err(|error| error.to_string())
+                tokio::task::spawn_blocking(move || {
+                    write_embedded(&store, &trips, &alerts)?;
+                    store.write(&derived)
+                })
+                .await
+                .map_err(|panic| format!("storing analytics panicked: {panic}"))?
+                .map_err(|error| error.to_string())
             }
             AnalyticsStore::Influx(client) => {
                 let trip_fields: Vec<_> = closed.iter().map(|t| trips::fields(t)).collect();
@@ -86,6 +94,10 @@ impl AnalyticsStore {
                 }
                 client
                     .write_points(&points)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                client
+                    .write(derived)
                     .await
                     .map(drop)
                     .map_err(|error| error.to_string())
@@ -191,17 +203,28 @@ impl Outputs {
     async fn handle(&self, batch: &mut Vec<Delta>, shutdown: &CancellationToken) -> bool {
         let mut trips = Vec::new();
         let mut changed = Vec::new();
+        let mut derived = Vec::new();
         for delta in batch.iter() {
             match delta {
                 Delta::Trip(trip) => trips.push(&**trip),
                 Delta::Alert(alert) => changed.push(&**alert),
+                Delta::Derived(record) => derived.push(Arc::clone(record)),
                 _ => {}
             }
         }
         let closed: Vec<&TripSummary> = trips.iter().copied().filter(|t| !t.open()).collect();
-        let to_store = !closed.is_empty() || !changed.is_empty();
-        if to_store && !self.store_until_stored(&closed, &changed, shutdown).await {
+        let to_store = !closed.is_empty() || !changed.is_empty() || !derived.is_empty();
+        if to_store
+            && !self
+                .store_until_stored(&closed, &changed, &derived, shutdown)
+                .await
+        {
             return false;
+        }
+        for record in &derived {
+            if let Err(error) = self.publisher.record(record).await {
+                warn!(%error, imei = %record.device, "derived attributes not published");
+            }
         }
         for trip in trips {
             let id = trip.id();
@@ -224,11 +247,12 @@ impl Outputs {
         &self,
         closed: &[&TripSummary],
         changed: &[&AlertSummary],
+        derived: &[Arc<DeviceMessage>],
         shutdown: &CancellationToken,
     ) -> bool {
         let mut wait = RETRY_FIRST;
         loop {
-            let error = match self.store.write(closed, changed).await {
+            let error = match self.store.write(closed, changed, derived).await {
                 Ok(()) => return true,
                 Err(error) => error,
             };

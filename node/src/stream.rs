@@ -239,7 +239,7 @@ impl HubTask {
                 self.clients
                     .fan_out(&alert.device, FrameKind::Alert, json, now, &group);
             }
-            Delta::State(_) | Delta::Removed { .. } => {}
+            Delta::State(_) | Delta::Removed { .. } | Delta::Derived(_) => {}
         }
     }
 }

@@ -11,6 +11,7 @@ mod backends;
 mod bench;
 mod commands;
 mod durability;
+mod extending;
 mod failure;
 mod feed;
 mod geofences;

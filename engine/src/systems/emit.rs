@@ -11,6 +11,7 @@ use crate::components::{
 use crate::io::{Delta, DeviceState};
 use crate::systems::Touched;
 use crate::systems::alerts::AlertChanged;
+use crate::systems::derived::AttributesDerived;
 use crate::systems::trips::{Trip, TripChanged, TripSummary, Trips};
 
 /// Deltas produced by the last tick; the shell takes them after each tick.
@@ -44,6 +45,7 @@ pub struct DeviceView {
 pub struct Derived<'w> {
     trips: ResMut<'w, Messages<TripChanged>>,
     alerts: ResMut<'w, Messages<AlertChanged>>,
+    attributes: ResMut<'w, Messages<AttributesDerived>>,
 }
 
 pub fn emit_changes(
@@ -65,6 +67,12 @@ pub fn emit_changes(
             .alerts
             .drain()
             .map(|AlertChanged(alert)| Delta::Alert(Box::new(alert))),
+    );
+    outbox.0.extend(
+        derived
+            .attributes
+            .drain()
+            .map(|AttributesDerived(record)| Delta::Derived(record)),
     );
     let mut entities = std::mem::take(&mut touched.0);
     entities.sort_unstable();

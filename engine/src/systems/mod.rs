@@ -2,6 +2,7 @@
 
 pub mod alarms;
 pub mod alerts;
+pub mod derived;
 pub mod emit;
 pub mod fuel;
 pub mod geofences;
