@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput};
 use criterion::{criterion_group, criterion_main};
-use drover_benches::engine_fleet::{Fleet, GEOFENCES, Populated, geofences, next_batch, populate};
+use drover_benches::engine_fleet::{
+    Fleet, GEOFENCES, Populated, Setup, geofences, next_batch, populate,
+};
 use drover_benches::{count_label, fleet_records};
 use drover_engine::systems::geofences::Geofences;
 use drover_engine::{Executor, default_threads, init_compute_pool};
@@ -67,8 +69,17 @@ fn ticks(c: &mut Criterion) {
                 group.throughput(Throughput::Elements(size as u64));
                 let id = BenchmarkId::new(name, format!("{}_updates", count_label(size)));
                 group.bench_function(id, |b| {
-                    let Populated { engine, cursor } =
-                        state.get_or_insert_with(|| populate(name, executor, emit_state, &fleet));
+                    let Populated { engine, cursor } = state.get_or_insert_with(|| {
+                        populate(
+                            name,
+                            Setup {
+                                executor,
+                                emit_state,
+                                geofences: GEOFENCES,
+                            },
+                            &fleet,
+                        )
+                    });
                     b.iter_batched(
                         || {
                             let (now, inputs) = next_batch(cursor, &fleet, size);
@@ -88,8 +99,17 @@ fn ticks(c: &mut Criterion) {
             // An empty tick one second of clock later: the presence sweep alone.
             group.throughput(Throughput::Elements(devices as u64));
             group.bench_function(BenchmarkId::new(name, "sweep"), |b| {
-                let Populated { engine, cursor } =
-                    state.get_or_insert_with(|| populate(name, executor, emit_state, &fleet));
+                let Populated { engine, cursor } = state.get_or_insert_with(|| {
+                    populate(
+                        name,
+                        Setup {
+                            executor,
+                            emit_state,
+                            geofences: GEOFENCES,
+                        },
+                        &fleet,
+                    )
+                });
                 b.iter_batched(
                     || {
                         cursor.now_ms += 1_000;

@@ -1,15 +1,16 @@
 //! Tick cost at engine-1m's target shape, in CPU time of the tick thread.
 //!
 //! `cargo run --release -p drover-benches --example engine_ticks -- [DEVICES]
-//! [UPDATES] [TICKS]` (defaults 1,000,000, 100,000 and 30) populates an
-//! engine, runs `TICKS` ticks of `UPDATES` updates each and prints the
+//! [UPDATES] [TICKS] [GEOFENCES]` (defaults 1,000,000, 100,000, 30 and
+//! 10,000; `EXECUTOR=multi_threaded` for the parallel executor) populates an
+//! engine with every system on, runs `TICKS` ticks of `UPDATES` updates each and prints the
 //! percentiles of each tick's wall-clock time and of the CPU time the thread
 //! spent in it. On a shared machine the CPU time is the steadier figure: it
 //! leaves out the time the thread waited for a core.
 
 use std::time::Instant;
 
-use drover_benches::engine_fleet::{Fleet, next_batch, populate};
+use drover_benches::engine_fleet::{Fleet, GEOFENCES, Setup, next_batch, populate};
 use drover_engine::Executor;
 
 fn main() -> anyhow::Result<()> {
@@ -17,9 +18,20 @@ fn main() -> anyhow::Result<()> {
     let devices = args.next().transpose()?.unwrap_or(1_000_000);
     let updates = args.next().transpose()?.unwrap_or(100_000);
     let ticks = args.next().transpose()?.unwrap_or(30);
+    let geofences = args.next().transpose()?.unwrap_or(GEOFENCES);
+    let multi = std::env::var("EXECUTOR").is_ok_and(|e| e == "multi_threaded");
 
     let fleet = Fleet::new(devices);
-    let mut populated = populate("single_threaded", Executor::SingleThreaded, false, &fleet);
+    let setup = Setup {
+        executor: if multi {
+            Executor::MultiThreaded
+        } else {
+            Executor::SingleThreaded
+        },
+        emit_state: false,
+        geofences,
+    };
+    let mut populated = populate("engine", setup, &fleet);
     let (mut wall, mut cpu) = (Vec::new(), Vec::new());
     let mut deltas = Vec::new();
     for _ in 0..ticks {

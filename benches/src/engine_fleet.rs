@@ -100,9 +100,9 @@ pub fn geofences(count: usize) -> Vec<FenceSpec> {
 /// Geofences in every benchmark engine: the 10k.
 pub const GEOFENCES: usize = 10_000;
 
-/// Every built-in system on: the fleet-wide speed limit set, [`GEOFENCES`]
-/// geofences.
-pub fn engine(executor: Executor, emit_state: bool) -> Engine {
+/// Every built-in system on: the fleet-wide speed limit set, `geofences`
+/// geofences ([`GEOFENCES`] in the benches).
+pub fn engine(executor: Executor, emit_state: bool, geofences_n: usize) -> Engine {
     let mut engine = Engine::new(EngineConfig {
         executor,
         emit_state,
@@ -115,13 +115,22 @@ pub fn engine(executor: Executor, emit_state: bool) -> Engine {
         },
         ..EngineConfig::default()
     });
-    engine.set_geofences(geofences(GEOFENCES));
+    engine.set_geofences(geofences(geofences_n));
     engine
 }
 
-pub fn populate(name: &str, executor: Executor, emit_state: bool, fleet: &Fleet) -> Populated {
+/// What a benchmark engine runs: its executor, whether Emit produces full
+/// states, and how many geofences it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    pub executor: Executor,
+    pub emit_state: bool,
+    pub geofences: usize,
+}
+
+pub fn populate(name: &str, setup: Setup, fleet: &Fleet) -> Populated {
     let started = Instant::now();
-    let mut engine = engine(executor, emit_state);
+    let mut engine = engine(setup.executor, setup.emit_state, setup.geofences);
     let mut now_ms = START_MS;
     let (mut inputs, mut deltas) = (Vec::new(), Vec::new());
     for first in (0..fleet.ids.len()).step_by(POPULATE_CHUNK) {
