@@ -35,10 +35,29 @@ enum Command {
     Demo(DemoArgs),
     /// Run named load scenarios end to end and write reports (see docs/benchmarks.md).
     Bench(bench::BenchArgs),
+    /// Feed a journal's records through a fresh engine and print the trips
+    /// and alerts they give, as JSON lines (the same every time).
+    Replay(ReplayArgs),
     /// Frame and ack tracker traffic without decoding or storing it: the
     /// machine's ceiling, started by `drover bench`.
     #[command(hide = true)]
     NullServer(NullServerArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// The journal directory of a stopped node (default: `data_dir/journal`).
+    #[arg(long)]
+    journal: Option<PathBuf>,
+    /// A catalog directory whose geofences apply (default: none).
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// Clock to run on after the last record, in seconds, so that silences
+    /// end trips and make devices offline.
+    #[arg(long, default_value_t = 0)]
+    flush_secs: u64,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 #[derive(Args)]
@@ -104,6 +123,7 @@ pub(crate) fn main(plugins: Plugins) -> anyhow::Result<()> {
             Command::Sim(command) => sim(*command).await,
             Command::Demo(args) => demo(args, plugins).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Replay(args) => replay(args),
             Command::NullServer(args) => null_server(args).await,
         }
     })
@@ -154,6 +174,29 @@ async fn sim(command: SimCommand) -> anyhow::Result<()> {
     rlimit::raise_and_log();
     let report = drover_sim::run(sim).await?;
     println!("{report}");
+    Ok(())
+}
+
+fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let config = Config::load(args.config.config.as_deref(), &args.config.overrides)?;
+    let journal = args
+        .journal
+        .unwrap_or_else(|| config.data_dir.join("journal"));
+    let flush_ms = i64::try_from(args.flush_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let replayed = drover_node::replay::replay(
+        &journal,
+        &config,
+        args.catalog.as_deref(),
+        flush_ms,
+        &mut out,
+    )?;
+    std::io::Write::flush(&mut out)?;
+    eprintln!(
+        "replayed {} records: {} trip and alert changes",
+        replayed.records, replayed.lines
+    );
     Ok(())
 }
 

@@ -44,6 +44,7 @@ mod metrics;
 pub mod node;
 mod notifications;
 pub mod pipeline;
+pub mod replay;
 pub mod rlimit;
 mod sinks;
 pub mod storage;

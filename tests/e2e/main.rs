@@ -21,6 +21,7 @@ mod mqtt;
 mod notifications;
 mod openapi;
 mod outage;
+mod replay;
 mod stream;
 mod support;
 mod trips;

@@ -1,0 +1,128 @@
+//! `drover replay` on the journal of a real node that served a tracker:
+//! the trips and alerts the node published come out again, the same lines
+//! every time and with either executor.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use drover_protocols::model::{Fix, Record, RecordKind, attr, now_ms};
+use serde_json::Value;
+
+use crate::support::{self, Ports};
+use crate::trips::{IMEI, Tracker};
+
+fn fix(time_ms: i64, lat: f64, speed_kmh: f64) -> Record {
+    let mut record = Record {
+        time_ms,
+        kind: RecordKind::Position,
+        fix: Some(Fix {
+            lat,
+            lon: 25.28,
+            speed_kmh,
+            course_deg: 0.0,
+            altitude_m: None,
+            satellites: Some(9),
+            valid: true,
+        }),
+        ..Record::default()
+    };
+    record.attributes.set(attr::IGNITION, speed_kmh > 0.0);
+    record
+}
+
+fn replay(dir: &Path, extra: &[&str]) -> Vec<Value> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_drover"));
+    command.args(["replay", "--flush-secs", "3600", "--set"]);
+    command.arg(format!("data_dir={}", dir.join("data").display()));
+    for setting in [
+        "analytics.trips.min_stop_secs=60",
+        "analytics.overspeed.limit_kmh=90",
+    ]
+    .iter()
+    .chain(extra)
+    {
+        command.args(["--set", setting]);
+    }
+    let output = command
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("drover replay");
+    assert!(
+        output.status.success(),
+        "drover replay failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn a_replayed_journal_gives_the_same_trips_and_alerts_every_time() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let ports = Ports::free();
+    let settings = [
+        "analytics.trips.min_stop_secs=60".to_owned(),
+        "analytics.overspeed.limit_kmh=90".to_owned(),
+    ];
+    let node = support::drover_serve_on(dir.path(), ports, &settings);
+    let mut tracker = Tracker::connect(ports.teltonika, now_ms());
+    let start = now_ms() - 600_000;
+    // Five minutes north at 100 km/h (over the limit), an SOS, then parked.
+    let mut records: Vec<Record> = (0..30)
+        .map(|i| fix(start + i * 10_000, 54.68 + i as f64 * 0.0025, 100.0))
+        .collect();
+    let mut sos = fix(start + 300_000, 54.755, 0.0);
+    sos.attributes.set(attr::ALARM, "sos");
+    records.push(sos);
+    records.extend((31..40).map(|i| fix(start + i * 10_000, 54.755, 0.0)));
+    tracker.send_records(&records);
+    support::wait_for_engine(ports.http);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(node.interrupt().success());
+
+    let lines = replay(dir.path(), &[]);
+    let kinds: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| {
+            let what = l["kind"]
+                .as_str()
+                .map_or_else(|| "trip".to_owned(), str::to_owned);
+            let state = l["state"].as_str().map_or_else(
+                || if l["open"] == true { "open" } else { "closed" }.to_owned(),
+                str::to_owned,
+            );
+            (what, state)
+        })
+        .collect();
+    for expected in [
+        ("trip", "open"),
+        ("trip", "closed"),
+        ("overspeed", "open"),
+        ("overspeed", "closed"),
+        ("sos", "open"),
+    ] {
+        assert!(
+            kinds.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "{expected:?} missing from {kinds:?}"
+        );
+    }
+    let trip = lines
+        .iter()
+        .find(|l| l["type"] == "trip" && l["open"] == false)
+        .expect("a closed trip");
+    assert_eq!(trip["device"], IMEI);
+    assert_eq!(
+        replay(dir.path(), &[]),
+        lines,
+        "the same journal, the same lines"
+    );
+    assert_eq!(
+        replay(dir.path(), &["engine.executor=multi_threaded"]),
+        lines,
+        "with the parallel executor too"
+    );
+}
