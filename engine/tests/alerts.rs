@@ -508,9 +508,10 @@ fn both_executors_raise_the_same_alerts() {
         kinds(&single),
         [
             ("overspeed", AlertState::Open),
+            // One tick, one time: by kind.
+            ("low_battery", AlertState::Open),
             ("overspeed", AlertState::Closed),
             ("sos", AlertState::Open),
-            ("low_battery", AlertState::Open)
         ]
     );
     assert_eq!(single, multi);

@@ -194,6 +194,34 @@ enum Signal {
     },
 }
 
+impl Signal {
+    /// The order signals are applied in: by device, then device time, then
+    /// alert kind and subject — never the order systems ran in, which the
+    /// executor does not fix.
+    fn order(&self) -> (Entity, i64, &str, Option<&str>) {
+        let (device, key, time_ms) = match self {
+            Signal::Raise {
+                device,
+                key,
+                time_ms,
+                ..
+            }
+            | Signal::Clear {
+                device,
+                key,
+                time_ms,
+            }
+            | Signal::Notice {
+                device,
+                key,
+                time_ms,
+                ..
+            } => (*device, key, *time_ms),
+        };
+        (device, time_ms, &key.kind, key.subject.as_deref())
+    }
+}
+
 /// Raises and clears alerts from any system, applied at the end of the
 /// tick. Take it as `Deferred<RaiseAlerts>`: systems that do can run in
 /// parallel.
@@ -326,10 +354,12 @@ fn alert_id(device: &DeviceId, key: &AlertKey, time_ms: i64) -> String {
     }
 }
 
-/// Applies the tick's signals, in the order systems raised them, then the
-/// operators' actions.
+/// Applies the tick's signals (in [`Signal::order`]), then the operators'
+/// actions.
 pub(crate) fn settle_alerts(world: &mut World) {
-    let signals = std::mem::take(&mut world.resource_mut::<Signals>().0);
+    let mut signals = std::mem::take(&mut world.resource_mut::<Signals>().0);
+    // Stable: one system's signals for one key keep their order.
+    signals.sort_by(|a, b| a.order().cmp(&b.order()));
     for signal in signals {
         match signal {
             Signal::Raise {

@@ -75,8 +75,9 @@ pub struct AttributesDerived(pub Arc<DeviceMessage>);
 /// per device and time, in the order systems wrote them).
 pub(crate) fn settle_attributes(world: &mut World) {
     let mut writes = std::mem::take(&mut world.resource_mut::<Writes>().0);
-    // Stable: one device's writes for one time stay in order.
-    writes.sort_by_key(|w| (w.device, w.time_ms));
+    // Not the order systems ran in, which the executor does not fix; stable,
+    // so one system's writes of one name keep their order.
+    writes.sort_by(|a, b| (a.device, a.time_ms, &a.name).cmp(&(b.device, b.time_ms, &b.name)));
     let mut writes = writes.into_iter().peekable();
     while let Some(first) = writes.next() {
         let (device, time_ms) = (first.device, first.time_ms);
