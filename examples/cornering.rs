@@ -49,9 +49,8 @@ fn detect_cornering(
 ) {
     for (entity, reports, heading) in &mut devices {
         let mut last = heading.as_deref().copied();
-        records.each_in_time_order(reports, |message, _| {
-            let record = &message.record;
-            let Some(fix) = record.fix.filter(|f| f.valid) else {
+        records.each_in_time_order(reports, |record| {
+            let Some(fix) = record.valid_fix() else {
                 return;
             };
             let now = Heading {

@@ -55,16 +55,12 @@ fn detect_idling(
 ) {
     for (entity, reports) in &devices {
         let stay = stays.entry(entity).or_default();
-        records.each_in_time_order(reports, |message, facts| {
-            let record = &message.record;
-            let Some(fix) = record
-                .fix
-                .filter(|f| f.valid && record.time_ms > stay.last_ms)
-            else {
+        records.each_in_time_order(reports, |record| {
+            let Some(fix) = record.valid_fix().filter(|_| record.time_ms > stay.last_ms) else {
                 return;
             };
             stay.last_ms = record.time_ms;
-            let idling = facts.ignition == Some(true) && fix.speed_kmh < STANDING_KMH;
+            let idling = record.ignition == Some(true) && fix.speed_kmh < STANDING_KMH;
             if !idling {
                 if let Some(since) = stay.since_ms.take() {
                     attributes.set(

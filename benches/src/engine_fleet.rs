@@ -73,7 +73,8 @@ pub struct Cursor {
     batches: usize,
 }
 
-/// Geofences over the fleet's city: `count` circles of 150 m on a square
+/// Geofences over the fleet's city: `count` circles of 50 m (depots, customer
+/// sites: about a seventh of the city inside one) on a square
 /// grid across it, every other one with a speed limit of its own.
 pub fn geofences(count: usize) -> Vec<FenceSpec> {
     let city = City::default();
@@ -89,7 +90,7 @@ pub fn geofences(count: usize) -> Vec<FenceSpec> {
                 shape: Shape::Circle {
                     lat: city.centre.lat - span_lat / 2.0 + span_lat * row / side as f64,
                     lon: city.centre.lon - span_lon / 2.0 + span_lon * col / side as f64,
-                    radius_m: 150.0,
+                    radius_m: 50.0,
                 },
                 speed_limit_kmh: (i % 2 == 0).then_some(30.0),
             }

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use bevy_ecs::prelude::*;
-use drover_protocols::model::{Record, Value, attr};
+use drover_protocols::model::{Fix, Value, attr};
 
 use crate::components::Reports;
 use crate::systems::alerts::{AlertRules, Details, DeviceAlerts, RaiseAlerts, Severity, kinds};
@@ -58,12 +58,12 @@ pub fn detect_alarms(
 ) {
     let now_ms = records.clock().now_ms;
     for (entity, reports, open) in &devices {
-        for (message, _) in records.of(reports).filter(|(_, facts)| facts.alarm) {
+        for (message, facts) in records.of(reports).filter(|(_, facts)| facts.alarm) {
             let record = &message.record;
             let Some(Value::Text(alarms)) = record.attributes.get(attr::ALARM) else {
                 continue;
             };
-            if !rules.is_live(record, now_ms) {
+            if !rules.is_live(&facts, now_ms) {
                 continue;
             }
             for alarm in alarms.split(',') {
@@ -73,7 +73,7 @@ pub fn detect_alarms(
                 if open.holds(kind) {
                     continue; // open already: it would change nothing
                 }
-                let mut details = place(record);
+                let mut details = place(facts.valid_fix());
                 details.insert("alarm".to_owned(), alarm.into());
                 alerts.raise(entity, kind, None, severity, record.time_ms, details);
             }
@@ -90,7 +90,7 @@ pub fn detect_dtcs(
 ) {
     let now_ms = records.clock().now_ms;
     for (entity, reports, mut known) in &mut devices {
-        for (message, _) in records.of(reports).filter(|(_, facts)| facts.dtcs) {
+        for (message, facts) in records.of(reports).filter(|(_, facts)| facts.dtcs) {
             let record = &message.record;
             let Some(Value::Text(codes)) = record.attributes.get(attr::DTCS) else {
                 continue;
@@ -110,10 +110,10 @@ pub fn detect_dtcs(
                 }
                 continue;
             }
-            let live = rules.is_live(record, now_ms);
+            let live = rules.is_live(&facts, now_ms);
             for code in codes {
                 if known.0.insert(code.to_owned()) && live {
-                    let mut details = place(record);
+                    let mut details = place(facts.valid_fix());
                     details.insert("code".to_owned(), code.into());
                     alerts.raise(
                         entity,
@@ -129,10 +129,10 @@ pub fn detect_dtcs(
     }
 }
 
-/// Where the record was, for an alert's details.
-pub(crate) fn place(record: &Record) -> Details {
+/// Where a record was (its valid fix), for an alert's details.
+pub(crate) fn place(fix: Option<Fix>) -> Details {
     let mut details = Details::new();
-    if let Some(fix) = record.fix.as_ref().filter(|f| f.valid) {
+    if let Some(fix) = fix {
         details.insert("lat".to_owned(), fix.lat.into());
         details.insert("lon".to_owned(), fix.lon.into());
     }

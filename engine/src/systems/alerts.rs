@@ -147,8 +147,9 @@ impl Default for AlertRules {
 }
 
 impl AlertRules {
-    pub fn is_live(&self, record: &drover_protocols::model::Record, now_ms: i64) -> bool {
-        !record.archived && now_ms - record.time_ms <= self.live_window_ms
+    /// Whether the record `facts` describe may raise an alert at `now_ms`.
+    pub fn is_live(&self, facts: &crate::systems::ingest::Facts, now_ms: i64) -> bool {
+        !facts.archived && now_ms - facts.time_ms <= self.live_window_ms
     }
 }
 

@@ -47,15 +47,14 @@ pub fn detect_fuel_drop(
     }
     let now_ms = records.clock().now_ms;
     for (entity, reports, mut watch, open) in &mut devices {
-        records.each_in_time_order(reports, |message, facts| {
-            let record = &message.record;
-            let Some(level) = facts.fuel_pct.filter(|_| record.time_ms > watch.last_ms) else {
+        records.each_in_time_order(reports, |record| {
+            let Some(level) = record.fuel_pct.filter(|_| record.time_ms > watch.last_ms) else {
                 return;
             };
             watch.last_ms = record.time_ms;
             let moving = record
-                .fix
-                .is_some_and(|f| f.valid && f.speed_kmh >= trips.moving_kmh);
+                .valid_fix()
+                .is_some_and(|f| f.speed_kmh >= trips.moving_kmh);
             if moving {
                 watch.parked_pct = None;
                 return;
@@ -66,7 +65,7 @@ pub fn detect_fuel_drop(
             } else if reference - level >= rules.drop_pct {
                 watch.parked_pct = Some(level);
                 if alert_rules.is_live(record, now_ms) && !open.holds(kinds::FUEL_DROP) {
-                    let mut details = place(record);
+                    let mut details = place(record.valid_fix());
                     details.insert("from_pct".to_owned(), reference.into());
                     details.insert("to_pct".to_owned(), level.into());
                     alerts.raise(

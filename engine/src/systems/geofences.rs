@@ -211,11 +211,10 @@ pub fn detect_geofences(
         if fences.is_empty() && inside.ids.is_empty() {
             continue;
         }
-        records.each_in_time_order(reports, |message, _| {
-            let record = &message.record;
+        records.each_in_time_order(reports, |record| {
             let Some(fix) = record
-                .fix
-                .filter(|f| f.valid && record.time_ms > inside.last_ms)
+                .valid_fix()
+                .filter(|_| record.time_ms > inside.last_ms)
             else {
                 return;
             };
@@ -237,7 +236,7 @@ pub fn detect_geofences(
             let live = rules.is_live(record, now_ms);
             for id in now.iter().filter(|id| !inside.ids.iter().any(|i| i == *id)) {
                 if live {
-                    let details = details(&fences, id, record);
+                    let details = details(&fences, id, fix);
                     alerts.raise(
                         entity,
                         kinds::GEOFENCE_ENTER,
@@ -257,7 +256,7 @@ pub fn detect_geofences(
                     record.time_ms,
                 );
                 if live {
-                    let details = details(&fences, id, record);
+                    let details = details(&fences, id, fix);
                     alerts.notice(
                         entity,
                         kinds::GEOFENCE_EXIT,
@@ -277,9 +276,9 @@ pub fn detect_geofences(
 fn details(
     fences: &Geofences,
     id: &str,
-    record: &drover_protocols::model::Record,
+    fix: drover_protocols::model::Fix,
 ) -> crate::systems::alerts::Details {
-    let mut details = place(record);
+    let mut details = place(Some(fix));
     details.insert("geofence".to_owned(), id.into());
     if let Some(name) = fences.name(id) {
         details.insert("name".to_owned(), name.into());

@@ -47,12 +47,8 @@ pub fn detect_harsh(
 ) {
     let now_ms = records.clock().now_ms;
     for (entity, reports, mut last, open) in &mut devices {
-        records.each_in_time_order(reports, |message, _| {
-            let record = &message.record;
-            let Some(fix) = record
-                .fix
-                .filter(|f| f.valid && record.time_ms > last.time_ms)
-            else {
+        records.each_in_time_order(reports, |record| {
+            let Some(fix) = record.valid_fix().filter(|_| record.time_ms > last.time_ms) else {
                 return;
             };
             let previous = std::mem::replace(
@@ -80,7 +76,7 @@ pub fn detect_harsh(
             if open.holds(kind) {
                 return; // open already: it would change nothing
             }
-            let mut details = place(record);
+            let mut details = place(Some(fix));
             details.insert("from_kmh".to_owned(), previous.kmh.into());
             details.insert("to_kmh".to_owned(), fix.speed_kmh.into());
             details.insert("ms2".to_owned(), change.abs().into());

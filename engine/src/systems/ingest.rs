@@ -5,7 +5,7 @@
 //! ordinary system with a cached query.
 
 use bevy_ecs::prelude::*;
-use drover_protocols::model::{DeviceId, DeviceMessage, Record, Value, attr};
+use drover_protocols::model::{DeviceId, DeviceMessage, Fix, Record, Value, attr};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -131,26 +131,50 @@ pub(crate) fn device_bundle(device: Device) -> impl Bundle {
     )
 }
 
-/// What detectors read of a record beyond its fix, found in Ingest's one
-/// pass over its attributes, so no detector matches attribute names again.
+/// What detectors read of a record, side by side for the tick's records so
+/// they read it without chasing the record: its time, fix and flags, and
+/// what Ingest's one pass over its attributes found (so no detector
+/// matches attribute names again).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Facts {
+    /// Device time, ms.
+    pub time_ms: i64,
+    pub archived: bool,
+    pub fix: Option<Fix>,
     pub ignition: Option<bool>,
     pub fuel_pct: Option<f64>,
     /// It carries alarms (`attr::ALARM`).
     pub alarm: bool,
     /// It carries OBD trouble codes (`attr::DTCS`).
     pub dtcs: bool,
+    /// Facts of a record (not of a connection change).
+    record: bool,
 }
 
 impl Facts {
+    /// A record's time, fix and flags; its attributes are noted after.
+    fn start(record: &Record) -> Facts {
+        Facts {
+            time_ms: record.time_ms,
+            archived: record.archived,
+            fix: record.fix,
+            record: true,
+            ..Facts::default()
+        }
+    }
+
     /// A pass of its own, for records Ingest does not apply.
     fn of(record: &Record) -> Facts {
-        let mut facts = Facts::default();
+        let mut facts = Facts::start(record);
         for (key, value) in record.attributes.iter() {
             facts.note(key, value);
         }
         facts
+    }
+
+    /// The fix, if valid.
+    pub fn valid_fix(&self) -> Option<Fix> {
+        self.fix.filter(|f| f.valid)
     }
 
     fn note(&mut self, key: &str, value: &Value) {
@@ -330,16 +354,24 @@ impl TickRecords<'_> {
         })
     }
 
-    /// Calls `f` with each of the device's records of this tick in device
-    /// time order. Devices send in order nearly always: only a device that
+    /// Calls `f` with the [`Facts`] of each of the device's records of
+    /// this tick in device time order, read side by side without touching
+    /// the records. Devices send in order nearly always: only a device that
     /// did not costs a sort.
-    pub fn each_in_time_order(&self, reports: &Reports, mut f: impl FnMut(&DeviceMessage, Facts)) {
-        if self.of(reports).map(|(m, _)| m.record.time_ms).is_sorted() {
-            self.of(reports).for_each(|(m, facts)| f(m, facts));
+    pub fn each_in_time_order(&self, reports: &Reports, f: impl FnMut(&Facts)) {
+        let span = if reports.tick == self.clock.tick {
+            reports.first as usize..reports.end as usize
         } else {
-            let mut all: Vec<_> = self.of(reports).collect();
-            all.sort_by_key(|(m, _)| m.record.time_ms);
-            all.into_iter().for_each(|(m, facts)| f(m, facts));
+            0..0
+        };
+        let facts = self.facts.0.get(span).unwrap_or_default();
+        let records = || facts.iter().filter(|facts| facts.record);
+        if records().map(|facts| facts.time_ms).is_sorted() {
+            records().for_each(f);
+        } else {
+            let mut sorted: Vec<&Facts> = records().collect();
+            sorted.sort_by_key(|facts| facts.time_ms);
+            sorted.into_iter().for_each(f);
         }
     }
 }
@@ -380,7 +412,7 @@ fn apply_attributes(
     mut custom: Mut<CustomAttributes>,
 ) -> Facts {
     let (mut new_power, mut new_obd) = (*power, *obd);
-    let mut facts = Facts::default();
+    let mut facts = Facts::start(record);
     for (key, value) in record.attributes.entries() {
         let number = value.as_f64();
         let slot = match key.as_ref() {

@@ -70,11 +70,10 @@ pub fn detect_overspeed(
     }
     let now_ms = records.clock().now_ms;
     for (entity, reports, mut speeding, open) in &mut devices {
-        records.each_in_time_order(reports, |message, _| {
-            let record = &message.record;
+        records.each_in_time_order(reports, |record| {
             let Some(fix) = record
-                .fix
-                .filter(|f| f.valid && record.time_ms > speeding.last_ms)
+                .valid_fix()
+                .filter(|_| record.time_ms > speeding.last_ms)
             else {
                 return;
             };
@@ -99,7 +98,7 @@ pub fn detect_overspeed(
                 && alert_rules.is_live(record, now_ms)
             {
                 speeding.raised = true;
-                let mut details = place(record);
+                let mut details = place(Some(fix));
                 details.insert("limit_kmh".to_owned(), limit.into());
                 if let Some(geofence) = geofence {
                     details.insert("geofence".to_owned(), geofence.into());

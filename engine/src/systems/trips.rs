@@ -213,20 +213,15 @@ pub fn detect_trips(
 ) {
     for (entity, device, reports, mut trips) in &mut devices {
         samples.clear();
-        samples.extend(
-            records
-                .of(reports)
-                .filter_map(|(m, facts)| sample(&m.record, facts)),
-        );
+        // In device time: a device that sends its buffer and its live fix
+        // together may send them in any order.
+        records.each_in_time_order(reports, |facts| samples.extend(sample(facts)));
         // Bookkeeping, not shown: only a trip opening or closing changes
         // what Emit publishes of the device.
         trips.bypass_change_detection().heard_ms = Some(records.clock().now_ms);
         if samples.is_empty() {
             continue;
         }
-        // A device that sends its buffer and its live fix together may send
-        // them in any order.
-        samples.sort_by_key(|s| s.at.time_ms);
         let mut current = Current {
             stored: trips.open.and_then(|trip| open.get_mut(trip).ok()),
             stored_ended: false,
@@ -376,11 +371,11 @@ fn extend(trip: &mut Trip, sample: &Sample, moving: bool) {
     trip.last_moving = moving;
 }
 
-fn sample(record: &drover_protocols::model::Record, facts: Facts) -> Option<Sample> {
-    let fix = record.fix.as_ref().filter(|fix| fix.valid)?;
+fn sample(facts: &Facts) -> Option<Sample> {
+    let fix = facts.valid_fix()?;
     Some(Sample {
         at: Place {
-            time_ms: record.time_ms,
+            time_ms: facts.time_ms,
             lat: fix.lat,
             lon: fix.lon,
         },
