@@ -32,6 +32,7 @@ use crate::desk::{AlertDesk, Answer, DeskInbox};
 use crate::io::{Delta, Input};
 use crate::outputs::{DeltaQueue, StatusBoard};
 use crate::snapshot::Snapshot;
+use crate::systems::alerts::SystemCondition;
 use crate::systems::geofences::FenceSpec;
 use crate::tick::Engine;
 use crate::view::LiveView;
@@ -172,6 +173,8 @@ pub struct RunningEngine {
     pub alerts: AlertDesk,
     /// Where the fleet's geofences go when they change.
     pub geofences: GeofenceBoard,
+    /// Where the node's sentinels report its own conditions.
+    pub system: SystemBoard,
     /// Snapshots for the writer, every `snapshot_every`, and a last one when
     /// the engine stops.
     pub snapshots: flume::Receiver<SnapshotOffer>,
@@ -196,6 +199,24 @@ impl GeofenceBoard {
     }
 }
 
+/// Conditions of the node itself (from its sentinels), for the tick
+/// thread to hand to the engine before its next tick.
+#[derive(Clone, Default)]
+pub struct SystemBoard(Arc<Mutex<Vec<SystemCondition>>>);
+
+impl SystemBoard {
+    pub fn report(&self, condition: SystemCondition) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(condition);
+    }
+
+    fn take(&self) -> Vec<SystemCondition> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
 /// A snapshot for the writer, with how many outputs the analytics queue
 /// had received when it was taken: a writer that stores it only once its
 /// consumer handled that many never lets a restart skip an output.
@@ -212,6 +233,8 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
     let stats = Arc::new(EngineStats::default());
     let (alerts, desk) = crate::desk::desk();
     let geofences = GeofenceBoard::default();
+    let system = SystemBoard::default();
+    let loop_system = system.clone();
     let outputs = Outputs {
         connections: Connections::default(),
         status: StatusBoard::default(),
@@ -242,6 +265,7 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
                 desk,
                 answers: Vec::new(),
                 geofences: loop_geofences,
+                system: loop_system,
             };
             tick_loop.run();
             tick_loop.engine
@@ -255,6 +279,7 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
         view: running_outputs.view,
         alerts,
         geofences,
+        system,
         snapshots,
         stats,
         thread,
@@ -284,6 +309,7 @@ struct TickLoop {
     /// Where the answers to the actions of the coming tick go, by ticket.
     answers: Vec<(u64, flume::Sender<Answer>)>,
     geofences: GeofenceBoard,
+    system: SystemBoard,
 }
 
 impl TickLoop {
@@ -328,6 +354,9 @@ impl TickLoop {
     fn take_actions(&mut self) {
         if let Some(specs) = self.geofences.take() {
             self.engine.set_geofences(specs);
+        }
+        for condition in self.system.take() {
+            self.engine.system_condition(condition);
         }
         for (action, reply) in self.desk.take() {
             self.answers.push((action.ticket, reply));

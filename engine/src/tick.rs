@@ -12,7 +12,9 @@ use bevy_tasks::{ComputeTaskPool, TaskPoolBuilder};
 use crate::clock::{Clock, every};
 use crate::io::{Delta, DeviceState, Input};
 use crate::snapshot::{self, FORMAT, Snapshot};
-use crate::systems::alerts::{self, AlertAction, AlertOutcome, AlertRules, AlertSummary};
+use crate::systems::alerts::{
+    self, AlertAction, AlertOutcome, AlertRules, AlertSummary, SystemCondition,
+};
 use crate::systems::emit::{self, EmitOptions, Outbox};
 use crate::systems::fuel::{self, FuelRules};
 use crate::systems::geofences::{self, FenceSpec, Geofences};
@@ -167,6 +169,7 @@ impl Engine {
         world.insert_resource(config.alerts.harsh);
         world.init_resource::<Geofences>();
         world.init_resource::<alerts::AlertIndex>();
+        alerts::spawn_system(&mut world);
         world.init_resource::<alerts::AlertActions>();
         world.init_resource::<alerts::Signals>();
         // Emit drains these every tick, so no message update system is needed.
@@ -301,6 +304,12 @@ impl Engine {
     /// What the last ticks did with the actions queued before them.
     pub fn take_alert_outcomes(&mut self) -> Vec<AlertOutcome> {
         std::mem::take(&mut self.world.resource_mut::<alerts::AlertActions>().outcomes)
+    }
+
+    /// A condition of the node itself, for the next tick: raises (or
+    /// clears) its `system_…` alert on the node's own entity.
+    pub fn system_condition(&mut self, condition: SystemCondition) {
+        alerts::system_condition(&mut self.world, condition);
     }
 
     /// Replaces the fleet's geofences (from the next tick on).

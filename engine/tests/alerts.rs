@@ -516,3 +516,33 @@ fn both_executors_raise_the_same_alerts() {
     );
     assert_eq!(single, multi);
 }
+
+#[test]
+fn the_node_raises_and_clears_its_own_conditions_across_a_snapshot() {
+    use drover_engine::systems::alerts::{Details, SYSTEM_DEVICE, SystemCondition};
+    let condition = |active, time_ms| SystemCondition {
+        kind: "system_disk_low",
+        subject: None,
+        active,
+        severity: Severity::Critical,
+        time_ms,
+        details: Details::new(),
+    };
+    let mut e = engine();
+    e.system_condition(condition(true, T0));
+    let raised = tick(&mut e, T0, vec![]);
+    assert_eq!(kinds(&raised), [("system_disk_low", AlertState::Open)]);
+    assert_eq!(raised[0].device.as_str(), SYSTEM_DEVICE);
+    assert_eq!(e.device_count(), 0, "the node is not a device");
+
+    let mut restored = engine();
+    restored.restore(e.capture(T0 + 1_000)).expect("restored");
+    restored.system_condition(condition(true, T0 + 2_000));
+    assert!(
+        tick(&mut restored, T0 + 2_000, vec![]).is_empty(),
+        "still open: raised once"
+    );
+    restored.system_condition(condition(false, T0 + 3_000));
+    let cleared = tick(&mut restored, T0 + 3_000, vec![]);
+    assert_eq!(kinds(&cleared), [("system_disk_low", AlertState::Closed)]);
+}

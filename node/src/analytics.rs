@@ -7,13 +7,15 @@
 //! records and published on `…/event`.
 //!
 //! The engine never waits for this: it queues its outputs
-//! ([`drover_engine::outputs::DeltaQueue`], oldest dropped and counted). A
-//! backend that is down makes only this task retry; a broker that is down
-//! makes it wait. What it has handled is counted in [`Handled`], which the
+//! ([`drover_engine::outputs::DeltaQueue`], oldest dropped and counted).
+//! Outputs are published as they come; a backend that is down makes only
+//! their storing wait (retried in order), a broker that is down makes this
+//! task wait. What it has handled is counted in [`Handled`], which the
 //! snapshot writer waits for: a snapshot never covers a trip or an alert
 //! that is not stored yet, so a crash before the store took it replays the
 //! records that produce it again.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -48,12 +50,13 @@ pub enum AnalyticsStore {
 }
 
 impl AnalyticsStore {
-    async fn write(
-        &self,
-        closed: &[&TripSummary],
-        changed: &[&AlertSummary],
-        derived: &[Arc<DeviceMessage>],
-    ) -> Result<(), String> {
+    async fn write(&self, batch: &ToStore) -> Result<(), String> {
+        let ToStore {
+            closed,
+            alerts: changed,
+            derived,
+            ..
+        } = batch;
         match self {
             AnalyticsStore::Embedded(store) => {
                 let store = Arc::clone(store);
@@ -163,106 +166,147 @@ pub struct Outputs {
     pub notifications: Notifications,
 }
 
+/// What a batch of outputs leaves to store, kept until the backend took it.
+struct ToStore {
+    closed: Vec<TripSummary>,
+    alerts: Vec<AlertSummary>,
+    derived: Vec<Arc<DeviceMessage>>,
+    /// The engine outputs it stands for, counted as handled once stored.
+    outputs: usize,
+}
+
+impl ToStore {
+    fn is_empty(&self) -> bool {
+        self.closed.is_empty() && self.alerts.is_empty() && self.derived.is_empty()
+    }
+}
+
+/// Batches waiting for the backend at most; then the queue is left to fill
+/// (and drop its oldest, counted) until the backend is back.
+const MAX_PENDING: usize = 1_024;
+
+/// What is waiting for the backend, and when to try again.
+struct Pending {
+    batches: VecDeque<ToStore>,
+    wait: Duration,
+    retry_at: Option<tokio::time::Instant>,
+}
+
 impl Outputs {
     /// Handles every output until `shutdown` (then what is still queued,
-    /// for a moment) or the engine's end.
+    /// for a moment) or the engine's end. Outputs are published as they
+    /// come; storing them is retried in order while the backend is down,
+    /// without holding back what follows (a system alert about the backend
+    /// must get out).
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut pending = Pending {
+            batches: VecDeque::new(),
+            wait: RETRY_FIRST,
+            retry_at: None,
+        };
         let mut batch = Vec::with_capacity(BATCH);
         loop {
-            let first = tokio::select! {
-                delta = self.queue.recv_async() => match delta {
-                    Ok(delta) => delta,
-                    Err(_) => return,
-                },
-                () = shutdown.cancelled() => break,
+            let room = pending.batches.len() < MAX_PENDING;
+            let retry = async {
+                match pending.retry_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
             };
-            batch.push(first);
-            batch.extend(self.queue.try_iter().take(BATCH - 1));
-            if !self.handle(&mut batch, &shutdown).await {
-                break;
+            tokio::select! {
+                delta = self.queue.recv_async(), if room => match delta {
+                    Ok(delta) => {
+                        batch.push(delta);
+                        batch.extend(self.queue.try_iter().take(BATCH - 1));
+                        let to_store = self.publish(&mut batch).await;
+                        pending.batches.push_back(to_store);
+                    }
+                    Err(_) => break,
+                },
+                () = retry => pending.retry_at = None,
+                () = shutdown.cancelled() => break,
             }
+            self.store(&mut pending).await;
         }
         let drain = async {
             loop {
                 batch.extend(self.queue.try_iter().take(BATCH));
-                if batch.is_empty() || !self.handle(&mut batch, &CancellationToken::new()).await {
-                    return;
+                if batch.is_empty() {
+                    break;
                 }
+                let to_store = self.publish(&mut batch).await;
+                pending.batches.push_back(to_store);
+            }
+            while !pending.batches.is_empty() {
+                pending.retry_at = None;
+                self.store(&mut pending).await;
+                tokio::time::sleep(RETRY_FIRST).await;
             }
         };
         if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
-            warn!(
-                "analytics outputs still queued at the stop were not all handled; the journal replays them"
-            );
+            warn!("analytics outputs at the stop were not all stored; the journal replays them");
         }
     }
 
-    /// Stores the batch's closed trips and alert changes (retrying until
-    /// stored or `shutdown`), then publishes them. `false` when stopped
-    /// first.
-    async fn handle(&self, batch: &mut Vec<Delta>, shutdown: &CancellationToken) -> bool {
-        let mut trips = Vec::new();
-        let mut changed = Vec::new();
-        let mut derived = Vec::new();
-        for delta in batch.iter() {
+    /// Publishes the batch's trips, alert changes (then their
+    /// notifications) and derived attributes, and returns what to store.
+    async fn publish(&self, batch: &mut Vec<Delta>) -> ToStore {
+        let mut to_store = ToStore {
+            closed: Vec::new(),
+            alerts: Vec::new(),
+            derived: Vec::new(),
+            outputs: batch.len(),
+        };
+        for delta in batch.drain(..) {
             match delta {
-                Delta::Trip(trip) => trips.push(&**trip),
-                Delta::Alert(alert) => changed.push(&**alert),
-                Delta::Derived(record) => derived.push(Arc::clone(record)),
+                Delta::Trip(trip) => {
+                    let id = trip.id();
+                    if let Err(error) = self.publisher.trip(&trip_payload(&trip, &id)).await {
+                        warn!(%error, imei = %trip.device, trip = %id, "trip not published");
+                    }
+                    if !trip.open() {
+                        to_store.closed.push(*trip);
+                    }
+                }
+                Delta::Alert(alert) => {
+                    if let Err(error) = self.publisher.alert(&alerts::payload(&alert)).await {
+                        warn!(%error, imei = %alert.device, alert = %alert.id, "alert not published");
+                    }
+                    self.notifications.alert(&alert).await;
+                    to_store.alerts.push(*alert);
+                }
+                Delta::Derived(record) => {
+                    if let Err(error) = self.publisher.record(&record).await {
+                        warn!(%error, imei = %record.device, "derived attributes not published");
+                    }
+                    to_store.derived.push(record);
+                }
                 _ => {}
             }
         }
-        let closed: Vec<&TripSummary> = trips.iter().copied().filter(|t| !t.open()).collect();
-        let to_store = !closed.is_empty() || !changed.is_empty() || !derived.is_empty();
-        if to_store
-            && !self
-                .store_until_stored(&closed, &changed, &derived, shutdown)
-                .await
-        {
-            return false;
-        }
-        for record in &derived {
-            if let Err(error) = self.publisher.record(record).await {
-                warn!(%error, imei = %record.device, "derived attributes not published");
-            }
-        }
-        for trip in trips {
-            let id = trip.id();
-            if let Err(error) = self.publisher.trip(&trip_payload(trip, &id)).await {
-                warn!(%error, imei = %trip.device, trip = %id, "trip not published");
-            }
-        }
-        for alert in changed {
-            if let Err(error) = self.publisher.alert(&alerts::payload(alert)).await {
-                warn!(%error, imei = %alert.device, alert = %alert.id, "alert not published");
-            }
-            self.notifications.alert(alert).await;
-        }
-        self.handled.add(batch.len());
-        batch.clear();
-        true
+        to_store
     }
 
-    async fn store_until_stored(
-        &self,
-        closed: &[&TripSummary],
-        changed: &[&AlertSummary],
-        derived: &[Arc<DeviceMessage>],
-        shutdown: &CancellationToken,
-    ) -> bool {
-        let mut wait = RETRY_FIRST;
-        loop {
-            let error = match self.store.write(closed, changed, derived).await {
-                Ok(()) => return true,
-                Err(error) => error,
-            };
-            warn!(%error, trips = closed.len(), alerts = changed.len(),
-                retry_in_ms = wait.as_millis() as u64, "trips and alerts not stored; retrying");
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = shutdown.cancelled() => return false,
+    /// Stores the waiting batches in order until one fails; then waits
+    /// (doubling) before the next try.
+    async fn store(&self, pending: &mut Pending) {
+        if pending.retry_at.is_some() {
+            return;
+        }
+        while let Some(front) = pending.batches.front() {
+            if !front.is_empty()
+                && let Err(error) = self.store.write(front).await
+            {
+                warn!(%error, trips = front.closed.len(), alerts = front.alerts.len(),
+                    waiting = pending.batches.len(), retry_in_ms = pending.wait.as_millis() as u64,
+                    "analytics not stored; retrying");
+                pending.retry_at = Some(tokio::time::Instant::now() + pending.wait);
+                pending.wait = (pending.wait * 2).min(RETRY_MAX);
+                return;
             }
-            wait = (wait * 2).min(RETRY_MAX);
+            self.handled.add(front.outputs);
+            pending.batches.pop_front();
+            pending.wait = RETRY_FIRST;
         }
     }
 }

@@ -312,6 +312,7 @@ pub struct AnalyticsSection {
     pub offline: OfflineSection,
     pub fuel: FuelSection,
     pub harsh: HarshSection,
+    pub sentinel: crate::sentinel::SentinelSection,
 }
 
 impl AnalyticsSection {

@@ -46,6 +46,7 @@ mod notifications;
 pub mod pipeline;
 pub mod replay;
 pub mod rlimit;
+pub mod sentinel;
 mod sinks;
 pub mod storage;
 mod stream;

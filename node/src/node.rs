@@ -60,6 +60,7 @@ pub struct Node {
     /// Publishes trips; stops with the status publisher.
     analytics_task: JoinHandle<()>,
     geofence_task: JoinHandle<()>,
+    sentinel_task: JoinHandle<()>,
     notify_workers: Vec<JoinHandle<()>>,
     status_shutdown: CancellationToken,
     mqtt_tasks: Vec<JoinHandle<()>>,
@@ -223,6 +224,14 @@ impl Node {
             stream: stream_stats,
             notifications: notify_stats,
         });
+        let sentinel = crate::sentinel::Sentinel {
+            parts: Arc::clone(&parts),
+            board: engine.system.clone(),
+            rules: config.analytics.sentinel.clone(),
+            data_dir: config.data_dir.clone(),
+            max_backlog_bytes: config.journal.max_backlog_mb.saturating_mul(1_000_000),
+        };
+        let sentinel_task = tokio::spawn(sentinel.run(status_shutdown.clone()));
         let mut metrics = drover_api::metrics::Metrics::new(config.auth.public_metrics);
         metrics.register_collector(Box::new(crate::metrics::NodeCollector(Arc::clone(&parts))));
         let api = drover_api::Api {
@@ -276,6 +285,7 @@ impl Node {
             status_task,
             analytics_task,
             geofence_task,
+            sentinel_task,
             notify_workers,
             status_shutdown,
             mqtt_tasks: vec![mqtt_task, records_mqtt_task, commands.mqtt_task],
@@ -325,6 +335,7 @@ impl Node {
         self.status_task.await?;
         self.analytics_task.await?;
         self.geofence_task.await?;
+        self.sentinel_task.await?;
         // Deliveries still retrying are given up: notifications are not durable.
         for worker in self.notify_workers {
             worker.abort();

@@ -22,6 +22,7 @@ mod notifications;
 mod openapi;
 mod outage;
 mod replay;
+mod sentinel;
 mod stream;
 mod support;
 mod trips;

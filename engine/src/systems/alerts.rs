@@ -555,9 +555,81 @@ impl CloseAlerts<'_, '_> {
     }
 }
 
+/// The device id of the node's own alerts (`system_…`, from its
+/// sentinels): an entity with [`Device`] and [`DeviceAlerts`] only, so it
+/// is in no device list, view or sweep.
+pub const SYSTEM_DEVICE: &str = "drover";
+
+/// The entity that holds the node's own alerts.
+#[derive(Resource, Debug, Clone, Copy)]
+pub struct SystemEntity(pub Entity);
+
+/// A condition of the node itself that began (`active`) or ended, as its
+/// sentinels saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemCondition {
+    /// `system_…`.
+    pub kind: &'static str,
+    pub subject: Option<String>,
+    pub active: bool,
+    pub severity: Severity,
+    pub time_ms: i64,
+    pub details: Details,
+}
+
+/// Spawns the entity of the node's own alerts.
+pub(crate) fn spawn_system(world: &mut World) {
+    let entity = world
+        .spawn((
+            Device {
+                id: DeviceId::new(SYSTEM_DEVICE),
+                protocol: "drover",
+            },
+            DeviceAlerts::default(),
+        ))
+        .id();
+    world.insert_resource(SystemEntity(entity));
+}
+
+/// Queues `condition` for the next tick's settling.
+pub(crate) fn system_condition(world: &mut World, condition: SystemCondition) {
+    let device = world.resource::<SystemEntity>().0;
+    let key = AlertKey {
+        kind: condition.kind.into(),
+        subject: condition.subject,
+    };
+    let signal = if condition.active {
+        Signal::Raise {
+            device,
+            key,
+            severity: condition.severity,
+            time_ms: condition.time_ms,
+            details: condition.details,
+        }
+    } else {
+        Signal::Clear {
+            device,
+            key,
+            time_ms: condition.time_ms,
+        }
+    };
+    world.resource_mut::<Signals>().0.push(signal);
+}
+
+/// The entity of `device` for restoring its alerts: a device's, or the
+/// node's own.
+fn owner(world: &World, device: &DeviceId) -> Option<Entity> {
+    if device.as_str() == SYSTEM_DEVICE {
+        return Some(world.resource::<SystemEntity>().0);
+    }
+    world
+        .resource::<crate::systems::ingest::DeviceIndex>()
+        .get(device)
+}
+
 /// Kinds whose detector clears them when they end.
 pub fn is_condition(kind: &str) -> bool {
-    CONDITIONS.contains(&kind)
+    CONDITIONS.contains(&kind) || kind.starts_with("system_")
 }
 
 /// The built-in kinds that are conditions.
@@ -600,10 +672,7 @@ pub(crate) fn capture(world: &mut World) -> AlertsSection {
 /// Puts a snapshot's alerts back on their devices (restored first).
 pub(crate) fn restore(world: &mut World, section: AlertsSection) {
     for summary in section.open {
-        let Some(device) = world
-            .resource::<crate::systems::ingest::DeviceIndex>()
-            .get(&summary.device)
-        else {
+        let Some(device) = owner(world, &summary.device) else {
             continue;
         };
         let key = AlertKey {
@@ -613,9 +682,7 @@ pub(crate) fn restore(world: &mut World, section: AlertsSection) {
         spawn(world, device, key, summary);
     }
     for (id, key) in section.silenced {
-        let device = world
-            .resource::<crate::systems::ingest::DeviceIndex>()
-            .get(&id);
+        let device = owner(world, &id);
         if let Some(mut alerts) = device.and_then(|d| world.get_mut::<DeviceAlerts>(d)) {
             alerts.silenced.push(key);
         }
