@@ -96,8 +96,15 @@ fn raise_and_handle(dir: &Path, settings: &[String]) {
     let overspeed = by_kind(&published, "overspeed");
     assert_eq!(overspeed["details"]["limit_kmh"], 90.0, "{overspeed}");
 
-    let open = list(ports.http, &format!("device={IMEI}&state=open"));
-    assert_eq!(open.len(), 2, "{open:?}");
+    // Published as they open, stored a moment after.
+    let query = format!("device={IMEI}&state=open");
+    assert!(
+        support::eventually(Duration::from_secs(10), || list(ports.http, &query).len()
+            == 2),
+        "{:?}",
+        list(ports.http, &query)
+    );
+    let open = list(ports.http, &query);
     let stored = by_kind(&open, "sos");
     for field in ["id", "kind", "severity", "state", "opened_at"] {
         assert_eq!(stored[field], sos[field], "{field}: {stored} vs {sos}");

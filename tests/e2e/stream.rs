@@ -228,6 +228,8 @@ fn a_client_gets_a_snapshot_then_live_positions_and_statuses() {
             Some("status") => {}
             // The simulated vehicles drive: trips open (and may close).
             Some("trip") => trips.push(message),
+            // And may brake hard.
+            Some("alert") => {}
             other => panic!("unexpected message type {other:?}: {message}"),
         }
     }

@@ -194,8 +194,16 @@ fn drive_and_stop(settings: &[String]) {
         i128::from(start + STEP_MS)
     );
 
+    // Published as it closes, stored a moment after.
+    let closed_and_stored = |trips: &[Value]| trips.len() == 1 && trips[0]["open"] == false;
+    assert!(
+        support::eventually(Duration::from_secs(10), || closed_and_stored(&api_trips(
+            ports.http, start
+        ))),
+        "one trip, closed: {:?}",
+        api_trips(ports.http, start)
+    );
     let stored = api_trips(ports.http, start);
-    assert_eq!(stored.len(), 1, "one trip, closed: {stored:?}");
     let served = &stored[0];
     assert_eq!(served["open"], false, "{served}");
     for field in [

@@ -3,13 +3,20 @@
 use drover_protocols::model::{Attributes, Record, RecordKind};
 use serde::Serialize;
 use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
 use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+
+/// RFC 3339 in UTC with exactly three fractional digits, as MQTT and the
+/// stream write times, so one instant is one string everywhere.
+const MILLIS: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
 /// ms since the epoch as RFC 3339 (UTC, millisecond precision).
 pub fn rfc3339(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
+        .and_then(|t| t.format(MILLIS).ok())
         .unwrap_or_default()
 }
 
@@ -25,7 +32,7 @@ impl Serialize for Timestamp {
         let mut free = &mut buf[..];
         let written = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
             .ok()
-            .and_then(|t| t.format_into(&mut free, &Rfc3339).ok())
+            .and_then(|t| t.format_into(&mut free, MILLIS).ok())
             .unwrap_or(0);
         let text = buf
             .get(..written)

@@ -258,7 +258,7 @@ mod tests {
         let record = &first["records"][0];
         assert_eq!(record["device"], "356307042441013");
         assert_eq!(record["protocol"], "gt06");
-        assert_eq!(record["time"], "2025-11-24T16:00:00.01Z");
+        assert_eq!(record["time"], "2025-11-24T16:00:00.010Z");
         assert_eq!(record["kind"], "position");
         assert_eq!(record["lat"], 52.5);
         assert!(record.get("altitude_m").is_none(), "{record}");

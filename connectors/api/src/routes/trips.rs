@@ -226,7 +226,7 @@ mod tests {
         };
         let view = serde_json::to_value(TripView::from(&trip)).unwrap();
         assert_eq!(view["id"], "d-0");
-        assert_eq!(view["start"]["time"], "1970-01-01T00:00:00Z");
+        assert_eq!(view["start"]["time"], "1970-01-01T00:00:00.000Z");
         assert_eq!(view["end"], serde_json::Value::Null);
         assert_eq!(view["open"], true);
         assert_eq!(view["duration_s"], 1800.0);
