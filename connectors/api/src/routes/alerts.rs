@@ -16,7 +16,7 @@ use drover_protocols::model::now_ms;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::devices::{history_error, time_param};
+use super::devices::{Paging, Range, history_error};
 use crate::Api;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
@@ -24,11 +24,12 @@ use crate::extract::Params;
 use crate::history::AlertQuery;
 use crate::positions::rfc3339;
 
-/// Alerts per page when the request does not say, and at most.
-const DEFAULT_ALERTS: usize = 100;
-const MAX_ALERTS: usize = 1_000;
-/// The range when the request gives no `from`: the last 30 days.
-const DEFAULT_SPAN_MS: i64 = 30 * 24 * 3600 * 1000;
+/// Alerts: the last 30 days unless the request says, 100 per page, up to 1,000.
+const ALERTS: Paging = Paging {
+    span_ms: 30 * 24 * 3600 * 1000,
+    default_limit: 100,
+    max_limit: 1_000,
+};
 /// How long an action waits for its change to be stored before it
 /// answers anyway (the engine has applied it).
 const STORE_WAIT: Duration = Duration::from_secs(5);
@@ -149,7 +150,16 @@ async fn list(
     _caller: Caller,
     Params(params): Params<ListParams>,
 ) -> Result<Json<AlertList>, ApiError> {
-    let (from_ms, to_ms, limit) = parse(&params)?;
+    let Range {
+        from_ms,
+        to_ms,
+        limit,
+    } = Range::parse(
+        params.from.as_deref(),
+        params.to.as_deref(),
+        params.limit,
+        ALERTS,
+    )?;
     let page = api
         .history
         .alerts(AlertQuery {
@@ -242,29 +252,4 @@ async fn wait_until_stored(api: &Api, through: u64) {
 
 fn desk_error(error: DeskError) -> ApiError {
     ApiError::Unavailable(error.to_string())
-}
-
-fn parse(params: &ListParams) -> Result<(i64, i64, usize), ApiError> {
-    let to_ms = match &params.to {
-        Some(text) => time_param("to", text)?,
-        None => now_ms(),
-    };
-    let from_ms = match &params.from {
-        Some(text) => time_param("from", text)?,
-        None => to_ms.saturating_sub(DEFAULT_SPAN_MS),
-    };
-    if from_ms >= to_ms {
-        return Err(ApiError::BadRequest(format!(
-            "empty range: from ({}) must be before to ({})",
-            rfc3339(from_ms),
-            rfc3339(to_ms)
-        )));
-    }
-    let limit = params.limit.unwrap_or(DEFAULT_ALERTS);
-    if !(1..=MAX_ALERTS).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be from 1 to {MAX_ALERTS}, not {limit}"
-        )));
-    }
-    Ok((from_ms, to_ms, limit))
 }

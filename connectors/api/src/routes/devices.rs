@@ -25,12 +25,12 @@ use crate::model::{
 };
 use crate::positions::{PositionPage, page_json, parse_rfc3339, rfc3339};
 
-/// Devices per page when the request does not say, and at most.
-/// Positions per page when the request does not say, and at most.
-const DEFAULT_POSITIONS: usize = 1_000;
-const MAX_POSITIONS: usize = 10_000;
-/// The range when the request gives no `from`: the last day.
-const DEFAULT_SPAN_MS: i64 = 24 * 3600 * 1000;
+/// Positions: the last day unless the request says, 1,000 per page, up to 10,000.
+const POSITIONS: Paging = Paging {
+    span_ms: 24 * 3600 * 1000,
+    default_limit: 1_000,
+    max_limit: 10_000,
+};
 
 pub fn routes() -> Router<Api> {
     Router::new()
@@ -335,7 +335,12 @@ async fn positions(
     Path(id): Path<String>,
     Params(params): Params<PositionParams>,
 ) -> Result<Response, ApiError> {
-    let range = Range::parse(&params)?;
+    let range = Range::parse(
+        params.from.as_deref(),
+        params.to.as_deref(),
+        params.limit,
+        POSITIONS,
+    )?;
     ensure_known(&api, &id).await?;
     let page = api
         .history
@@ -362,23 +367,40 @@ async fn positions(
     }
 }
 
+/// How a history is read when the request does not say: the span before
+/// `to` and the page size, and the largest page.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Paging {
+    pub span_ms: i64,
+    pub default_limit: usize,
+    pub max_limit: usize,
+}
+
 /// The validated `from`, `to` and `limit` of a history request.
 #[derive(Debug, PartialEq)]
-struct Range {
-    from_ms: i64,
-    to_ms: i64,
-    limit: usize,
+pub(super) struct Range {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub limit: usize,
 }
 
 impl Range {
-    fn parse(params: &PositionParams) -> Result<Range, ApiError> {
-        let to_ms = match &params.to {
+    /// `to` defaults to now, `from` to `paging.span_ms` before `to`; 400
+    /// for a time that is not RFC 3339, an empty range or a page size out
+    /// of bounds.
+    pub(super) fn parse(
+        from: Option<&str>,
+        to: Option<&str>,
+        limit: Option<usize>,
+        paging: Paging,
+    ) -> Result<Range, ApiError> {
+        let to_ms = match to {
             Some(text) => time_param("to", text)?,
             None => now_ms(),
         };
-        let from_ms = match &params.from {
+        let from_ms = match from {
             Some(text) => time_param("from", text)?,
-            None => to_ms.saturating_sub(DEFAULT_SPAN_MS),
+            None => to_ms.saturating_sub(paging.span_ms),
         };
         if from_ms >= to_ms {
             return Err(ApiError::BadRequest(format!(
@@ -387,10 +409,11 @@ impl Range {
                 rfc3339(to_ms)
             )));
         }
-        let limit = params.limit.unwrap_or(DEFAULT_POSITIONS);
-        if !(1..=MAX_POSITIONS).contains(&limit) {
+        let limit = limit.unwrap_or(paging.default_limit);
+        if !(1..=paging.max_limit).contains(&limit) {
             return Err(ApiError::BadRequest(format!(
-                "limit must be from 1 to {MAX_POSITIONS}, not {limit}"
+                "limit must be from 1 to {}, not {limit}",
+                paging.max_limit
             )));
         }
         Ok(Range {
@@ -450,6 +473,11 @@ pub(super) fn history_error(error: HistoryError) -> ApiError {
 mod tests {
     use super::*;
 
+    fn parse(params: &PositionParams) -> Result<Range, ApiError> {
+        let (from, to) = (params.from.as_deref(), params.to.as_deref());
+        Range::parse(from, to, params.limit, POSITIONS)
+    }
+
     fn params(from: Option<&str>, to: Option<&str>, limit: Option<usize>) -> PositionParams {
         PositionParams {
             from: from.map(str::to_owned),
@@ -461,20 +489,20 @@ mod tests {
 
     #[test]
     fn ranges_default_to_the_last_day_and_validate() {
-        let r = Range::parse(&params(None, Some("2026-11-26T00:00:00Z"), None)).unwrap();
-        assert_eq!(r.to_ms - r.from_ms, DEFAULT_SPAN_MS);
-        assert_eq!(r.limit, DEFAULT_POSITIONS);
+        let r = parse(&params(None, Some("2026-11-26T00:00:00Z"), None)).unwrap();
+        assert_eq!(r.to_ms - r.from_ms, POSITIONS.span_ms);
+        assert_eq!(r.limit, POSITIONS.default_limit);
         let day = "2026-11-26T00:00:00Z";
         let bad = [
             params(Some(day), Some("2026-11-25T00:00:00Z"), None),
             params(Some(day), Some(day), None),
             params(Some("last tuesday"), None, None),
             params(None, None, Some(0)),
-            params(None, None, Some(MAX_POSITIONS + 1)),
+            params(None, None, Some(POSITIONS.max_limit + 1)),
         ];
         for case in bad {
             assert!(
-                matches!(Range::parse(&case), Err(ApiError::BadRequest(_))),
+                matches!(parse(&case), Err(ApiError::BadRequest(_))),
                 "{case:?}"
             );
         }

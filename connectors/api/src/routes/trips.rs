@@ -5,11 +5,10 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use drover_engine::systems::trips::{Place, TripSummary};
-use drover_protocols::model::now_ms;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::devices::{ensure_known, history_error, time_param};
+use super::devices::{Paging, Range, ensure_known, history_error};
 use super::live_device;
 use crate::Api;
 use crate::auth::Caller;
@@ -17,11 +16,12 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::Params;
 use crate::positions::rfc3339;
 
-/// Trips per answer when the request does not say, and at most.
-const DEFAULT_TRIPS: usize = 1_000;
-const MAX_TRIPS: usize = 10_000;
-/// The range when the request gives no `from`: the last week.
-const DEFAULT_SPAN_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Trips: the last week unless the request says, up to 10,000 (1,000 by default).
+const TRIPS: Paging = Paging {
+    span_ms: 7 * 24 * 3600 * 1000,
+    default_limit: 1_000,
+    max_limit: 10_000,
+};
 
 pub fn routes() -> Router<Api> {
     Router::new().route("/api/v1/devices/{id}/trips", get(trips))
@@ -120,7 +120,16 @@ async fn trips(
     Path(id): Path<String>,
     Params(params): Params<TripParams>,
 ) -> Result<Json<TripList>, ApiError> {
-    let (from_ms, to_ms, limit) = parse(&params)?;
+    let Range {
+        from_ms,
+        to_ms,
+        limit,
+    } = Range::parse(
+        params.from.as_deref(),
+        params.to.as_deref(),
+        params.limit,
+        TRIPS,
+    )?;
     ensure_known(&api, &id).await?;
     let closed = api
         .history
@@ -146,64 +155,9 @@ async fn trips(
     Ok(Json(TripList { trips }))
 }
 
-fn parse(params: &TripParams) -> Result<(i64, i64, usize), ApiError> {
-    let to_ms = match &params.to {
-        Some(text) => time_param("to", text)?,
-        None => now_ms(),
-    };
-    let from_ms = match &params.from {
-        Some(text) => time_param("from", text)?,
-        None => to_ms.saturating_sub(DEFAULT_SPAN_MS),
-    };
-    if from_ms >= to_ms {
-        return Err(ApiError::BadRequest(format!(
-            "empty range: from ({}) must be before to ({})",
-            rfc3339(from_ms),
-            rfc3339(to_ms)
-        )));
-    }
-    let limit = params.limit.unwrap_or(DEFAULT_TRIPS);
-    if !(1..=MAX_TRIPS).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be from 1 to {MAX_TRIPS}, not {limit}"
-        )));
-    }
-    Ok((from_ms, to_ms, limit))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(from: Option<&str>, to: Option<&str>, limit: Option<usize>) -> TripParams {
-        TripParams {
-            from: from.map(str::to_owned),
-            to: to.map(str::to_owned),
-            limit,
-        }
-    }
-
-    #[test]
-    fn ranges_default_to_the_last_week_and_validate() {
-        let (from, to, limit) = parse(&params(None, Some("2026-12-03T00:00:00Z"), None)).unwrap();
-        assert_eq!(to - from, DEFAULT_SPAN_MS);
-        assert_eq!(limit, DEFAULT_TRIPS);
-        for bad in [
-            params(
-                Some("2026-12-03T00:00:00Z"),
-                Some("2026-12-02T00:00:00Z"),
-                None,
-            ),
-            params(Some("yesterday"), None, None),
-            params(None, None, Some(0)),
-            params(None, None, Some(MAX_TRIPS + 1)),
-        ] {
-            assert!(
-                matches!(parse(&bad), Err(ApiError::BadRequest(_))),
-                "{bad:?}"
-            );
-        }
-    }
 
     #[test]
     fn a_trip_shows_its_times_and_derived_figures() {
