@@ -206,6 +206,10 @@ fn an_alert_reaches_a_webhook_an_inbox_and_an_mqtt_topic() {
             "scheme",
         ),
         (
+            json!({"name": "x", "channel": {"type": "webhook", "url": "https://example.com"}}),
+            "no TLS client",
+        ),
+        (
             json!({"name": "x", "states": ["shut"], "channel": {"type": "mqtt"}}),
             "state",
         ),
