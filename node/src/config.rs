@@ -313,6 +313,42 @@ pub struct AnalyticsSection {
     pub fuel: FuelSection,
     pub harsh: HarshSection,
     pub sentinel: crate::sentinel::SentinelSection,
+    pub summaries: SummariesSection,
+}
+
+/// `[analytics.summaries]`: daily summaries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SummariesSection {
+    /// Where days begin, as an offset from UTC (`+02:00`, `-05:00`, `Z`);
+    /// a fixed offset: daylight saving time is not followed.
+    pub utc_offset: String,
+}
+
+impl Default for SummariesSection {
+    fn default() -> Self {
+        SummariesSection {
+            utc_offset: "+00:00".to_owned(),
+        }
+    }
+}
+
+impl SummariesSection {
+    pub fn offset(&self) -> anyhow::Result<time::UtcOffset> {
+        if self.utc_offset == "Z" {
+            return Ok(time::UtcOffset::UTC);
+        }
+        time::UtcOffset::parse(
+            &self.utc_offset,
+            time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]"),
+        )
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "analytics.summaries.utc_offset must be like +02:00, -05:30 or Z, not {:?}",
+                self.utc_offset
+            )
+        })
+    }
 }
 
 impl AnalyticsSection {
@@ -527,6 +563,20 @@ fn toml_scalar(doc: &str) -> Option<figment::value::Value> {
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summary_days_begin_at_a_fixed_utc_offset() {
+        let offset = |text: &str| {
+            SummariesSection {
+                utc_offset: text.to_owned(),
+            }
+            .offset()
+        };
+        assert_eq!(offset("+02:00").unwrap().whole_hours(), 2);
+        assert_eq!(offset("-05:30").unwrap().whole_minutes(), -330);
+        assert_eq!(offset("Z").unwrap(), time::UtcOffset::UTC);
+        assert!(offset("Europe/Vilnius").is_err());
+    }
 
     #[test]
     fn defaults_are_traccars_ports_and_the_embedded_broker() {

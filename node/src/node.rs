@@ -250,6 +250,7 @@ impl Node {
                 })
             },
             metrics: Arc::new(metrics),
+            utc_offset: config.analytics.summaries.offset()?,
             limits: config.http.limits(),
             snapshots: Arc::default(),
             alerts: drover_api::Alerts {

@@ -222,6 +222,30 @@ fn drive_and_stop(settings: &[String]) {
     assert_distance(served, driven);
     let (_, health) = support::http_get(ports.http, "/health");
     assert_eq!(health["engine"]["analytics_dropped"], 0, "{health}");
+
+    // The day's summary counts it.
+    let day = time::OffsetDateTime::from_unix_timestamp(start / 1000)
+        .expect("a time")
+        .date()
+        .to_string();
+    let (status, summaries) = support::http_get(
+        ports.http,
+        &format!("/api/v1/devices/{IMEI}/summaries?from={day}&to={day}"),
+    );
+    assert_eq!(status, 200, "{summaries}");
+    let summary = &summaries["summaries"][0];
+    assert_eq!(
+        (summary["date"].as_str(), summary["trips"].as_u64()),
+        (Some(day.as_str()), Some(1)),
+        "{summaries}"
+    );
+    assert_distance(summary, driven);
+    assert_eq!(summary["max_speed_kmh"].as_f64(), Some(36.0));
+    let (status, _) = support::http_get(
+        ports.http,
+        &format!("/api/v1/devices/{IMEI}/summaries?from=2026-12-31&to=2026-01-01"),
+    );
+    assert_eq!(status, 400, "a range backwards");
 }
 
 #[test]

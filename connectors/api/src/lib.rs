@@ -71,6 +71,8 @@ pub struct Api {
     pub metrics: Arc<metrics::Metrics>,
     pub limits: Limits,
     pub alerts: Alerts,
+    /// Where days begin for daily summaries (`analytics.summaries.utc_offset`).
+    pub utc_offset: time::UtcOffset,
 }
 
 /// Operators' way to the engine's alerts.

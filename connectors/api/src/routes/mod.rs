@@ -12,6 +12,7 @@ mod groups;
 mod metrics;
 mod notifications;
 mod stream;
+mod summaries;
 mod system;
 mod trips;
 
@@ -41,7 +42,7 @@ use crate::error::ApiError;
         access::patch_user, access::delete_user, access::list_keys, access::create_key,
         access::delete_key,
         devices::list, devices::create, devices::one, devices::patch, devices::remove,
-        devices::unknown, devices::positions, trips::trips, stream::stream,
+        devices::unknown, devices::positions, trips::trips, summaries::summaries, stream::stream,
         alerts::list, alerts::acknowledge, alerts::close,
         notifications::list, notifications::create, notifications::one, notifications::remove,
         groups::list, groups::create, groups::one, groups::patch, groups::remove,
@@ -94,6 +95,7 @@ pub fn router(api: Api) -> Router {
         .merge(access::routes())
         .merge(devices::routes())
         .merge(trips::routes())
+        .merge(summaries::routes())
         .merge(alerts::routes())
         .merge(notifications::routes())
         .merge(groups::routes())
