@@ -123,19 +123,25 @@ impl History for Embedded {
                 limit,
                 cursor: cursor.as_deref(),
             };
-            // Unreadable entries are kept, to be reported below.
+            // Decoded once, as the store pages: unreadable entries are kept,
+            // to be reported below.
+            let mut decoded = Vec::new();
             let keep = |bytes: &[u8]| match alerts::decode(bytes) {
-                Ok(alert) => query.keeps(&alert),
-                Err(_) => true,
+                Ok(alert) if !query.keeps(&alert) => false,
+                read => {
+                    decoded.push(read);
+                    true
+                }
             };
             let page = store
                 .alerts(from_ms, to_ms, query.cursor, limit, keep)
                 .map_err(store_error)?;
+            // The store looks one entry past a full page.
+            decoded.truncate(page.alerts.len());
             Ok(AlertPage {
-                alerts: page
-                    .alerts
-                    .iter()
-                    .map(|bytes| decode_alert(bytes))
+                alerts: decoded
+                    .into_iter()
+                    .map(|read| read.map_err(unreadable_alert))
                     .collect::<Result<_, _>>()?,
                 next_cursor: page.next,
             })
@@ -171,16 +177,28 @@ impl History for Embedded {
 }
 
 fn decode_alert(bytes: &[u8]) -> Result<AlertSummary, HistoryError> {
-    alerts::decode(bytes).map_err(|error| {
-        HistoryError::Unavailable(format!(
-            "the history store holds an unreadable alert: {error}"
-        ))
-    })
+    alerts::decode(bytes).map_err(unreadable_alert)
+}
+
+fn unreadable_alert(error: serde_json::Error) -> HistoryError {
+    HistoryError::Unavailable(format!(
+        "the history store holds an unreadable alert: {error}"
+    ))
 }
 
 /// InfluxDB, read with InfluxQL. The cursor is the time (ms) of the last
 /// position of the previous page: a device has one position per ms there.
 pub struct Influx(pub InfluxClient);
+
+/// An InfluxDB page cursor: a number (a time, or an offset).
+fn influx_cursor<T: std::str::FromStr>(cursor: Option<&str>) -> Result<Option<T>, HistoryError> {
+    cursor
+        .map(|c| {
+            c.parse()
+                .map_err(|_| HistoryError::BadCursor(format!("{c:?} is not a page cursor")))
+        })
+        .transpose()
+}
 
 fn influx_error(error: drover_influxdb::InfluxError) -> HistoryError {
     HistoryError::Unavailable(error.to_string())
@@ -192,13 +210,7 @@ impl History for Influx {
         query: PositionQuery<'a>,
     ) -> BoxFuture<'a, Result<PositionPage, HistoryError>> {
         Box::pin(async move {
-            let after = query
-                .cursor
-                .map(|c| {
-                    c.parse::<i64>()
-                        .map_err(|_| HistoryError::BadCursor(format!("{c:?} is not a page cursor")))
-                })
-                .transpose()?;
+            let after: Option<i64> = influx_cursor(query.cursor)?;
             let positions = self
                 .0
                 .positions(query.device, query.from_ms, query.to_ms, query.limit, after)
@@ -262,14 +274,7 @@ impl History for Influx {
         query: AlertQuery<'a>,
     ) -> BoxFuture<'a, Result<AlertPage, HistoryError>> {
         Box::pin(async move {
-            let offset = query
-                .cursor
-                .map(|c| {
-                    c.parse::<usize>()
-                        .map_err(|_| HistoryError::BadCursor(format!("{c:?} is not a page cursor")))
-                })
-                .transpose()?
-                .unwrap_or(0);
+            let offset: usize = influx_cursor(query.cursor)?.unwrap_or(0);
             let mut equal = Vec::new();
             if let Some(device) = query.device {
                 equal.push(("device", device));

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use drover_protocols::model::{Fix, Record, RecordKind, attr, now_ms};
+use drover_protocols::model::{Record, attr, now_ms};
 use drover_testkit::Influxd;
 use serde_json::{Value, json};
 
@@ -22,20 +22,7 @@ fn settings() -> Vec<String> {
 }
 
 fn fix(time_ms: i64, speed_kmh: f64) -> Record {
-    Record {
-        time_ms,
-        kind: RecordKind::Position,
-        fix: Some(Fix {
-            lat: 54.68,
-            lon: 25.28,
-            speed_kmh,
-            course_deg: 0.0,
-            altitude_m: Some(100.0),
-            satellites: Some(9),
-            valid: true,
-        }),
-        ..Record::default()
-    }
+    support::position(time_ms, 54.68, speed_kmh, 0.0)
 }
 
 fn alert_messages(subscriber: &Subscriber) -> Vec<Value> {

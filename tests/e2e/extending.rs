@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use drover_protocols::model::{Fix, Record, RecordKind, attr, now_ms};
+use drover_protocols::model::{Record, attr, now_ms};
 use serde_json::Value;
 
 use crate::support::{self, Ports, Process, Subscriber};
@@ -39,20 +39,7 @@ fn serve_example(name: &str, dir: &Path, ports: Ports, env: (&str, &str)) -> Pro
 }
 
 fn fix(time_ms: i64, speed_kmh: f64, course_deg: f64, ignition: bool) -> Record {
-    let mut record = Record {
-        time_ms,
-        kind: RecordKind::Position,
-        fix: Some(Fix {
-            lat: 54.68,
-            lon: 25.28,
-            speed_kmh,
-            course_deg,
-            altitude_m: None,
-            satellites: Some(9),
-            valid: true,
-        }),
-        ..Record::default()
-    };
+    let mut record = support::position(time_ms, 54.68, speed_kmh, course_deg);
     record.attributes.set(attr::IGNITION, ignition);
     record
 }

@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use drover_protocols::model::{Fix, Record, RecordKind, attr, now_ms};
+use drover_protocols::model::{Record, RecordKind, attr, now_ms};
 use serde_json::{Value, json};
 
 use crate::support::{self, Subscriber, admin_token, assert_error, http, login_as};
@@ -142,20 +142,8 @@ fn smtp_session(stream: TcpStream) -> Option<String> {
 }
 
 fn sos(time_ms: i64) -> Record {
-    let mut record = Record {
-        time_ms,
-        kind: RecordKind::Alarm,
-        fix: Some(Fix {
-            lat: 54.68,
-            lon: 25.28,
-            speed_kmh: 0.0,
-            course_deg: 0.0,
-            altitude_m: None,
-            satellites: Some(9),
-            valid: true,
-        }),
-        ..Record::default()
-    };
+    let mut record = support::position(time_ms, 54.68, 0.0, 0.0);
+    record.kind = RecordKind::Alarm;
     record.attributes.set(attr::ALARM, "sos");
     record
 }

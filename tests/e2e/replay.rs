@@ -6,27 +6,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use drover_protocols::model::{Fix, Record, RecordKind, attr, now_ms};
+use drover_protocols::model::{Record, attr, now_ms};
 use serde_json::Value;
 
 use crate::support::{self, Ports};
 use crate::trips::{IMEI, Tracker};
 
 fn fix(time_ms: i64, lat: f64, speed_kmh: f64) -> Record {
-    let mut record = Record {
-        time_ms,
-        kind: RecordKind::Position,
-        fix: Some(Fix {
-            lat,
-            lon: 25.28,
-            speed_kmh,
-            course_deg: 0.0,
-            altitude_m: None,
-            satellites: Some(9),
-            valid: true,
-        }),
-        ..Record::default()
-    };
+    let mut record = support::position(time_ms, lat, speed_kmh, 0.0);
     record.attributes.set(attr::IGNITION, speed_kmh > 0.0);
     record
 }

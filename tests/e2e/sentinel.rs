@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use drover_protocols::model::{Fix, Record, RecordKind, now_ms};
+use drover_protocols::model::{Record, now_ms};
 use drover_testkit::Influxd;
 use serde_json::Value;
 
@@ -22,20 +22,7 @@ fn system_alerts(subscriber: &Subscriber) -> Vec<Value> {
 }
 
 fn fix(time_ms: i64) -> Record {
-    Record {
-        time_ms,
-        kind: RecordKind::Position,
-        fix: Some(Fix {
-            lat: 54.68,
-            lon: 25.28,
-            speed_kmh: 30.0,
-            course_deg: 0.0,
-            altitude_m: None,
-            satellites: Some(9),
-            valid: true,
-        }),
-        ..Record::default()
-    }
+    support::position(time_ms, 54.68, 30.0, 0.0)
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use drover_protocols::model::{Fix, Record, RecordKind};
 use serde_json::Value;
 
 /// A port nobody listens on right now.
@@ -528,4 +529,23 @@ pub fn assert_error(answer: &(u16, Value), status: u16, code: &str, what: &str) 
         "{what}: {}",
         answer.1
     );
+}
+
+/// A valid fix a test tracker reports at `time_ms`: at latitude `lat` on
+/// the tests' road (longitude 25.28), with 9 satellites.
+pub fn position(time_ms: i64, lat: f64, speed_kmh: f64, course_deg: f64) -> Record {
+    Record {
+        time_ms,
+        kind: RecordKind::Position,
+        fix: Some(Fix {
+            lat,
+            lon: 25.28,
+            speed_kmh,
+            course_deg,
+            altitude_m: None,
+            satellites: Some(9),
+            valid: true,
+        }),
+        ..Record::default()
+    }
 }
