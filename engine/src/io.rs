@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::components::{CustomAttributes, Kinematics, LastFix, Obd, Power, Presence};
 use crate::systems::alerts::AlertSummary;
 use crate::systems::trips::TripSummary;
+use crate::systems::usage::Usage;
 
 /// One thing that happened at the edge, in arrival order.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +67,11 @@ pub struct DeviceState {
     pub presence: Presence,
     pub last_seen_ms: i64,
     pub attributes: CustomAttributes,
+    /// Ignition as analytics see it, and engine hours.
+    pub usage: Usage,
+    /// The device's odometer when it reports one, else the distance
+    /// driven by its fixes since it was first seen, in metres.
+    pub odometer_m: f64,
     /// The trip under way, as of the device's newest fix.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trip: Option<Box<TripSummary>>,

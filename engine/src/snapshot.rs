@@ -28,6 +28,7 @@ use crate::components::{
     CustomAttributes, Device, Ignition, Kinematics, LastFix, LastSeen, Obd, Power, Presence,
 };
 use crate::systems::ingest::{DeviceIndex, device_bundle};
+use crate::systems::usage::{IgnitionSource, Usage};
 use crate::systems::{alerts, geofences, trips};
 
 /// The snapshot format this build writes and reads.
@@ -96,6 +97,43 @@ pub struct DeviceSnapshot {
     pub last_seen_ms: i64,
     #[serde(default)]
     pub attributes: Vec<(String, Value)>,
+    #[serde(default)]
+    pub usage: UsageSnapshot,
+}
+
+/// [`Usage`] as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct UsageSnapshot {
+    pub ignition: bool,
+    pub ignition_source: IgnitionSource,
+    pub engine_ms: i64,
+    #[serde(default)]
+    pub device_odometer_m: Option<f64>,
+    pub last_ms: i64,
+}
+
+impl From<&Usage> for UsageSnapshot {
+    fn from(u: &Usage) -> Self {
+        UsageSnapshot {
+            ignition: u.ignition,
+            ignition_source: u.ignition_source,
+            engine_ms: u.engine_ms,
+            device_odometer_m: u.device_odometer_m,
+            last_ms: u.last_ms,
+        }
+    }
+}
+
+impl From<UsageSnapshot> for Usage {
+    fn from(s: UsageSnapshot) -> Self {
+        Usage {
+            ignition: s.ignition,
+            ignition_source: s.ignition_source,
+            engine_ms: s.engine_ms,
+            device_odometer_m: s.device_odometer_m,
+            last_ms: s.last_ms,
+        }
+    }
 }
 
 /// [`LastFix`] as stored.
@@ -192,11 +230,12 @@ pub(crate) fn capture_devices(world: &mut World) -> Vec<DeviceSnapshot> {
         &Obd,
         &LastSeen,
         &CustomAttributes,
+        &Usage,
     )>();
     let mut devices: Vec<DeviceSnapshot> = query
         .iter(world)
         .map(
-            |(device, last_fix, kinematics, ignition, power, obd, seen, attributes)| {
+            |(device, last_fix, kinematics, ignition, power, obd, seen, attributes, usage)| {
                 DeviceSnapshot {
                     id: device.id.as_str().to_owned(),
                     protocol: device.protocol.to_owned(),
@@ -211,6 +250,7 @@ pub(crate) fn capture_devices(world: &mut World) -> Vec<DeviceSnapshot> {
                         .iter()
                         .map(|(k, v)| (k.to_owned(), v.clone()))
                         .collect(),
+                    usage: UsageSnapshot::from(usage),
                 }
             },
         )
@@ -297,6 +337,7 @@ pub(crate) fn restore_devices(world: &mut World, devices: Vec<DeviceSnapshot>) {
                 Presence::default(),
                 LastSeen(stored.last_seen_ms),
                 CustomAttributes(attributes),
+                Usage::from(stored.usage),
             ));
             index.0.insert(id, entity.id());
         }

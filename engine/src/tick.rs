@@ -25,6 +25,7 @@ use crate::systems::overspeed::{self, OverspeedRules};
 use crate::systems::presence::{self, PresenceTimeout};
 use crate::systems::retention::{self, ForgetAfter};
 use crate::systems::trips::{self, Trip, TripChanged, TripRules, TripSummary};
+use crate::systems::usage::{self, UsageRules};
 use crate::systems::{Touched, alarms, derived, motion};
 
 /// The schedule run once per tick.
@@ -75,6 +76,8 @@ pub struct EngineConfig {
     pub forget_after_ms: i64,
     /// What makes a trip.
     pub trips: TripRules,
+    /// How engine hours are counted.
+    pub usage: UsageRules,
     /// What raises alerts.
     pub alerts: AlertConfig,
 }
@@ -98,6 +101,7 @@ impl Default for EngineConfig {
             sweep_every_ms: 1_000,
             forget_after_ms: 30 * 24 * 3_600_000,
             trips: TripRules::default(),
+            usage: UsageRules::default(),
             alerts: AlertConfig::default(),
         }
     }
@@ -162,6 +166,7 @@ impl Engine {
             after_ms: config.forget_after_ms,
         });
         world.insert_resource(config.trips);
+        world.insert_resource(config.usage);
         world.insert_resource(config.alerts.rules);
         world.insert_resource(config.alerts.overspeed);
         world.insert_resource(config.alerts.offline);
@@ -205,7 +210,9 @@ impl Engine {
                 .chain()
                 .in_set(TickSet::Ingest),
         );
-        schedule.add_systems(motion::update_motion.in_set(TickSet::Derive));
+        schedule.add_systems(
+            (motion::update_motion, usage::update_usage).in_set(TickSet::Derive),
+        );
         schedule.add_systems(
             presence::expire_presence
                 .run_if(every(config.sweep_every_ms))

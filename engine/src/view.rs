@@ -136,6 +136,8 @@ mod tests {
             presence: Presence::default(),
             last_seen_ms,
             attributes: CustomAttributes::default(),
+            usage: Default::default(),
+            odometer_m: 0.0,
             trip: None,
         }
     }

@@ -307,6 +307,7 @@ impl Default for CommandsSection {
 #[serde(default, deny_unknown_fields)]
 pub struct AnalyticsSection {
     pub trips: TripsSection,
+    pub usage: UsageSection,
     pub alerts: AlertsSection,
     pub overspeed: OverspeedSection,
     pub offline: OfflineSection,
@@ -384,6 +385,31 @@ fn secs_ms(secs: u64) -> i64 {
 
 fn ms_secs(ms: i64) -> u64 {
     u64::try_from(ms / 1000).unwrap_or_default()
+}
+
+/// `[analytics.usage]`: engine hours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsageSection {
+    /// A gap between records longer than this adds no engine hours, even
+    /// with the ignition on at both ends (the tracker slept).
+    pub max_gap_secs: u64,
+}
+
+impl Default for UsageSection {
+    fn default() -> Self {
+        UsageSection {
+            max_gap_secs: ms_secs(drover_engine::systems::usage::UsageRules::default().max_gap_ms),
+        }
+    }
+}
+
+impl UsageSection {
+    pub fn rules(&self) -> drover_engine::systems::usage::UsageRules {
+        drover_engine::systems::usage::UsageRules {
+            max_gap_ms: secs_ms(self.max_gap_secs),
+        }
+    }
 }
 
 /// `[analytics.alerts]`: what every alert detector shares.

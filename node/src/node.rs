@@ -449,6 +449,7 @@ pub fn new_engine(config: &Config) -> Engine {
         // Full-state deltas feed the live view the API reads.
         emit_state: true,
         trips: config.analytics.trips.rules(),
+        usage: config.analytics.usage.rules(),
         alerts: config.analytics.alert_config(),
         ..EngineConfig::default()
     })

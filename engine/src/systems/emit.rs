@@ -13,6 +13,7 @@ use crate::systems::Touched;
 use crate::systems::alerts::AlertChanged;
 use crate::systems::derived::AttributesDerived;
 use crate::systems::trips::{Trip, TripChanged, TripSummary, Trips};
+use crate::systems::usage::Usage;
 
 /// Deltas produced by the last tick; the shell takes them after each tick.
 #[derive(Resource, Debug, Default)]
@@ -37,6 +38,7 @@ pub struct DeviceView {
     pub presence: Ref<'static, Presence>,
     pub seen: Ref<'static, LastSeen>,
     pub attributes: Ref<'static, CustomAttributes>,
+    pub usage: Ref<'static, Usage>,
     pub trips: Option<Ref<'static, Trips>>,
 }
 
@@ -115,6 +117,7 @@ fn state_changed(view: &DeviceViewItem<'_, '_>) -> bool {
         || view.obd.is_changed()
         || view.presence.is_changed()
         || view.attributes.is_changed()
+        || view.usage.is_changed()
         || view.trips.as_ref().is_some_and(|trips| trips.is_changed())
 }
 
@@ -131,6 +134,11 @@ pub fn snapshot(view: &DeviceViewItem<'_, '_>, trip: Option<&TripSummary>) -> De
         presence: *view.presence,
         last_seen_ms: view.seen.0,
         attributes: (*view.attributes).clone(),
+        usage: *view.usage,
+        odometer_m: view
+            .usage
+            .device_odometer_m
+            .unwrap_or(view.kinematics.distance_m),
         trip: trip.map(|trip| Box::new(trip.clone())),
     }
 }

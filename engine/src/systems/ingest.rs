@@ -27,6 +27,7 @@ use crate::systems::harsh::LastSpeed;
 use crate::systems::overspeed::Speeding;
 use crate::systems::presence::PresenceTimeout;
 use crate::systems::trips::Trips;
+use crate::systems::usage::Usage;
 
 /// The inputs of the current tick, in arrival order. Filled by the shell.
 #[derive(Resource, Debug, Default)]
@@ -120,6 +121,7 @@ pub(crate) fn device_bundle(device: Device) -> impl Bundle {
         Trail::default(),
         Reports::default(),
         Trips::default(),
+        Usage::default(),
         (
             DeviceAlerts::default(),
             KnownDtcs::default(),
@@ -147,6 +149,10 @@ pub struct Facts {
     pub alarm: bool,
     /// It carries OBD trouble codes (`attr::DTCS`).
     pub dtcs: bool,
+    /// The device's own count of engine hours, in ms (`attr::HOURS`).
+    pub engine_hours_ms: Option<i64>,
+    /// The device's odometer or the OBD bus's, in metres.
+    pub odometer_m: Option<f64>,
     /// Facts of a record (not of a connection change).
     record: bool,
 }
@@ -183,6 +189,10 @@ impl Facts {
             attr::FUEL_LEVEL => self.fuel_pct = value.as_f64(),
             attr::ALARM => self.alarm = true,
             attr::DTCS => self.dtcs = true,
+            attr::HOURS => self.engine_hours_ms = value.as_f64().map(|ms| ms as i64),
+            attr::ODOMETER | attr::OBD_ODOMETER => {
+                self.odometer_m = value.as_f64().or(self.odometer_m);
+            }
             _ => {}
         }
     }
@@ -433,7 +443,10 @@ fn apply_attributes(
             }
             attr::THROTTLE => &mut new_obd.throttle_pct,
             attr::OBD_SPEED => &mut new_obd.obd_speed_kmh,
-            attr::OBD_ODOMETER => &mut new_obd.odometer_m,
+            attr::OBD_ODOMETER => {
+                facts.note(key, value);
+                &mut new_obd.odometer_m
+            }
             attr::FAULT_COUNT => &mut new_obd.fault_count,
             other => {
                 facts.note(other, value);

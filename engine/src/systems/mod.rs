@@ -14,6 +14,7 @@ pub mod overspeed;
 pub mod presence;
 pub mod retention;
 pub mod trips;
+pub mod usage;
 
 use bevy_ecs::prelude::*;
 
