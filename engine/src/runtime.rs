@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use drover_protocols::model::DeviceMessage;
+use drover_protocols::model::{DeviceId, DeviceMessage};
 
 use crate::connections::Connections;
 use crate::desk::{AlertDesk, Answer, DeskInbox};
@@ -173,6 +173,8 @@ pub struct RunningEngine {
     pub alerts: AlertDesk,
     /// Where the fleet's geofences go when they change.
     pub geofences: GeofenceBoard,
+    /// Where the devices' own speed limits go when they change.
+    pub speed_limits: SpeedLimitBoard,
     /// Where the node's sentinels report its own conditions.
     pub system: SystemBoard,
     /// Snapshots for the writer, every `snapshot_every`, and a last one when
@@ -183,21 +185,38 @@ pub struct RunningEngine {
     pub thread: JoinHandle<Engine>,
 }
 
-/// The fleet's geofences, newest set only, for the tick thread to take
-/// before its next tick.
-#[derive(Clone, Default)]
-pub struct GeofenceBoard(Arc<Mutex<Option<Vec<FenceSpec>>>>);
+/// Settings of the fleet the node hands the tick thread (geofences,
+/// speed limits): only the newest value counts, taken before the next tick.
+pub struct Board<T>(Arc<Mutex<Option<T>>>);
 
-impl GeofenceBoard {
-    /// Replaces the geofences from the next tick on.
-    pub fn replace(&self, specs: Vec<FenceSpec>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(specs);
+impl<T> Clone for Board<T> {
+    fn clone(&self) -> Self {
+        Board(Arc::clone(&self.0))
+    }
+}
+
+impl<T> Default for Board<T> {
+    fn default() -> Self {
+        Board(Arc::new(Mutex::new(None)))
+    }
+}
+
+impl<T> Board<T> {
+    /// Replaces the value from the next tick on.
+    pub fn replace(&self, value: T) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
     }
 
-    fn take(&self) -> Option<Vec<FenceSpec>> {
+    fn take(&self) -> Option<T> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 }
+
+/// The fleet's geofences.
+pub type GeofenceBoard = Board<Vec<FenceSpec>>;
+
+/// The devices' own speed limits, in km/h.
+pub type SpeedLimitBoard = Board<Vec<(DeviceId, f64)>>;
 
 /// Conditions of the node itself (from its sentinels), for the tick
 /// thread to hand to the engine before its next tick.
@@ -233,6 +252,8 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
     let stats = Arc::new(EngineStats::default());
     let (alerts, desk) = crate::desk::desk();
     let geofences = GeofenceBoard::default();
+    let speed_limits = SpeedLimitBoard::default();
+    let loop_speed_limits = speed_limits.clone();
     let system = SystemBoard::default();
     let loop_system = system.clone();
     let outputs = Outputs {
@@ -265,6 +286,7 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
                 desk,
                 answers: Vec::new(),
                 geofences: loop_geofences,
+                speed_limits: loop_speed_limits,
                 system: loop_system,
             };
             tick_loop.run();
@@ -279,6 +301,7 @@ pub fn spawn(mut engine: Engine, config: RuntimeConfig) -> std::io::Result<Runni
         view: running_outputs.view,
         alerts,
         geofences,
+        speed_limits,
         system,
         snapshots,
         stats,
@@ -309,6 +332,7 @@ struct TickLoop {
     /// Where the answers to the actions of the coming tick go, by ticket.
     answers: Vec<(u64, flume::Sender<Answer>)>,
     geofences: GeofenceBoard,
+    speed_limits: SpeedLimitBoard,
     system: SystemBoard,
 }
 
@@ -349,11 +373,14 @@ impl TickLoop {
         }
     }
 
-    /// Hands the operators' waiting actions (and changed geofences) to the
+    /// Hands the operators' waiting actions (and changed fleet settings) to the
     /// engine for this tick.
     fn take_actions(&mut self) {
         if let Some(specs) = self.geofences.take() {
             self.engine.set_geofences(specs);
+        }
+        if let Some(limits) = self.speed_limits.take() {
+            self.engine.set_speed_limits(limits);
         }
         for condition in self.system.take() {
             self.engine.system_condition(condition);

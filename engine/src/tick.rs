@@ -173,6 +173,7 @@ impl Engine {
         world.insert_resource(config.alerts.fuel);
         world.insert_resource(config.alerts.harsh);
         world.init_resource::<Geofences>();
+        world.init_resource::<overspeed::DeviceLimits>();
         world.init_resource::<alerts::AlertIndex>();
         alerts::spawn_system(&mut world);
         world.init_resource::<alerts::AlertActions>();
@@ -322,6 +323,13 @@ impl Engine {
     /// Replaces the fleet's geofences (from the next tick on).
     pub fn set_geofences(&mut self, specs: Vec<FenceSpec>) {
         self.world.insert_resource(Geofences::new(specs));
+    }
+
+    /// Replaces the devices' own speed limits (from the next tick on): a
+    /// device's limit takes the fleet's place for it.
+    pub fn set_speed_limits(&mut self, limits: Vec<(drover_protocols::model::DeviceId, f64)>) {
+        self.world
+            .insert_resource(overspeed::DeviceLimits(limits.into_iter().collect()));
     }
 
     /// The alerts not closed yet, sorted by id.

@@ -469,6 +469,28 @@ fn a_geofence_speed_limit_applies_inside_it() {
 }
 
 #[test]
+fn a_device_limit_replaces_the_fleet_limit_for_that_device() {
+    let mut e = engine();
+    e.set_speed_limits(vec![(DeviceId::new(DEVICE), 60.0)]);
+    // 70 km/h is under the fleet's 90 but over the truck's own 60.
+    let alerts = feed(
+        &mut e,
+        (0..3).map(|i| at(T0 + i * 10_000, 54.80, 70.0)).collect(),
+    );
+    let overspeed: Vec<_> = alerts.iter().filter(|a| a.kind == "overspeed").collect();
+    assert_eq!(overspeed.len(), 1, "{alerts:?}");
+    assert_eq!(overspeed[0].details["limit_kmh"], 60.0);
+    // A higher limit of its own lets it go faster than the fleet.
+    e.set_speed_limits(vec![(DeviceId::new(DEVICE), 120.0)]);
+    let faster = feed(
+        &mut e,
+        (3..6).map(|i| at(T0 + i * 10_000, 54.80, 100.0)).collect(),
+    );
+    let kinds: Vec<_> = faster.iter().map(|a| (&*a.kind, a.state)).collect();
+    assert_eq!(kinds, vec![("overspeed", AlertState::Closed)]);
+}
+
+#[test]
 fn a_restart_inside_a_geofence_does_not_enter_it_again() {
     let mut e = engine();
     e.set_geofences(vec![depot()]);

@@ -37,7 +37,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 mod feed;
-mod geofences;
+mod fleet_rules;
 mod history;
 pub mod http;
 mod metrics;

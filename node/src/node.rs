@@ -59,7 +59,7 @@ pub struct Node {
     status_task: JoinHandle<()>,
     /// Publishes trips; stops with the status publisher.
     analytics_task: JoinHandle<()>,
-    geofence_task: JoinHandle<()>,
+    fleet_rules_task: JoinHandle<()>,
     sentinel_task: JoinHandle<()>,
     notify_workers: Vec<JoinHandle<()>>,
     status_shutdown: CancellationToken,
@@ -156,9 +156,12 @@ impl Node {
             },
         };
         let analytics_task = tokio::spawn(analytics.run(status_shutdown.clone()));
-        let geofence_task = tokio::spawn(crate::geofences::follow(
+        let fleet_rules_task = tokio::spawn(crate::fleet_rules::follow(
             Arc::clone(&access.catalog),
-            engine.geofences.clone(),
+            crate::fleet_rules::Boards {
+                geofences: engine.geofences.clone(),
+                speed_limits: engine.speed_limits.clone(),
+            },
             status_shutdown.clone(),
         ));
 
@@ -285,7 +288,7 @@ impl Node {
             snapshot_writer,
             status_task,
             analytics_task,
-            geofence_task,
+            fleet_rules_task,
             sentinel_task,
             notify_workers,
             status_shutdown,
@@ -335,7 +338,7 @@ impl Node {
         self.status_shutdown.cancel();
         self.status_task.await?;
         self.analytics_task.await?;
-        self.geofence_task.await?;
+        self.fleet_rules_task.await?;
         self.sentinel_task.await?;
         // Deliveries still retrying are given up: notifications are not durable.
         for worker in self.notify_workers {

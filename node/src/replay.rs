@@ -41,7 +41,7 @@ enum Line<'a> {
 
 /// Replays the journal in `dir` (of a stopped node: opening it recovers a
 /// torn tail, as a start would) with `config`'s analytics, the geofences
-/// of `catalog` if given, and `flush_ms` of clock after the last record (to
+/// and speed limits of `catalog` if given, and `flush_ms` of clock after the last record (to
 /// let silences end trips); writes the lines to `out`.
 pub fn replay(
     dir: &Path,
@@ -56,13 +56,7 @@ pub fn replay(
     if let Some(catalog) = catalog {
         let catalog = drover_catalog::Catalog::open(catalog)
             .with_context(|| format!("opening the catalog in {}", catalog.display()))?;
-        let specs = catalog
-            .geofences
-            .list()
-            .iter()
-            .map(crate::geofences::spec)
-            .collect();
-        engine.set_geofences(specs);
+        crate::fleet_rules::apply(&catalog, &mut engine);
     }
     let mut replayed = Replayed::default();
     let (mut inputs, mut deltas) = (Vec::with_capacity(TICK_RECORDS), Vec::new());

@@ -272,3 +272,47 @@ fn crossing_a_geofence_made_through_the_api_raises_enter_and_exit() {
     assert_eq!(enter["details"]["name"], "Depot", "{enter}");
     assert_eq!(enter["severity"], "info");
 }
+
+#[test]
+fn a_device_registered_with_its_own_speed_limit_is_held_to_it() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (_node, ports) = support::drover_serve(dir.path(), &settings());
+    let admin = admin_token(ports.http);
+    let truck = json!({"id": IMEI, "name": "Truck", "speed_limit_kmh": 60});
+    let (status, created) = http(
+        ports.http,
+        "POST",
+        "/api/v1/devices",
+        Some(&admin),
+        Some(&truck),
+    );
+    assert_eq!((status, &created["speed_limit_kmh"]), (201, &json!(60.0)));
+    for bad in [json!({"speed_limit_kmh": 0}), json!({"speed_limit_kmh": -5})] {
+        let path = format!("/api/v1/devices/{IMEI}");
+        assert_error(
+            &http(ports.http, "PATCH", &path, Some(&admin), Some(&bad)),
+            422,
+            "unprocessable",
+            "speed_limit_kmh",
+        );
+    }
+    // The engine takes the catalog's limits within a second.
+    std::thread::sleep(Duration::from_millis(1_500));
+
+    // 75 km/h: within the fleet's 90, over the truck's own 60.
+    let mut tracker = Tracker::connect(ports.teltonika, now_ms());
+    let now = now_ms();
+    let records: Vec<Record> = (0..4).map(|i| fix(now - 30_000 + i * 5_000, 75.0)).collect();
+    tracker.send_records(&records);
+    assert!(
+        support::eventually(Duration::from_secs(15), || !list(
+            ports.http,
+            "kind=overspeed"
+        )
+        .is_empty()),
+        "an overspeed alert: {:?}",
+        list(ports.http, "")
+    );
+    let overspeed = by_kind(&list(ports.http, "kind=overspeed"), "overspeed").clone();
+    assert_eq!(overspeed["details"]["limit_kmh"], 60.0, "{overspeed}");
+}

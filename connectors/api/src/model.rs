@@ -219,6 +219,10 @@ pub struct DeviceCreate {
     /// A disabled device is refused when it connects.
     #[serde(default)]
     pub disabled: bool,
+    /// Its own overspeed limit in km/h, in place of the fleet's
+    /// (`analytics.overspeed.limit_kmh`); geofences' lower limits still apply.
+    #[serde(default)]
+    pub speed_limit_kmh: Option<f64>,
 }
 
 /// Absent fields stay as they are; `null` clears one.
@@ -242,6 +246,9 @@ pub struct DevicePatch {
     pub notes: Option<Option<String>>,
     #[serde(default)]
     pub disabled: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>)]
+    pub speed_limit_kmh: Option<Option<f64>>,
 }
 
 /// Where a device's state in an answer comes from.
@@ -281,6 +288,8 @@ pub struct DeviceView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
     pub disabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed_limit_kmh: Option<f64>,
     pub status: DeviceStatus,
     pub source: Source,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -310,6 +319,7 @@ impl<'a> DeviceView<'a> {
             model: field(|d| &d.model),
             notes: field(|d| &d.notes),
             disabled: r.is_some_and(|d| d.disabled),
+            speed_limit_kmh: r.and_then(|d| d.speed_limit_kmh),
             status: DeviceStatus::Never,
             source: Source::Registered,
             last_seen: None,

@@ -119,6 +119,9 @@ pub struct Device {
     /// A disabled device is refused like an unknown one.
     #[serde(default)]
     pub disabled: bool,
+    /// Its own speed limit in km/h, in place of the fleet's.
+    #[serde(default)]
+    pub speed_limit_kmh: Option<f64>,
     pub created_ms: i64,
     #[serde(default)]
     pub updated_ms: i64,

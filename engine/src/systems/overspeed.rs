@@ -1,12 +1,16 @@
 //! Detect: overspeed — faster than the limit for at least a minimum
 //! duration, by the device's clock; the alert closes when the vehicle is
-//! back under the limit. The limit is the fleet's (`limit_kmh`) or, inside
-//! geofences with their own, the lowest of theirs and the fleet's.
+//! back under the limit. The limit is the device's own when it has one,
+//! else the fleet's (`limit_kmh`); inside geofences with their own, the
+//! lowest of theirs and that.
+
+use std::collections::HashMap;
 
 use bevy_ecs::prelude::*;
+use drover_protocols::model::DeviceId;
 use serde::{Deserialize, Serialize};
 
-use crate::components::Reports;
+use crate::components::{Device, Reports};
 use crate::systems::alarms::place;
 use crate::systems::alerts::{AlertRules, DeviceAlerts, RaiseAlerts, Severity, kinds};
 use crate::systems::geofences::Geofences;
@@ -29,6 +33,11 @@ impl Default for OverspeedRules {
     }
 }
 
+/// Devices with a speed limit of their own (a truck's is lower than the
+/// fleet's cars'), in km/h.
+#[derive(Resource, Debug, Clone, Default, PartialEq)]
+pub struct DeviceLimits(pub HashMap<DeviceId, f64, foldhash::fast::RandomState>);
+
 /// A device's speeding so far: since when, and the top speed.
 #[derive(Component, Debug, Clone, Copy, Default, PartialEq)]
 pub struct Speeding {
@@ -40,14 +49,14 @@ pub struct Speeding {
 }
 
 /// The limit where the vehicle is: the lowest of the geofences' there and
-/// the fleet's (when set), with the geofence that sets it.
-fn limit_at<'a>(
-    rules: &OverspeedRules,
-    fences: &'a Geofences,
+/// the device's (its own, else the fleet's), with the geofence that sets it.
+fn limit_at(
+    own: Option<f64>,
+    fences: &Geofences,
     lat: f64,
     lon: f64,
-) -> Option<(f64, Option<&'a str>)> {
-    let fleet = (rules.limit_kmh > 0.0).then_some((rules.limit_kmh, None));
+) -> Option<(f64, Option<&str>)> {
+    let fleet = own.filter(|limit| *limit > 0.0).map(|limit| (limit, None));
     let fence = fences
         .speed_limit_at(lat, lon)
         .map(|(limit, id)| (limit, Some(id)));
@@ -60,16 +69,25 @@ fn limit_at<'a>(
 pub fn detect_overspeed(
     rules: Res<OverspeedRules>,
     fences: Res<Geofences>,
+    device_limits: Res<DeviceLimits>,
     alert_rules: Res<AlertRules>,
     records: TickRecords,
-    mut devices: Query<(Entity, &Reports, &mut Speeding, &DeviceAlerts), Changed<Reports>>,
+    mut devices: Query<
+        (Entity, &Device, &Reports, &mut Speeding, &DeviceAlerts),
+        Changed<Reports>,
+    >,
     mut alerts: Deferred<RaiseAlerts>,
 ) {
-    if rules.limit_kmh <= 0.0 && fences.is_empty() {
+    if rules.limit_kmh <= 0.0 && fences.is_empty() && device_limits.0.is_empty() {
         return;
     }
     let now_ms = records.clock().now_ms;
-    for (entity, reports, mut speeding, open) in &mut devices {
+    for (entity, device, reports, mut speeding, open) in &mut devices {
+        let own = device_limits
+            .0
+            .get(&device.id)
+            .copied()
+            .or(Some(rules.limit_kmh));
         records.each_in_time_order(reports, |record| {
             let Some(fix) = record
                 .valid_fix()
@@ -78,7 +96,7 @@ pub fn detect_overspeed(
                 return;
             };
             speeding.last_ms = record.time_ms;
-            let over = limit_at(&rules, &fences, fix.lat, fix.lon)
+            let over = limit_at(own, &fences, fix.lat, fix.lon)
                 .filter(|(limit, _)| fix.speed_kmh > *limit);
             let Some((limit, geofence)) = over else {
                 // The alert may be older than this process (restored from

@@ -16,6 +16,7 @@ use utoipa::IntoParams;
 use super::{blocking, json_bytes, json_response, live_device, page_limit};
 use crate::Api;
 use crate::auth::Caller;
+use crate::geofences::check_speed_limit;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Params};
 use crate::history::{HistoryError, PositionQuery};
@@ -163,6 +164,7 @@ async fn create(
         check_text(what, value.as_deref())?;
     }
     check_group(&api, request.group.as_deref())?;
+    check_speed_limit(request.speed_limit_kmh)?;
     let now = now_ms();
     let device = Device {
         id: request.id.clone(),
@@ -172,6 +174,7 @@ async fn create(
         model: request.model,
         notes: request.notes,
         disabled: request.disabled,
+        speed_limit_kmh: request.speed_limit_kmh,
         created_ms: now,
         updated_ms: now,
     };
@@ -231,6 +234,9 @@ async fn patch(
     if let Some(group) = &patch.group {
         check_group(&api, group.as_deref())?;
     }
+    if let Some(limit) = patch.speed_limit_kmh {
+        check_speed_limit(limit)?;
+    }
     let catalog = Arc::clone(&api.catalog);
     let key = id.clone();
     let device = blocking(move || {
@@ -263,6 +269,9 @@ fn apply(device: &mut Device, patch: DevicePatch) {
     }
     if let Some(disabled) = patch.disabled {
         device.disabled = disabled;
+    }
+    if let Some(limit) = patch.speed_limit_kmh {
+        device.speed_limit_kmh = limit;
     }
     device.updated_ms = now_ms();
 }
