@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::components::{CustomAttributes, Kinematics, LastFix, Obd, Power, Presence};
 use crate::systems::alerts::AlertSummary;
+use crate::systems::stops::StopSummary;
 use crate::systems::trips::TripSummary;
 use crate::systems::usage::Usage;
 
@@ -48,10 +49,26 @@ pub enum Delta {
     Removed { device: DeviceId },
     /// A trip opened or closed.
     Trip(Box<TripSummary>),
+    /// A stop opened or closed.
+    Stop(Box<StopSummary>),
     /// An alert opened, was acknowledged or closed.
     Alert(Box<AlertSummary>),
     /// Attributes a system derived, as a record of their own.
     Derived(Arc<DeviceMessage>),
+}
+
+impl Delta {
+    /// The device the change is about.
+    pub fn device(&self) -> &DeviceId {
+        match self {
+            Delta::Presence { device, .. } | Delta::Removed { device } => device,
+            Delta::State(state) => &state.device,
+            Delta::Trip(trip) => &trip.device,
+            Delta::Stop(stop) => &stop.device,
+            Delta::Alert(alert) => &alert.device,
+            Delta::Derived(record) => &record.device,
+        }
+    }
 }
 
 /// The live state of one device, as the API and the dashboard see it.
@@ -75,4 +92,7 @@ pub struct DeviceState {
     /// The trip under way, as of the device's newest fix.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trip: Option<Box<TripSummary>>,
+    /// The stop the vehicle stands in, since the trip before it closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Box<StopSummary>>,
 }

@@ -469,7 +469,7 @@ impl TickLoop {
                     self.outputs.status.set(device.clone(), online);
                     self.outputs.deltas.push(delta);
                 }
-                Delta::Trip(_) | Delta::Alert(_) => {
+                Delta::Trip(_) | Delta::Stop(_) | Delta::Alert(_) => {
                     self.outputs.deltas.push(delta.clone());
                     self.outputs.analytics.push(delta);
                     self.analytics_pushed += 1;

@@ -29,7 +29,7 @@ use crate::components::{
 };
 use crate::systems::ingest::{DeviceIndex, device_bundle};
 use crate::systems::usage::{IgnitionSource, Usage};
-use crate::systems::{alerts, geofences, trips};
+use crate::systems::{alerts, geofences, stops, trips};
 
 /// The snapshot format this build writes and reads.
 pub const FORMAT: u32 = 1;
@@ -269,6 +269,9 @@ pub(crate) fn capture_sections(world: &mut World) -> BTreeMap<String, serde_json
     if let Ok(open) = serde_json::to_value(alerts::capture(world)) {
         sections.insert(ALERTS.to_owned(), open);
     }
+    if let Ok(open) = serde_json::to_value(stops::capture(world)) {
+        sections.insert(STOPS.to_owned(), open);
+    }
     if let Ok(inside) = serde_json::to_value(geofences::capture(world)) {
         sections.insert(GEOFENCES.to_owned(), inside);
     }
@@ -283,6 +286,14 @@ pub(crate) fn restore_sections(world: &mut World, sections: &BTreeMap<String, se
             Ok(open) => trips::restore(world, open),
             Err(error) => {
                 tracing::warn!(%error, "open trips in the snapshot are unreadable; they start afresh")
+            }
+        }
+    }
+    if let Some(open) = sections.get(STOPS) {
+        match serde_json::from_value(open.clone()) {
+            Ok(open) => stops::restore(world, open),
+            Err(error) => {
+                tracing::warn!(%error, "open stops in the snapshot are unreadable; they start afresh")
             }
         }
     }
@@ -306,6 +317,8 @@ pub(crate) fn restore_sections(world: &mut World, sections: &BTreeMap<String, se
 
 /// The section of open trips.
 const TRIPS: &str = "trips";
+/// The section of open stops.
+const STOPS: &str = "stops";
 /// The section of open alerts.
 const ALERTS: &str = "alerts";
 /// The section of the geofences devices are in.

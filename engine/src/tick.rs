@@ -25,6 +25,7 @@ use crate::systems::overspeed::{self, OverspeedRules};
 use crate::systems::presence::{self, PresenceTimeout};
 use crate::systems::retention::{self, ForgetAfter};
 use crate::systems::trips::{self, Trip, TripChanged, TripRules, TripSummary};
+use crate::systems::stops;
 use crate::systems::usage::{self, UsageRules};
 use crate::systems::{Touched, alarms, derived, motion};
 
@@ -180,6 +181,7 @@ impl Engine {
         world.init_resource::<alerts::Signals>();
         // Emit drains these every tick, so no message update system is needed.
         world.init_resource::<Messages<TripChanged>>();
+        world.init_resource::<Messages<stops::StopChanged>>();
         world.init_resource::<Messages<alerts::AlertChanged>>();
         world.init_resource::<derived::Writes>();
         world.init_resource::<Messages<derived::AttributesDerived>>();
@@ -223,6 +225,7 @@ impl Engine {
             (
                 trips::detect_trips,
                 trips::close_silent_trips.run_if(every(config.sweep_every_ms)),
+                stops::track_stops,
             )
                 .chain()
                 .in_set(TickSet::Detect),
@@ -393,7 +396,7 @@ impl Engine {
         let entity = self.world.resource::<DeviceIndex>().get(id)?;
         let mut query = self.world.query::<emit::DeviceView>();
         let view = query.get(&self.world, entity).ok()?;
-        Some(emit::snapshot(&view, self.open_trip(&view)))
+        Some(emit::snapshot(&view, self.open_trip(&view), self.open_stop(&view)))
     }
 
     fn open_trip(&self, view: &emit::DeviceViewItem<'_, '_>) -> Option<&TripSummary> {
@@ -401,12 +404,17 @@ impl Engine {
         Some(&self.world.get::<Trip>(entity)?.summary)
     }
 
+    fn open_stop(&self, view: &emit::DeviceViewItem<'_, '_>) -> Option<&stops::StopSummary> {
+        let entity = view.stops.as_ref()?.open?;
+        Some(&self.world.get::<stops::Stop>(entity)?.0)
+    }
+
     /// The live state of every device, sorted by device id.
     pub fn snapshot(&mut self) -> Vec<DeviceState> {
         let mut query = self.world.query::<emit::DeviceView>();
         let mut all: Vec<DeviceState> = query
             .iter(&self.world)
-            .map(|v| emit::snapshot(&v, self.open_trip(&v)))
+            .map(|v| emit::snapshot(&v, self.open_trip(&v), self.open_stop(&v)))
             .collect();
         all.sort_by(|a, b| a.device.cmp(&b.device));
         all

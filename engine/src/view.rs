@@ -139,6 +139,7 @@ mod tests {
             usage: Default::default(),
             odometer_m: 0.0,
             trip: None,
+            stop: None,
         }
     }
 

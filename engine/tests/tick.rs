@@ -321,13 +321,7 @@ fn devices_silent_past_forget_after_leave_the_live_world() {
     let old = DeviceId::new("old");
     let about_old: Vec<&Delta> = deltas
         .iter()
-        .filter(|d| match d {
-            Delta::Presence { device, .. } | Delta::Removed { device } => *device == old,
-            Delta::State(state) => state.device == old,
-            Delta::Trip(trip) => trip.device == old,
-            Delta::Alert(alert) => alert.device == old,
-            Delta::Derived(record) => record.device == old,
-        })
+        .filter(|d| *d.device() == old)
         .collect();
     assert_eq!(
         about_old,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use drover_engine::systems::motion::haversine_m;
+use drover_engine::systems::stops::StopSummary;
 use drover_engine::systems::trips::TripSummary;
 use drover_engine::{Delta, Engine, EngineConfig, Executor, Input};
 use drover_protocols::model::{DeviceId, DeviceMessage, Fix, Record, RecordKind, attr};
@@ -306,4 +307,53 @@ fn an_old_buffer_sent_in_many_packets_is_not_cut_by_the_engine_clock() {
     let closed = closed(&changes);
     assert_eq!(closed.len(), 1, "{changes:#?}");
     assert_close(closed[0].distance_m, drive.driven_m, 0.02);
+}
+
+/// Feeds `fixes` a few per tick and returns every stop change in order.
+fn stops(engine: &mut Engine, fixes: &[Arc<DeviceMessage>], per_tick: usize) -> Vec<StopSummary> {
+    let mut changes = Vec::new();
+    for chunk in fixes.chunks(per_tick) {
+        let now = chunk.last().map_or(T0, |m| m.record.time_ms);
+        let mut inputs: Vec<Input> = chunk.iter().cloned().map(Input::Record).collect();
+        let mut deltas = Vec::new();
+        engine.tick(now, &mut inputs, &mut deltas);
+        changes.extend(deltas.into_iter().filter_map(|delta| match delta {
+            Delta::Stop(stop) => Some(*stop),
+            _ => None,
+        }));
+    }
+    changes
+}
+
+#[test]
+fn a_stop_lasts_from_the_end_of_one_trip_to_the_start_of_the_next() {
+    let mut drive = Drive::new();
+    drive.drive(10, 36.0);
+    drive.park(10);
+    drive.drive(5, 50.0);
+    drive.park(6);
+
+    let mut engine = engine();
+    let changes = stops(&mut engine, &drive.fixes, 3);
+    let trips = run(&mut Engine::new(EngineConfig::default()), &drive.fixes, 3);
+    let trips = closed(&trips);
+    assert_eq!(trips.len(), 2);
+    // Opened when the first trip closed, closed when the second began,
+    // then a second one opened when that one closed.
+    assert_eq!(changes.len(), 3, "{changes:#?}");
+    let first = &changes[1];
+    assert_eq!(first.id(), changes[0].id());
+    assert_eq!(Some(first.start), trips[0].end);
+    assert_eq!(first.end, Some(trips[1].start));
+    assert_eq!(changes[2].start, trips[1].end.expect("closed"));
+    assert!(changes[2].open());
+    // The stop the vehicle stands in is part of its live state, and a
+    // restart keeps it.
+    let device = DeviceId::new(DEVICE);
+    let live = engine.device(&device).expect("live").stop;
+    assert_eq!(live.as_deref(), Some(&changes[2]));
+    let mut restarted = Engine::new(EngineConfig::default());
+    restarted.restore(engine.capture(T0)).expect("restore");
+    let after = restarted.device(&device).expect("restored").stop;
+    assert_eq!(after.as_deref(), Some(&changes[2]));
 }

@@ -22,11 +22,12 @@ use std::time::Duration;
 
 use drover_engine::Delta;
 use drover_engine::systems::alerts::AlertSummary;
-use drover_engine::systems::trips::TripSummary;
+use drover_engine::systems::stops::StopSummary;
+use drover_engine::systems::trips::{Place, TripSummary};
 use drover_history::{AlertEntry, TripEntry};
 use drover_influxdb::InfluxClient;
 use drover_mqtt::Publisher;
-use drover_mqtt::payload::{PlacePayload, Rfc3339Ms, TripPayload};
+use drover_mqtt::payload::{PlacePayload, Rfc3339Ms, StopPayload, TripPayload};
 use drover_protocols::model::DeviceMessage;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -268,6 +269,12 @@ impl Outputs {
                         to_store.closed.push(*trip);
                     }
                 }
+                Delta::Stop(stop) => {
+                    let id = stop.id();
+                    if let Err(error) = self.publisher.stop(&stop_payload(&stop, &id)).await {
+                        warn!(%error, imei = %stop.device, stop = %id, "stop not published");
+                    }
+                }
                 Delta::Alert(alert) => {
                     if let Err(error) = self.publisher.alert(&alerts::payload(&alert)).await {
                         warn!(%error, imei = %alert.device, alert = %alert.id, "alert not published");
@@ -311,13 +318,30 @@ impl Outputs {
     }
 }
 
-/// The JSON form of `trip` (docs/mqtt.md), whose id is `id`.
-pub fn trip_payload<'a>(trip: &'a TripSummary, id: &'a str) -> TripPayload<'a> {
-    let place = |p: drover_engine::systems::trips::Place| PlacePayload {
+/// The JSON form of `stop` (docs/mqtt.md), whose id is `id`.
+pub fn stop_payload<'a>(stop: &'a StopSummary, id: &'a str) -> StopPayload<'a> {
+    StopPayload {
+        id,
+        device: stop.device.as_str(),
+        start: place(stop.start),
+        end: stop.end.map(place),
+        open: stop.open(),
+        duration_s: stop
+            .end
+            .map(|end| (end.time_ms - stop.start.time_ms) as f64 / 1000.0),
+    }
+}
+
+fn place(p: Place) -> PlacePayload {
+    PlacePayload {
         time: Rfc3339Ms(p.time_ms),
         lat: p.lat,
         lon: p.lon,
-    };
+    }
+}
+
+/// The JSON form of `trip` (docs/mqtt.md), whose id is `id`.
+pub fn trip_payload<'a>(trip: &'a TripSummary, id: &'a str) -> TripPayload<'a> {
     TripPayload {
         id,
         device: trip.device.as_str(),

@@ -36,6 +36,7 @@ pub struct Replayed {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Line<'a> {
     Trip(drover_mqtt::payload::TripPayload<'a>),
+    Stop(drover_mqtt::payload::StopPayload<'a>),
     Alert(drover_mqtt::payload::AlertPayload<'a>),
 }
 
@@ -90,6 +91,10 @@ fn write(deltas: &mut Vec<Delta>, out: &mut dyn Write) -> anyhow::Result<u64> {
             Delta::Trip(trip) => {
                 let id = trip.id();
                 serde_json::to_string(&Line::Trip(analytics::trip_payload(trip, &id)))?
+            }
+            Delta::Stop(stop) => {
+                let id = stop.id();
+                serde_json::to_string(&Line::Stop(analytics::stop_payload(stop, &id)))?
             }
             Delta::Alert(alert) => serde_json::to_string(&Line::Alert(alerts::payload(alert)))?,
             _ => continue,

@@ -28,9 +28,9 @@ use drover_api::stream::{
 use drover_catalog::Catalog;
 use drover_engine::Delta;
 use drover_journal::sink::{Committed, FeedReceiver};
-use drover_mqtt::payload::{AlertPayload, PositionPayload, Rfc3339Ms, TripPayload};
+use drover_mqtt::payload::{AlertPayload, PositionPayload, Rfc3339Ms, StopPayload, TripPayload};
 
-use crate::analytics::trip_payload;
+use crate::analytics::{stop_payload, trip_payload};
 use drover_protocols::model::DeviceId;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -234,6 +234,14 @@ impl HubTask {
                 self.clients
                     .fan_out(&trip.device, FrameKind::Trip, json, now, &group);
             }
+            Delta::Stop(stop) => {
+                let json = || {
+                    let id = stop.id();
+                    to_json(&Message::Stop(stop_payload(stop, &id)))
+                };
+                self.clients
+                    .fan_out(&stop.device, FrameKind::Stop, json, now, &group);
+            }
             Delta::Alert(alert) => {
                 let json = || to_json(&Message::Alert(crate::alerts::payload(alert)));
                 self.clients
@@ -261,6 +269,8 @@ enum Message<'a> {
     },
     /// The MQTT trip payload's fields.
     Trip(TripPayload<'a>),
+    /// The MQTT stop payload's fields.
+    Stop(StopPayload<'a>),
     /// The MQTT alert payload's fields.
     Alert(AlertPayload<'a>),
 }

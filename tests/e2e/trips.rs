@@ -153,7 +153,11 @@ fn api_trips(http: u16, start: i64) -> Vec<Value> {
 fn drive_and_stop(settings: &[String]) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (_node, ports) = support::drover_serve(dir.path(), settings);
-    let subscriber = Subscriber::start(dir.path(), ports.mqtt, &["drover/devices/+/trip"]);
+    let subscriber = Subscriber::start(
+        dir.path(),
+        ports.mqtt,
+        &["drover/devices/+/trip", "drover/devices/+/stop"],
+    );
     let start = an_hour_ago();
     let mut tracker = Tracker::connect(ports.teltonika, start);
     tracker.send(30, 36.0, true);
@@ -246,6 +250,57 @@ fn drive_and_stop(settings: &[String]) {
         &format!("/api/v1/devices/{IMEI}/summaries?from=2026-12-31&to=2026-01-01"),
     );
     assert_eq!(status, 400, "a range backwards");
+
+    // The engine ran while the ignition was on: 30 fixes 10 s apart, and
+    // the 10 s to the first one with it off.
+    let (_, device) = support::http_get(ports.http, &format!("/api/v1/devices/{IMEI}"));
+    let usage = &device["state"]["usage"];
+    assert_eq!(
+        (usage["engine_ms"].as_i64(), &usage["ignition_source"]),
+        (Some(300_000), &Value::from("reported")),
+        "{device}"
+    );
+    let odometer = device["state"]["odometer_m"].as_f64().expect("odometer_m");
+    assert!((odometer - driven).abs() <= driven * 0.02, "{odometer} vs {driven}");
+    // Live state keeps the engine's form: times in ms.
+    let stop = &device["state"]["stop"]["start"];
+    assert_eq!((&stop["lat"], &stop["lon"]), (&closed["end"]["lat"], &closed["end"]["lon"]), "{device}");
+
+    // Driving off ends the stop where the next trip starts.
+    tracker.send(3, 36.0, true);
+    let stop_changes = |subscriber: &Subscriber| {
+        subscriber
+            .messages()
+            .into_iter()
+            .filter(|(topic, _)| topic == &format!("drover/devices/{IMEI}/stop"))
+            .map(|(_, stop)| stop)
+            .collect::<Vec<Value>>()
+    };
+    assert!(
+        support::eventually(Duration::from_secs(15), || stop_changes(&subscriber).len() == 2),
+        "the stop opened and closed: {:?}",
+        stop_changes(&subscriber)
+    );
+    let published = stop_changes(&subscriber);
+    assert_eq!(
+        (&published[0]["open"], &published[1]["open"]),
+        (&Value::from(true), &Value::from(false))
+    );
+    let from = closed["start"]["time"].as_str().expect("a time");
+    let (status, body) = support::http_get(
+        ports.http,
+        &format!("/api/v1/devices/{IMEI}/stops?from={from}"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let stops = body["stops"].as_array().expect("stops");
+    assert_eq!(stops.len(), 1, "{body}");
+    for field in ["id", "start", "end", "duration_s"] {
+        assert_eq!(stops[0][field], published[1][field], "{field}: {body}");
+    }
+    assert_eq!(stops[0]["start"], closed["end"]);
+    // From the first parked fix to the last one, where the next trip
+    // starts: 8 steps.
+    assert_eq!(stops[0]["duration_s"].as_f64(), Some(80.0), "{body}");
 }
 
 #[test]

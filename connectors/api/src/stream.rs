@@ -49,6 +49,8 @@ pub enum FrameKind {
     /// A trip that opened or closed: the newest says where the device's
     /// trip stands.
     Trip,
+    /// A stop that opened or closed: the newest says where the device stands.
+    Stop,
     /// An alert's change; a slow client keeps the device's newest.
     Alert,
 }

@@ -98,6 +98,27 @@ pub fn trip(prefix: &str, trip: &TripPayload<'_>) -> (String, Vec<u8>) {
     (device_topic(prefix, trip.device, "trip"), json)
 }
 
+/// `{prefix}/devices/{device}/stop`: a stop opened (where a trip ended;
+/// `open`, no `end`) or closed (where the next trip started).
+#[derive(Debug, Serialize)]
+pub struct StopPayload<'a> {
+    /// Stable: the device and the start time.
+    pub id: &'a str,
+    pub device: &'a str,
+    pub start: PlacePayload,
+    pub end: Option<PlacePayload>,
+    pub open: bool,
+    /// Until the end; `null` while open.
+    pub duration_s: Option<f64>,
+}
+
+/// The topic and payload of a stop that opened or closed.
+pub fn stop(prefix: &str, stop: &StopPayload<'_>) -> (String, Vec<u8>) {
+    // Numbers and strings only: serializing cannot fail.
+    let json = serde_json::to_vec(stop).unwrap_or_default();
+    (device_topic(prefix, stop.device, "stop"), json)
+}
+
 /// `{prefix}/devices/{device}/alert`: an alert opened, was acknowledged or
 /// closed; the newest state of its `id` is the alert's.
 #[derive(Debug, Serialize)]

@@ -171,6 +171,12 @@ impl Publisher {
         self.send(topic, body, false).await
     }
 
+    /// Publishes a stop that opened or closed on `{prefix}/devices/{device}/stop`.
+    pub async fn stop(&self, stop: &payload::StopPayload<'_>) -> Result<(), MqttError> {
+        let (topic, body) = payload::stop(&self.prefix, stop);
+        self.send(topic, body, false).await
+    }
+
     /// Publishes an alert's change on `{prefix}/devices/{device}/alert`.
     pub async fn alert(&self, alert: &payload::AlertPayload<'_>) -> Result<(), MqttError> {
         let (topic, body) = payload::alert(&self.prefix, alert);

@@ -13,6 +13,7 @@ use crate::systems::Touched;
 use crate::systems::alerts::AlertChanged;
 use crate::systems::derived::AttributesDerived;
 use crate::systems::trips::{Trip, TripChanged, TripSummary, Trips};
+use crate::systems::stops::{Stop, StopChanged, StopSummary, Stops};
 use crate::systems::usage::Usage;
 
 /// Deltas produced by the last tick; the shell takes them after each tick.
@@ -40,12 +41,14 @@ pub struct DeviceView {
     pub attributes: Ref<'static, CustomAttributes>,
     pub usage: Ref<'static, Usage>,
     pub trips: Option<Ref<'static, Trips>>,
+    pub stops: Option<Ref<'static, Stops>>,
 }
 
 /// What Detect derived this tick, drained into deltas.
 #[derive(SystemParam)]
 pub struct Derived<'w> {
     trips: ResMut<'w, Messages<TripChanged>>,
+    stops: ResMut<'w, Messages<StopChanged>>,
     alerts: ResMut<'w, Messages<AlertChanged>>,
     attributes: ResMut<'w, Messages<AttributesDerived>>,
 }
@@ -58,11 +61,17 @@ pub fn emit_changes(
     mut derived: Derived,
     devices: Query<DeviceView>,
     open_trips: Query<Ref<Trip>>,
+    open_stops: Query<&Stop>,
 ) {
     outbox
         .0
         .extend(derived.trips.drain().map(|changed| match changed {
             TripChanged::Opened(trip) | TripChanged::Closed(trip) => Delta::Trip(Box::new(trip)),
+        }));
+    outbox
+        .0
+        .extend(derived.stops.drain().map(|changed| match changed {
+            StopChanged::Opened(stop) | StopChanged::Closed(stop) => Delta::Stop(Box::new(stop)),
         }));
     outbox.0.extend(
         derived
@@ -98,7 +107,15 @@ pub fn emit_changes(
         let trip_changed = trip.as_ref().is_some_and(|trip| trip.is_changed());
         if options.state && (trip_changed || state_changed(&view)) {
             let trip = trip.as_deref().map(|trip| &trip.summary);
-            outbox.0.push(Delta::State(Box::new(snapshot(&view, trip))));
+            let stop = view
+                .stops
+                .as_ref()
+                .and_then(|stops| stops.open)
+                .and_then(|entity| open_stops.get(entity).ok())
+                .map(|stop| &stop.0);
+            outbox
+                .0
+                .push(Delta::State(Box::new(snapshot(&view, trip, stop))));
         }
     }
     entities.clear();
@@ -119,10 +136,15 @@ fn state_changed(view: &DeviceViewItem<'_, '_>) -> bool {
         || view.attributes.is_changed()
         || view.usage.is_changed()
         || view.trips.as_ref().is_some_and(|trips| trips.is_changed())
+        || view.stops.as_ref().is_some_and(|stops| stops.is_changed())
 }
 
-/// The whole live state of a device, with its open trip.
-pub fn snapshot(view: &DeviceViewItem<'_, '_>, trip: Option<&TripSummary>) -> DeviceState {
+/// The whole live state of a device, with its open trip or stop.
+pub fn snapshot(
+    view: &DeviceViewItem<'_, '_>,
+    trip: Option<&TripSummary>,
+    stop: Option<&StopSummary>,
+) -> DeviceState {
     DeviceState {
         device: view.device.id.clone(),
         protocol: view.device.protocol,
@@ -140,5 +162,6 @@ pub fn snapshot(view: &DeviceViewItem<'_, '_>, trip: Option<&TripSummary>) -> De
             .device_odometer_m
             .unwrap_or(view.kinematics.distance_m),
         trip: trip.map(|trip| Box::new(trip.clone())),
+        stop: stop.map(|stop| Box::new(stop.clone())),
     }
 }

@@ -27,6 +27,7 @@ use crate::systems::harsh::LastSpeed;
 use crate::systems::overspeed::Speeding;
 use crate::systems::presence::PresenceTimeout;
 use crate::systems::trips::Trips;
+use crate::systems::stops::Stops;
 use crate::systems::usage::Usage;
 
 /// The inputs of the current tick, in arrival order. Filled by the shell.
@@ -122,6 +123,7 @@ pub(crate) fn device_bundle(device: Device) -> impl Bundle {
         Reports::default(),
         Trips::default(),
         Usage::default(),
+        Stops::default(),
         (
             DeviceAlerts::default(),
             KnownDtcs::default(),

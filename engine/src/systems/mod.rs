@@ -13,6 +13,7 @@ pub mod offline;
 pub mod overspeed;
 pub mod presence;
 pub mod retention;
+pub mod stops;
 pub mod trips;
 pub mod usage;
 

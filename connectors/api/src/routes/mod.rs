@@ -42,7 +42,8 @@ use crate::error::ApiError;
         access::patch_user, access::delete_user, access::list_keys, access::create_key,
         access::delete_key,
         devices::list, devices::create, devices::one, devices::patch, devices::remove,
-        devices::unknown, devices::positions, trips::trips, summaries::summaries, stream::stream,
+        devices::unknown, devices::positions, trips::trips, trips::stops, summaries::summaries,
+        stream::stream,
         alerts::list, alerts::acknowledge, alerts::close,
         notifications::list, notifications::create, notifications::one, notifications::remove,
         groups::list, groups::create, groups::one, groups::patch, groups::remove,
@@ -56,7 +57,7 @@ use crate::error::ApiError;
     tags(
         (name = "access", description = "Logging in, users and API keys"),
         (name = "devices", description = "The device registry, live state and history"),
-        (name = "trips", description = "Trips: from where a vehicle started to where it stopped"),
+        (name = "trips", description = "Trips, from where a vehicle started to where it stopped, and the stops between them"),
         (name = "alerts", description = "Alerts: raised by the engine, acknowledged and closed by operators"),
         (name = "notifications", description = "Who is told about which alerts: webhooks, email, MQTT"),
         (name = "groups", description = "Groups of devices"),

@@ -1,10 +1,12 @@
-//! A device's trips: the closed ones from the history backend and the one
-//! under way from the live state.
+//! A device's trips — the closed ones from the history backend and the one
+//! under way from the live state — and the stops between them.
 
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use drover_engine::systems::stops::StopSummary;
 use drover_engine::systems::trips::{Place, TripSummary};
+use drover_protocols::model::now_ms;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -23,8 +25,14 @@ const TRIPS: Paging = Paging {
     max_limit: 10_000,
 };
 
+/// How far before a range the trip whose end begins a stop in it is looked
+/// for: trips longer than this do not show their stop.
+const STOP_LOOKBACK_MS: i64 = 7 * 24 * 3600 * 1000;
+
 pub fn routes() -> Router<Api> {
-    Router::new().route("/api/v1/devices/{id}/trips", get(trips))
+    Router::new()
+        .route("/api/v1/devices/{id}/trips", get(trips))
+        .route("/api/v1/devices/{id}/stops", get(stops))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -70,6 +78,56 @@ pub struct TripView {
     /// Fuel level at the start minus at the end, in percent points, when the
     /// device reports a level.
     fuel_used_pct: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct StopParams {
+    /// RFC 3339, inclusive: stops that began at or after it; default `to`
+    /// minus a week.
+    #[param(format = DateTime)]
+    from: Option<String>,
+    /// RFC 3339, exclusive: stops that began before it; default now.
+    #[param(format = DateTime)]
+    to: Option<String>,
+    /// Stops at most, 1 to 10000 (default 1000); the oldest come first.
+    limit: Option<usize>,
+}
+
+/// A device's stops, in start order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StopList {
+    stops: Vec<StopView>,
+}
+
+/// Where a vehicle stood between two trips: from where one ended to where
+/// the next started; `open` while it still stands there.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StopView {
+    /// Stable: the device and the start time.
+    id: String,
+    device: String,
+    start: PlaceView,
+    /// Where the next trip started; `null` while open.
+    end: Option<PlaceView>,
+    open: bool,
+    /// To the end, or to the newest fix while open.
+    duration_s: f64,
+}
+
+impl StopView {
+    fn new(stop: &StopSummary, newest_fix_ms: i64) -> StopView {
+        let until = stop.end.map_or(newest_fix_ms, |end| end.time_ms);
+        StopView {
+            id: stop.id(),
+            device: stop.device.as_str().to_owned(),
+            start: stop.start.into(),
+            end: stop.end.map(PlaceView::from),
+            open: stop.open(),
+            duration_s: (until - stop.start.time_ms).max(0) as f64 / 1000.0,
+        }
+    }
 }
 
 /// A time and a place, by the device's clock.
@@ -155,6 +213,72 @@ async fn trips(
     Ok(Json(TripList { trips }))
 }
 
+/// A device's stops that began in a time range, oldest first: each from
+/// the end of a stored trip to the start of the next, and the one the
+/// vehicle stands in now.
+#[utoipa::path(get, path = "/api/v1/devices/{id}/stops", tag = "trips", params(StopParams),
+    responses((status = 200, body = StopList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn stops(
+    State(api): State<Api>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    Params(params): Params<StopParams>,
+) -> Result<Json<StopList>, ApiError> {
+    let Range {
+        from_ms,
+        to_ms,
+        limit,
+    } = Range::parse(
+        params.from.as_deref(),
+        params.to.as_deref(),
+        params.limit,
+        TRIPS,
+    )?;
+    ensure_known(&api, &id).await?;
+    let history = &api.history;
+    let mut trips = history
+        .trips(&id, from_ms - STOP_LOOKBACK_MS, to_ms, TRIPS.max_limit)
+        .await
+        .map_err(history_error)?;
+    // The trip after the range ends the range's last stop.
+    let after = history
+        .trips(&id, to_ms, now_ms().max(to_ms) + STOP_LOOKBACK_MS, 1)
+        .await
+        .map_err(history_error)?;
+    trips.extend(after);
+    let live = live_device(&api, &id);
+    if let Some(open) = live.as_ref().and_then(|state| state.trip.as_deref())
+        && trips
+            .last()
+            .is_none_or(|last| last.start.time_ms < open.start.time_ms)
+    {
+        trips.push(open.clone());
+    }
+    let newest_fix_ms = live
+        .as_ref()
+        .and_then(|state| state.last_fix)
+        .map_or_else(now_ms, |fix| fix.time_ms);
+    let stops = between(&trips)
+        .filter(|stop| (from_ms..to_ms).contains(&stop.start.time_ms))
+        .take(limit)
+        .map(|stop| StopView::new(&stop, newest_fix_ms))
+        .collect();
+    Ok(Json(StopList { stops }))
+}
+
+/// The stops between `trips` (in start order): after each closed trip,
+/// until the next one starts, or open after the last.
+fn between(trips: &[TripSummary]) -> impl Iterator<Item = StopSummary> + '_ {
+    trips.iter().enumerate().filter_map(|(i, trip)| {
+        Some(StopSummary {
+            device: trip.device.clone(),
+            start: trip.end?,
+            end: trips.get(i + 1).map(|next| next.start),
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +311,36 @@ mod tests {
         assert_eq!(view["avg_speed_kmh"], 60.0);
         assert_eq!(view["idle_s"], 60.0);
         assert_eq!(view["fuel_used_pct"], 2.5);
+    }
+
+    #[test]
+    fn stops_lie_between_trips_and_the_last_one_is_open() {
+        let place = |time_ms| Place {
+            time_ms,
+            lat: 48.0,
+            lon: 2.0,
+        };
+        let trip = |start, end: Option<i64>| TripSummary {
+            device: drover_protocols::model::DeviceId::new("d"),
+            start: place(start),
+            end: end.map(place),
+            last: place(end.unwrap_or(start)),
+            distance_m: 0.0,
+            max_speed_kmh: 0.0,
+            moving_ms: 0,
+            idle_ms: 0,
+            fuel_start_pct: None,
+            fuel_end_pct: None,
+        };
+        let trips = [trip(0, Some(100)), trip(400, Some(500)), trip(900, None)];
+        let stops: Vec<StopSummary> = between(&trips).collect();
+        assert_eq!(stops.len(), 2, "an open trip begins no stop");
+        assert_eq!((stops[0].start.time_ms, stops[0].end), (100, Some(place(400))));
+        assert_eq!(stops[1].end, Some(place(900)));
+        let closed = [trip(0, Some(100))];
+        let open: Vec<StopSummary> = between(&closed).collect();
+        assert!(open[0].open());
+        let view = serde_json::to_value(StopView::new(&open[0], 1_100)).unwrap();
+        assert_eq!((view["open"].clone(), view["duration_s"].clone()), (true.into(), 1.0.into()));
     }
 }
