@@ -25,7 +25,7 @@ pub struct EngineLoad {
 
 /// Runs `sim` into a fresh engine configured by `config`, to the end.
 pub fn engine_load(config: &Config, sim: &SimConfig) -> anyhow::Result<EngineLoad> {
-    let engine = node::spawn_engine(config, node::new_engine(config), 0)?;
+    let engine = node::spawn_engine(config, node::new_engine(config)?, 0)?;
     let mut next = 0;
     let report = drover_sim::run_in_process(sim, |batch| {
         let messages: Vec<_> = batch.into_iter().map(Arc::new).collect();

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::components::{CustomAttributes, Kinematics, LastFix, Obd, Power, Presence};
 use crate::systems::alerts::AlertSummary;
+use crate::systems::jobs::JobDue;
 use crate::systems::stops::StopSummary;
 use crate::systems::trips::TripSummary;
 use crate::systems::usage::Usage;
@@ -55,18 +56,21 @@ pub enum Delta {
     Alert(Box<AlertSummary>),
     /// Attributes a system derived, as a record of their own.
     Derived(Arc<DeviceMessage>),
+    /// A scheduled job came due, for the node to run off the tick.
+    JobDue(Box<JobDue>),
 }
 
 impl Delta {
-    /// The device the change is about.
-    pub fn device(&self) -> &DeviceId {
+    /// The device the change is about (none for a job).
+    pub fn device(&self) -> Option<&DeviceId> {
         match self {
-            Delta::Presence { device, .. } | Delta::Removed { device } => device,
-            Delta::State(state) => &state.device,
-            Delta::Trip(trip) => &trip.device,
-            Delta::Stop(stop) => &stop.device,
-            Delta::Alert(alert) => &alert.device,
-            Delta::Derived(record) => &record.device,
+            Delta::Presence { device, .. } | Delta::Removed { device } => Some(device),
+            Delta::State(state) => Some(&state.device),
+            Delta::Trip(trip) => Some(&trip.device),
+            Delta::Stop(stop) => Some(&stop.device),
+            Delta::Alert(alert) => Some(&alert.device),
+            Delta::Derived(record) => Some(&record.device),
+            Delta::JobDue(_) => None,
         }
     }
 }

@@ -474,7 +474,7 @@ impl TickLoop {
                     self.outputs.analytics.push(delta);
                     self.analytics_pushed += 1;
                 }
-                Delta::Derived(_) => {
+                Delta::Derived(_) | Delta::JobDue(_) => {
                     self.outputs.analytics.push(delta);
                     self.analytics_pushed += 1;
                 }

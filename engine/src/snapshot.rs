@@ -29,7 +29,7 @@ use crate::components::{
 };
 use crate::systems::ingest::{DeviceIndex, device_bundle};
 use crate::systems::usage::{IgnitionSource, Usage};
-use crate::systems::{alerts, geofences, stops, trips};
+use crate::systems::{alerts, geofences, jobs, stops, trips};
 
 /// The snapshot format this build writes and reads.
 pub const FORMAT: u32 = 1;
@@ -272,6 +272,9 @@ pub(crate) fn capture_sections(world: &mut World) -> BTreeMap<String, serde_json
     if let Ok(open) = serde_json::to_value(stops::capture(world)) {
         sections.insert(STOPS.to_owned(), open);
     }
+    if let Ok(fired) = serde_json::to_value(jobs::capture(world)) {
+        sections.insert(JOBS.to_owned(), fired);
+    }
     if let Ok(inside) = serde_json::to_value(geofences::capture(world)) {
         sections.insert(GEOFENCES.to_owned(), inside);
     }
@@ -297,6 +300,14 @@ pub(crate) fn restore_sections(world: &mut World, sections: &BTreeMap<String, se
             }
         }
     }
+    if let Some(fired) = sections.get(JOBS) {
+        match serde_json::from_value(fired.clone()) {
+            Ok(fired) => jobs::restore(world, fired),
+            Err(error) => {
+                tracing::warn!(%error, "scheduled jobs in the snapshot are unreadable; they start afresh")
+            }
+        }
+    }
     if let Some(inside) = sections.get(GEOFENCES) {
         match serde_json::from_value(inside.clone()) {
             Ok(inside) => geofences::restore(world, inside),
@@ -317,6 +328,8 @@ pub(crate) fn restore_sections(world: &mut World, sections: &BTreeMap<String, se
 
 /// The section of open trips.
 const TRIPS: &str = "trips";
+/// The section of the days scheduled jobs last fired.
+const JOBS: &str = "jobs";
 /// The section of open stops.
 const STOPS: &str = "stops";
 /// The section of open alerts.

@@ -25,7 +25,7 @@ use crate::systems::overspeed::{self, OverspeedRules};
 use crate::systems::presence::{self, PresenceTimeout};
 use crate::systems::retention::{self, ForgetAfter};
 use crate::systems::trips::{self, Trip, TripChanged, TripRules, TripSummary};
-use crate::systems::stops;
+use crate::systems::{jobs, stops};
 use crate::systems::usage::{self, UsageRules};
 use crate::systems::{Touched, alarms, derived, motion};
 
@@ -174,6 +174,7 @@ impl Engine {
         world.insert_resource(config.alerts.fuel);
         world.insert_resource(config.alerts.harsh);
         world.init_resource::<Geofences>();
+        world.init_resource::<jobs::Timetable>();
         world.init_resource::<overspeed::DeviceLimits>();
         world.init_resource::<alerts::AlertIndex>();
         alerts::spawn_system(&mut world);
@@ -243,6 +244,7 @@ impl Engine {
             )
                 .in_set(TickSet::Detect),
         );
+        schedule.add_systems(jobs::fire_jobs.in_set(TickSet::Detect));
         if config.forget_after_ms > 0 {
             schedule.add_systems(
                 retention::forget_silent_devices
@@ -326,6 +328,13 @@ impl Engine {
     /// Replaces the fleet's geofences (from the next tick on).
     pub fn set_geofences(&mut self, specs: Vec<FenceSpec>) {
         self.world.insert_resource(Geofences::new(specs));
+    }
+
+    /// Adds a job due once a day: from the next tick on it goes out as
+    /// [`Delta::JobDue`] at its time. Add jobs before restoring a snapshot,
+    /// so the days they last fired are taken back.
+    pub fn add_daily_job(&mut self, job: jobs::DailyJob) {
+        self.world.resource_mut::<jobs::Timetable>().0.push(job);
     }
 
     /// Replaces the devices' own speed limits (from the next tick on): a

@@ -321,7 +321,7 @@ fn devices_silent_past_forget_after_leave_the_live_world() {
     let old = DeviceId::new("old");
     let about_old: Vec<&Delta> = deltas
         .iter()
-        .filter(|d| *d.device() == old)
+        .filter(|d| d.device() == Some(&old))
         .collect();
     assert_eq!(
         about_old,
@@ -360,4 +360,42 @@ fn a_replayed_record_is_seen_at_its_own_time_and_online_only_if_recent() {
         e.device(&DeviceId::new("1"))
             .is_some_and(|s| s.presence.online)
     );
+}
+
+#[test]
+fn a_daily_job_fires_by_the_engine_clock_and_a_restart_fires_a_missed_day_once() {
+    let daily = || {
+        drover_engine::systems::jobs::DailyJob::new(
+            "daily_summary",
+            jiff::civil::Time::constant(0, 5, 0, 0),
+            jiff::tz::TimeZone::UTC,
+        )
+    };
+    let due = |deltas: Vec<Delta>| -> Vec<String> {
+        deltas
+            .into_iter()
+            .filter_map(|d| match d {
+                Delta::JobDue(job) => Some(job.date),
+                _ => None,
+            })
+            .collect()
+    };
+    const DAY: i64 = 86_400_000;
+    // T0 is 2025-11-24T16:00Z.
+    let mut e = engine(Executor::SingleThreaded);
+    e.add_daily_job(daily());
+    assert!(due(tick(&mut e, T0, vec![])).is_empty());
+    let midnight = T0 + 8 * 3_600_000;
+    assert!(due(tick(&mut e, midnight + 4 * 60_000, vec![])).is_empty());
+    assert_eq!(due(tick(&mut e, midnight + 5 * 60_000, vec![])), ["2025-11-25"]);
+    assert!(due(tick(&mut e, midnight + 3_600_000, vec![])).is_empty());
+
+    // Down over the next midnight: the restarted engine fires it at once.
+    let snapshot = e.capture(midnight + 3_600_000);
+    let mut restarted = engine(Executor::SingleThreaded);
+    restarted.add_daily_job(daily());
+    restarted.restore(snapshot).expect("restore");
+    let later = midnight + DAY + 7_200_000;
+    assert_eq!(due(tick(&mut restarted, later, vec![])), ["2025-11-26"]);
+    assert!(due(tick(&mut restarted, later + 1_000, vec![])).is_empty());
 }

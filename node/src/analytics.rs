@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use drover_engine::Delta;
 use drover_engine::systems::alerts::AlertSummary;
+use drover_engine::systems::jobs::JobDue;
 use drover_engine::systems::stops::StopSummary;
 use drover_engine::systems::trips::{Place, TripSummary};
 use drover_history::{AlertEntry, TripEntry};
@@ -32,6 +33,7 @@ use drover_protocols::model::DeviceMessage;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::jobs::JobQueue;
 use crate::notifications::Notifications;
 use crate::{alerts, trips};
 
@@ -165,6 +167,8 @@ pub struct Outputs {
     pub queue: flume::Receiver<Delta>,
     pub handled: Handled,
     pub notifications: Notifications,
+    /// Where due jobs go once what came before them is stored.
+    pub jobs: JobQueue,
 }
 
 /// What a batch of outputs leaves to store, kept until the backend took it.
@@ -172,6 +176,8 @@ struct ToStore {
     closed: Vec<TripSummary>,
     alerts: Vec<AlertSummary>,
     derived: Vec<Arc<DeviceMessage>>,
+    /// Jobs that came due, run once the rest is stored.
+    jobs: Vec<JobDue>,
     /// The engine outputs it stands for, counted as handled once stored.
     outputs: usize,
 }
@@ -256,6 +262,7 @@ impl Outputs {
             closed: Vec::new(),
             alerts: Vec::new(),
             derived: Vec::new(),
+            jobs: Vec::new(),
             outputs: batch.len(),
         };
         for delta in batch.drain(..) {
@@ -288,6 +295,7 @@ impl Outputs {
                     }
                     to_store.derived.push(record);
                 }
+                Delta::JobDue(job) => to_store.jobs.push(*job),
                 _ => {}
             }
         }
@@ -312,7 +320,9 @@ impl Outputs {
                 return;
             }
             self.handled.add(front.outputs);
-            pending.batches.pop_front();
+            if let Some(stored) = pending.batches.pop_front() {
+                stored.jobs.into_iter().for_each(|job| self.jobs.hand(job));
+            }
             pending.wait = RETRY_FIRST;
         }
     }

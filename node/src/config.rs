@@ -321,35 +321,66 @@ pub struct AnalyticsSection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SummariesSection {
-    /// Where days begin, as an offset from UTC (`+02:00`, `-05:00`, `Z`);
-    /// a fixed offset: daylight saving time is not followed.
-    pub utc_offset: String,
+    /// Where days begin and end: an IANA time zone (`Europe/Vilnius`,
+    /// daylight saving followed), `UTC`, or a fixed offset (`+02:00`).
+    pub timezone: String,
+    /// When yesterday's summaries are published, local time (`HH:MM`).
+    pub at: String,
+    /// Publish every device's summary of the day before at `at`.
+    pub publish: bool,
 }
 
 impl Default for SummariesSection {
     fn default() -> Self {
         SummariesSection {
-            utc_offset: "+00:00".to_owned(),
+            timezone: "UTC".to_owned(),
+            at: "00:05".to_owned(),
+            publish: true,
         }
     }
 }
 
 impl SummariesSection {
-    pub fn offset(&self) -> anyhow::Result<time::UtcOffset> {
-        if self.utc_offset == "Z" {
-            return Ok(time::UtcOffset::UTC);
-        }
-        time::UtcOffset::parse(
-            &self.utc_offset,
-            time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]"),
-        )
-        .map_err(|_| {
+    pub fn zone(&self) -> anyhow::Result<drover_api::Zone> {
+        let name = self.timezone.trim();
+        let zone = match fixed_offset(name) {
+            Some(offset) => jiff::tz::TimeZone::fixed(offset),
+            None => jiff::tz::TimeZone::get(name).map_err(|_| {
+                anyhow::anyhow!(
+                    "analytics.summaries.timezone must be an IANA time zone such as \
+                     Europe/Vilnius, UTC, or an offset such as +02:00, not {name:?}"
+                )
+            })?,
+        };
+        Ok(drover_api::Zone {
+            name: name.to_owned(),
+            zone,
+        })
+    }
+
+    pub fn time(&self) -> anyhow::Result<jiff::civil::Time> {
+        self.at.parse().map_err(|_| {
             anyhow::anyhow!(
-                "analytics.summaries.utc_offset must be like +02:00, -05:30 or Z, not {:?}",
-                self.utc_offset
+                "analytics.summaries.at must be a time of day such as 00:05, not {:?}",
+                self.at
             )
         })
     }
+}
+
+/// `+HH:MM` or `-HH:MM` as an offset.
+fn fixed_offset(text: &str) -> Option<jiff::tz::Offset> {
+    let sign = match text.get(..1)? {
+        "+" => 1,
+        "-" => -1,
+        _ => return None,
+    };
+    let (hours, minutes) = text.get(1..)?.split_once(':')?;
+    let (hours, minutes): (i32, i32) = (hours.parse().ok()?, minutes.parse().ok()?);
+    if hours > 25 || minutes > 59 || text.len() != 6 {
+        return None;
+    }
+    jiff::tz::Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).ok()
 }
 
 impl AnalyticsSection {
@@ -573,7 +604,9 @@ impl Config {
 }
 
 /// `--set` values are TOML scalars when they parse as one (`qos=0`,
-/// `accept_bad_checksum=true`), strings otherwise (`listen=127.0.0.1:1`).
+/// `accept_bad_checksum=true`), strings otherwise (`listen=127.0.0.1:1`,
+/// and times and dates such as `at=00:05`, which no setting takes as a
+/// TOML date).
 fn parse_value(value: &str) -> figment::value::Value {
     let as_toml = format!("v = {value}");
     toml_scalar(&as_toml).unwrap_or_else(|| value.into())
@@ -581,7 +614,9 @@ fn parse_value(value: &str) -> figment::value::Value {
 
 fn toml_scalar(doc: &str) -> Option<figment::value::Value> {
     let dict = Toml::string(doc).data().ok()?;
-    dict.into_values().next()?.remove("v")
+    let value = dict.into_values().next()?.remove("v")?;
+    // TOML dates and times come back as maps.
+    (!matches!(value, figment::value::Value::Dict(..))).then_some(value)
 }
 
 #[cfg(test)]
@@ -591,17 +626,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn summary_days_begin_at_a_fixed_utc_offset() {
-        let offset = |text: &str| {
+    fn summary_days_follow_a_time_zone_or_a_fixed_offset() {
+        let zone = |text: &str| {
             SummariesSection {
-                utc_offset: text.to_owned(),
+                timezone: text.to_owned(),
+                ..SummariesSection::default()
             }
-            .offset()
+            .zone()
         };
-        assert_eq!(offset("+02:00").unwrap().whole_hours(), 2);
-        assert_eq!(offset("-05:30").unwrap().whole_minutes(), -330);
-        assert_eq!(offset("Z").unwrap(), time::UtcOffset::UTC);
-        assert!(offset("Europe/Vilnius").is_err());
+        let offset_at = |text: &str| {
+            let zone = zone(text).unwrap().zone;
+            zone.to_offset(jiff::Timestamp::from_second(1_782_000_000).unwrap())
+                .seconds()
+        };
+        assert_eq!(offset_at("+02:00"), 7200);
+        assert_eq!(offset_at("-05:30"), -19_800);
+        assert_eq!(offset_at("UTC"), 0);
+        // Summer time in June 2026.
+        assert_eq!(offset_at("Europe/Vilnius"), 3 * 3600);
+        for bad in ["Mars/Olympus", "+2", "+02:60", "02:00"] {
+            assert!(zone(bad).is_err(), "{bad}");
+        }
+        let at = |text: &str| {
+            SummariesSection {
+                at: text.to_owned(),
+                ..SummariesSection::default()
+            }
+            .time()
+        };
+        assert_eq!(at("00:05").unwrap(), jiff::civil::Time::constant(0, 5, 0, 0));
+        assert_eq!(at("23:59:30").unwrap(), jiff::civil::Time::constant(23, 59, 30, 0));
+        assert!(at("25:00").is_err());
+        // A time given as a flag stays the text it was, not a TOML time.
+        let config =
+            Config::load(None, &["analytics.summaries.at=23:59:30".to_owned()]).unwrap();
+        assert_eq!(config.analytics.summaries.at, "23:59:30");
     }
 
     #[test]

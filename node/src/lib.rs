@@ -38,6 +38,7 @@ pub mod config;
 pub mod engine;
 mod feed;
 mod fleet_rules;
+mod jobs;
 mod history;
 pub mod http;
 mod metrics;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use drover_devices::{ListenerConfig, ListenerStats, Registry, ServerContext};
 use drover_engine::runtime::{self, RunningEngine, RuntimeConfig};
+use drover_engine::systems::jobs::DailyJob;
 use drover_engine::{Engine, EngineConfig, Executor};
 use drover_mqtt::Publisher;
 use drover_mqtt::broker::{Embedded, EmbeddedBroker};
@@ -60,6 +61,7 @@ pub struct Node {
     /// Publishes trips; stops with the status publisher.
     analytics_task: JoinHandle<()>,
     fleet_rules_task: JoinHandle<()>,
+    jobs_task: JoinHandle<()>,
     sentinel_task: JoinHandle<()>,
     notify_workers: Vec<JoinHandle<()>>,
     status_shutdown: CancellationToken,
@@ -144,6 +146,15 @@ impl Node {
         let (notifier, notify_workers) = drover_notify::Notifier::start(&config.notifications)?;
         let notify_stats = notifier.stats();
         let email = notifier.email();
+        let zone = config.analytics.summaries.zone()?;
+        let (jobs, jobs_task) = crate::jobs::Jobs {
+            history: Arc::clone(&durable.history),
+            catalog: Arc::clone(&access.catalog),
+            live: engine.view.clone(),
+            publisher: publisher.clone(),
+            zone: zone.clone(),
+        }
+        .start(status_shutdown.clone());
         let analytics = crate::analytics::Outputs {
             publisher: publisher.clone(),
             store: durable.analytics.clone(),
@@ -154,6 +165,7 @@ impl Node {
                 catalog: Arc::clone(&access.catalog),
                 publisher: publisher.clone(),
             },
+            jobs,
         };
         let analytics_task = tokio::spawn(analytics.run(status_shutdown.clone()));
         let fleet_rules_task = tokio::spawn(crate::fleet_rules::follow(
@@ -253,7 +265,7 @@ impl Node {
                 })
             },
             metrics: Arc::new(metrics),
-            utc_offset: config.analytics.summaries.offset()?,
+            timezone: zone,
             limits: config.http.limits(),
             snapshots: Arc::default(),
             alerts: drover_api::Alerts {
@@ -288,6 +300,7 @@ impl Node {
             snapshot_writer,
             status_task,
             analytics_task,
+            jobs_task,
             fleet_rules_task,
             sentinel_task,
             notify_workers,
@@ -338,6 +351,7 @@ impl Node {
         self.status_shutdown.cancel();
         self.status_task.await?;
         self.analytics_task.await?;
+        self.jobs_task.await?;
         self.fleet_rules_task.await?;
         self.sentinel_task.await?;
         // Deliveries still retrying are given up: notifications are not durable.
@@ -415,7 +429,7 @@ async fn build_engine(
     durable: &Durable,
     extend: impl FnOnce(&mut Engine),
 ) -> anyhow::Result<(Engine, u64)> {
-    let mut engine = new_engine(config);
+    let mut engine = new_engine(config)?;
     let snapshot = if config.engine.snapshot_secs > 0 {
         let data_dir = config.data_dir.clone();
         tokio::task::spawn_blocking(move || live::load_snapshot(&data_dir)).await?
@@ -434,7 +448,7 @@ async fn build_engine(
 }
 
 /// The engine core as configured.
-pub fn new_engine(config: &Config) -> Engine {
+pub fn new_engine(config: &Config) -> anyhow::Result<Engine> {
     let e = &config.engine;
     if e.executor == Executor::MultiThreaded {
         let threads = if e.threads == 0 {
@@ -445,7 +459,7 @@ pub fn new_engine(config: &Config) -> Engine {
         drover_engine::init_compute_pool(threads);
     }
     let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    Engine::new(EngineConfig {
+    let mut engine = Engine::new(EngineConfig {
         executor: e.executor,
         presence_timeout_ms: ms(e.presence_timeout_secs),
         forget_after_ms: ms(e.forget_after_days.saturating_mul(86_400)),
@@ -455,7 +469,16 @@ pub fn new_engine(config: &Config) -> Engine {
         usage: config.analytics.usage.rules(),
         alerts: config.analytics.alert_config(),
         ..EngineConfig::default()
-    })
+    });
+    let summaries = &config.analytics.summaries;
+    if summaries.publish {
+        engine.add_daily_job(DailyJob::new(
+            crate::jobs::DAILY_SUMMARY,
+            summaries.time()?,
+            summaries.zone()?.zone,
+        ));
+    }
+    Ok(engine)
 }
 
 /// Runs `engine` on its tick thread as configured.

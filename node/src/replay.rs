@@ -53,7 +53,7 @@ pub fn replay(
 ) -> anyhow::Result<Replayed> {
     let (journal, _) = Journal::open(dir, config.journal.journal_config())
         .with_context(|| format!("opening the journal in {}", dir.display()))?;
-    let mut engine = crate::node::new_engine(config);
+    let mut engine = crate::node::new_engine(config)?;
     if let Some(catalog) = catalog {
         let catalog = drover_catalog::Catalog::open(catalog)
             .with_context(|| format!("opening the catalog in {}", catalog.display()))?;

@@ -247,7 +247,7 @@ impl HubTask {
                 self.clients
                     .fan_out(&alert.device, FrameKind::Alert, json, now, &group);
             }
-            Delta::State(_) | Delta::Removed { .. } | Delta::Derived(_) => {}
+            Delta::State(_) | Delta::Removed { .. } | Delta::Derived(_) | Delta::JobDue(_) => {}
         }
     }
 }

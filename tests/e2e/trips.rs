@@ -345,3 +345,48 @@ fn a_trip_interrupted_by_a_kill_continues_after_the_restart() {
     assert_eq!(closed.len(), 1, "{closed:?}");
     assert_distance(&closed[0], driven);
 }
+
+#[test]
+fn yesterdays_summary_is_published_at_the_configured_time() {
+    use time::OffsetDateTime;
+    // Due a little after the node is up: yesterday is the day before then.
+    let due = OffsetDateTime::now_utc() + Duration::from_secs(15);
+    let yesterday = due.date().previous_day().expect("a day");
+    let at = format!("{:02}:{:02}:{:02}", due.hour(), due.minute(), due.second());
+    let mut settings = settings();
+    settings.extend([
+        "analytics.summaries.timezone=UTC".to_owned(),
+        format!("analytics.summaries.at={at}"),
+    ]);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (_node, ports) = support::drover_serve(dir.path(), &settings);
+    let subscriber = Subscriber::start(dir.path(), ports.mqtt, &["drover/devices/+/summary"]);
+    let noon = yesterday.midnight().assume_utc() + time::Duration::hours(12);
+    let start = i64::try_from(noon.unix_timestamp_nanos() / 1_000_000).expect("ms");
+    let mut tracker = Tracker::connect(ports.teltonika, start);
+    tracker.send(30, 36.0, true);
+    tracker.send(9, 0.0, false);
+    let driven = tracker.driven_m;
+
+    let topic = format!("drover/devices/{IMEI}/summary");
+    let summary = || {
+        subscriber
+            .messages()
+            .into_iter()
+            .find(|(t, _)| *t == topic)
+            .map(|(_, summary)| summary)
+    };
+    assert!(
+        support::eventually(Duration::from_secs(40), || summary().is_some()),
+        "no summary at {at}: {:?}",
+        subscriber.messages()
+    );
+    let summary = summary().expect("a summary");
+    assert_eq!(summary["date"], yesterday.to_string(), "{summary}");
+    assert_eq!(
+        (&summary["device"], &summary["timezone"], summary["trips"].as_u64()),
+        (&Value::from(IMEI), &Value::from("UTC"), Some(1)),
+        "{summary}"
+    );
+    assert_distance(&summary, driven);
+}

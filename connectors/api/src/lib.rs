@@ -30,6 +30,7 @@ mod model;
 pub mod positions;
 mod routes;
 pub mod stream;
+pub mod summaries;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,8 +72,15 @@ pub struct Api {
     pub metrics: Arc<metrics::Metrics>,
     pub limits: Limits,
     pub alerts: Alerts,
-    /// Where days begin for daily summaries (`analytics.summaries.utc_offset`).
-    pub utc_offset: time::UtcOffset,
+    /// Where days begin for daily summaries (`analytics.summaries.timezone`).
+    pub timezone: Zone,
+}
+
+/// A time zone with the name it was configured by.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    pub name: String,
+    pub zone: jiff::tz::TimeZone,
 }
 
 /// Operators' way to the engine's alerts.

@@ -210,6 +210,11 @@ pub fn command_device<'a>(prefix: &str, topic: &'a str) -> Option<&'a str> {
 }
 
 /// Built in one allocation: this runs for every record published.
+/// `{prefix}/devices/{device}/summary`: the device's newest daily summary.
+pub fn summary_topic(prefix: &str, device: &str) -> String {
+    device_topic(prefix, device, "summary")
+}
+
 fn device_topic(prefix: &str, device: &str, leaf: &str) -> String {
     const DEVICES: &str = "/devices/";
     let mut topic =

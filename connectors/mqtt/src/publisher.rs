@@ -177,6 +177,13 @@ impl Publisher {
         self.send(topic, body, false).await
     }
 
+    /// Publishes a device's daily summary (its JSON, `json`), retained, on
+    /// `{prefix}/devices/{device}/summary`.
+    pub async fn summary(&self, device: &str, json: Vec<u8>) -> Result<(), MqttError> {
+        let topic = payload::summary_topic(&self.prefix, device);
+        self.send(topic, json, true).await
+    }
+
     /// Publishes an alert's change on `{prefix}/devices/{device}/alert`.
     pub async fn alert(&self, alert: &payload::AlertPayload<'_>) -> Result<(), MqttError> {
         let (topic, body) = payload::alert(&self.prefix, alert);

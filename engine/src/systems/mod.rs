@@ -8,6 +8,7 @@ pub mod fuel;
 pub mod geofences;
 pub mod harsh;
 pub mod ingest;
+pub mod jobs;
 pub mod motion;
 pub mod offline;
 pub mod overspeed;

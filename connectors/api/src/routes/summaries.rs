@@ -1,15 +1,11 @@
-//! A device's days: distance, driving and idle time, top speed, trips and
-//! alerts per calendar day, from the stored trips and alerts. Days begin at
-//! midnight at the node's `analytics.summaries.utc_offset`; a trip counts
-//! on the day it started.
+//! `GET /api/v1/devices/{id}/summaries`: a device's days, computed on
+//! request (see [`crate::summaries`]).
 
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use drover_engine::systems::trips::TripSummary;
+use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
-use time::macros::format_description;
-use time::{Date, OffsetDateTime, Time};
 use utoipa::{IntoParams, ToSchema};
 
 use super::devices::{ensure_known, history_error};
@@ -17,14 +13,11 @@ use crate::Api;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Params;
-use crate::history::AlertQuery;
+use crate::summaries::{DaySummary, Days, summarize};
 
 /// Days when the request does not say, and at most.
 const DEFAULT_DAYS: i64 = 7;
-const MAX_DAYS: i64 = 366;
-/// Trips and alerts read per range, at most.
-const MAX_ITEMS: usize = 10_000;
-const DAY_MS: i64 = 86_400_000;
+const MAX_DAYS: usize = 366;
 
 pub fn routes() -> Router<Api> {
     Router::new().route("/api/v1/devices/{id}/summaries", get(summaries))
@@ -46,26 +39,10 @@ struct SummaryParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SummaryList {
     device: String,
-    /// Where days begin, e.g. `+02:00` (`analytics.summaries.utc_offset`).
-    utc_offset: String,
+    /// Where days begin and end: an IANA time zone such as
+    /// `Europe/Vilnius`, or a fixed offset (`analytics.summaries.timezone`).
+    timezone: String,
     summaries: Vec<DaySummary>,
-}
-
-/// One day of a device.
-#[derive(Debug, Default, Serialize, ToSchema)]
-pub struct DaySummary {
-    /// `YYYY-MM-DD`.
-    date: String,
-    /// Trips that started that day (closed ones, and the one under way).
-    trips: usize,
-    distance_m: f64,
-    /// Time in motion.
-    driving_s: f64,
-    /// Standing with the ignition on during trips.
-    idle_s: f64,
-    max_speed_kmh: f64,
-    /// Alerts opened that day.
-    alerts: usize,
 }
 
 /// A device's daily summaries.
@@ -78,117 +55,64 @@ async fn summaries(
     Path(id): Path<String>,
     Params(params): Params<SummaryParams>,
 ) -> Result<Json<SummaryList>, ApiError> {
-    let offset = api.utc_offset;
-    let today = OffsetDateTime::now_utc().to_offset(offset).date();
+    let zone = &api.timezone;
+    let today = jiff::Zoned::now().with_time_zone(zone.zone.clone()).date();
     let last = day_param("to", params.to.as_deref())?.unwrap_or(today);
-    let first = day_param("from", params.from.as_deref())?
-        .unwrap_or_else(|| last - time::Duration::days(DEFAULT_DAYS - 1));
-    let days = (last - first).whole_days() + 1;
-    if !(1..=MAX_DAYS).contains(&days) {
-        return Err(ApiError::BadRequest(format!(
-            "from must be on or before to, at most {MAX_DAYS} days apart"
-        )));
-    }
+    let first = match day_param("from", params.from.as_deref())? {
+        Some(first) => first,
+        None => last
+            .checked_sub(jiff::Span::new().days(DEFAULT_DAYS - 1))
+            .map_err(|_| ApiError::BadRequest("to is too early".to_owned()))?,
+    };
+    let days = Days::new(first, last, &zone.zone)
+        .filter(|days| (1..=MAX_DAYS).contains(&days.len()))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "from must be on or before to, at most {MAX_DAYS} days apart"
+            ))
+        })?;
     ensure_known(&api, &id).await?;
-    let start_ms = midnight_ms(first, offset);
-    let end_ms = start_ms + days * DAY_MS;
-    let mut trips = api
-        .history
-        .trips(&id, start_ms, end_ms, MAX_ITEMS)
+    let open = super::live_device(&api, &id).and_then(|s| s.trip.as_deref().cloned());
+    let summaries = summarize(&*api.history, &id, open, &days)
         .await
         .map_err(history_error)?;
-    if let Some(open) = super::live_device(&api, &id).and_then(|s| s.trip.as_deref().cloned())
-        && (start_ms..end_ms).contains(&open.start.time_ms)
-        && trips
-            .last()
-            .is_none_or(|t| t.start.time_ms < open.start.time_ms)
-    {
-        trips.push(open);
-    }
-    let alerts = api
-        .history
-        .alerts(AlertQuery {
-            device: Some(&id),
-            kind: None,
-            state: None,
-            from_ms: start_ms,
-            to_ms: end_ms,
-            limit: MAX_ITEMS,
-            cursor: None,
-        })
-        .await
-        .map_err(history_error)?
-        .alerts;
-    let mut summaries: Vec<DaySummary> = (0..days)
-        .map(|d| DaySummary {
-            date: date_text(first + time::Duration::days(d)),
-            ..DaySummary::default()
-        })
-        .collect();
-    let day_of = |ms: i64| usize::try_from((ms - start_ms).div_euclid(DAY_MS)).ok();
-    for trip in &trips {
-        if let Some(day) = day_of(trip.start.time_ms).and_then(|d| summaries.get_mut(d)) {
-            add_trip(day, trip);
-        }
-    }
-    for alert in &alerts {
-        if let Some(day) = day_of(alert.opened_ms).and_then(|d| summaries.get_mut(d)) {
-            day.alerts += 1;
-        }
-    }
     Ok(Json(SummaryList {
         device: id,
-        utc_offset: offset.to_string(),
+        timezone: zone.name.clone(),
         summaries,
     }))
-}
-
-fn add_trip(day: &mut DaySummary, trip: &TripSummary) {
-    day.trips += 1;
-    day.distance_m += trip.distance_m;
-    day.driving_s += trip.moving_ms as f64 / 1000.0;
-    day.idle_s += trip.idle_ms as f64 / 1000.0;
-    day.max_speed_kmh = day.max_speed_kmh.max(trip.max_speed_kmh);
 }
 
 fn day_param(name: &str, text: Option<&str>) -> Result<Option<Date>, ApiError> {
     let Some(text) = text else {
         return Ok(None);
     };
-    Date::parse(text, format_description!("[year]-[month]-[day]"))
+    // jiff also reads a date with a time; a day is a plain date here.
+    let plain = text.len() == 10;
+    text.parse::<Date>()
+        .ok()
+        .filter(|_| plain)
         .map(Some)
-        .map_err(|_| {
+        .ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "{name} must be a date such as 2026-12-03, not {text:?}"
             ))
         })
 }
 
-fn date_text(date: Date) -> String {
-    date.format(format_description!("[year]-[month]-[day]"))
-        .unwrap_or_default()
-}
-
-/// The first ms of `date` at `offset`.
-fn midnight_ms(date: Date, offset: time::UtcOffset) -> i64 {
-    let at = date.with_time(Time::MIDNIGHT).assume_offset(offset);
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::{date, offset};
 
     #[test]
-    fn days_begin_at_midnight_at_the_offset() {
-        assert_eq!(midnight_ms(date!(1970 - 01 - 02), offset!(UTC)), DAY_MS);
+    fn days_are_plain_dates() {
         assert_eq!(
-            midnight_ms(date!(1970 - 01 - 02), offset!(+2)),
-            DAY_MS - 2 * 3_600_000
+            day_param("from", Some("2026-12-03")).unwrap(),
+            Some(Date::constant(2026, 12, 3))
         );
-        assert_eq!(date_text(date!(2026 - 12 - 03)), "2026-12-03");
-        assert!(day_param("from", Some("2026-13-01")).is_err());
+        for bad in ["2026-13-01", "2026-12-03T00:00", "yesterday"] {
+            assert!(day_param("from", Some(bad)).is_err(), "{bad}");
+        }
         assert_eq!(day_param("to", None).unwrap(), None);
     }
 }
