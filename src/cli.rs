@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 use drover_bench as bench;
 use drover_engine::Plugin;
+use drover_engine::systems::geofences::{FenceSpec, Shape};
 use drover_node::node::{run_until_stopped, shutdown_signal};
 use drover_node::{Config, Node, rlimit};
 
@@ -35,8 +36,9 @@ enum Command {
     Demo(DemoArgs),
     /// Run named load scenarios end to end and write reports (see docs/benchmarks.md).
     Bench(bench::BenchArgs),
-    /// Feed a journal's records through a fresh engine and print the trips
-    /// and alerts they give, as JSON lines (the same every time).
+    /// Replay a stopped node's journal (or a scenario file) through a fresh
+    /// engine, printing every trip, stop and alert change as a JSON line
+    /// (the same every time).
     Replay(ReplayArgs),
     /// Frame and ack tracker traffic without decoding or storing it: the
     /// machine's ceiling, started by `drover bench`.
@@ -47,11 +49,14 @@ enum Command {
 #[derive(Args)]
 struct ReplayArgs {
     /// The journal directory of a stopped node (default: `data_dir/journal`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "scenario")]
     journal: Option<PathBuf>,
-    /// A catalog directory whose geofences apply (default: none).
-    #[arg(long)]
+    /// A catalog directory whose geofences and speed limits apply (default: none).
+    #[arg(long, conflicts_with = "scenario")]
     catalog: Option<PathBuf>,
+    /// A scenario file (`drover sim --scenario`): its records, with its geofences.
+    #[arg(long)]
+    scenario: Option<PathBuf>,
     /// Clock to run on after the last record, in seconds, so that silences
     /// end trips and make devices offline.
     #[arg(long, default_value_t = 0)]
@@ -89,6 +94,14 @@ struct SimCommand {
     /// this process (engine-only load; network options are ignored).
     #[arg(long)]
     in_process: bool,
+    /// Write a scenario file instead of driving a fleet: each of `--devices`
+    /// vehicles drives, speeds through a geofence, has its fuel siphoned
+    /// during a stop and drives again (for `drover replay --scenario`).
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// When the scenario's day starts (RFC 3339).
+    #[arg(long, default_value = "2026-01-05T08:00:00Z", requires = "scenario")]
+    scenario_start: String,
     #[command(flatten)]
     config: ConfigArgs,
 }
@@ -163,6 +176,9 @@ async fn serve(args: ConfigArgs, plugins: Plugins) -> anyhow::Result<()> {
 }
 
 async fn sim(command: SimCommand) -> anyhow::Result<()> {
+    if let Some(path) = &command.scenario {
+        return write_scenario(path, &command.scenario_start, command.args.devices);
+    }
     let sim = SimConfig::try_from(command.args)?;
     if command.in_process {
         let config = Config::load(command.config.config.as_deref(), &command.config.overrides)?;
@@ -177,12 +193,46 @@ async fn sim(command: SimCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// IMEIs of scenario vehicles start here.
+const SCENARIO_FIRST_IMEI: u64 = 356_307_042_440_001;
+
+fn write_scenario(path: &std::path::Path, start: &str, vehicles: u32) -> anyhow::Result<()> {
+    let start = time::OffsetDateTime::parse(start, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("--scenario-start {start:?} is not an RFC 3339 time"))?;
+    let start_ms = i64::try_from(start.unix_timestamp_nanos() / 1_000_000)
+        .context("--scenario-start is out of range")?;
+    let scenario = drover_sim::scenario::build(vehicles, SCENARIO_FIRST_IMEI, start_ms);
+    drover_sim::scenario::write(path, &scenario)?;
+    eprintln!(
+        "wrote {} records of {vehicles} vehicles and {} geofences to {}",
+        scenario.records.len(),
+        scenario.geofences.len(),
+        path.display()
+    );
+    Ok(())
+}
+
 fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.config.as_deref(), &args.config.overrides)?;
+    let flush_ms = i64::try_from(args.flush_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    if let Some(path) = &args.scenario {
+        let scenario = drover_sim::scenario::read(path)
+            .with_context(|| format!("reading the scenario {}", path.display()))?;
+        let fences = scenario.geofences.iter().map(fence_spec).collect();
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let replayed =
+            drover_node::replay::replay_records(scenario.records, fences, &config, flush_ms, &mut out)?;
+        std::io::Write::flush(&mut out)?;
+        eprintln!(
+            "replayed {} records: {} trip, stop and alert changes",
+            replayed.records, replayed.lines
+        );
+        return Ok(());
+    }
     let journal = args
         .journal
         .unwrap_or_else(|| config.data_dir.join("journal"));
-    let flush_ms = i64::try_from(args.flush_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let replayed = drover_node::replay::replay(
@@ -194,10 +244,23 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     )?;
     std::io::Write::flush(&mut out)?;
     eprintln!(
-        "replayed {} records: {} trip and alert changes",
+        "replayed {} records: {} trip, stop and alert changes",
         replayed.records, replayed.lines
     );
     Ok(())
+}
+
+fn fence_spec(fence: &drover_sim::scenario::ScenarioFence) -> FenceSpec {
+    FenceSpec {
+        id: fence.id.clone(),
+        name: fence.name.clone(),
+        shape: Shape::Circle {
+            lat: fence.lat,
+            lon: fence.lon,
+            radius_m: fence.radius_m,
+        },
+        speed_limit_kmh: fence.speed_limit_kmh,
+    }
 }
 
 async fn null_server(args: NullServerArgs) -> anyhow::Result<()> {

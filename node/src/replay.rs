@@ -5,24 +5,30 @@
 //! The engine's clock follows the records (the newest device time so far),
 //! so timeouts — a trip closed by silence, a device gone offline — happen
 //! where the recorded data puts them, and the same journal always gives
-//! the same lines, with either executor. Records go through in ticks of
-//! [`TICK_RECORDS`], in journal order.
+//! the same lines, with either executor. Records go through in journal
+//! order, in ticks of at most [`TICK_RECORDS`] and [`TICK_MS`] of device
+//! time. A scenario file (`drover sim --scenario`) replays the same way.
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use drover_engine::{Delta, Input};
+use drover_engine::systems::geofences::FenceSpec;
+use drover_engine::{Delta, Engine, Input};
 use drover_journal::Journal;
 use drover_journal::record;
+use drover_protocols::model::DeviceMessage;
 use serde::Serialize;
 
 use crate::config::Config;
 use crate::{alerts, analytics};
 
-/// Records per tick: a few live ticks' worth.
+/// Records per tick at most: a few live ticks' worth.
 const TICK_RECORDS: usize = 1_000;
+/// Device time per tick at most: a live node takes a second's records in
+/// about a hundred ticks, never hours of them in one.
+const TICK_MS: i64 = 1_000;
 
 /// What a replay saw.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +48,8 @@ enum Line<'a> {
 
 /// Replays the journal in `dir` (of a stopped node: opening it recovers a
 /// torn tail, as a start would) with `config`'s analytics, the geofences
-/// and speed limits of `catalog` if given, and `flush_ms` of clock after the last record (to
-/// let silences end trips); writes the lines to `out`.
+/// and speed limits of `catalog` if given, and `flush_ms` of clock after
+/// the last record (to let silences end trips); writes the lines to `out`.
 pub fn replay(
     dir: &Path,
     config: &Config,
@@ -59,14 +65,54 @@ pub fn replay(
             .with_context(|| format!("opening the catalog in {}", catalog.display()))?;
         crate::fleet_rules::apply(&catalog, &mut engine);
     }
+    let records = journal.read_from(journal.first_seq()).map(|entry| {
+        let (seq, bytes) = entry.context("reading the journal")?;
+        let message = record::decode(&bytes).with_context(|| format!("journal record {seq}"))?;
+        Ok(Arc::new(message))
+    });
+    run(&mut engine, records, flush_ms, out)
+}
+
+/// Replays a scenario's records (see `drover_sim::scenario`) with its
+/// geofences and `config`'s analytics, like [`replay`].
+pub fn replay_records(
+    records: Vec<Arc<DeviceMessage>>,
+    geofences: Vec<FenceSpec>,
+    config: &Config,
+    flush_ms: i64,
+    out: &mut dyn Write,
+) -> anyhow::Result<Replayed> {
+    let mut engine = crate::node::new_engine(config)?;
+    engine.set_geofences(geofences);
+    run(&mut engine, records.into_iter().map(Ok), flush_ms, out)
+}
+
+/// Feeds `records` to `engine` in ticks as a live node would take them:
+/// at most [`TICK_RECORDS`] and [`TICK_MS`] of device time each, the clock
+/// at the newest record so far (so a record counts as live, as it did when
+/// it arrived).
+fn run(
+    engine: &mut Engine,
+    records: impl Iterator<Item = anyhow::Result<Arc<DeviceMessage>>>,
+    flush_ms: i64,
+    out: &mut dyn Write,
+) -> anyhow::Result<Replayed> {
     let mut replayed = Replayed::default();
     let (mut inputs, mut deltas) = (Vec::with_capacity(TICK_RECORDS), Vec::new());
     let mut clock = i64::MIN;
-    for entry in journal.read_from(journal.first_seq()) {
-        let (seq, bytes) = entry.context("reading the journal")?;
-        let message = record::decode(&bytes).with_context(|| format!("journal record {seq}"))?;
-        clock = clock.max(message.record.time_ms);
-        inputs.push(Input::Record(Arc::new(message)));
+    let mut tick_start = i64::MIN;
+    for message in records {
+        let message = message?;
+        let time_ms = message.record.time_ms;
+        if !inputs.is_empty() && time_ms.saturating_sub(tick_start) >= TICK_MS {
+            engine.tick(clock, &mut inputs, &mut deltas);
+            replayed.lines += write(&mut deltas, out)?;
+        }
+        if inputs.is_empty() {
+            tick_start = time_ms;
+        }
+        clock = clock.max(time_ms);
+        inputs.push(Input::Record(message));
         replayed.records += 1;
         if inputs.len() == TICK_RECORDS {
             engine.tick(clock, &mut inputs, &mut deltas);

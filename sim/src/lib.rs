@@ -51,6 +51,7 @@ pub mod record_log;
 pub mod report;
 pub mod route;
 pub mod runner;
+pub mod scenario;
 pub mod stats;
 pub mod tracker;
 pub mod vehicle;
