@@ -87,6 +87,8 @@ pub struct EngineStats {
     pub deltas: AtomicU64,
     pub tick_ns_total: AtomicU64,
     pub tick_ns_max: AtomicU64,
+    /// The longest tick since the last [`EngineStats::take_recent_max_ns`].
+    tick_ns_recent_max: AtomicU64,
     pub devices: AtomicU64,
     /// The journal position the live state covers.
     pub position: AtomicU64,
@@ -114,6 +116,7 @@ impl Default for EngineStats {
             deltas: zero(),
             tick_ns_total: zero(),
             tick_ns_max: zero(),
+            tick_ns_recent_max: zero(),
             devices: zero(),
             position: zero(),
             duplicates: zero(),
@@ -137,6 +140,11 @@ pub struct TickPercentiles {
 }
 
 impl EngineStats {
+    /// The longest tick since the last call, in ns (0 when none ran).
+    pub fn take_recent_max_ns(&self) -> u64 {
+        self.tick_ns_recent_max.swap(0, Ordering::Relaxed)
+    }
+
     pub fn tick_percentiles(&self) -> TickPercentiles {
         let h = self.tick_us.lock().unwrap_or_else(PoisonError::into_inner);
         if h.is_empty() {
@@ -507,6 +515,7 @@ fn record_tick(stats: &EngineStats, took: Duration, inputs: u64, deltas: u64, en
     stats.deltas.fetch_add(deltas, Ordering::Relaxed);
     stats.tick_ns_total.fetch_add(ns, Ordering::Relaxed);
     stats.tick_ns_max.fetch_max(ns, Ordering::Relaxed);
+    stats.tick_ns_recent_max.fetch_max(ns, Ordering::Relaxed);
     stats
         .tick_us
         .lock()

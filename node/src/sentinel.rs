@@ -15,6 +15,11 @@
 //!   fail — InfluxDB or the broker unreachable, a disk refusing writes.
 //! * `system_disk_low` (critical): less than `disk_free_pct` of the data
 //!   directory's filesystem is free.
+//! * `system_broker_unreachable` (critical): the node's MQTT connection is
+//!   down (the broker stopped, refused it or cannot be reached); live data
+//!   and alerts are not published until it is back.
+//! * `system_tick_lag` (warning): an engine tick since the last look took
+//!   longer than `tick_lag_ms`: live state, trips and alerts are late.
 //!
 //! Each is raised when it begins and cleared (closing its alert) when it
 //! ends; only changes reach the engine.
@@ -48,6 +53,8 @@ pub struct SentinelSection {
     /// A journal holding more than this share of `journal.max_backlog_mb`,
     /// in percent, raises `system_journal_backlog`.
     pub journal_backlog_pct: f64,
+    /// An engine tick longer than this raises `system_tick_lag`; 0: never.
+    pub tick_lag_ms: u64,
 }
 
 impl Default for SentinelSection {
@@ -57,6 +64,7 @@ impl Default for SentinelSection {
             sink_lag_secs: 60,
             disk_free_pct: 5.0,
             journal_backlog_pct: 80.0,
+            tick_lag_ms: 1_000,
         }
     }
 }
@@ -174,6 +182,9 @@ impl Sentinel {
                 details,
             });
         }
+        seen.push(self.broker(state));
+        let longest_ns = self.parts.engine.take_recent_max_ns();
+        seen.extend(tick_lag(longest_ns, self.rules.tick_lag_ms));
         if let Some(free_pct) = free_pct(&self.data_dir) {
             let mut details = Details::new();
             details.insert("free_pct".to_owned(), free_pct.into());
@@ -193,6 +204,47 @@ impl Sentinel {
     }
 }
 
+impl Sentinel {
+    /// Unreachable when a connection attempt failed and none succeeded
+    /// since, at two looks in a row: a node still making its first
+    /// connection, or one reconnect that fails once, is not.
+    fn broker(&self, state: &mut State) -> Seen {
+        let mqtt = &self.parts.mqtt;
+        let errors = mqtt.connection_errors.load(Relaxed);
+        let down = errors > 0 && !mqtt.connected.load(Relaxed);
+        state.broker_down_looks = if down { state.broker_down_looks + 1 } else { 0 };
+        let mut details = Details::new();
+        details.insert("connection_errors".to_owned(), errors.into());
+        Seen {
+            kind: "system_broker_unreachable",
+            subject: None,
+            severity: Severity::Critical,
+            active: state.broker_down_looks >= 2,
+            details,
+        }
+    }
+}
+
+/// Whether the longest tick since the last look (`longest_ns`) was longer
+/// than `lag_ms`; `None` when no tick ran (nothing to judge) or the
+/// sentinel is off.
+fn tick_lag(longest_ns: u64, lag_ms: u64) -> Option<Seen> {
+    if longest_ns == 0 || lag_ms == 0 {
+        return None;
+    }
+    let longest_ms = longest_ns / 1_000_000;
+    let mut details = Details::new();
+    details.insert("tick_ms_max".to_owned(), longest_ms.into());
+    details.insert("tick_lag_ms".to_owned(), lag_ms.into());
+    Some(Seen {
+        kind: "system_tick_lag",
+        subject: None,
+        severity: Severity::Warning,
+        active: longest_ms > lag_ms,
+        details,
+    })
+}
+
 /// What the sentinels remember between looks.
 #[derive(Default)]
 struct State {
@@ -203,6 +255,8 @@ struct State {
     committed: VecDeque<(Instant, u64)>,
     /// Each consumer's failed writes at the last look.
     failures: HashMap<&'static str, u64>,
+    /// Looks in a row that found the broker connection down.
+    broker_down_looks: u32,
 }
 
 impl State {
@@ -248,6 +302,17 @@ fn free_pct(path: &Path) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tick_longer_than_the_limit_is_lag() {
+        let ms = 1_000_000;
+        assert!(tick_lag(0, 1_000).is_none(), "no tick, no judgement");
+        assert!(tick_lag(5_000 * ms, 0).is_none(), "off");
+        assert!(!tick_lag(900 * ms, 1_000).unwrap().active);
+        let lag = tick_lag(1_500 * ms, 1_000).unwrap();
+        assert!(lag.active);
+        assert_eq!(lag.details["tick_ms_max"], 1_500);
+    }
 
     #[test]
     fn the_committed_end_of_a_lag_ago_is_the_newest_old_enough() {

@@ -111,3 +111,44 @@ fn influxdb_going_away_raises_system_sink_failing_on_mqtt_and_it_closes_when_bac
         system_alerts(&subscriber)
     );
 }
+
+#[test]
+fn a_broker_that_goes_away_raises_system_broker_unreachable_until_it_is_back() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (mosquitto, port) = support::mosquitto(dir.path());
+    let settings = [
+        "analytics.sentinel.every_secs=1".to_owned(),
+        "mqtt.embedded_listen=".to_owned(),
+        format!("mqtt.url=mqtt://127.0.0.1:{port}"),
+    ];
+    let (_node, ports) = support::drover_serve(dir.path(), &settings);
+    let listed = |state: &str| {
+        let (status, body) = support::http_get(
+            ports.http,
+            &format!("/api/v1/alerts?kind=system_broker_unreachable&state={state}"),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["alerts"].as_array().expect("alerts").len()
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(listed("open"), 0, "connected: nothing to say");
+
+    mosquitto.kill9();
+    assert!(
+        support::eventually(Duration::from_secs(20), || listed("open") == 1),
+        "no system_broker_unreachable while the broker is down"
+    );
+    // The same broker again, on the same port.
+    let _back = support::Process::spawn(
+        "mosquitto",
+        std::process::Command::new("mosquitto")
+            .arg("-c")
+            .arg(dir.path().join("mosquitto.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    assert!(
+        support::eventually(Duration::from_secs(30), || listed("closed") == 1),
+        "system_broker_unreachable did not close once the broker was back"
+    );
+}

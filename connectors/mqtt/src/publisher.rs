@@ -6,7 +6,7 @@
 //! record queue rather than dropping.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use drover_protocols::model::DeviceMessage;
@@ -34,6 +34,9 @@ pub struct PublisherStats {
     pub acked: AtomicU64,
     pub connects: AtomicU64,
     pub connection_errors: AtomicU64,
+    /// Whether the connection is up (acknowledged by the broker, no error
+    /// since).
+    pub connected: AtomicBool,
 }
 
 /// QoS 1 publications handed to the broker and not acknowledged yet, counted
@@ -314,6 +317,7 @@ async fn drive(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = Duration::from_millis(100);
                 publisher.stats.connects.fetch_add(1, Ordering::Relaxed);
+                publisher.stats.connected.store(true, Ordering::Release);
                 info!(%url, ?role, "connected to MQTT broker");
                 if role == Role::Main {
                     announce_online(&publisher);
@@ -344,6 +348,7 @@ async fn drive(
                     .stats
                     .connection_errors
                     .fetch_add(1, Ordering::Release);
+                publisher.stats.connected.store(false, Ordering::Release);
                 in_flight.unacked.store(0, Ordering::Release);
                 // rumqttc keeps the event of a publish that failed mid-write
                 // and hands it out after the next ConnAck, though the clean
