@@ -61,7 +61,8 @@ pub fn fields(alert: &AlertSummary) -> Vec<(&'static str, Value)> {
         ("state", Value::Text(alert.state.as_str().to_owned())),
         (
             "details",
-            Value::Text(serde_json::Value::Object(alert.details.clone()).to_string()),
+            // A map of plain values: serializing cannot fail.
+            Value::Text(serde_json::to_string(&*alert.details).unwrap_or_default()),
         ),
     ];
     if let Some(at) = alert.acknowledged_ms {
@@ -113,7 +114,7 @@ pub fn from_row(row: &Row) -> Option<AlertSummary> {
         opened_ms: row.time_ms,
         acknowledged_ms: row.i64("acknowledged_ms"),
         closed_ms: row.i64("closed_ms"),
-        details,
+        details: details.into(),
     })
 }
 
@@ -150,7 +151,7 @@ mod tests {
             opened_ms: 1_000,
             acknowledged_ms: Some(2_000),
             closed_ms: None,
-            details,
+            details: details.into(),
         }
     }
 

@@ -234,19 +234,20 @@ fn decode_attributes(r: &mut Cursor<'_>) -> Result<Attributes, RecordError> {
     for _ in 0..count {
         let name = r.str8()?;
         let value = decode_value(r)?;
-        let (key, first) = match attr::well_known(name) {
-            Some((at, known_name)) => {
-                let bit = 1u64 << at;
-                let first = known & bit == 0;
+        match attr::Known::of(name) {
+            Some(slot) => {
+                let bit = 1u64 << slot as u32;
+                if known & bit != 0 {
+                    return Err(RecordError::Repeated(name.to_owned()));
+                }
                 known |= bit;
-                (Cow::Borrowed(known_name), first)
+                attributes.push_known(slot, value);
             }
-            None => (Cow::Owned(name.to_owned()), attributes.get(name).is_none()),
-        };
-        if !first {
-            return Err(RecordError::Repeated(key.into_owned()));
+            None if attributes.get(name).is_some() => {
+                return Err(RecordError::Repeated(name.to_owned()));
+            }
+            None => attributes.push_new(Cow::Owned(name.to_owned()), value),
         }
-        attributes.push_new(key, value);
     }
     Ok(attributes)
 }

@@ -204,9 +204,42 @@ impl From<&str> for Value {
 /// Named values beyond the fix, in the order the device sent them.
 ///
 /// A small vector rather than a map: records carry a handful of attributes and
-/// are built once, read a few times.
+/// are built once, read a few times. Each well-known name carries its
+/// [`attr::Known`] slot, resolved when it is set.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Attributes(Vec<(Cow<'static, str>, Value)>);
+pub struct Attributes(Vec<Entry>);
+
+/// One attribute: its name, its slot if the name is well known, its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    key: Cow<'static, str>,
+    known: Option<attr::Known>,
+    value: Value,
+}
+
+impl Entry {
+    /// The name as stored: copying it costs nothing for the common
+    /// `&'static str` names.
+    pub fn key(&self) -> &Cow<'static, str> {
+        &self.key
+    }
+
+    pub fn known(&self) -> Option<attr::Known> {
+        self.known
+    }
+
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    fn is(&self, key: &str, known: Option<attr::Known>) -> bool {
+        match (self.known, known) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => self.key == key,
+            _ => false,
+        }
+    }
+}
 
 impl Attributes {
     pub fn new() -> Self {
@@ -222,10 +255,24 @@ impl Attributes {
     /// Sets `key`, replacing an earlier value of the same key.
     pub fn set(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
         let key = key.into();
-        let value = value.into();
-        match self.0.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((key, value)),
+        let known = attr::Known::of(&key);
+        self.put(key, known, value.into());
+    }
+
+    /// Sets a well-known attribute by its slot.
+    pub fn set_known(&mut self, known: attr::Known, value: impl Into<Value>) {
+        self.put(Cow::Borrowed(known.name()), Some(known), value.into());
+    }
+
+    /// Sets `entry`'s key (with its slot) to its value.
+    pub fn set_entry(&mut self, entry: &Entry) {
+        self.put(entry.key.clone(), entry.known, entry.value.clone());
+    }
+
+    fn put(&mut self, key: Cow<'static, str>, known: Option<attr::Known>, value: Value) {
+        match self.0.iter_mut().find(|e| e.is(&key, known)) {
+            Some(entry) => entry.value = value,
+            None => self.0.push(Entry { key, known, value }),
         }
     }
 
@@ -235,25 +282,47 @@ impl Attributes {
     pub fn push_new(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
         let key = key.into();
         debug_assert!(self.get(&key).is_none(), "attribute {key} set twice");
-        self.0.push((key, value.into()));
+        let known = attr::Known::of(&key);
+        self.0.push(Entry {
+            key,
+            known,
+            value: value.into(),
+        });
+    }
+
+    /// [`Attributes::push_new`] of a well-known attribute.
+    pub fn push_known(&mut self, known: attr::Known, value: impl Into<Value>) {
+        debug_assert!(self.get(known.name()).is_none(), "attribute {known:?} set twice");
+        self.0.push(Entry {
+            key: Cow::Borrowed(known.name()),
+            known: Some(known),
+            value: value.into(),
+        });
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.0.iter().find(|e| e.key == key).map(|e| &e.value)
+    }
+
+    /// The value of `entry`'s key, found by slot when it has one.
+    pub fn get_like(&self, entry: &Entry) -> Option<&Value> {
+        self.0
+            .iter()
+            .find(|e| e.is(&entry.key, entry.known))
+            .map(|e| &e.value)
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        let at = self.0.iter().position(|(k, _)| k == key)?;
-        Some(self.0.remove(at).1)
+        let at = self.0.iter().position(|e| e.key == key)?;
+        Some(self.0.remove(at).value)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(k, v)| (k.as_ref(), v))
+        self.0.iter().map(|e| (e.key.as_ref(), &e.value))
     }
 
-    /// The entries with their keys as stored, so copying a key into another
-    /// `Attributes` costs nothing for the common `&'static str` names.
-    pub fn entries(&self) -> &[(Cow<'static, str>, Value)] {
+    /// The entries with their keys as stored and their slots.
+    pub fn entries(&self) -> &[Entry] {
         &self.0
     }
 
@@ -269,8 +338,8 @@ impl Attributes {
 impl Serialize for Attributes {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k.as_ref(), v)?;
+        for e in &self.0 {
+            map.serialize_entry(e.key.as_ref(), &e.value)?;
         }
         map.end()
     }
@@ -282,75 +351,109 @@ pub mod attr {
     /// Defines each name as a constant and [`well_known`] over all of them,
     /// so the list cannot drift from the constants.
     macro_rules! names {
-        ($($(#[doc = $doc:literal])* $name:ident = $value:literal;)*) => {
+        ($($(#[doc = $doc:literal])* $name:ident / $known:ident = $value:literal;)*) => {
             $($(#[doc = $doc])* pub const $name: &str = $value;)*
 
             /// Every well-known name.
             pub const ALL: &[&str] = &[$($name),*];
 
+            /// A well-known name as a slot: what the engine dispatches on
+            /// (one byte, a jump table) instead of comparing names for
+            /// every attribute of every record. Decoders and the journal
+            /// reader resolve it once, when they set the attribute.
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+            #[repr(u8)]
+            pub enum Known {
+                $($known),*
+            }
+
+            impl Known {
+                /// In the order of [`ALL`].
+                const EVERY: &[Known] = &[$(Known::$known),*];
+
+                /// The name this slot stands for.
+                pub fn name(self) -> &'static str {
+                    ALL[self as usize]
+                }
+
+                /// The slot of a well-known name.
+                pub fn of(name: &str) -> Option<Known> {
+                    match name {
+                        $($value => Some(Known::$known),)*
+                        _ => None,
+                    }
+                }
+
+                /// The slot at `index` of [`ALL`].
+                pub fn at(index: usize) -> Option<Known> {
+                    Known::EVERY.get(index).copied()
+                }
+            }
+
             /// `name`'s place in [`ALL`] and its static form, so that reading
             /// a stored record back allocates no string for it.
             pub fn well_known(name: &str) -> Option<(usize, &'static str)> {
-                ALL.iter().copied().enumerate().find(|(_, known)| *known == name)
+                let known = Known::of(name)?;
+                Some((known as usize, known.name()))
             }
         };
     }
 
     names! {
         /// Engine ignition (bool).
-        IGNITION = "ignition";
+        IGNITION / Ignition = "ignition";
         /// Device is moving, as the device itself reports (bool).
-        MOTION = "motion";
+        MOTION / Motion = "motion";
         /// Alarm name (text), e.g. `sos`, `powerCut`, `vibration`.
-        ALARM = "alarm";
+        ALARM / Alarm = "alarm";
         /// Vehicle (external) power in volts.
-        POWER = "power";
+        POWER / Power = "power";
         /// Device battery in volts.
-        BATTERY = "battery";
+        BATTERY / Battery = "battery";
         /// Device battery charge in percent.
-        BATTERY_LEVEL = "batteryLevel";
+        BATTERY_LEVEL / BatteryLevel = "batteryLevel";
         /// Whether the device is charging (bool).
-        CHARGE = "charge";
+        CHARGE / Charge = "charge";
         /// GSM signal strength as the device reports it.
-        RSSI = "rssi";
+        RSSI / Rssi = "rssi";
         /// Satellites in view (not necessarily used).
-        SATELLITES_VISIBLE = "satVisible";
+        SATELLITES_VISIBLE / SatellitesVisible = "satVisible";
         /// Horizontal dilution of precision.
-        HDOP = "hdop";
+        HDOP / Hdop = "hdop";
         /// Odometer in metres, as the device counts it.
-        ODOMETER = "odometer";
+        ODOMETER / Odometer = "odometer";
         /// Total engine hours in milliseconds.
-        HOURS = "hours";
+        HOURS / Hours = "hours";
         /// Device event code (vendor-specific integer).
-        EVENT = "event";
+        EVENT / Event = "event";
         /// Frame serial number.
-        INDEX = "index";
+        INDEX / Index = "index";
         /// Driver identification (RFID / iButton).
-        DRIVER_ID = "driverUniqueId";
+        DRIVER_ID / DriverId = "driverUniqueId";
         /// Reply text to a command.
-        RESULT = "result";
+        RESULT / Result = "result";
         /// SIM card ICCID.
-        ICCID = "iccid";
+        ICCID / Iccid = "iccid";
         /// Engine speed in rpm (OBD).
-        RPM = "rpm";
+        RPM / Rpm = "rpm";
         /// Engine coolant temperature in °C (OBD).
-        COOLANT_TEMP = "coolantTemp";
+        COOLANT_TEMP / CoolantTemp = "coolantTemp";
         /// Calculated engine load in percent (OBD).
-        ENGINE_LOAD = "engineLoad";
+        ENGINE_LOAD / EngineLoad = "engineLoad";
         /// Fuel level in percent (OBD).
-        FUEL_LEVEL = "fuelLevel";
+        FUEL_LEVEL / FuelLevel = "fuelLevel";
         /// Fuel in the tank in litres.
-        FUEL = "fuel";
+        FUEL / Fuel = "fuel";
         /// Throttle position in percent (OBD).
-        THROTTLE = "throttle";
+        THROTTLE / Throttle = "throttle";
         /// Vehicle speed from the OBD bus in km/h.
-        OBD_SPEED = "obdSpeed";
+        OBD_SPEED / ObdSpeed = "obdSpeed";
         /// Odometer from the OBD bus in metres.
-        OBD_ODOMETER = "obdOdometer";
+        OBD_ODOMETER / ObdOdometer = "obdOdometer";
         /// Number of diagnostic trouble codes stored (OBD).
-        FAULT_COUNT = "faultCount";
+        FAULT_COUNT / FaultCount = "faultCount";
         /// Diagnostic trouble codes, space separated (OBD).
-        DTCS = "dtcs";
+        DTCS / Dtcs = "dtcs";
     }
 }
 
@@ -377,6 +480,20 @@ mod tests {
         for (at, name) in attr::ALL.iter().enumerate() {
             assert_eq!(attr::well_known(name), Some((at, *name)));
         }
+        for (at, name) in attr::ALL.iter().enumerate() {
+            let known = attr::Known::at(at).unwrap();
+            assert_eq!((known.name(), attr::Known::of(name)), (*name, Some(known)));
+        }
+        assert_eq!(attr::Known::at(attr::ALL.len()), None);
+        // Set by name or by slot, an attribute is the same one.
+        let mut a = Attributes::new();
+        a.set(attr::FUEL_LEVEL, 50i64);
+        a.set_known(attr::Known::FuelLevel, 40i64);
+        a.set("io239", 1i64);
+        assert_eq!(a.len(), 2);
+        assert_eq!(a.entries()[0].known(), Some(attr::Known::FuelLevel));
+        assert_eq!(a.entries()[1].known(), None);
+        assert_eq!(a.get_like(&a.entries()[0]), Some(&Value::Int(40)));
         assert_eq!(attr::well_known("io239"), None);
         assert_eq!(attr::well_known(""), None);
         assert_eq!(attr::well_known("ignition\0"), None);

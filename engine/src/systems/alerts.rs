@@ -21,6 +21,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 use bevy_ecs::system::{SystemBuffer, SystemMeta, SystemParam};
@@ -76,7 +77,9 @@ pub struct AlertSummary {
     pub opened_ms: i64,
     pub acknowledged_ms: Option<i64>,
     pub closed_ms: Option<i64>,
-    pub details: Details,
+    /// Shared: an alert's summary is copied into its entity, its messages
+    /// and every output, and details are the bulk of it.
+    pub details: Arc<Details>,
 }
 
 impl AlertSummary {
@@ -432,7 +435,7 @@ fn opened(
         opened_ms: time_ms,
         acknowledged_ms: None,
         closed_ms: None,
-        details,
+        details: Arc::new(details),
     }
 }
 

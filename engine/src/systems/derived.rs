@@ -95,9 +95,9 @@ fn derive(world: &mut World, device: Entity, time_ms: i64, attributes: Attribute
         return;
     };
     if let Some(mut custom) = world.get_mut::<CustomAttributes>(device) {
-        for (name, value) in attributes.entries() {
-            if custom.0.get(name) != Some(value) {
-                custom.0.set(name.clone(), value.clone());
+        for entry in attributes.entries() {
+            if custom.0.get_like(entry) != Some(entry.value()) {
+                custom.0.set_entry(entry);
             }
         }
     }

@@ -5,8 +5,8 @@
 //! ordinary system with a cached query.
 
 use bevy_ecs::prelude::*;
-use drover_protocols::model::{DeviceId, DeviceMessage, Fix, Record, Value, attr};
-use std::borrow::Cow;
+use drover_protocols::model::attr::Known;
+use drover_protocols::model::{DeviceId, DeviceMessage, Entry, Fix, Record, Value};
 use std::collections::HashMap;
 
 use bevy_ecs::query::QueryData;
@@ -174,8 +174,10 @@ impl Facts {
     /// A pass of its own, for records Ingest does not apply.
     fn of(record: &Record) -> Facts {
         let mut facts = Facts::start(record);
-        for (key, value) in record.attributes.iter() {
-            facts.note(key, value);
+        for entry in record.attributes.entries() {
+            if let Some(known) = entry.known() {
+                facts.note(known, entry.value());
+            }
         }
         facts
     }
@@ -185,14 +187,14 @@ impl Facts {
         self.fix.filter(|f| f.valid)
     }
 
-    fn note(&mut self, key: &str, value: &Value) {
-        match key {
-            attr::IGNITION => self.ignition = value.as_bool(),
-            attr::FUEL_LEVEL => self.fuel_pct = value.as_f64(),
-            attr::ALARM => self.alarm = true,
-            attr::DTCS => self.dtcs = true,
-            attr::HOURS => self.engine_hours_ms = value.as_f64().map(|ms| ms as i64),
-            attr::ODOMETER | attr::OBD_ODOMETER => {
+    fn note(&mut self, known: Known, value: &Value) {
+        match known {
+            Known::Ignition => self.ignition = value.as_bool(),
+            Known::FuelLevel => self.fuel_pct = value.as_f64(),
+            Known::Alarm => self.alarm = true,
+            Known::Dtcs => self.dtcs = true,
+            Known::Hours => self.engine_hours_ms = value.as_f64().map(|ms| ms as i64),
+            Known::Odometer | Known::ObdOdometer => {
                 self.odometer_m = value.as_f64().or(self.odometer_m);
             }
             _ => {}
@@ -425,39 +427,36 @@ fn apply_attributes(
 ) -> Facts {
     let (mut new_power, mut new_obd) = (*power, *obd);
     let mut facts = Facts::start(record);
-    for (key, value) in record.attributes.entries() {
-        let number = value.as_f64();
-        let slot = match key.as_ref() {
-            attr::IGNITION => {
-                facts.ignition = value.as_bool();
+    for entry in record.attributes.entries() {
+        let Some(known) = entry.known() else {
+            set_custom(&mut custom, entry);
+            continue;
+        };
+        let value = entry.value();
+        facts.note(known, value);
+        let slot = match known {
+            Known::Ignition => {
                 ignition.set_if_neq(Ignition(value.as_bool()));
                 continue;
             }
-            attr::POWER => &mut new_power.external_v,
-            attr::BATTERY => &mut new_power.battery_v,
-            attr::BATTERY_LEVEL => &mut new_power.battery_level_pct,
-            attr::RPM => &mut new_obd.rpm,
-            attr::COOLANT_TEMP => &mut new_obd.coolant_temp_c,
-            attr::ENGINE_LOAD => &mut new_obd.engine_load_pct,
-            attr::FUEL_LEVEL => {
-                facts.fuel_pct = number;
-                &mut new_obd.fuel_level_pct
-            }
-            attr::THROTTLE => &mut new_obd.throttle_pct,
-            attr::OBD_SPEED => &mut new_obd.obd_speed_kmh,
-            attr::OBD_ODOMETER => {
-                facts.note(key, value);
-                &mut new_obd.odometer_m
-            }
-            attr::FAULT_COUNT => &mut new_obd.fault_count,
-            other => {
-                facts.note(other, value);
-                set_custom(&mut custom, key, value);
+            Known::Power => &mut new_power.external_v,
+            Known::Battery => &mut new_power.battery_v,
+            Known::BatteryLevel => &mut new_power.battery_level_pct,
+            Known::Rpm => &mut new_obd.rpm,
+            Known::CoolantTemp => &mut new_obd.coolant_temp_c,
+            Known::EngineLoad => &mut new_obd.engine_load_pct,
+            Known::FuelLevel => &mut new_obd.fuel_level_pct,
+            Known::Throttle => &mut new_obd.throttle_pct,
+            Known::ObdSpeed => &mut new_obd.obd_speed_kmh,
+            Known::ObdOdometer => &mut new_obd.odometer_m,
+            Known::FaultCount => &mut new_obd.fault_count,
+            _ => {
+                set_custom(&mut custom, entry);
                 continue;
             }
         };
-        if number.is_some() {
-            *slot = number;
+        if let Some(number) = value.as_f64() {
+            *slot = Some(number);
         }
     }
     power.set_if_neq(new_power);
@@ -465,11 +464,10 @@ fn apply_attributes(
     facts
 }
 
-// A `Cow` rather than `&str`: cloning it keeps the decoders' static names
-// borrowed instead of allocating a String per attribute.
-#[allow(clippy::ptr_arg)]
-fn set_custom(custom: &mut Mut<CustomAttributes>, key: &Cow<'static, str>, value: &Value) {
-    if custom.0.get(key) != Some(value) {
-        custom.0.set(key.clone(), value.clone());
+/// Keeps `entry` among the device's other attributes; found by slot when
+/// well known, so most keys are never compared as strings.
+fn set_custom(custom: &mut Mut<CustomAttributes>, entry: &Entry) {
+    if custom.0.get_like(entry) != Some(entry.value()) {
+        custom.0.set_entry(entry);
     }
 }

@@ -112,7 +112,7 @@ pub struct AlertView {
     closed_at: Option<String>,
     /// What the detector saw: speeds, levels, codes, where.
     #[schema(value_type = Object)]
-    details: serde_json::Map<String, serde_json::Value>,
+    details: std::sync::Arc<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl From<AlertSummary> for AlertView {
