@@ -27,7 +27,7 @@ use crate::systems::retention::{self, ForgetAfter};
 use crate::systems::trips::{self, Trip, TripChanged, TripRules, TripSummary};
 use crate::systems::{jobs, stops};
 use crate::systems::usage::{self, UsageRules};
-use crate::systems::{Touched, alarms, derived, motion};
+use crate::systems::{alarms, derived, motion};
 
 /// The schedule run once per tick.
 #[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
@@ -155,8 +155,8 @@ impl Engine {
         world.insert_resource(ingest::IngestOrder::default());
         world.init_resource::<ingest::TickFacts>();
         world.insert_resource(DeviceIndex::default());
-        world.insert_resource(Touched::default());
         world.insert_resource(Outbox::default());
+        world.init_resource::<emit::RestoredAt>();
         world.insert_resource(EmitOptions {
             state: config.emit_state,
         });
@@ -384,6 +384,8 @@ impl Engine {
         }
         snapshot::restore_devices(&mut self.world, snapshot.devices);
         snapshot::restore_sections(&mut self.world, &snapshot.sections);
+        let restored_at = self.world.change_tick();
+        self.world.resource_mut::<emit::RestoredAt>().0 = Some(restored_at);
         self.position = snapshot.position;
         Ok(())
     }

@@ -399,3 +399,33 @@ fn a_daily_job_fires_by_the_engine_clock_and_a_restart_fires_a_missed_day_once()
     assert_eq!(due(tick(&mut restarted, later, vec![])), ["2025-11-26"]);
     assert!(due(tick(&mut restarted, later + 1_000, vec![])).is_empty());
 }
+
+#[test]
+fn a_restore_announces_nothing_but_later_changes_are_emitted() {
+    let mut e = engine(Executor::SingleThreaded);
+    tick(
+        &mut e,
+        T0,
+        vec![
+            record("a", T0, 52.52, 13.40, 30.0),
+            record("b", T0, 52.53, 13.41, 0.0),
+        ],
+    );
+    let mut restored = engine(Executor::SingleThreaded);
+    restored.restore(e.capture(T0)).expect("restore");
+    assert_eq!(
+        tick(&mut restored, T0 + 1_000, vec![]),
+        vec![],
+        "the restored world is no news"
+    );
+    let deltas = tick(
+        &mut restored,
+        T0 + 2_000,
+        vec![record("a", T0 + 2_000, 52.521, 13.40, 30.0)],
+    );
+    let about: Vec<&str> = deltas
+        .iter()
+        .filter_map(|d| d.device().map(|id| id.as_str()))
+        .collect();
+    assert!(!about.is_empty() && about.iter().all(|id| *id == "a"), "{deltas:?}");
+}

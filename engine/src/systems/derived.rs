@@ -15,7 +15,6 @@ use bevy_ecs::world::DeferredWorld;
 use drover_protocols::model::{Attributes, DeviceMessage, Record, RecordKind, Value};
 
 use crate::components::{CustomAttributes, Device};
-use crate::systems::Touched;
 
 /// The protocol name of derived records.
 pub const PROTOCOL: &str = "analytics";
@@ -101,7 +100,6 @@ fn derive(world: &mut World, device: Entity, time_ms: i64, attributes: Attribute
             }
         }
     }
-    world.resource_mut::<Touched>().mark(device);
     let message = DeviceMessage {
         device: id,
         protocol: PROTOCOL,

@@ -1,18 +1,20 @@
 //! Emit: turn what changed this tick into [`Delta`]s in the [`Outbox`].
 
+use bevy_ecs::change_detection::{DetectChanges, Tick};
 use bevy_ecs::prelude::*;
+use bevy_ecs::system::SystemChangeTick;
 use bevy_ecs::query::QueryData;
 use bevy_ecs::system::SystemParam;
 
 use crate::clock::Clock;
 use crate::components::{
     CustomAttributes, Device, Ignition, Kinematics, LastFix, LastSeen, Obd, Power, Presence,
+    Reports,
 };
 use crate::io::{Delta, DeviceState};
-use crate::systems::Touched;
 use crate::systems::alerts::AlertChanged;
 use crate::systems::derived::AttributesDerived;
-use crate::systems::trips::{Trip, TripChanged, TripSummary, Trips};
+use crate::systems::trips::{Trip, TripChanged, TripOf, TripSummary, Trips};
 use crate::systems::stops::{Stop, StopChanged, StopSummary, Stops};
 use crate::systems::usage::Usage;
 
@@ -53,15 +55,43 @@ pub struct Derived<'w> {
     attributes: ResMut<'w, Messages<AttributesDerived>>,
 }
 
+/// The world tick of the last snapshot restore, until Emit has run after
+/// it: a restored world is no change to announce (the runtime loads its
+/// read model from the engine), so what only the restore changed is not
+/// emitted.
+#[derive(Resource, Debug, Default)]
+pub struct RestoredAt(pub Option<Tick>);
+
+/// Devices something shown of may have changed since the last tick, found
+/// by Bevy's change detection, so no system needs to tell Emit: those that
+/// sent records (what Ingest and Derive change follows from them), changed
+/// connections, got derived attributes or opened or closed a trip or stop.
+/// Few columns, as the scan passes over the whole fleet every tick.
+type ChangedDevice = (
+    With<Device>,
+    Or<(
+        Changed<Reports>,
+        Changed<Presence>,
+        Changed<CustomAttributes>,
+        Changed<Trips>,
+        Changed<Stops>,
+    )>,
+);
+
+#[allow(clippy::too_many_arguments)] // a system's parameters are its data access
 pub fn emit_changes(
     clock: Res<Clock>,
     options: Res<EmitOptions>,
-    mut touched: ResMut<Touched>,
     mut outbox: ResMut<Outbox>,
     mut derived: Derived,
+    changed: Query<Entity, ChangedDevice>,
+    moved: Query<&TripOf, Changed<Trip>>,
     devices: Query<DeviceView>,
     open_trips: Query<Ref<Trip>>,
     open_stops: Query<&Stop>,
+    mut restored: ResMut<RestoredAt>,
+    ticks: SystemChangeTick,
+    mut entities: Local<Vec<Entity>>,
 ) {
     outbox
         .0
@@ -85,13 +115,27 @@ pub fn emit_changes(
             .drain()
             .map(|AttributesDerived(record)| Delta::Derived(record)),
     );
-    let mut entities = std::mem::take(&mut touched.0);
+    entities.clear();
+    entities.extend(&changed);
+    // A trip that moved changes its device's live state.
+    entities.extend(moved.iter().map(|owner| owner.0));
     entities.sort_unstable();
     entities.dedup();
-    for &entity in &entities {
+    let restored_at = restored.0.take();
+    for &entity in entities.iter() {
         let Ok(view) = devices.get(entity) else {
             continue;
         };
+        let trip = view
+            .trips
+            .as_ref()
+            .and_then(|trips| trips.open)
+            .and_then(|entity| open_trips.get(entity).ok());
+        if let Some(at) = restored_at
+            && !changed_since(&view, trip.as_ref(), at, ticks.this_run())
+        {
+            continue;
+        }
         if view.presence.is_changed() {
             outbox.0.push(Delta::Presence {
                 device: view.device.id.clone(),
@@ -99,11 +143,6 @@ pub fn emit_changes(
                 time_ms: clock.now_ms,
             });
         }
-        let trip = view
-            .trips
-            .as_ref()
-            .and_then(|trips| trips.open)
-            .and_then(|entity| open_trips.get(entity).ok());
         let trip_changed = trip.as_ref().is_some_and(|trip| trip.is_changed());
         if options.state && (trip_changed || state_changed(&view)) {
             let trip = trip.as_deref().map(|trip| &trip.summary);
@@ -118,8 +157,32 @@ pub fn emit_changes(
                 .push(Delta::State(Box::new(snapshot(&view, trip, stop))));
         }
     }
-    entities.clear();
-    touched.0 = entities; // keep the allocation for the next tick
+}
+
+/// Whether anything shown of the device changed after world tick `at`.
+fn changed_since(
+    view: &DeviceViewItem<'_, '_>,
+    trip: Option<&Ref<Trip>>,
+    at: Tick,
+    now: Tick,
+) -> bool {
+    let newer = |tick: Tick| tick.is_newer_than(at, now);
+    [
+        view.seen.last_changed(),
+        view.presence.last_changed(),
+        view.last_fix.last_changed(),
+        view.kinematics.last_changed(),
+        view.ignition.last_changed(),
+        view.power.last_changed(),
+        view.obd.last_changed(),
+        view.attributes.last_changed(),
+        view.usage.last_changed(),
+    ]
+    .into_iter()
+    .chain(view.trips.as_ref().map(|t| t.last_changed()))
+    .chain(view.stops.as_ref().map(|s| s.last_changed()))
+    .chain(trip.map(|t| t.last_changed()))
+    .any(newer)
 }
 
 /// Whether anything shown changed (the open trip aside). [`LastSeen`] counts too: the read model

@@ -18,7 +18,6 @@ use crate::components::{
     Reports, Trail,
 };
 use crate::io::Input;
-use crate::systems::Touched;
 use crate::systems::alarms::KnownDtcs;
 use crate::systems::alerts::DeviceAlerts;
 use crate::systems::fuel::FuelWatch;
@@ -234,7 +233,6 @@ pub fn apply_inputs(
     order: Res<IngestOrder>,
     clock: Res<Clock>,
     presence: Res<PresenceTimeout>,
-    mut touched: ResMut<Touched>,
     mut facts: ResMut<TickFacts>,
     mut devices: Query<Target>,
 ) {
@@ -257,13 +255,8 @@ pub fn apply_inputs(
         ) {
             *slot = record_facts;
         }
-        touched.mark(*entity);
     }
     // The inputs stay until the tick ends: Detect reads the records.
-    // Derive systems walk this list once per device (already in entity
-    // order, unless a system marked devices before Ingest).
-    touched.0.sort_unstable();
-    touched.0.dedup();
 }
 
 /// Applies one input; a record's [`Facts`] come back.

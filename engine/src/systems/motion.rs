@@ -4,7 +4,6 @@ use bevy_ecs::prelude::*;
 
 use crate::clock::Clock;
 use crate::components::{Kinematics, LastFix, Trail};
-use crate::systems::Touched;
 
 /// Below this speed a vehicle counts as standing: GNSS jitter at rest reads
 /// as a few km/h.
@@ -19,13 +18,9 @@ const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
 pub fn update_motion(
     clock: Res<Clock>,
-    touched: Res<Touched>,
-    mut devices: Query<(&Trail, &mut Kinematics)>,
+    mut devices: Query<(&Trail, &mut Kinematics), Changed<Trail>>,
 ) {
-    for &entity in &touched.0 {
-        let Ok((trail, mut kinematics)) = devices.get_mut(entity) else {
-            continue;
-        };
+    for (trail, mut kinematics) in &mut devices {
         let fixes = trail.of_tick(clock.tick);
         if fixes.is_empty() {
             continue;

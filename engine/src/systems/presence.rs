@@ -8,7 +8,6 @@ use bevy_ecs::prelude::*;
 
 use crate::clock::Clock;
 use crate::components::{LastSeen, Presence};
-use crate::systems::Touched;
 
 /// How long a device without a connection stays online after its last report.
 #[derive(Resource, Debug, Clone, Copy)]
@@ -19,14 +18,12 @@ pub struct PresenceTimeout {
 pub fn expire_presence(
     clock: Res<Clock>,
     timeout: Res<PresenceTimeout>,
-    mut touched: ResMut<Touched>,
-    mut devices: Query<(Entity, &mut Presence, &LastSeen)>,
+    mut devices: Query<(&mut Presence, &LastSeen)>,
 ) {
     let cutoff = clock.now_ms.saturating_sub(timeout.after_ms);
-    for (entity, mut presence, seen) in &mut devices {
+    for (mut presence, seen) in &mut devices {
         if presence.online && presence.connections == 0 && seen.0 < cutoff {
             presence.online = false;
-            touched.mark(entity);
         }
     }
 }

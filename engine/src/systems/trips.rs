@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::components::{Device, LastFix, Reports};
-use crate::systems::Touched;
 use crate::systems::ingest::{DeviceIndex, Facts, TickRecords};
 use crate::systems::motion::{MAX_PLAUSIBLE_KMH, haversine_m};
 
@@ -282,7 +281,6 @@ pub fn close_silent_trips(
     mut trips: Query<(Entity, &mut Trip, &TripOf)>,
     mut devices: Query<&mut Trips>,
     mut changed: MessageWriter<TripChanged>,
-    mut touched: ResMut<Touched>,
 ) {
     for (entity, mut trip, owner) in &mut trips {
         let Ok(mut device) = devices.get_mut(owner.0) else {
@@ -298,11 +296,10 @@ pub fn close_silent_trips(
         trip.close();
         changed.write(TripChanged::Closed(trip.summary.clone()));
         commands.entity(entity).despawn();
+        // Its live state no longer shows a trip under way (a change Emit sees).
         if device.open == Some(entity) {
             device.open = None;
         }
-        // Its live state no longer shows a trip under way.
-        touched.mark(owner.0);
     }
 }
 
