@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 use drover_bench as bench;
 use drover_engine::Plugin;
-use drover_engine::systems::geofences::{FenceSpec, Shape};
+use drover_engine::systems::geofences::FenceSpec;
 use drover_node::node::{run_until_stopped, shutdown_signal};
 use drover_node::{Config, Node, rlimit};
 
@@ -182,7 +182,7 @@ async fn sim(command: SimCommand) -> anyhow::Result<()> {
     let sim = SimConfig::try_from(command.args)?;
     if command.in_process {
         let config = Config::load(command.config.config.as_deref(), &command.config.overrides)?;
-        let report = tokio::task::spawn_blocking(move || bench::engine::engine_load(&config, &sim))
+        let report = tokio::task::spawn_blocking(move || bench::engine::engine_load(&config, &sim, 0))
             .await??;
         println!("{report}");
         return Ok(());
@@ -218,7 +218,11 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.scenario {
         let scenario = drover_sim::scenario::read(path)
             .with_context(|| format!("reading the scenario {}", path.display()))?;
-        let fences = scenario.geofences.iter().map(fence_spec).collect();
+        let fences = scenario
+            .geofences
+            .iter()
+            .map(|f| FenceSpec::circle(&f.id, &f.name, (f.lat, f.lon), f.radius_m, f.speed_limit_kmh))
+            .collect();
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
         let replayed =
@@ -250,18 +254,6 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn fence_spec(fence: &drover_sim::scenario::ScenarioFence) -> FenceSpec {
-    FenceSpec {
-        id: fence.id.clone(),
-        name: fence.name.clone(),
-        shape: Shape::Circle {
-            lat: fence.lat,
-            lon: fence.lon,
-            radius_m: fence.radius_m,
-        },
-        speed_limit_kmh: fence.speed_limit_kmh,
-    }
-}
 
 async fn null_server(args: NullServerArgs) -> anyhow::Result<()> {
     rlimit::raise_and_log();

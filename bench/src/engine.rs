@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use drover_engine::runtime::{Batch, TickPercentiles};
+use drover_engine::systems::geofences::FenceSpec;
 use drover_sim::{InProcessReport, SimConfig};
 
 use drover_node::config::Config;
@@ -23,9 +24,22 @@ pub struct EngineLoad {
     pub tick_us: TickPercentiles,
 }
 
-/// Runs `sim` into a fresh engine configured by `config`, to the end.
-pub fn engine_load(config: &Config, sim: &SimConfig) -> anyhow::Result<EngineLoad> {
-    let engine = node::spawn_engine(config, node::new_engine(config)?, 0)?;
+/// Runs `sim` into a fresh engine configured by `config`, with `geofences`
+/// geofences over the simulated city, to the end.
+pub fn engine_load(
+    config: &Config,
+    sim: &SimConfig,
+    geofences: usize,
+) -> anyhow::Result<EngineLoad> {
+    let mut engine = node::new_engine(config)?;
+    let fences = sim
+        .city
+        .geofence_grid(geofences)
+        .iter()
+        .map(|f| FenceSpec::circle(&f.id, &f.name, (f.lat, f.lon), f.radius_m, f.speed_limit_kmh))
+        .collect();
+    engine.set_geofences(fences);
+    let engine = node::spawn_engine(config, engine, 0)?;
     let mut next = 0;
     let report = drover_sim::run_in_process(sim, |batch| {
         let messages: Vec<_> = batch.into_iter().map(Arc::new).collect();

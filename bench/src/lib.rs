@@ -455,9 +455,16 @@ async fn null_run(run: &Run, out: &Path) -> anyhow::Result<Ceiling> {
     })
 }
 
-/// The engine alone, in this process: no sockets, journal or sinks.
+/// Geofences over the simulated city in `engine-1m`.
+const ENGINE_GEOFENCES: usize = 10_000;
+
+/// The engine alone, in this process: no sockets, journal or sinks; every
+/// analytics system on (a fleet speed limit, [`ENGINE_GEOFENCES`]
+/// geofences), unless `settings` say otherwise.
 async fn engine_run(run: &Run, settings: &[String]) -> anyhow::Result<RunReport> {
-    let config = Config::load(None, settings)?;
+    let mut all = vec!["analytics.overspeed.limit_kmh=50".to_owned()];
+    all.extend_from_slice(settings);
+    let config = Config::load(None, &all)?;
     let sim = SimConfig {
         devices: run.devices,
         rate: run.rate,
@@ -473,7 +480,7 @@ async fn engine_run(run: &Run, settings: &[String]) -> anyhow::Result<RunReport>
     server::reset_peak_rss(pid);
     let before = server::sample(pid);
     let started = Instant::now();
-    let load = tokio::task::spawn_blocking(move || engine::engine_load(&config, &sim)).await??;
+    let load = tokio::task::spawn_blocking(move || engine::engine_load(&config, &sim, ENGINE_GEOFENCES)).await??;
     let elapsed = started.elapsed().as_secs_f64();
     let after = server::sample(pid);
     let records = load.sim.records;

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use drover_engine::systems::geofences::{FenceSpec, Shape};
+use drover_engine::systems::geofences::FenceSpec;
 use drover_engine::systems::overspeed::OverspeedRules;
 use drover_engine::{AlertConfig, Engine, EngineConfig, Executor, Input};
 use drover_protocols::model::{DeviceId, DeviceMessage, Record};
@@ -73,28 +73,12 @@ pub struct Cursor {
     batches: usize,
 }
 
-/// Geofences over the fleet's city: `count` circles of 50 m (depots, customer
-/// sites: about a seventh of the city inside one) on a square
-/// grid across it, every other one with a speed limit of its own.
+/// Geofences over the fleet's city ([`City::geofence_grid`]).
 pub fn geofences(count: usize) -> Vec<FenceSpec> {
-    let city = City::default();
-    let side = (count as f64).sqrt().ceil() as usize;
-    let span_lat = 2.0 * city.radius_m / 111_195.0;
-    let span_lon = span_lat / city.centre.lat.to_radians().cos();
-    (0..count)
-        .map(|i| {
-            let (row, col) = ((i / side) as f64, (i % side) as f64);
-            FenceSpec {
-                id: format!("gf_{i}"),
-                name: format!("zone {i}"),
-                shape: Shape::Circle {
-                    lat: city.centre.lat - span_lat / 2.0 + span_lat * row / side as f64,
-                    lon: city.centre.lon - span_lon / 2.0 + span_lon * col / side as f64,
-                    radius_m: 50.0,
-                },
-                speed_limit_kmh: (i % 2 == 0).then_some(30.0),
-            }
-        })
+    City::default()
+        .geofence_grid(count)
+        .iter()
+        .map(|f| FenceSpec::circle(&f.id, &f.name, (f.lat, f.lon), f.radius_m, f.speed_limit_kmh))
         .collect()
 }
 

@@ -46,7 +46,7 @@ pub struct Snapshot {
     pub devices: Vec<DeviceSnapshot>,
     /// State of systems beyond the device basics, by section name.
     #[serde(default)]
-    pub sections: BTreeMap<String, serde_json::Value>,
+    pub sections: BTreeMap<String, Section>,
 }
 
 /// Why a snapshot could not be read.
@@ -259,83 +259,80 @@ pub(crate) fn capture_devices(world: &mut World) -> Vec<DeviceSnapshot> {
     devices
 }
 
-/// The state of the analytics systems, by section name.
-pub(crate) fn capture_sections(world: &mut World) -> BTreeMap<String, serde_json::Value> {
+/// The state of the analytics systems, by section name. Serialized to JSON
+/// text right away: a tree of JSON values per open trip would take several
+/// times the memory of the world it describes.
+pub(crate) fn capture_sections(world: &mut World) -> BTreeMap<String, Section> {
     let mut sections = BTreeMap::new();
-    // Plain data: serialization cannot fail.
-    if let Ok(open) = serde_json::to_value(trips::capture(world)) {
-        sections.insert(TRIPS.to_owned(), open);
-    }
-    if let Ok(open) = serde_json::to_value(alerts::capture(world)) {
-        sections.insert(ALERTS.to_owned(), open);
-    }
-    if let Ok(open) = serde_json::to_value(stops::capture(world)) {
-        sections.insert(STOPS.to_owned(), open);
-    }
-    if let Ok(fired) = serde_json::to_value(jobs::capture(world)) {
-        sections.insert(JOBS.to_owned(), fired);
-    }
-    if let Ok(inside) = serde_json::to_value(geofences::capture(world)) {
-        sections.insert(GEOFENCES.to_owned(), inside);
-    }
+    let mut add = |name: &str, section: Option<Section>| {
+        if let Some(section) = section {
+            sections.insert(name.to_owned(), section);
+        }
+    };
+    add(TRIPS, Section::of(&trips::capture(world)));
+    add(ALERTS, Section::of(&alerts::capture(world)));
+    add(STOPS, Section::of(&stops::capture(world)));
+    add(JOBS, Section::of(&jobs::capture(world)));
+    add(GEOFENCES, Section::of(&geofences::capture(world)));
     sections
 }
 
 /// Restores what [`capture_sections`] kept, after the devices. A section
 /// this build cannot read is logged and skipped: its state starts afresh.
-pub(crate) fn restore_sections(world: &mut World, sections: &BTreeMap<String, serde_json::Value>) {
-    if let Some(open) = sections.get(TRIPS) {
-        match serde_json::from_value(open.clone()) {
-            Ok(open) => trips::restore(world, open),
-            Err(error) => {
-                tracing::warn!(%error, "open trips in the snapshot are unreadable; they start afresh")
-            }
+pub(crate) fn restore_sections(world: &mut World, sections: &BTreeMap<String, Section>) {
+    restore_section(world, sections, TRIPS, trips::restore);
+    restore_section(world, sections, STOPS, stops::restore);
+    restore_section(world, sections, JOBS, jobs::restore);
+    restore_section(world, sections, GEOFENCES, geofences::restore);
+    // After trips and geofences: alerts point at devices they restored.
+    restore_section(world, sections, ALERTS, alerts::restore);
+}
+
+fn restore_section<T: serde::de::DeserializeOwned>(
+    world: &mut World,
+    sections: &BTreeMap<String, Section>,
+    name: &str,
+    restore: impl FnOnce(&mut World, T),
+) {
+    let Some(section) = sections.get(name) else {
+        return;
+    };
+    match serde_json::from_str(section.0.get()) {
+        Ok(state) => restore(world, state),
+        Err(error) => {
+            tracing::warn!(%error, section = name, "a snapshot section is unreadable; its state starts afresh")
         }
     }
-    if let Some(open) = sections.get(STOPS) {
-        match serde_json::from_value(open.clone()) {
-            Ok(open) => stops::restore(world, open),
-            Err(error) => {
-                tracing::warn!(%error, "open stops in the snapshot are unreadable; they start afresh")
-            }
-        }
+}
+
+/// One section of a snapshot: JSON text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Section(Box<serde_json::value::RawValue>);
+
+impl Section {
+    /// `None` if `state` does not serialize (plain data always does).
+    fn of<T: Serialize>(state: &T) -> Option<Section> {
+        serde_json::value::to_raw_value(state).ok().map(Section)
     }
-    if let Some(fired) = sections.get(JOBS) {
-        match serde_json::from_value(fired.clone()) {
-            Ok(fired) => jobs::restore(world, fired),
-            Err(error) => {
-                tracing::warn!(%error, "scheduled jobs in the snapshot are unreadable; they start afresh")
-            }
-        }
-    }
-    if let Some(inside) = sections.get(GEOFENCES) {
-        match serde_json::from_value(inside.clone()) {
-            Ok(inside) => geofences::restore(world, inside),
-            Err(error) => {
-                tracing::warn!(%error, "geofence memberships in the snapshot are unreadable; they start afresh")
-            }
-        }
-    }
-    if let Some(open) = sections.get(ALERTS) {
-        match serde_json::from_value(open.clone()) {
-            Ok(open) => alerts::restore(world, open),
-            Err(error) => {
-                tracing::warn!(%error, "open alerts in the snapshot are unreadable; they start afresh")
-            }
-        }
+}
+
+impl PartialEq for Section {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
     }
 }
 
 /// The section of open trips.
 const TRIPS: &str = "trips";
-/// The section of the days scheduled jobs last fired.
-const JOBS: &str = "jobs";
-/// The section of open stops.
-const STOPS: &str = "stops";
 /// The section of open alerts.
 const ALERTS: &str = "alerts";
 /// The section of the geofences devices are in.
 const GEOFENCES: &str = "geofences";
+/// The section of the days scheduled jobs last fired.
+const JOBS: &str = "jobs";
+/// The section of open stops.
+const STOPS: &str = "stops";
 
 /// Spawns the snapshot's devices into an empty world. A device whose protocol
 /// this build no longer knows keeps its state under the name `unknown`.

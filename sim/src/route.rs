@@ -169,6 +169,28 @@ impl Default for City {
 }
 
 impl City {
+    /// `count` geofences over the city: circles of 50 m (depots, customer
+    /// sites) on a square grid across it, every other one with a speed
+    /// limit of 30 km/h — what the engine benchmarks load.
+    pub fn geofence_grid(&self, count: usize) -> Vec<crate::scenario::ScenarioFence> {
+        let side = (count as f64).sqrt().ceil().max(1.0) as usize;
+        let span_lat = 2.0 * self.radius_m / 111_195.0;
+        let span_lon = span_lat / self.centre.lat.to_radians().cos();
+        (0..count)
+            .map(|i| {
+                let (row, col) = ((i / side) as f64, (i % side) as f64);
+                crate::scenario::ScenarioFence {
+                    id: format!("gf_{i}"),
+                    name: format!("zone {i}"),
+                    lat: self.centre.lat - span_lat / 2.0 + span_lat * row / side as f64,
+                    lon: self.centre.lon - span_lon / 2.0 + span_lon * col / side as f64,
+                    radius_m: 50.0,
+                    speed_limit_kmh: (i % 2 == 0).then_some(30.0),
+                }
+            })
+            .collect()
+    }
+
     /// A random start point, uniform over the disc.
     pub fn start_point(&self, rng: &mut SmallRng) -> LatLon {
         let r = self.radius_m * rng.random::<f64>().sqrt();

@@ -51,6 +51,24 @@ pub struct FenceSpec {
     pub speed_limit_kmh: Option<f64>,
 }
 
+impl FenceSpec {
+    /// A circle of `radius_m` around a point.
+    pub fn circle(
+        id: &str,
+        name: &str,
+        (lat, lon): (f64, f64),
+        radius_m: f64,
+        speed_limit_kmh: Option<f64>,
+    ) -> FenceSpec {
+        FenceSpec {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            shape: Shape::Circle { lat, lon, radius_m },
+            speed_limit_kmh,
+        }
+    }
+}
+
 /// A geofence ready for tests.
 #[derive(Debug, Clone)]
 struct Fence {
