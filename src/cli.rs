@@ -12,7 +12,6 @@ use tracing_subscriber::EnvFilter;
 
 use drover_bench as bench;
 use drover_engine::Plugin;
-use drover_engine::systems::geofences::FenceSpec;
 use drover_node::node::{run_until_stopped, shutdown_signal};
 use drover_node::{Config, Node, rlimit};
 
@@ -182,8 +181,9 @@ async fn sim(command: SimCommand) -> anyhow::Result<()> {
     let sim = SimConfig::try_from(command.args)?;
     if command.in_process {
         let config = Config::load(command.config.config.as_deref(), &command.config.overrides)?;
-        let report = tokio::task::spawn_blocking(move || bench::engine::engine_load(&config, &sim, 0))
-            .await??;
+        let report =
+            tokio::task::spawn_blocking(move || bench::engine::engine_load(&config, &sim, 0))
+                .await??;
         println!("{report}");
         return Ok(());
     }
@@ -218,15 +218,16 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.scenario {
         let scenario = drover_sim::scenario::read(path)
             .with_context(|| format!("reading the scenario {}", path.display()))?;
-        let fences = scenario
-            .geofences
-            .iter()
-            .map(|f| FenceSpec::circle(&f.id, &f.name, (f.lat, f.lon), f.radius_m, f.speed_limit_kmh))
-            .collect();
+        let fences = bench::engine::fence_specs(&scenario.geofences);
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
-        let replayed =
-            drover_node::replay::replay_records(scenario.records, fences, &config, flush_ms, &mut out)?;
+        let replayed = drover_node::replay::replay_records(
+            scenario.records,
+            fences,
+            &config,
+            flush_ms,
+            &mut out,
+        )?;
         std::io::Write::flush(&mut out)?;
         eprintln!(
             "replayed {} records: {} trip, stop and alert changes",
@@ -253,7 +254,6 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
-
 
 async fn null_server(args: NullServerArgs) -> anyhow::Result<()> {
     rlimit::raise_and_log();

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use drover_engine::runtime::{Batch, TickPercentiles};
 use drover_engine::systems::geofences::FenceSpec;
+use drover_sim::scenario::ScenarioFence;
 use drover_sim::{InProcessReport, SimConfig};
 
 use drover_node::config::Config;
@@ -32,13 +33,7 @@ pub fn engine_load(
     geofences: usize,
 ) -> anyhow::Result<EngineLoad> {
     let mut engine = node::new_engine(config)?;
-    let fences = sim
-        .city
-        .geofence_grid(geofences)
-        .iter()
-        .map(|f| FenceSpec::circle(&f.id, &f.name, (f.lat, f.lon), f.radius_m, f.speed_limit_kmh))
-        .collect();
-    engine.set_geofences(fences);
+    engine.set_geofences(fence_specs(&sim.city.geofence_grid(geofences)));
     let engine = node::spawn_engine(config, engine, 0)?;
     let mut next = 0;
     let report = drover_sim::run_in_process(sim, |batch| {
@@ -59,6 +54,22 @@ pub fn engine_load(
         tick_us_mean: s.tick_ns_total.load(Relaxed) / ticks.max(1) / 1000,
         tick_us: s.tick_percentiles(),
     })
+}
+
+/// The engine's form of a scenario's geofences.
+pub fn fence_specs(fences: &[ScenarioFence]) -> Vec<FenceSpec> {
+    fences
+        .iter()
+        .map(|f| {
+            FenceSpec::circle(
+                &f.id,
+                &f.name,
+                (f.lat, f.lon),
+                f.radius_m,
+                f.speed_limit_kmh,
+            )
+        })
+        .collect()
 }
 
 impl fmt::Display for EngineLoad {

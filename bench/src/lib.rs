@@ -480,7 +480,9 @@ async fn engine_run(run: &Run, settings: &[String]) -> anyhow::Result<RunReport>
     server::reset_peak_rss(pid);
     let before = server::sample(pid);
     let started = Instant::now();
-    let load = tokio::task::spawn_blocking(move || engine::engine_load(&config, &sim, ENGINE_GEOFENCES)).await??;
+    let load =
+        tokio::task::spawn_blocking(move || engine::engine_load(&config, &sim, ENGINE_GEOFENCES))
+            .await??;
     let elapsed = started.elapsed().as_secs_f64();
     let after = server::sample(pid);
     let records = load.sim.records;

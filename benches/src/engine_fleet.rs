@@ -78,7 +78,15 @@ pub fn geofences(count: usize) -> Vec<FenceSpec> {
     City::default()
         .geofence_grid(count)
         .iter()
-        .map(|f| FenceSpec::circle(&f.id, &f.name, (f.lat, f.lon), f.radius_m, f.speed_limit_kmh))
+        .map(|f| {
+            FenceSpec::circle(
+                &f.id,
+                &f.name,
+                (f.lat, f.lon),
+                f.radius_m,
+                f.speed_limit_kmh,
+            )
+        })
         .collect()
 }
 

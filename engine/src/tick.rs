@@ -25,9 +25,9 @@ use crate::systems::overspeed::{self, OverspeedRules};
 use crate::systems::presence::{self, PresenceTimeout};
 use crate::systems::retention::{self, ForgetAfter};
 use crate::systems::trips::{self, Trip, TripChanged, TripRules, TripSummary};
-use crate::systems::{jobs, stops};
 use crate::systems::usage::{self, UsageRules};
 use crate::systems::{alarms, derived, motion};
+use crate::systems::{jobs, stops};
 
 /// The schedule run once per tick.
 #[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
@@ -214,9 +214,7 @@ impl Engine {
                 .chain()
                 .in_set(TickSet::Ingest),
         );
-        schedule.add_systems(
-            (motion::update_motion, usage::update_usage).in_set(TickSet::Derive),
-        );
+        schedule.add_systems((motion::update_motion, usage::update_usage).in_set(TickSet::Derive));
         schedule.add_systems(
             presence::expire_presence
                 .run_if(every(config.sweep_every_ms))
@@ -407,7 +405,11 @@ impl Engine {
         let entity = self.world.resource::<DeviceIndex>().get(id)?;
         let mut query = self.world.query::<emit::DeviceView>();
         let view = query.get(&self.world, entity).ok()?;
-        Some(emit::snapshot(&view, self.open_trip(&view), self.open_stop(&view)))
+        Some(emit::snapshot(
+            &view,
+            self.open_trip(&view),
+            self.open_stop(&view),
+        ))
     }
 
     fn open_trip(&self, view: &emit::DeviceViewItem<'_, '_>) -> Option<&TripSummary> {

@@ -319,10 +319,7 @@ fn devices_silent_past_forget_after_leave_the_live_world() {
     // The sweep runs hourly; "old" was last seen more than an hour before it.
     let deltas = tick(&mut e, T0 + 3_600_000 + 1, vec![]);
     let old = DeviceId::new("old");
-    let about_old: Vec<&Delta> = deltas
-        .iter()
-        .filter(|d| d.device() == Some(&old))
-        .collect();
+    let about_old: Vec<&Delta> = deltas.iter().filter(|d| d.device() == Some(&old)).collect();
     assert_eq!(
         about_old,
         [&Delta::Removed {
@@ -387,7 +384,10 @@ fn a_daily_job_fires_by_the_engine_clock_and_a_restart_fires_a_missed_day_once()
     assert!(due(tick(&mut e, T0, vec![])).is_empty());
     let midnight = T0 + 8 * 3_600_000;
     assert!(due(tick(&mut e, midnight + 4 * 60_000, vec![])).is_empty());
-    assert_eq!(due(tick(&mut e, midnight + 5 * 60_000, vec![])), ["2025-11-25"]);
+    assert_eq!(
+        due(tick(&mut e, midnight + 5 * 60_000, vec![])),
+        ["2025-11-25"]
+    );
     assert!(due(tick(&mut e, midnight + 3_600_000, vec![])).is_empty());
 
     // Down over the next midnight: the restarted engine fires it at once.
@@ -427,5 +427,8 @@ fn a_restore_announces_nothing_but_later_changes_are_emitted() {
         .iter()
         .filter_map(|d| d.device().map(|id| id.as_str()))
         .collect();
-    assert!(!about.is_empty() && about.iter().all(|id| *id == "a"), "{deltas:?}");
+    assert!(
+        !about.is_empty() && about.iter().all(|id| *id == "a"),
+        "{deltas:?}"
+    );
 }

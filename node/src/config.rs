@@ -654,12 +654,17 @@ mod tests {
             }
             .time()
         };
-        assert_eq!(at("00:05").unwrap(), jiff::civil::Time::constant(0, 5, 0, 0));
-        assert_eq!(at("23:59:30").unwrap(), jiff::civil::Time::constant(23, 59, 30, 0));
+        assert_eq!(
+            at("00:05").unwrap(),
+            jiff::civil::Time::constant(0, 5, 0, 0)
+        );
+        assert_eq!(
+            at("23:59:30").unwrap(),
+            jiff::civil::Time::constant(23, 59, 30, 0)
+        );
         assert!(at("25:00").is_err());
         // A time given as a flag stays the text it was, not a TOML time.
-        let config =
-            Config::load(None, &["analytics.summaries.at=23:59:30".to_owned()]).unwrap();
+        let config = Config::load(None, &["analytics.summaries.at=23:59:30".to_owned()]).unwrap();
         assert_eq!(config.analytics.summaries.at, "23:59:30");
     }
 

@@ -38,7 +38,10 @@ pub async fn follow(catalog: Arc<Catalog>, boards: Boards, shutdown: Cancellatio
         if devices_seen != Some(version) {
             devices_seen = Some(version);
             let limits = speed_limits(&catalog);
-            tracing::debug!(devices = limits.len(), "device speed limits handed to the engine");
+            tracing::debug!(
+                devices = limits.len(),
+                "device speed limits handed to the engine"
+            );
             boards.speed_limits.replace(limits);
         }
         tokio::select! {

@@ -131,8 +131,13 @@ impl Jobs {
 
     /// Every device registered or live, once, in id order.
     fn devices(&self) -> BTreeSet<String> {
-        let mut devices: BTreeSet<String> =
-            self.catalog.devices.list().into_iter().map(|d| d.id).collect();
+        let mut devices: BTreeSet<String> = self
+            .catalog
+            .devices
+            .list()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
         devices.extend(
             self.live
                 .load()

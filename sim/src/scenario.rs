@@ -349,9 +349,7 @@ pub fn read(path: &Path) -> Result<Scenario, SimError> {
             .map_err(|error| SimError::Config(format!("line {}: {error}", n + 1)))?;
         match parsed {
             Line::Geofence(fence) => scenario.geofences.push(fence),
-            Line::Record(record) => scenario
-                .records
-                .push(Arc::new(record.into_message(n + 1)?)),
+            Line::Record(record) => scenario.records.push(Arc::new(record.into_message(n + 1)?)),
         }
     }
     Ok(scenario)

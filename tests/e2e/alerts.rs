@@ -287,7 +287,10 @@ fn a_device_registered_with_its_own_speed_limit_is_held_to_it() {
         Some(&truck),
     );
     assert_eq!((status, &created["speed_limit_kmh"]), (201, &json!(60.0)));
-    for bad in [json!({"speed_limit_kmh": 0}), json!({"speed_limit_kmh": -5})] {
+    for bad in [
+        json!({"speed_limit_kmh": 0}),
+        json!({"speed_limit_kmh": -5}),
+    ] {
         let path = format!("/api/v1/devices/{IMEI}");
         assert_error(
             &http(ports.http, "PATCH", &path, Some(&admin), Some(&bad)),
@@ -302,7 +305,9 @@ fn a_device_registered_with_its_own_speed_limit_is_held_to_it() {
     // 75 km/h: within the fleet's 90, over the truck's own 60.
     let mut tracker = Tracker::connect(ports.teltonika, now_ms());
     let now = now_ms();
-    let records: Vec<Record> = (0..4).map(|i| fix(now - 30_000 + i * 5_000, 75.0)).collect();
+    let records: Vec<Record> = (0..4)
+        .map(|i| fix(now - 30_000 + i * 5_000, 75.0))
+        .collect();
     tracker.send_records(&records);
     assert!(
         support::eventually(Duration::from_secs(15), || !list(

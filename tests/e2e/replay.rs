@@ -32,7 +32,10 @@ fn replay(dir: &Path, extra: &[&str]) -> Vec<Value> {
 /// `drover replay` with `args` and `settings`.
 fn replay_with(dir: &Path, args: &[&str], settings: &[&str]) -> Vec<Value> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_drover"));
-    command.args(["replay", "--flush-secs", "3600"]).args(args).arg("--set");
+    command
+        .args(["replay", "--flush-secs", "3600"])
+        .args(args)
+        .arg("--set");
     command.arg(format!("data_dir={}", dir.join("data").display()));
     for setting in settings {
         command.args(["--set", setting]);

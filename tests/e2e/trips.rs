@@ -261,10 +261,17 @@ fn drive_and_stop(settings: &[String]) {
         "{device}"
     );
     let odometer = device["state"]["odometer_m"].as_f64().expect("odometer_m");
-    assert!((odometer - driven).abs() <= driven * 0.02, "{odometer} vs {driven}");
+    assert!(
+        (odometer - driven).abs() <= driven * 0.02,
+        "{odometer} vs {driven}"
+    );
     // Live state keeps the engine's form: times in ms.
     let stop = &device["state"]["stop"]["start"];
-    assert_eq!((&stop["lat"], &stop["lon"]), (&closed["end"]["lat"], &closed["end"]["lon"]), "{device}");
+    assert_eq!(
+        (&stop["lat"], &stop["lon"]),
+        (&closed["end"]["lat"], &closed["end"]["lon"]),
+        "{device}"
+    );
 
     // Driving off ends the stop where the next trip starts.
     tracker.send(3, 36.0, true);
@@ -277,7 +284,8 @@ fn drive_and_stop(settings: &[String]) {
             .collect::<Vec<Value>>()
     };
     assert!(
-        support::eventually(Duration::from_secs(15), || stop_changes(&subscriber).len() == 2),
+        support::eventually(Duration::from_secs(15), || stop_changes(&subscriber).len()
+            == 2),
         "the stop opened and closed: {:?}",
         stop_changes(&subscriber)
     );
@@ -384,7 +392,11 @@ fn yesterdays_summary_is_published_at_the_configured_time() {
     let summary = summary().expect("a summary");
     assert_eq!(summary["date"], yesterday.to_string(), "{summary}");
     assert_eq!(
-        (&summary["device"], &summary["timezone"], summary["trips"].as_u64()),
+        (
+            &summary["device"],
+            &summary["timezone"],
+            summary["trips"].as_u64()
+        ),
         (&Value::from(IMEI), &Value::from("UTC"), Some(1)),
         "{summary}"
     );

@@ -57,7 +57,12 @@ impl Days {
     /// `None` when a day is out of the calendar's range.
     pub fn new(first: Date, last: Date, zone: &TimeZone) -> Option<Days> {
         let start = |date: Date| -> Option<i64> {
-            Some(date.to_zoned(zone.clone()).ok()?.timestamp().as_millisecond())
+            Some(
+                date.to_zoned(zone.clone())
+                    .ok()?
+                    .timestamp()
+                    .as_millisecond(),
+            )
         };
         let mut starts = Vec::new();
         let mut date = first;
@@ -135,7 +140,10 @@ pub async fn summarize(
         })
         .collect();
     for trip in &trips {
-        if let Some(day) = days.of(trip.start.time_ms).and_then(|d| summaries.get_mut(d)) {
+        if let Some(day) = days
+            .of(trip.start.time_ms)
+            .and_then(|d| summaries.get_mut(d))
+        {
             day.add_trip(trip);
         }
     }
@@ -177,8 +185,12 @@ mod tests {
         assert_eq!(days.of(days.starts[1].1 - 1), Some(0));
         assert_eq!(days.of(days.starts[1].1), Some(1));
         assert_eq!(days.of(days.end_ms), None);
-        let utc = Days::new(Date::constant(1970, 1, 2), Date::constant(1970, 1, 2), &TimeZone::UTC)
-            .unwrap();
+        let utc = Days::new(
+            Date::constant(1970, 1, 2),
+            Date::constant(1970, 1, 2),
+            &TimeZone::UTC,
+        )
+        .unwrap();
         assert_eq!((utc.start_ms(), utc.end_ms()), (86_400_000, 2 * 86_400_000));
     }
 }

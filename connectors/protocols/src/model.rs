@@ -292,7 +292,10 @@ impl Attributes {
 
     /// [`Attributes::push_new`] of a well-known attribute.
     pub fn push_known(&mut self, known: attr::Known, value: impl Into<Value>) {
-        debug_assert!(self.get(known.name()).is_none(), "attribute {known:?} set twice");
+        debug_assert!(
+            self.get(known.name()).is_none(),
+            "attribute {known:?} set twice"
+        );
         self.0.push(Entry {
             key: Cow::Borrowed(known.name()),
             known: Some(known),

@@ -2,8 +2,8 @@
 
 use bevy_ecs::change_detection::{DetectChanges, Tick};
 use bevy_ecs::prelude::*;
-use bevy_ecs::system::SystemChangeTick;
 use bevy_ecs::query::QueryData;
+use bevy_ecs::system::SystemChangeTick;
 use bevy_ecs::system::SystemParam;
 
 use crate::clock::Clock;
@@ -14,8 +14,8 @@ use crate::components::{
 use crate::io::{Delta, DeviceState};
 use crate::systems::alerts::AlertChanged;
 use crate::systems::derived::AttributesDerived;
-use crate::systems::trips::{Trip, TripChanged, TripOf, TripSummary, Trips};
 use crate::systems::stops::{Stop, StopChanged, StopSummary, Stops};
+use crate::systems::trips::{Trip, TripChanged, TripOf, TripSummary, Trips};
 use crate::systems::usage::Usage;
 
 /// Deltas produced by the last tick; the shell takes them after each tick.

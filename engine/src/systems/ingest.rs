@@ -25,8 +25,8 @@ use crate::systems::geofences::Inside;
 use crate::systems::harsh::LastSpeed;
 use crate::systems::overspeed::Speeding;
 use crate::systems::presence::PresenceTimeout;
-use crate::systems::trips::Trips;
 use crate::systems::stops::Stops;
+use crate::systems::trips::Trips;
 use crate::systems::usage::Usage;
 
 /// The inputs of the current tick, in arrival order. Filled by the shell.

@@ -72,10 +72,7 @@ pub fn detect_overspeed(
     device_limits: Res<DeviceLimits>,
     alert_rules: Res<AlertRules>,
     records: TickRecords,
-    mut devices: Query<
-        (Entity, &Device, &Reports, &mut Speeding, &DeviceAlerts),
-        Changed<Reports>,
-    >,
+    mut devices: Query<(Entity, &Device, &Reports, &mut Speeding, &DeviceAlerts), Changed<Reports>>,
     mut alerts: Deferred<RaiseAlerts>,
 ) {
     if rules.limit_kmh <= 0.0 && fences.is_empty() && device_limits.0.is_empty() {

@@ -16,9 +16,9 @@ use utoipa::IntoParams;
 use super::{blocking, json_bytes, json_response, live_device, page_limit};
 use crate::Api;
 use crate::auth::Caller;
-use crate::geofences::check_speed_limit;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Params};
+use crate::geofences::check_speed_limit;
 use crate::history::{HistoryError, PositionQuery};
 use crate::model::{
     DeviceCreate, DeviceList, DevicePatch, DeviceStatus, DeviceView, UnknownList, UnknownView,

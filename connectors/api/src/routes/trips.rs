@@ -335,12 +335,18 @@ mod tests {
         let trips = [trip(0, Some(100)), trip(400, Some(500)), trip(900, None)];
         let stops: Vec<StopSummary> = between(&trips).collect();
         assert_eq!(stops.len(), 2, "an open trip begins no stop");
-        assert_eq!((stops[0].start.time_ms, stops[0].end), (100, Some(place(400))));
+        assert_eq!(
+            (stops[0].start.time_ms, stops[0].end),
+            (100, Some(place(400)))
+        );
         assert_eq!(stops[1].end, Some(place(900)));
         let closed = [trip(0, Some(100))];
         let open: Vec<StopSummary> = between(&closed).collect();
         assert!(open[0].open());
         let view = serde_json::to_value(StopView::new(&open[0], 1_100)).unwrap();
-        assert_eq!((view["open"].clone(), view["duration_s"].clone()), (true.into(), 1.0.into()));
+        assert_eq!(
+            (view["open"].clone(), view["duration_s"].clone()),
+            (true.into(), 1.0.into())
+        );
     }
 }
