@@ -215,38 +215,25 @@ fn write_scenario(path: &std::path::Path, start: &str, vehicles: u32) -> anyhow:
 fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let config = Config::load(args.config.config.as_deref(), &args.config.overrides)?;
     let flush_ms = i64::try_from(args.flush_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    if let Some(path) = &args.scenario {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let replayed = if let Some(path) = &args.scenario {
         let scenario = drover_sim::scenario::read(path)
             .with_context(|| format!("reading the scenario {}", path.display()))?;
         let fences = bench::engine::fence_specs(&scenario.geofences);
-        let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::new(stdout.lock());
-        let replayed = drover_node::replay::replay_records(
-            scenario.records,
-            fences,
+        drover_node::replay::replay_records(scenario.records, fences, &config, flush_ms, &mut out)?
+    } else {
+        let journal = args
+            .journal
+            .unwrap_or_else(|| config.data_dir.join("journal"));
+        drover_node::replay::replay(
+            &journal,
             &config,
+            args.catalog.as_deref(),
             flush_ms,
             &mut out,
-        )?;
-        std::io::Write::flush(&mut out)?;
-        eprintln!(
-            "replayed {} records: {} trip, stop and alert changes",
-            replayed.records, replayed.lines
-        );
-        return Ok(());
-    }
-    let journal = args
-        .journal
-        .unwrap_or_else(|| config.data_dir.join("journal"));
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let replayed = drover_node::replay::replay(
-        &journal,
-        &config,
-        args.catalog.as_deref(),
-        flush_ms,
-        &mut out,
-    )?;
+        )?
+    };
     std::io::Write::flush(&mut out)?;
     eprintln!(
         "replayed {} records: {} trip, stop and alert changes",

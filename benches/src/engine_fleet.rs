@@ -75,19 +75,7 @@ pub struct Cursor {
 
 /// Geofences over the fleet's city ([`City::geofence_grid`]).
 pub fn geofences(count: usize) -> Vec<FenceSpec> {
-    City::default()
-        .geofence_grid(count)
-        .iter()
-        .map(|f| {
-            FenceSpec::circle(
-                &f.id,
-                &f.name,
-                (f.lat, f.lon),
-                f.radius_m,
-                f.speed_limit_kmh,
-            )
-        })
-        .collect()
+    drover_bench::engine::fence_specs(&City::default().geofence_grid(count))
 }
 
 /// Geofences in every benchmark engine: the 10k.

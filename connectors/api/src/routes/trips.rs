@@ -35,19 +35,26 @@ pub fn routes() -> Router<Api> {
         .route("/api/v1/devices/{id}/stops", get(stops))
 }
 
+/// A time range of trips or stops, by when they began.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct TripParams {
-    /// RFC 3339, inclusive: trips that started at or after it; default `to`
+struct SpanParams {
+    /// RFC 3339, inclusive: those that began at or after it; default `to`
     /// minus a week.
     #[param(format = DateTime)]
     from: Option<String>,
-    /// RFC 3339, exclusive: trips that started before it; default now.
+    /// RFC 3339, exclusive: those that began before it; default now.
     #[param(format = DateTime)]
     to: Option<String>,
-    /// Trips at most, 1 to 10000 (default 1000); the oldest come first.
+    /// At most this many, 1 to 10000 (default 1000); the oldest come first.
     limit: Option<usize>,
+}
+
+impl SpanParams {
+    fn range(&self) -> Result<Range, ApiError> {
+        Range::parse(self.from.as_deref(), self.to.as_deref(), self.limit, TRIPS)
+    }
 }
 
 /// A device's trips, in start order.
@@ -78,21 +85,6 @@ pub struct TripView {
     /// Fuel level at the start minus at the end, in percent points, when the
     /// device reports a level.
     fuel_used_pct: Option<f64>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct StopParams {
-    /// RFC 3339, inclusive: stops that began at or after it; default `to`
-    /// minus a week.
-    #[param(format = DateTime)]
-    from: Option<String>,
-    /// RFC 3339, exclusive: stops that began before it; default now.
-    #[param(format = DateTime)]
-    to: Option<String>,
-    /// Stops at most, 1 to 10000 (default 1000); the oldest come first.
-    limit: Option<usize>,
 }
 
 /// A device's stops, in start order.
@@ -169,25 +161,20 @@ impl From<&TripSummary> for TripView {
 
 /// A device's trips that started in a time range, oldest first: the closed
 /// ones, then the one under way if it started in the range.
-#[utoipa::path(get, path = "/api/v1/devices/{id}/trips", tag = "trips", params(TripParams),
+#[utoipa::path(get, path = "/api/v1/devices/{id}/trips", tag = "trips", params(SpanParams),
     responses((status = 200, body = TripList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn trips(
     State(api): State<Api>,
     _caller: Caller,
     Path(id): Path<String>,
-    Params(params): Params<TripParams>,
+    Params(params): Params<SpanParams>,
 ) -> Result<Json<TripList>, ApiError> {
     let Range {
         from_ms,
         to_ms,
         limit,
-    } = Range::parse(
-        params.from.as_deref(),
-        params.to.as_deref(),
-        params.limit,
-        TRIPS,
-    )?;
+    } = params.range()?;
     ensure_known(&api, &id).await?;
     let closed = api
         .history
@@ -216,25 +203,20 @@ async fn trips(
 /// A device's stops that began in a time range, oldest first: each from
 /// the end of a stored trip to the start of the next, and the one the
 /// vehicle stands in now.
-#[utoipa::path(get, path = "/api/v1/devices/{id}/stops", tag = "trips", params(StopParams),
+#[utoipa::path(get, path = "/api/v1/devices/{id}/stops", tag = "trips", params(SpanParams),
     responses((status = 200, body = StopList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn stops(
     State(api): State<Api>,
     _caller: Caller,
     Path(id): Path<String>,
-    Params(params): Params<StopParams>,
+    Params(params): Params<SpanParams>,
 ) -> Result<Json<StopList>, ApiError> {
     let Range {
         from_ms,
         to_ms,
         limit,
-    } = Range::parse(
-        params.from.as_deref(),
-        params.to.as_deref(),
-        params.limit,
-        TRIPS,
-    )?;
+    } = params.range()?;
     ensure_known(&api, &id).await?;
     let history = &api.history;
     let mut trips = history
