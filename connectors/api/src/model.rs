@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::positions::{Position, rfc3339};
+use crate::routes::trips::{StopView, TripView};
 
 /// Deserializes a present field, null included, as `Some`: with
 /// `#[serde(default)]`, an absent one stays `None`.
@@ -295,14 +296,65 @@ pub struct DeviceView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<String>,
     /// The engine's live state: fix, kinematics, ignition, power, OBD,
-    /// presence, attributes.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// presence, attributes, usage, and the trip or stop under way (in the
+    /// form of `GET …/trips` and `GET …/stops`).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "live_state")]
     #[schema(value_type = Option<Object>)]
     pub state: Option<Arc<DeviceState>>,
     /// The latest stored position, when there is no live state.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub position: Option<Position<'a>>,
+}
+
+/// [`DeviceState`] as clients read it: the engine's fields, with its open
+/// trip and stop as the trips and stops API shows them.
+#[derive(Serialize)]
+struct LiveState<'a> {
+    device: &'a str,
+    protocol: &'a str,
+    last_fix: &'a Option<drover_engine::components::LastFix>,
+    kinematics: &'a drover_engine::components::Kinematics,
+    ignition: Option<bool>,
+    power: &'a drover_engine::components::Power,
+    obd: &'a drover_engine::components::Obd,
+    presence: &'a drover_engine::components::Presence,
+    last_seen_ms: i64,
+    attributes: &'a drover_engine::components::CustomAttributes,
+    usage: &'a drover_engine::systems::usage::Usage,
+    odometer_m: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trip: Option<TripView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<StopView>,
+}
+
+fn live_state<S: serde::Serializer>(
+    state: &Option<Arc<DeviceState>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    state
+        .as_deref()
+        .map(|s| LiveState {
+            device: s.device.as_str(),
+            protocol: s.protocol,
+            last_fix: &s.last_fix,
+            kinematics: &s.kinematics,
+            ignition: s.ignition,
+            power: &s.power,
+            obd: &s.obd,
+            presence: &s.presence,
+            last_seen_ms: s.last_seen_ms,
+            attributes: &s.attributes,
+            usage: &s.usage,
+            odometer_m: s.odometer_m,
+            trip: s.trip.as_deref().map(TripView::from),
+            stop: s.stop.as_deref().map(|stop| {
+                let newest = s.last_fix.map_or(stop.start.time_ms, |f| f.time_ms);
+                StopView::new(stop, newest)
+            }),
+        })
+        .serialize(serializer)
 }
 
 impl<'a> DeviceView<'a> {
@@ -415,4 +467,51 @@ impl GroupView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GroupList {
     pub groups: Vec<GroupView>,
+}
+
+// invariant: test code (cfg(test) only): the unwraps below never see outside input.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drover_engine::systems::stops::StopSummary;
+    use drover_engine::systems::trips::Place;
+    use drover_protocols::model::DeviceId;
+
+    #[test]
+    fn live_state_shows_its_stop_as_the_stops_api_does() {
+        let stop = StopSummary {
+            device: DeviceId::new("d"),
+            start: Place {
+                time_ms: 60_000,
+                lat: 54.7,
+                lon: 25.3,
+            },
+            end: None,
+        };
+        let state = DeviceState {
+            device: DeviceId::new("d"),
+            protocol: "gt06",
+            last_fix: None,
+            kinematics: Default::default(),
+            ignition: Some(false),
+            power: Default::default(),
+            obd: Default::default(),
+            presence: Default::default(),
+            last_seen_ms: 90_000,
+            attributes: Default::default(),
+            usage: Default::default(),
+            odometer_m: 1_200.0,
+            trip: None,
+            stop: Some(Box::new(stop)),
+        };
+        let view = DeviceView::new("d", None).with_live(Arc::new(state));
+        let json = serde_json::to_value(&view).unwrap();
+        let stop = &json["state"]["stop"];
+        assert_eq!(stop["id"], "d-60000");
+        assert_eq!(stop["start"]["time"], "1970-01-01T00:01:00.000Z");
+        assert_eq!(stop["open"], true);
+        assert!(json["state"].get("trip").is_none());
+        assert_eq!(json["state"]["odometer_m"], 1_200.0);
+        assert_eq!(json["state"]["usage"]["ignition_source"], "unknown");
+    }
 }

@@ -14,7 +14,7 @@ mod notifications;
 mod stream;
 mod summaries;
 mod system;
-mod trips;
+pub(crate) mod trips;
 
 use std::sync::{Arc, OnceLock};
 

@@ -65,7 +65,7 @@ pub struct TripList {
 
 /// One trip: closed, or `open` while the vehicle is still on its way.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TripView {
+pub(crate) struct TripView {
     /// Stable: the device and the start time.
     id: String,
     device: String,
@@ -96,7 +96,7 @@ pub struct StopList {
 /// Where a vehicle stood between two trips: from where one ended to where
 /// the next started; `open` while it still stands there.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct StopView {
+pub(crate) struct StopView {
     /// Stable: the device and the start time.
     id: String,
     device: String,
@@ -109,7 +109,7 @@ pub struct StopView {
 }
 
 impl StopView {
-    fn new(stop: &StopSummary, newest_fix_ms: i64) -> StopView {
+    pub(crate) fn new(stop: &StopSummary, newest_fix_ms: i64) -> StopView {
         let until = stop.end.map_or(newest_fix_ms, |end| end.time_ms);
         StopView {
             id: stop.id(),
