@@ -194,8 +194,8 @@ fn an_alert_reaches_a_webhook_an_inbox_and_an_mqtt_topic() {
             "scheme",
         ),
         (
-            json!({"name": "x", "channel": {"type": "webhook", "url": "https://example.com"}}),
-            "no TLS client",
+            json!({"name": "x", "channel": {"type": "webhook", "url": "https://exa mple.com"}}),
+            "https://",
         ),
         (
             json!({"name": "x", "states": ["shut"], "channel": {"type": "mqtt"}}),
@@ -313,5 +313,157 @@ fn an_alert_reaches_a_webhook_an_inbox_and_an_mqtt_topic() {
         404,
         "not_found",
         "deleted",
+    );
+}
+
+/// Writes a test CA and a certificate for 127.0.0.1 signed by it into
+/// `dir` with the openssl command; returns the CA's PEM file.
+fn certificates(dir: &std::path::Path) -> std::path::PathBuf {
+    support::require("openssl");
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=Drover test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("server.ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "server.pem",
+        "-extfile",
+        "server.ext",
+    ]);
+    dir.join("ca.pem")
+}
+
+/// An HTTPS receiver (Python's http.server over ssl) that answers 200 and
+/// appends `{"signature", "body"}` lines to `out`.
+fn https_receiver(dir: &std::path::Path, out: &std::path::Path) -> (support::Process, u16) {
+    support::require("python3");
+    let port = support::free_port();
+    let script = r#"
+import http.server, json, ssl, sys
+port, cert, key, out = sys.argv[1:5]
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        with open(out, "a") as f:
+            f.write(json.dumps({"signature": self.headers.get("X-Drover-Signature"),
+                                "body": body.decode()}) + "\n")
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", int(port)), Hook)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#;
+    let process = support::Process::spawn(
+        "python3 https receiver",
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(dir.join("server.pem"))
+            .arg(dir.join("server.key"))
+            .arg(out)
+            .stdout(std::process::Stdio::null()),
+    );
+    support::wait_for_port(port, "https receiver");
+    (process, port)
+}
+
+#[test]
+fn an_https_webhook_is_delivered_to_a_receiver_signed_by_a_configured_ca() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let ca = certificates(dir.path());
+    let received = dir.path().join("received.jsonl");
+    let (_receiver, hook_port) = https_receiver(dir.path(), &received);
+    let settings = vec![format!("notifications.ca_file={}", ca.display())];
+    let (_node, ports) = support::drover_serve(dir.path(), &settings);
+    let admin = admin_token(ports.http);
+    let rule = json!({"name": "secure", "kinds": ["sos"],
+        "channel": {"type": "webhook", "url": format!("https://127.0.0.1:{hook_port}/hook"), "secret": "s3cret"}});
+    let (status, created) = http(
+        ports.http,
+        "POST",
+        "/api/v1/notifications",
+        Some(&admin),
+        Some(&rule),
+    );
+    assert_eq!(status, 201, "{created}");
+
+    let mut tracker = Tracker::connect(ports.teltonika, now_ms());
+    tracker.send_records(&[sos(now_ms())]);
+    let lines = || std::fs::read_to_string(&received).unwrap_or_default();
+    assert!(
+        support::eventually(Duration::from_secs(15), || !lines().is_empty()),
+        "nothing reached the HTTPS receiver"
+    );
+    let first: Value = serde_json::from_str(lines().lines().next().expect("a line")).expect("JSON");
+    let body = first["body"].as_str().expect("the body");
+    let alert: Value = serde_json::from_str(body).expect("the alert's JSON");
+    assert_eq!(
+        (alert["kind"].as_str(), alert["device"].as_str()),
+        (Some("sos"), Some(IMEI))
+    );
+    assert_eq!(
+        first["signature"].as_str(),
+        Some(drover_notify::signature("s3cret", body.as_bytes()).as_str()),
+        "signed as over plain HTTP"
     );
 }

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::NotifyError;
 use crate::email::{self, Mailer};
 use crate::rules::Notice;
-use crate::webhook::{self, Outcome};
+use crate::webhook::{self, HttpClient, Outcome};
 
 /// `[notifications]`: how deliveries are made and retried.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +30,9 @@ pub struct NotifyConfig {
     pub queue: usize,
     /// Deliveries under way at once.
     pub workers: usize,
+    /// A PEM file of CA certificates trusted for `https` webhooks besides
+    /// the system's (a private CA, a self-signed receiver); empty: none.
+    pub ca_file: String,
     pub smtp: SmtpConfig,
 }
 
@@ -41,6 +44,7 @@ impl Default for NotifyConfig {
             timeout_secs: 10,
             queue: 10_000,
             workers: 4,
+            ca_file: String::new(),
             smtp: SmtpConfig::default(),
         }
     }
@@ -98,7 +102,7 @@ pub struct Notifier {
 }
 
 struct Worker {
-    http: reqwest::Client,
+    http: HttpClient,
     mailer: Option<Arc<Mailer>>,
     config: NotifyConfig,
     stats: Arc<NotifyStats>,
@@ -107,10 +111,10 @@ struct Worker {
 impl Notifier {
     /// Starts the workers on the current tokio runtime.
     pub fn start(config: &NotifyConfig) -> Result<(Notifier, Vec<JoinHandle<()>>), NotifyError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(config.timeout_secs.max(1)))
-            .build()
-            .map_err(|error| NotifyError::Config(format!("HTTP client: {error}")))?;
+        let http = HttpClient::new(
+            &config.ca_file,
+            Duration::from_secs(config.timeout_secs.max(1)),
+        )?;
         let mailer = mailer(&config.smtp)?.map(Arc::new);
         let stats = Arc::new(NotifyStats::default());
         let (queue, jobs) = flume::bounded(config.queue.max(1));

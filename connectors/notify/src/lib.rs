@@ -6,8 +6,8 @@
 //! engine, the analytics consumer) ever waits for a receiver. MQTT
 //! notifications are the node's, through its own publisher.
 //!
-//! * **Webhook**: an HTTP POST (plain HTTP: no TLS client is built in, as
-//!   for InfluxDB) of the alert's JSON with
+//! * **Webhook**: an HTTP or HTTPS POST (rustls; the system's roots and
+//!   the operator's `ca_file`) of the alert's JSON with
 //!   `X-Drover-Signature: sha256=<hex HMAC-SHA256 of the body>` when the
 //!   rule has a secret (the receiver recomputes it to trust the sender),
 //!   `X-Drover-Event: alert` and `X-Drover-Delivery` (the alert id and
