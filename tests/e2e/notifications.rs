@@ -467,3 +467,115 @@ fn an_https_webhook_is_delivered_to_a_receiver_signed_by_a_configured_ca() {
         "signed as over plain HTTP"
     );
 }
+
+/// An SMTP sink (Python) that offers STARTTLS with the certificate in `dir`
+/// and appends `{"tls", "message"}` lines to `out` for each message.
+fn starttls_sink(dir: &std::path::Path, out: &std::path::Path) -> (support::Process, u16) {
+    support::require("python3");
+    let port = support::free_port();
+    let script = r#"
+import json, socket, ssl, sys, threading
+port, cert, key, out = sys.argv[1:5]
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+def serve(conn):
+    state = {"conn": conn, "tls": False}
+    reader = conn.makefile("rb")
+    def say(text):
+        state["conn"].sendall(text.encode() + b"\r\n")
+    say("220 sink ESMTP")
+    data = None
+    while True:
+        line = reader.readline()
+        if not line:
+            return
+        text = line.decode(errors="replace").rstrip("\r\n")
+        verb = text.upper()
+        if data is not None:
+            if text == ".":
+                with open(out, "a") as f:
+                    f.write(json.dumps({"tls": state["tls"], "message": "\n".join(data)}) + "\n")
+                data = None
+                say("250 OK")
+            else:
+                data.append(text)
+        elif verb.startswith("EHLO"):
+            say("250-sink")
+            say("250 HELP" if state["tls"] else "250 STARTTLS")
+        elif verb == "STARTTLS" and not state["tls"]:
+            say("220 ready")
+            state["conn"] = context.wrap_socket(state["conn"], server_side=True)
+            state["tls"] = True
+            reader = state["conn"].makefile("rb")
+        elif verb == "DATA":
+            say("354 go on")
+            data = []
+        elif verb == "QUIT":
+            say("221 bye")
+            state["conn"].close()
+            return
+        else:
+            say("250 OK")
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", int(port)))
+server.listen()
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"#;
+    let process = support::Process::spawn(
+        "python3 STARTTLS sink",
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(dir.join("server.pem"))
+            .arg(dir.join("server.key"))
+            .arg(out)
+            .stdout(std::process::Stdio::null()),
+    );
+    support::wait_for_port(port, "STARTTLS sink");
+    (process, port)
+}
+
+#[test]
+fn an_email_goes_over_starttls_to_a_relay_signed_by_a_configured_ca() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let ca = certificates(dir.path());
+    let received = dir.path().join("mail.jsonl");
+    let (_sink, smtp_port) = starttls_sink(dir.path(), &received);
+    let settings = vec![
+        format!("notifications.ca_file={}", ca.display()),
+        "notifications.smtp.host=127.0.0.1".to_owned(),
+        format!("notifications.smtp.port={smtp_port}"),
+        "notifications.smtp.tls=starttls".to_owned(),
+    ];
+    let (_node, ports) = support::drover_serve(dir.path(), &settings);
+    let admin = admin_token(ports.http);
+    let rule = json!({"name": "ops mail", "kinds": ["sos"],
+        "channel": {"type": "email", "to": ["ops@example.com"]}});
+    let (status, created) = http(
+        ports.http,
+        "POST",
+        "/api/v1/notifications",
+        Some(&admin),
+        Some(&rule),
+    );
+    assert_eq!(status, 201, "{created}");
+
+    let mut tracker = Tracker::connect(ports.teltonika, now_ms());
+    tracker.send_records(&[sos(now_ms())]);
+    let lines = || std::fs::read_to_string(&received).unwrap_or_default();
+    assert!(
+        support::eventually(Duration::from_secs(15), || !lines().is_empty()),
+        "no email reached the STARTTLS relay"
+    );
+    let mail: Value = serde_json::from_str(lines().lines().next().expect("a line")).expect("JSON");
+    assert_eq!(mail["tls"], true, "sent after STARTTLS: {mail}");
+    let message = mail["message"].as_str().expect("the message");
+    assert!(
+        message.contains("sos") && message.contains(IMEI),
+        "{message}"
+    );
+}

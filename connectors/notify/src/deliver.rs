@@ -7,6 +7,7 @@ use std::time::Duration;
 use drover_catalog::{Channel, NotificationRule};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
@@ -61,6 +62,22 @@ pub struct SmtpConfig {
     pub password: Option<String>,
     /// The sender, e.g. `Drover <drover@example.com>`.
     pub from: String,
+    /// How the connection is secured.
+    pub tls: SmtpTls,
+}
+
+/// How the SMTP connection is secured; the server's certificate must chain
+/// to the system's CAs or to one in `notifications.ca_file`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain SMTP (a relay on the same host or network).
+    #[default]
+    None,
+    /// Plain, then upgraded by STARTTLS, which is required (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
 }
 
 impl Default for SmtpConfig {
@@ -71,6 +88,7 @@ impl Default for SmtpConfig {
             username: None,
             password: None,
             from: "Drover <drover@localhost>".to_owned(),
+            tls: SmtpTls::None,
         }
     }
 }
@@ -115,7 +133,7 @@ impl Notifier {
             &config.ca_file,
             Duration::from_secs(config.timeout_secs.max(1)),
         )?;
-        let mailer = mailer(&config.smtp)?.map(Arc::new);
+        let mailer = mailer(&config.smtp, &config.ca_file)?.map(Arc::new);
         let stats = Arc::new(NotifyStats::default());
         let (queue, jobs) = flume::bounded(config.queue.max(1));
         let workers = (0..config.workers.max(1))
@@ -169,7 +187,7 @@ impl Notifier {
     }
 }
 
-fn mailer(smtp: &SmtpConfig) -> Result<Option<Mailer>, NotifyError> {
+fn mailer(smtp: &SmtpConfig, ca_file: &str) -> Result<Option<Mailer>, NotifyError> {
     if smtp.host.is_empty() {
         return Ok(None);
     }
@@ -182,10 +200,33 @@ fn mailer(smtp: &SmtpConfig) -> Result<Option<Mailer>, NotifyError> {
     if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
         transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
     }
+    if smtp.tls != SmtpTls::None {
+        let parameters = tls_parameters(&smtp.host, ca_file)?;
+        transport = transport.tls(match smtp.tls {
+            SmtpTls::Tls => Tls::Wrapper(parameters),
+            _ => Tls::Required(parameters),
+        });
+    }
     Ok(Some(Mailer {
         transport: transport.build(),
         from,
     }))
+}
+
+/// TLS towards `host`, trusting the system's roots and `ca_file`'s.
+fn tls_parameters(host: &str, ca_file: &str) -> Result<TlsParameters, NotifyError> {
+    let bad = |why: String| NotifyError::Config(format!("SMTP TLS: {why}"));
+    let mut builder = TlsParameters::builder(host.to_owned());
+    if !ca_file.is_empty() {
+        let pem = std::fs::read(ca_file)
+            .map_err(|error| bad(format!("notifications.ca_file {ca_file}: {error}")))?;
+        let certificate = Certificate::from_pem(&pem)
+            .map_err(|error| bad(format!("notifications.ca_file {ca_file}: {error}")))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder
+        .build_rustls()
+        .map_err(|error| bad(error.to_string()))
 }
 
 impl Worker {

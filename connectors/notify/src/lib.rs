@@ -13,7 +13,8 @@
 //!   `X-Drover-Event: alert` and `X-Drover-Delivery` (the alert id and
 //!   state). Network errors, 429 and 5xx are retried (`attempts`, doubling
 //!   waits); other answers are final.
-//! * **Email**: a plain-text message over SMTP to each address.
+//! * **Email**: a plain-text message over SMTP to each address: plain,
+//!   STARTTLS or TLS (`smtp.tls`).
 //! * **Bounded**: deliveries wait in a queue of `queue` entries; past it
 //!   they are dropped and counted ([`NotifyStats::dropped`]).
 
@@ -22,7 +23,7 @@ mod email;
 mod rules;
 mod webhook;
 
-pub use deliver::{Notifier, NotifyConfig, NotifyStats, SmtpConfig};
+pub use deliver::{Notifier, NotifyConfig, NotifyStats, SmtpConfig, SmtpTls};
 pub use drover_catalog::{Channel, NotificationRule};
 pub use rules::{Notice, matches};
 pub use webhook::signature;
