@@ -143,7 +143,10 @@ impl Node {
             engine.status.clone(),
             status_shutdown.clone(),
         ));
-        let (notifier, notify_workers) = drover_notify::Notifier::start(&config.notifications)?;
+        let (notifier, notify_workers) = drover_notify::Notifier::start(
+            &config.notifications,
+            Some(&config.data_dir.join("notifications")),
+        )?;
         let notify_stats = notifier.stats();
         let email = notifier.email();
         let zone = config.analytics.summaries.zone()?;
@@ -354,7 +357,7 @@ impl Node {
         self.jobs_task.await?;
         self.fleet_rules_task.await?;
         self.sentinel_task.await?;
-        // Deliveries still retrying are given up: notifications are not durable.
+        // Deliveries still retrying stop here; their spool files bring them back at the next start.
         for worker in self.notify_workers {
             worker.abort();
         }

@@ -34,6 +34,12 @@ impl Request {
 fn webhook_receiver() -> (u16, Arc<Mutex<Vec<Request>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
+    (port, serve_webhooks(listener, 1))
+}
+
+/// Receives webhooks on `listener`, answering 500 to the first `failures`
+/// requests and 200 to the others.
+fn serve_webhooks(listener: TcpListener, failures: usize) -> Arc<Mutex<Vec<Request>>> {
     let got = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&got);
     std::thread::spawn(move || {
@@ -43,7 +49,7 @@ fn webhook_receiver() -> (u16, Arc<Mutex<Vec<Request>>>) {
             };
             let mut seen = seen.lock().expect("the requests");
             seen.push(request);
-            let status = if seen.len() == 1 {
+            let status = if seen.len() <= failures {
                 "500 Internal Server Error"
             } else {
                 "200 OK"
@@ -55,7 +61,7 @@ fn webhook_receiver() -> (u16, Arc<Mutex<Vec<Request>>>) {
             );
         }
     });
-    (port, got)
+    got
 }
 
 fn read_request(stream: &TcpStream) -> Option<Request> {
@@ -577,5 +583,57 @@ fn an_email_goes_over_starttls_to_a_relay_signed_by_a_configured_ca() {
     assert!(
         message.contains("sos") && message.contains(IMEI),
         "{message}"
+    );
+}
+
+#[test]
+fn a_webhook_still_waiting_when_the_node_is_killed_is_delivered_after_the_restart() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // The receiver is not up yet: deliveries fail and wait a minute to retry.
+    let hook_port = support::free_port();
+    let settings = vec![
+        "notifications.attempts=20".to_owned(),
+        "notifications.first_retry_ms=60000".to_owned(),
+    ];
+    let ports = support::Ports::free();
+    let node = support::drover_serve_on(dir.path(), ports, &settings);
+    let admin = admin_token(ports.http);
+    let rule = json!({"name": "dispatch", "kinds": ["sos"],
+        "channel": {"type": "webhook", "url": format!("http://127.0.0.1:{hook_port}/hook")}});
+    let (status, created) = http(
+        ports.http,
+        "POST",
+        "/api/v1/notifications",
+        Some(&admin),
+        Some(&rule),
+    );
+    assert_eq!(status, 201, "{created}");
+    let mut tracker = Tracker::connect(ports.teltonika, now_ms());
+    tracker.send_records(&[sos(now_ms())]);
+    let retried =
+        || support::http_get(ports.http, "/health").1["notifications"]["retried"].as_u64();
+    assert!(
+        support::eventually(Duration::from_secs(15), || retried() == Some(1)),
+        "the first delivery failed and waits to retry: {:?}",
+        retried()
+    );
+    drop(tracker);
+    node.kill9();
+
+    let listener = TcpListener::bind(("127.0.0.1", hook_port)).expect("the receiver's port");
+    let hooks = serve_webhooks(listener, 0);
+    let _node = support::drover_serve_on(dir.path(), ports, &settings);
+    assert!(
+        support::eventually(Duration::from_secs(20), || !hooks
+            .lock()
+            .expect("the requests")
+            .is_empty()),
+        "the spooled delivery was not sent after the restart"
+    );
+    let delivered = hooks.lock().expect("the requests")[0].clone();
+    let alert: Value = serde_json::from_slice(&delivered.body).expect("the alert's JSON");
+    assert_eq!(
+        (alert["kind"].as_str(), alert["device"].as_str()),
+        (Some("sos"), Some(IMEI))
     );
 }

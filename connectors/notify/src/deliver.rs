@@ -1,5 +1,6 @@
 //! The delivery queue and its workers.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::NotifyError;
 use crate::email::{self, Mailer};
 use crate::rules::Notice;
+use crate::spool::{Spool, Spooled};
 use crate::webhook::{self, HttpClient, Outcome};
 
 /// `[notifications]`: how deliveries are made and retried.
@@ -109,6 +111,8 @@ struct Job {
     rule: String,
     channel: Channel,
     notice: Arc<Notice>,
+    /// Its file in the spool, removed once the delivery is done.
+    spooled: Option<PathBuf>,
 }
 
 /// Hands deliveries to its workers; never waits. Dropping it (and letting
@@ -117,6 +121,7 @@ pub struct Notifier {
     queue: flume::Sender<Job>,
     stats: Arc<NotifyStats>,
     email: bool,
+    spool: Option<Arc<Spool>>,
 }
 
 struct Worker {
@@ -124,11 +129,23 @@ struct Worker {
     mailer: Option<Arc<Mailer>>,
     config: NotifyConfig,
     stats: Arc<NotifyStats>,
+    spool: Option<Arc<Spool>>,
 }
 
 impl Notifier {
-    /// Starts the workers on the current tokio runtime.
-    pub fn start(config: &NotifyConfig) -> Result<(Notifier, Vec<JoinHandle<()>>), NotifyError> {
+    /// Starts the workers on the current tokio runtime, with the
+    /// deliveries an earlier run left in `spool` (a directory) queued first.
+    pub fn start(
+        config: &NotifyConfig,
+        spool: Option<&Path>,
+    ) -> Result<(Notifier, Vec<JoinHandle<()>>), NotifyError> {
+        let spool = spool
+            .map(|dir| {
+                Spool::open(dir).map(Arc::new).map_err(|error| {
+                    NotifyError::Config(format!("notification spool {}: {error}", dir.display()))
+                })
+            })
+            .transpose()?;
         let http = HttpClient::new(
             &config.ca_file,
             Duration::from_secs(config.timeout_secs.max(1)),
@@ -143,6 +160,7 @@ impl Notifier {
                     mailer: mailer.clone(),
                     config: config.clone(),
                     stats: Arc::clone(&stats),
+                    spool: spool.clone(),
                 };
                 let jobs: flume::Receiver<Job> = jobs.clone();
                 tokio::spawn(async move {
@@ -156,8 +174,37 @@ impl Notifier {
             queue,
             stats,
             email: mailer.is_some(),
+            spool,
         };
+        notifier.resume();
         Ok((notifier, workers))
+    }
+
+    /// Queues what an earlier run left in the spool.
+    fn resume(&self) {
+        let Some(spool) = &self.spool else { return };
+        let left = match spool.left() {
+            Ok(left) => left,
+            Err(error) => {
+                tracing::warn!(%error, "the notification spool could not be read");
+                return;
+            }
+        };
+        if !left.is_empty() {
+            tracing::info!(
+                deliveries = left.len(),
+                "resuming notifications left by the last run"
+            );
+        }
+        for (path, delivery) in left {
+            let job = Job {
+                rule: delivery.rule,
+                channel: delivery.channel,
+                notice: Arc::new(delivery.notice),
+                spooled: Some(path),
+            };
+            self.queue_job(job);
+        }
     }
 
     /// Queues the delivery of `notice` by `rule`'s webhook or email
@@ -166,14 +213,35 @@ impl Notifier {
         if matches!(rule.channel, Channel::Mqtt) {
             return;
         }
-        let job = Job {
+        let spooled = self.spool.as_ref().and_then(|spool| {
+            let delivery = Spooled {
+                rule: rule.id.clone(),
+                channel: rule.channel.clone(),
+                notice: (*notice).clone(),
+            };
+            spool
+                .keep(&delivery)
+                .inspect_err(|error| {
+                    tracing::warn!(%error, rule = %rule.id, "notification not spooled; a restart would lose it")
+                })
+                .ok()
+        });
+        self.queue_job(Job {
             rule: rule.id.clone(),
             channel: rule.channel.clone(),
             notice,
-        };
-        if self.queue.try_send(job).is_err() {
+            spooled,
+        });
+    }
+
+    fn queue_job(&self, job: Job) {
+        if let Err(error) = self.queue.try_send(job) {
+            let job = error.into_inner();
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(rule = %rule.id, "notification dropped: the delivery queue is full");
+            tracing::warn!(rule = %job.rule, "notification dropped: the delivery queue is full");
+            if let (Some(spool), Some(path)) = (&self.spool, &job.spooled) {
+                spool.done(path);
+            }
         }
     }
 
@@ -231,10 +299,18 @@ fn tls_parameters(host: &str, ca_file: &str) -> Result<TlsParameters, NotifyErro
 
 impl Worker {
     async fn deliver(&self, job: Job) {
+        self.try_all(&job).await;
+        if let (Some(spool), Some(path)) = (&self.spool, &job.spooled) {
+            spool.done(path);
+        }
+    }
+
+    /// Tries `job` until it is delivered or given up.
+    async fn try_all(&self, job: &Job) {
         let timeout = Duration::from_secs(self.config.timeout_secs.max(1));
         let mut wait = Duration::from_millis(self.config.first_retry_ms);
         for attempt in 1..=self.config.attempts.max(1) {
-            let (error, again) = match self.attempt(&job, timeout).await {
+            let (error, again) = match self.attempt(job, timeout).await {
                 Ok(()) => {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     return;

@@ -17,10 +17,14 @@
 //!   STARTTLS or TLS (`smtp.tls`).
 //! * **Bounded**: deliveries wait in a queue of `queue` entries; past it
 //!   they are dropped and counted ([`NotifyStats::dropped`]).
+//! * **Durable**: with a spool directory, each delivery is a file until it
+//!   is delivered or given up, and a restart sends what was left (at least
+//!   once).
 
 mod deliver;
 mod email;
 mod rules;
+mod spool;
 mod webhook;
 
 pub use deliver::{Notifier, NotifyConfig, NotifyStats, SmtpConfig, SmtpTls};

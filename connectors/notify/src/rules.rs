@@ -3,7 +3,7 @@
 use drover_catalog::NotificationRule;
 
 /// An alert change, as notifications see it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Notice {
     /// The alert's id and state: what a delivery is called.
     pub id: String,
