@@ -3,7 +3,11 @@
 //! measurement in InfluxDB (docs/influxdb.md) — and their MQTT and stream
 //! JSON.
 
-use drover_engine::systems::alerts::{AlertState, AlertSummary, Details, Severity};
+use drover_api::history::History;
+use drover_engine::Engine;
+use drover_engine::systems::alerts::{
+    AlertAction, AlertOp, AlertState, AlertSummary, Details, Severity,
+};
 use drover_influxdb::Row;
 use drover_influxdb::line::Point;
 use drover_mqtt::payload::{AlertPayload, Rfc3339Ms};
@@ -20,6 +24,41 @@ pub fn encode(alert: &AlertSummary) -> Vec<u8> {
 
 pub fn decode(bytes: &[u8]) -> Result<AlertSummary, serde_json::Error> {
     serde_json::from_slice(bytes)
+}
+
+/// Operators' actions the restored engine has not seen: an alert
+/// acknowledged or closed after the last snapshot is stored that way, but
+/// open in the snapshot. Each is applied again, at its stored time, on the
+/// engine's first tick (no one waits for the answer: ticket `u64::MAX`).
+pub async fn reconcile(engine: &mut Engine, history: &dyn History) {
+    for open in engine.open_alerts() {
+        let stored = match history.alert(&open.id).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(%error, alert = %open.id, "alert not checked against the store");
+                continue;
+            }
+        };
+        let action = match (open.state, stored.state) {
+            (AlertState::Open, AlertState::Acknowledged) => stored
+                .acknowledged_ms
+                .map(|time_ms| (AlertOp::Acknowledge, time_ms)),
+            (AlertState::Open | AlertState::Acknowledged, AlertState::Closed) => {
+                stored.closed_ms.map(|time_ms| (AlertOp::Close, time_ms))
+            }
+            _ => None,
+        };
+        if let Some((op, time_ms)) = action {
+            tracing::info!(alert = %open.id, ?op, "an operator's action after the snapshot applied again");
+            engine.act_on_alert(AlertAction {
+                ticket: u64::MAX,
+                id: open.id,
+                op,
+                time_ms,
+            });
+        }
+    }
 }
 
 pub fn severity_name(severity: Severity) -> &'static str {

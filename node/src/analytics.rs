@@ -20,8 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use drover_api::history::History;
+use drover_engine::AlertDesk;
 use drover_engine::Delta;
-use drover_engine::systems::alerts::AlertSummary;
+use drover_engine::systems::alerts::{AlertOp, AlertState, AlertSummary};
 use drover_engine::systems::jobs::JobDue;
 use drover_engine::systems::stops::StopSummary;
 use drover_engine::systems::trips::{Place, TripSummary};
@@ -44,6 +46,8 @@ const BATCH: usize = 256;
 /// The first and the longest wait before storing again after a failure.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long an alert raised again may wait for its stored form.
+const STORED_LOOKUP: Duration = Duration::from_secs(2);
 
 /// Where closed trips and alerts are kept: the history backend.
 #[derive(Clone)]
@@ -169,6 +173,11 @@ pub struct Outputs {
     pub notifications: Notifications,
     /// Where due jobs go once what came before them is stored.
     pub jobs: JobQueue,
+    /// What is stored of alerts, and the engine's desk: an alert raised
+    /// again after a restart that an operator had already handled is put
+    /// back as they left it.
+    pub history: Arc<dyn History>,
+    pub desk: AlertDesk,
 }
 
 /// What a batch of outputs leaves to store, kept until the backend took it.
@@ -283,6 +292,10 @@ impl Outputs {
                     }
                 }
                 Delta::Alert(alert) => {
+                    if let Some(stored) = self.handled_before(&alert).await {
+                        self.apply_again(stored);
+                        continue;
+                    }
                     if let Err(error) = self.publisher.alert(&alerts::payload(&alert)).await {
                         warn!(%error, imei = %alert.device, alert = %alert.id, "alert not published");
                     }
@@ -300,6 +313,51 @@ impl Outputs {
             }
         }
         to_store
+    }
+
+    /// The stored form of `alert` if an operator took it further (it is
+    /// open again only because the engine rebuilt it from the journal
+    /// after a restart).
+    async fn handled_before(&self, alert: &AlertSummary) -> Option<AlertSummary> {
+        let rank = |state: AlertState| match state {
+            AlertState::Open => 0,
+            AlertState::Acknowledged => 1,
+            AlertState::Closed => 2,
+        };
+        if alert.state == AlertState::Closed {
+            return None;
+        }
+        // Bounded: a backend that hangs must not hold back the alert about it.
+        let lookup = tokio::time::timeout(STORED_LOOKUP, self.history.alert(&alert.id));
+        match lookup.await {
+            Ok(Ok(Some(stored))) if rank(stored.state) > rank(alert.state) => Some(stored),
+            Ok(Ok(_)) => None,
+            Ok(Err(error)) => {
+                warn!(%error, alert = %alert.id, "alert not checked against the store");
+                None
+            }
+            Err(_) => {
+                warn!(alert = %alert.id, "alert not checked against the store in time");
+                None
+            }
+        }
+    }
+
+    /// Hands the engine the operator's action on `stored` again, at its
+    /// stored time; its outcome comes back as an output of its own.
+    fn apply_again(&self, stored: AlertSummary) {
+        let (op, time_ms) = match stored.state {
+            AlertState::Closed => (AlertOp::Close, stored.closed_ms),
+            _ => (AlertOp::Acknowledge, stored.acknowledged_ms),
+        };
+        let Some(time_ms) = time_ms else { return };
+        tracing::info!(alert = %stored.id, ?op, "an alert raised again was already handled; applying that again");
+        let desk = self.desk.clone();
+        tokio::spawn(async move {
+            if let Err(error) = desk.act(&stored.id, op, time_ms).await {
+                warn!(%error, alert = %stored.id, "an operator's action could not be applied again");
+            }
+        });
     }
 
     /// Stores the waiting batches in order until one fails; then waits

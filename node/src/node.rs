@@ -169,6 +169,8 @@ impl Node {
                 publisher: publisher.clone(),
             },
             jobs,
+            history: Arc::clone(&durable.history),
+            desk: engine.alerts.clone(),
         };
         let analytics_task = tokio::spawn(analytics.run(status_shutdown.clone()));
         let fleet_rules_task = tokio::spawn(crate::fleet_rules::follow(
@@ -446,6 +448,7 @@ async fn build_engine(
         journal.first_seq(),
         journal.next_seq(),
     );
+    crate::alerts::reconcile(&mut engine, &*durable.history).await;
     extend(&mut engine);
     Ok((engine, start))
 }

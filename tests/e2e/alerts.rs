@@ -321,3 +321,66 @@ fn a_device_registered_with_its_own_speed_limit_is_held_to_it() {
     let overspeed = by_kind(&list(ports.http, "kind=overspeed"), "overspeed").clone();
     assert_eq!(overspeed["details"]["limit_kmh"], 60.0, "{overspeed}");
 }
+
+#[test]
+fn an_acknowledged_alert_stays_acknowledged_after_a_kill_before_any_snapshot() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let ports = Ports::free();
+    // No snapshot: the restart rebuilds every alert from the journal.
+    let settings = ["engine.snapshot_secs=0".to_owned()];
+    let node = support::drover_serve_on(dir.path(), ports, &settings);
+    let mut tracker = Tracker::connect(ports.teltonika, now_ms());
+    let mut sos = fix(now_ms() - 1_000, 0.0);
+    sos.attributes.set(attr::ALARM, "sos");
+    tracker.send_records(&[sos]);
+    assert!(
+        support::eventually(Duration::from_secs(15), || list(ports.http, "kind=sos")
+            .len()
+            == 1),
+        "no sos alert"
+    );
+    let id = list(ports.http, "kind=sos")[0]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let admin = admin_token(ports.http);
+    let (status, acked) = http(
+        ports.http,
+        "POST",
+        &format!("/api/v1/alerts/{id}/acknowledge"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(
+        (status, acked["state"].as_str()),
+        (200, Some("acknowledged"))
+    );
+    drop(tracker);
+    node.kill9();
+
+    let _node = support::drover_serve_on(dir.path(), ports, &settings);
+    support::wait_for_engine(ports.http);
+    std::thread::sleep(Duration::from_secs(1));
+    let stored = list(ports.http, "kind=sos");
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["state"], "acknowledged", "{stored:?}");
+    assert_eq!(stored[0]["acknowledged_at"], acked["acknowledged_at"]);
+    // The engine holds it acknowledged too: closing it works as before.
+    let admin = admin_token(ports.http);
+    let (status, closed) = http(
+        ports.http,
+        "POST",
+        &format!("/api/v1/alerts/{id}/close"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(
+        (status, closed["state"].as_str()),
+        (200, Some("closed")),
+        "{closed}"
+    );
+    assert_eq!(
+        closed["acknowledged_at"], acked["acknowledged_at"],
+        "{closed}"
+    );
+}
