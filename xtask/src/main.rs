@@ -4,7 +4,8 @@
 //! - `demo [ARGS]`: run `drover demo` (server with embedded defaults and
 //!   1,000 simulated trackers in one process).
 //! - `test [ARGS]`: install the system packages the tests use (Mosquitto and its
-//!   clients, InfluxDB 1.x for the store's InfluxDB tests) when missing, and
+//!   clients, InfluxDB 1.x for the store's InfluxDB tests, openssl and
+//!   Python for the notification tests' TLS receivers) when missing, and
 //!   schemathesis (the OpenAPI fuzzer) into `target/tools/schemathesis`,
 //!   then run every test of the workspace with `SCHEMATHESIS` pointing at it.
 //!   Extra arguments go to `cargo test`.
@@ -21,6 +22,10 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     // drover-testkit starts private instances; the package's own service is
     // not needed (and does not start without systemd anyway).
     ("influxd", "influxdb"),
+    // The notification tests' TLS receivers: a CA and certificates made
+    // with openssl, HTTPS and STARTTLS servers in Python.
+    ("openssl", "openssl"),
+    ("python3", "python3"),
 ];
 
 /// The OpenAPI fuzzer the API test runs, pinned.
