@@ -393,11 +393,34 @@ fn certificates(dir: &std::path::Path) -> std::path::PathBuf {
     dir.join("ca.pem")
 }
 
+/// Runs a Python server `script` on a free port with the certificate of
+/// [`certificates`] and `out` as its arguments, once it listens.
+fn tls_server(
+    what: &'static str,
+    script: &str,
+    dir: &std::path::Path,
+    out: &std::path::Path,
+) -> (support::Process, u16) {
+    support::require("python3");
+    let port = support::free_port();
+    let process = support::Process::spawn(
+        what,
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(dir.join("server.pem"))
+            .arg(dir.join("server.key"))
+            .arg(out)
+            .stdout(std::process::Stdio::null()),
+    );
+    support::wait_for_port(port, what);
+    (process, port)
+}
+
 /// An HTTPS receiver (Python's http.server over ssl) that answers 200 and
 /// appends `{"signature", "body"}` lines to `out`.
 fn https_receiver(dir: &std::path::Path, out: &std::path::Path) -> (support::Process, u16) {
-    support::require("python3");
-    let port = support::free_port();
     let script = r#"
 import http.server, json, ssl, sys
 port, cert, key, out = sys.argv[1:5]
@@ -418,19 +441,35 @@ context.load_cert_chain(cert, key)
 server.socket = context.wrap_socket(server.socket, server_side=True)
 server.serve_forever()
 "#;
-    let process = support::Process::spawn(
-        "python3 https receiver",
-        std::process::Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(dir.join("server.pem"))
-            .arg(dir.join("server.key"))
-            .arg(out)
-            .stdout(std::process::Stdio::null()),
+    tls_server("https receiver", script, dir, out)
+}
+
+/// Starts a node with `settings`, makes `rule`, raises an SOS and returns
+/// the first line the receiver wrote to `received`.
+fn first_delivery(
+    dir: &std::path::Path,
+    settings: &[String],
+    rule: &Value,
+    received: &std::path::Path,
+) -> Value {
+    let (_node, ports) = support::drover_serve(dir, settings);
+    let admin = admin_token(ports.http);
+    let (status, created) = http(
+        ports.http,
+        "POST",
+        "/api/v1/notifications",
+        Some(&admin),
+        Some(rule),
     );
-    support::wait_for_port(port, "https receiver");
-    (process, port)
+    assert_eq!(status, 201, "{created}");
+    let mut tracker = Tracker::connect(ports.teltonika, now_ms());
+    tracker.send_records(&[sos(now_ms())]);
+    let lines = || std::fs::read_to_string(received).unwrap_or_default();
+    assert!(
+        support::eventually(Duration::from_secs(15), || !lines().is_empty()),
+        "nothing reached the receiver"
+    );
+    serde_json::from_str(lines().lines().next().expect("a line")).expect("JSON")
 }
 
 #[test]
@@ -440,27 +479,9 @@ fn an_https_webhook_is_delivered_to_a_receiver_signed_by_a_configured_ca() {
     let received = dir.path().join("received.jsonl");
     let (_receiver, hook_port) = https_receiver(dir.path(), &received);
     let settings = vec![format!("notifications.ca_file={}", ca.display())];
-    let (_node, ports) = support::drover_serve(dir.path(), &settings);
-    let admin = admin_token(ports.http);
     let rule = json!({"name": "secure", "kinds": ["sos"],
         "channel": {"type": "webhook", "url": format!("https://127.0.0.1:{hook_port}/hook"), "secret": "s3cret"}});
-    let (status, created) = http(
-        ports.http,
-        "POST",
-        "/api/v1/notifications",
-        Some(&admin),
-        Some(&rule),
-    );
-    assert_eq!(status, 201, "{created}");
-
-    let mut tracker = Tracker::connect(ports.teltonika, now_ms());
-    tracker.send_records(&[sos(now_ms())]);
-    let lines = || std::fs::read_to_string(&received).unwrap_or_default();
-    assert!(
-        support::eventually(Duration::from_secs(15), || !lines().is_empty()),
-        "nothing reached the HTTPS receiver"
-    );
-    let first: Value = serde_json::from_str(lines().lines().next().expect("a line")).expect("JSON");
+    let first = first_delivery(dir.path(), &settings, &rule, &received);
     let body = first["body"].as_str().expect("the body");
     let alert: Value = serde_json::from_str(body).expect("the alert's JSON");
     assert_eq!(
@@ -477,8 +498,6 @@ fn an_https_webhook_is_delivered_to_a_receiver_signed_by_a_configured_ca() {
 /// An SMTP sink (Python) that offers STARTTLS with the certificate in `dir`
 /// and appends `{"tls", "message"}` lines to `out` for each message.
 fn starttls_sink(dir: &std::path::Path, out: &std::path::Path) -> (support::Process, u16) {
-    support::require("python3");
-    let port = support::free_port();
     let script = r#"
 import json, socket, ssl, sys, threading
 port, cert, key, out = sys.argv[1:5]
@@ -530,19 +549,7 @@ while True:
     conn, _ = server.accept()
     threading.Thread(target=serve, args=(conn,), daemon=True).start()
 "#;
-    let process = support::Process::spawn(
-        "python3 STARTTLS sink",
-        std::process::Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(dir.join("server.pem"))
-            .arg(dir.join("server.key"))
-            .arg(out)
-            .stdout(std::process::Stdio::null()),
-    );
-    support::wait_for_port(port, "STARTTLS sink");
-    (process, port)
+    tls_server("STARTTLS sink", script, dir, out)
 }
 
 #[test]
@@ -557,27 +564,9 @@ fn an_email_goes_over_starttls_to_a_relay_signed_by_a_configured_ca() {
         format!("notifications.smtp.port={smtp_port}"),
         "notifications.smtp.tls=starttls".to_owned(),
     ];
-    let (_node, ports) = support::drover_serve(dir.path(), &settings);
-    let admin = admin_token(ports.http);
     let rule = json!({"name": "ops mail", "kinds": ["sos"],
         "channel": {"type": "email", "to": ["ops@example.com"]}});
-    let (status, created) = http(
-        ports.http,
-        "POST",
-        "/api/v1/notifications",
-        Some(&admin),
-        Some(&rule),
-    );
-    assert_eq!(status, 201, "{created}");
-
-    let mut tracker = Tracker::connect(ports.teltonika, now_ms());
-    tracker.send_records(&[sos(now_ms())]);
-    let lines = || std::fs::read_to_string(&received).unwrap_or_default();
-    assert!(
-        support::eventually(Duration::from_secs(15), || !lines().is_empty()),
-        "no email reached the STARTTLS relay"
-    );
-    let mail: Value = serde_json::from_str(lines().lines().next().expect("a line")).expect("JSON");
+    let mail = first_delivery(dir.path(), &settings, &rule, &received);
     assert_eq!(mail["tls"], true, "sent after STARTTLS: {mail}");
     let message = mail["message"].as_str().expect("the message");
     assert!(
