@@ -74,11 +74,38 @@ pub enum SimError {
     /// The MQTT broker could not be reached or refused the subscription.
     #[error("MQTT: {0}")]
     Mqtt(String),
-    /// The report or the record log could not be written.
+    /// The report, the record log or a scenario could not be written.
     #[error("writing {path}: {source}")]
     Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// A scenario file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Writes `lines` to `path`, one JSON object per line.
+pub(crate) fn write_json_lines<T: serde::Serialize>(
+    path: &std::path::Path,
+    lines: impl Iterator<Item = T>,
+) -> Result<(), SimError> {
+    use std::io::Write;
+    let write = || -> std::io::Result<()> {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for line in lines {
+            serde_json::to_writer(&mut out, &line)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    };
+    write().map_err(|source| SimError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }

@@ -5,8 +5,6 @@
 //! Each tracker keeps its own buffer during the run (no shared lock on the
 //! hot path); the lines are written once, at the end.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use serde::Serialize;
@@ -43,9 +41,11 @@ impl DeviceLog {
 }
 
 #[derive(Serialize)]
-struct Line<'a> {
-    device: &'a str,
-    protocol: &'a str,
+struct Line {
+    /// The IMEI, as text (device ids are text everywhere else).
+    #[serde(serialize_with = "as_text")]
+    device: u64,
+    protocol: &'static str,
     time_ms: i64,
     lat: f64,
     lon: f64,
@@ -54,27 +54,19 @@ struct Line<'a> {
 
 /// Writes `{"device","protocol","time_ms","lat","lon","acked"}` lines, device by device.
 pub fn write(path: &Path, logs: &[DeviceLog]) -> Result<(), SimError> {
-    let write = || -> std::io::Result<()> {
-        let mut out = BufWriter::new(File::create(path)?);
-        for log in logs {
-            let device = log.imei.to_string();
-            for p in &log.positions {
-                let line = Line {
-                    device: &device,
-                    protocol: log.protocol,
-                    time_ms: p.time_ms,
-                    lat: p.lat,
-                    lon: p.lon,
-                    acked: p.acked,
-                };
-                serde_json::to_writer(&mut out, &line)?;
-                out.write_all(b"\n")?;
-            }
-        }
-        out.flush()
-    };
-    write().map_err(|source| SimError::Write {
-        path: path.to_owned(),
-        source,
-    })
+    let lines = logs.iter().flat_map(|log| {
+        log.positions.iter().map(move |p| Line {
+            device: log.imei,
+            protocol: log.protocol,
+            time_ms: p.time_ms,
+            lat: p.lat,
+            lon: p.lon,
+            acked: p.acked,
+        })
+    });
+    crate::write_json_lines(path, lines)
+}
+
+fn as_text<S: serde::Serializer>(imei: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(imei)
 }

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -309,36 +309,25 @@ impl RecordLine {
 
 /// Writes `scenario` to `path`.
 pub fn write(path: &Path, scenario: &Scenario) -> Result<(), SimError> {
-    let write = || -> std::io::Result<()> {
-        let mut out = BufWriter::new(File::create(path)?);
-        let fences = scenario.geofences.iter().cloned().map(Line::Geofence);
-        let records = scenario
-            .records
-            .iter()
-            .filter_map(|m| RecordLine::of(m))
-            .map(Line::Record);
-        for line in fences.chain(records) {
-            serde_json::to_writer(&mut out, &line)?;
-            out.write_all(b"\n")?;
-        }
-        out.flush()
-    };
-    write().map_err(|source| SimError::Write {
-        path: path.to_owned(),
-        source,
-    })
+    let fences = scenario.geofences.iter().cloned().map(Line::Geofence);
+    let records = scenario
+        .records
+        .iter()
+        .filter_map(|m| RecordLine::of(m))
+        .map(Line::Record);
+    crate::write_json_lines(path, fences.chain(records))
 }
 
 /// Reads a scenario file; a line that is not one of the scenario's says
 /// which, and nothing is read.
 pub fn read(path: &Path) -> Result<Scenario, SimError> {
-    let file = File::open(path).map_err(|source| SimError::Write {
+    let file = File::open(path).map_err(|source| SimError::Read {
         path: path.to_owned(),
         source,
     })?;
     let mut scenario = Scenario::default();
     for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| SimError::Write {
+        let line = line.map_err(|source| SimError::Read {
             path: path.to_owned(),
             source,
         })?;
