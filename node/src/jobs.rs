@@ -14,8 +14,8 @@ use drover_api::Zone;
 use drover_api::history::History;
 use drover_api::summaries::{DaySummary, Days, summarize};
 use drover_catalog::Catalog;
-use drover_engine::LiveView;
 use drover_engine::systems::jobs::JobDue;
+use drover_engine::{Fleet, LiveView};
 use drover_mqtt::Publisher;
 use drover_protocols::model::DeviceId;
 use serde::Serialize;
@@ -96,10 +96,10 @@ impl Jobs {
             return;
         };
         let (mut published, mut failed) = (0usize, 0usize);
-        for device in self.devices() {
-            let open = self
-                .live
-                .load()
+        // The fleet as of now, for every device: trips under way included.
+        let fleet = self.live.load();
+        for device in self.devices(&fleet) {
+            let open = fleet
                 .get(&DeviceId::new(&device))
                 .and_then(|state| state.trip.as_deref().cloned());
             let summary = match summarize(&*self.history, &device, open, &days).await {
@@ -130,7 +130,7 @@ impl Jobs {
     }
 
     /// Every device registered or live, once, in id order.
-    fn devices(&self) -> BTreeSet<String> {
+    fn devices(&self, fleet: &Fleet) -> BTreeSet<String> {
         let mut devices: BTreeSet<String> = self
             .catalog
             .devices
@@ -138,12 +138,7 @@ impl Jobs {
             .into_iter()
             .map(|d| d.id)
             .collect();
-        devices.extend(
-            self.live
-                .load()
-                .iter()
-                .map(|state| state.device.as_str().to_owned()),
-        );
+        devices.extend(fleet.iter().map(|state| state.device.as_str().to_owned()));
         devices
     }
 }
