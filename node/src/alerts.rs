@@ -40,16 +40,7 @@ pub async fn reconcile(engine: &mut Engine, history: &dyn History) {
                 continue;
             }
         };
-        let action = match (open.state, stored.state) {
-            (AlertState::Open, AlertState::Acknowledged) => stored
-                .acknowledged_ms
-                .map(|time_ms| (AlertOp::Acknowledge, time_ms)),
-            (AlertState::Open | AlertState::Acknowledged, AlertState::Closed) => {
-                stored.closed_ms.map(|time_ms| (AlertOp::Close, time_ms))
-            }
-            _ => None,
-        };
-        if let Some((op, time_ms)) = action {
+        if let Some((op, time_ms)) = catch_up(open.state, &stored) {
             tracing::info!(alert = %open.id, ?op, "an operator's action after the snapshot applied again");
             engine.act_on_alert(AlertAction {
                 ticket: u64::MAX,
@@ -58,6 +49,21 @@ pub async fn reconcile(engine: &mut Engine, history: &dyn History) {
                 time_ms,
             });
         }
+    }
+}
+
+/// The operator's action, with its stored time, that takes an alert in
+/// state `current` to where `stored` is; `None` unless the store is
+/// further along.
+pub fn catch_up(current: AlertState, stored: &AlertSummary) -> Option<(AlertOp, i64)> {
+    match (current, stored.state) {
+        (AlertState::Open, AlertState::Acknowledged) => {
+            Some((AlertOp::Acknowledge, stored.acknowledged_ms?))
+        }
+        (AlertState::Open | AlertState::Acknowledged, AlertState::Closed) => {
+            Some((AlertOp::Close, stored.closed_ms?))
+        }
+        _ => None,
     }
 }
 
@@ -238,5 +244,21 @@ mod tests {
         assert_eq!(json["opened_at"], "1970-01-01T00:00:01.000Z");
         assert_eq!(json["closed_at"], serde_json::Value::Null);
         assert_eq!(json["details"]["code"], "P0300");
+    }
+
+    #[test]
+    fn only_a_store_further_along_is_caught_up_with() {
+        let acknowledged = alert();
+        assert_eq!(
+            catch_up(AlertState::Open, &acknowledged),
+            Some((AlertOp::Acknowledge, 2_000))
+        );
+        assert_eq!(catch_up(AlertState::Acknowledged, &acknowledged), None);
+        let closed = acknowledged.closed_at(3_000);
+        assert_eq!(
+            catch_up(AlertState::Acknowledged, &closed),
+            Some((AlertOp::Close, 3_000))
+        );
+        assert_eq!(catch_up(AlertState::Closed, &closed), None);
     }
 }

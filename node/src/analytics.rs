@@ -292,8 +292,8 @@ impl Outputs {
                     }
                 }
                 Delta::Alert(alert) => {
-                    if let Some(stored) = self.handled_before(&alert).await {
-                        self.apply_again(stored);
+                    if let Some((op, time_ms)) = self.handled_before(&alert).await {
+                        self.apply_again(alert.id, op, time_ms);
                         continue;
                     }
                     if let Err(error) = self.publisher.alert(&alerts::payload(&alert)).await {
@@ -315,23 +315,18 @@ impl Outputs {
         to_store
     }
 
-    /// The stored form of `alert` if an operator took it further (it is
-    /// open again only because the engine rebuilt it from the journal
-    /// after a restart).
-    async fn handled_before(&self, alert: &AlertSummary) -> Option<AlertSummary> {
-        let rank = |state: AlertState| match state {
-            AlertState::Open => 0,
-            AlertState::Acknowledged => 1,
-            AlertState::Closed => 2,
-        };
+    /// The action an operator took `alert` further with, if the store has
+    /// one (the alert is open again only because the engine rebuilt it
+    /// from the journal after a restart).
+    async fn handled_before(&self, alert: &AlertSummary) -> Option<(AlertOp, i64)> {
         if alert.state == AlertState::Closed {
             return None;
         }
         // Bounded: a backend that hangs must not hold back the alert about it.
         let lookup = tokio::time::timeout(STORED_LOOKUP, self.history.alert(&alert.id));
         match lookup.await {
-            Ok(Ok(Some(stored))) if rank(stored.state) > rank(alert.state) => Some(stored),
-            Ok(Ok(_)) => None,
+            Ok(Ok(Some(stored))) => alerts::catch_up(alert.state, &stored),
+            Ok(Ok(None)) => None,
             Ok(Err(error)) => {
                 warn!(%error, alert = %alert.id, "alert not checked against the store");
                 None
@@ -343,19 +338,14 @@ impl Outputs {
         }
     }
 
-    /// Hands the engine the operator's action on `stored` again, at its
+    /// Hands the engine an operator's action on alert `id` again, at its
     /// stored time; its outcome comes back as an output of its own.
-    fn apply_again(&self, stored: AlertSummary) {
-        let (op, time_ms) = match stored.state {
-            AlertState::Closed => (AlertOp::Close, stored.closed_ms),
-            _ => (AlertOp::Acknowledge, stored.acknowledged_ms),
-        };
-        let Some(time_ms) = time_ms else { return };
-        tracing::info!(alert = %stored.id, ?op, "an alert raised again was already handled; applying that again");
+    fn apply_again(&self, id: String, op: AlertOp, time_ms: i64) {
+        tracing::info!(alert = %id, ?op, "an alert raised again was already handled; applying that again");
         let desk = self.desk.clone();
         tokio::spawn(async move {
-            if let Err(error) = desk.act(&stored.id, op, time_ms).await {
-                warn!(%error, alert = %stored.id, "an operator's action could not be applied again");
+            if let Err(error) = desk.act(&id, op, time_ms).await {
+                warn!(%error, alert = %id, "an operator's action could not be applied again");
             }
         });
     }
