@@ -125,6 +125,12 @@ pub struct HttpSection {
     /// The live stream pings each client this often, in seconds, and closes
     /// one that answers nothing for two of them; 0: no pings.
     pub stream_ping_secs: u64,
+    /// Serve the dashboard at `/`.
+    pub dashboard: bool,
+    /// The dashboard map's tiles: a URL template with `{z}`, `{x}`, `{y}`
+    /// (and `{s}` for a, b, c subdomains). Empty: no tiles, the map is a
+    /// plain background with a graticule (offline installs).
+    pub tile_url: String,
 }
 
 impl Default for HttpSection {
@@ -139,6 +145,8 @@ impl Default for HttpSection {
             worker_threads: 0,
             nice: 10,
             stream_ping_secs: limits.stream_ping.map_or(0, |ping| ping.as_secs()),
+            dashboard: true,
+            tile_url: "https://tile.openstreetmap.org/{z}/{x}/{y}.png".to_owned(),
         }
     }
 }
@@ -149,6 +157,13 @@ impl HttpSection {
         match self.worker_threads {
             0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             n => n,
+        }
+    }
+
+    pub fn dashboard(&self) -> drover_api::Dashboard {
+        drover_api::Dashboard {
+            enabled: self.dashboard,
+            tile_url: self.tile_url.trim().to_owned(),
         }
     }
 

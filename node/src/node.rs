@@ -272,6 +272,7 @@ impl Node {
             metrics: Arc::new(metrics),
             timezone: zone,
             limits: config.http.limits(),
+            dashboard: config.http.dashboard(),
             snapshots: Arc::default(),
             alerts: drover_api::Alerts {
                 email,

@@ -10,6 +10,7 @@ mod api;
 mod backends;
 mod bench;
 mod commands;
+mod dashboard;
 mod durability;
 mod extending;
 mod failure;

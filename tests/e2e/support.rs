@@ -328,6 +328,16 @@ pub fn http_get(port: u16, path: &str) -> (u16, Value) {
     (status, json)
 }
 
+/// `GET path` without a credential, as text (pages, not the API).
+pub fn http_text(port: u16, path: &str) -> (u16, String) {
+    let response = client()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .send()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.text().unwrap_or_default())
+}
+
 /// `mosquitto_sub -v` on `topics`, writing what it receives to a file.
 pub struct Subscriber {
     _process: Process,

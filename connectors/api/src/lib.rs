@@ -74,6 +74,17 @@ pub struct Api {
     pub alerts: Alerts,
     /// Where days begin for daily summaries (`analytics.summaries.timezone`).
     pub timezone: Zone,
+    pub dashboard: Dashboard,
+}
+
+/// The dashboard the node serves at `/` (`web/`).
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    /// Whether to serve it (`http.dashboard`).
+    pub enabled: bool,
+    /// The map tiles' URL template (`http.tile_url`), with `{z}`, `{x}`,
+    /// `{y}` (and `{s}`); empty: no tiles, a plain map with a graticule.
+    pub tile_url: String,
 }
 
 /// A time zone with the name it was configured by.

@@ -5,6 +5,7 @@
 mod access;
 mod alerts;
 mod commands;
+mod dashboard;
 mod devices;
 mod feed;
 mod geofences;
@@ -105,6 +106,7 @@ pub fn router(api: Api) -> Router {
         .merge(feed::routes())
         .merge(system::routes())
         .merge(metrics::routes())
+        .merge(dashboard::routes(&api.dashboard))
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this route does not take that method".to_owned())

@@ -1,0 +1,455 @@
+//! The live fleet as the stream tells it: every device's state, and the
+//! alerts not yet closed.
+//!
+//! It lives outside the reactive graph (a `StoredValue`): with 10,000
+//! devices reporting every second, a signal per change would re-render the
+//! page 10,000 times a second. Changes bump [`Fleet::version`]; the map
+//! redraws on the next animation frame when it moved, and [`Live::version`]
+//! (a signal) follows it a few times a second for the list and panels.
+
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::api::{Alert, Device, Fix, LastFix, LiveState, Trip};
+
+/// The engine's rule (`engine::systems::motion::MOVING_KMH`).
+const MOVING_KMH: f64 = 5.0;
+/// Closed alerts kept for the live list.
+const CLOSED_KEPT: usize = 200;
+
+/// What a marker's colour says, in the order the map's legend lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    Moving,
+    Parked,
+    Offline,
+    Alarm,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [Status::Moving, Status::Parked, Status::Offline, Status::Alarm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Moving => "moving",
+            Status::Parked => "parked",
+            Status::Offline => "offline",
+            Status::Alarm => "alarm",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Marker colours, readable on both the tiles and the plain background.
+    pub fn colour(self) -> &'static str {
+        match self {
+            Status::Moving => "#1a9850",
+            Status::Parked => "#2166ac",
+            Status::Offline => "#7f7f7f",
+            Status::Alarm => "#d73027",
+        }
+    }
+}
+
+/// One device as the dashboard holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vehicle {
+    pub device: Device,
+    /// Open alerts not yet acknowledged: the device shows as an alarm.
+    pub alarms: u32,
+}
+
+impl Vehicle {
+    pub fn fix(&self) -> Option<&Fix> {
+        self.state().and_then(|s| s.last_fix.as_ref()).map(|f| &f.fix)
+    }
+
+    pub fn state(&self) -> Option<&LiveState> {
+        self.device.state.as_ref()
+    }
+
+    pub fn online(&self) -> bool {
+        self.device.status == "online"
+    }
+
+    pub fn status(&self) -> Status {
+        if self.alarms > 0 {
+            Status::Alarm
+        } else if !self.online() {
+            Status::Offline
+        } else if self.state().is_some_and(|s| s.kinematics.moving) {
+            Status::Moving
+        } else {
+            Status::Parked
+        }
+    }
+
+    pub fn label(&self) -> &str {
+        self.device.name.as_deref().unwrap_or(&self.device.id)
+    }
+
+    /// When the device last reported a fix, ms since the epoch.
+    pub fn fix_time_ms(&self) -> Option<f64> {
+        self.state().and_then(|s| s.last_fix.as_ref()).map(|f| f.time_ms)
+    }
+
+    fn apply_position(&mut self, position: PositionMessage) {
+        let state = self.device.state.get_or_insert_with(LiveState::default);
+        let time_ms = js_sys::Date::parse(&position.time);
+        if state.last_fix.as_ref().is_some_and(|f| f.time_ms > time_ms) {
+            // A device's buffered records arrive after newer ones: the map
+            // keeps the newest place.
+            return;
+        }
+        state.last_fix = Some(LastFix {
+            time_ms,
+            fix: Fix {
+                lat: position.lat,
+                lon: position.lon,
+                speed_kmh: position.speed_kmh,
+                course_deg: position.course_deg,
+                altitude_m: position.altitude_m,
+                satellites: position.satellites,
+                valid: position.valid,
+            },
+        });
+        state.kinematics.speed_kmh = position.speed_kmh;
+        state.kinematics.course_deg = position.course_deg;
+        state.kinematics.moving = position.speed_kmh >= MOVING_KMH;
+        apply_attributes(state, position.attributes);
+        self.device.status = "online".to_owned();
+        self.device.last_seen = Some(position.time);
+    }
+}
+
+/// The named values a position carries into the state's typed fields, the
+/// rest into its attributes.
+fn apply_attributes(state: &mut LiveState, attributes: Map<String, Value>) {
+    for (name, value) in attributes {
+        let number = value.as_f64();
+        match name.as_str() {
+            "ignition" => state.ignition = value.as_bool(),
+            "rpm" => state.obd.rpm = number,
+            "coolantTemp" => state.obd.coolant_temp_c = number,
+            "engineLoad" => state.obd.engine_load_pct = number,
+            "fuelLevel" => state.obd.fuel_level_pct = number,
+            "throttle" => state.obd.throttle_pct = number,
+            "obdSpeed" => state.obd.obd_speed_kmh = number,
+            "faultCount" => state.obd.fault_count = number,
+            "power" => state.power.external_v = number,
+            "battery" => state.power.battery_v = number,
+            "batteryLevel" => state.power.battery_level_pct = number,
+            _ => {
+                state.attributes.insert(name, value);
+            }
+        }
+    }
+}
+
+/// A message of `GET /api/v1/stream`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamMessage {
+    Snapshot { devices: Vec<Device> },
+    Position(PositionMessage),
+    Status { device: String, online: bool },
+    Trip(Trip),
+    Alert(Alert),
+    Error { message: String },
+    /// Types this dashboard does not show (`stop`, later additions).
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PositionMessage {
+    pub device: String,
+    pub time: String,
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(default)]
+    pub speed_kmh: f64,
+    #[serde(default)]
+    pub course_deg: f64,
+    #[serde(default)]
+    pub altitude_m: Option<f64>,
+    #[serde(default)]
+    pub satellites: Option<u32>,
+    #[serde(default)]
+    pub valid: bool,
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
+}
+
+#[derive(Default)]
+pub struct Fleet {
+    vehicles: Vec<Vehicle>,
+    index: HashMap<String, usize>,
+    /// Alerts not closed, and the latest closed ones, by id.
+    alerts: HashMap<String, Alert>,
+    /// Bumped by every change.
+    pub version: u64,
+    /// Whether a snapshot has arrived since the stream (re)connected.
+    pub synced: bool,
+}
+
+impl Fleet {
+    pub fn vehicles(&self) -> &[Vehicle] {
+        &self.vehicles
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Vehicle> {
+        self.index.get(id).map(|&i| &self.vehicles[i])
+    }
+
+    pub fn len(&self) -> usize {
+        self.vehicles.len()
+    }
+
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values()
+    }
+
+    /// Alerts open and not yet acknowledged.
+    pub fn open_alerts(&self) -> usize {
+        self.alerts.values().filter(|a| a.state == "open").count()
+    }
+
+    pub fn groups(&self) -> Vec<String> {
+        let mut groups: Vec<String> = self
+            .vehicles
+            .iter()
+            .filter_map(|v| v.device.group.clone())
+            .collect();
+        groups.sort();
+        groups.dedup();
+        groups
+    }
+
+    pub fn apply(&mut self, message: StreamMessage) {
+        match message {
+            StreamMessage::Snapshot { devices } => self.replace(devices),
+            StreamMessage::Position(position) => {
+                let device = position.device.clone();
+                self.vehicle_mut(&device).apply_position(position);
+            }
+            StreamMessage::Status { device, online } => {
+                self.vehicle_mut(&device).device.status =
+                    if online { "online" } else { "offline" }.to_owned();
+            }
+            StreamMessage::Trip(trip) => {
+                let vehicle = self.vehicle_mut(&trip.device);
+                if let Some(state) = vehicle.device.state.as_mut() {
+                    state.trip = trip.open.then_some(trip);
+                }
+            }
+            StreamMessage::Alert(alert) => self.put_alert(alert),
+            StreamMessage::Error { message } => {
+                leptos::logging::warn!("stream: the server says: {message}");
+                return;
+            }
+            StreamMessage::Other => return,
+        }
+        self.version += 1;
+    }
+
+    /// A fresh snapshot: the whole fleet as the server holds it now, so
+    /// whatever a dropped connection missed is made good.
+    fn replace(&mut self, devices: Vec<Device>) {
+        let alarms: HashMap<String, u32> = self
+            .vehicles
+            .drain(..)
+            .map(|v| (v.device.id, v.alarms))
+            .collect();
+        self.index.clear();
+        for device in devices {
+            let alarms = alarms.get(&device.id).copied().unwrap_or(0);
+            self.index.insert(device.id.clone(), self.vehicles.len());
+            self.vehicles.push(Vehicle { device, alarms });
+        }
+        self.synced = true;
+    }
+
+    /// Alerts read from the API (on login and after a reconnect).
+    pub fn set_alerts(&mut self, alerts: Vec<Alert>) {
+        self.alerts.clear();
+        for vehicle in &mut self.vehicles {
+            vehicle.alarms = 0;
+        }
+        for alert in alerts {
+            self.put_alert(alert);
+        }
+        self.version += 1;
+    }
+
+    pub fn put_alert(&mut self, alert: Alert) {
+        let raises = |a: &Alert| a.state == "open" && a.severity != "info";
+        let before = self.alerts.get(&alert.id).is_some_and(raises);
+        let after = raises(&alert);
+        if before != after && alert.device != "drover" {
+            let vehicle = self.vehicle_mut(&alert.device);
+            if after {
+                vehicle.alarms += 1;
+            } else {
+                vehicle.alarms = vehicle.alarms.saturating_sub(1);
+            }
+        }
+        self.alerts.insert(alert.id.clone(), alert);
+        self.forget_closed();
+        self.version += 1;
+    }
+
+    fn forget_closed(&mut self) {
+        let closed = self.alerts.values().filter(|a| a.is_closed()).count();
+        if closed <= CLOSED_KEPT {
+            return;
+        }
+        let mut closed: Vec<(String, String)> = self
+            .alerts
+            .values()
+            .filter(|a| a.is_closed())
+            .map(|a| (a.opened_at.clone(), a.id.clone()))
+            .collect();
+        closed.sort();
+        for (_, id) in closed.iter().take(closed.len() - CLOSED_KEPT) {
+            self.alerts.remove(id);
+        }
+    }
+
+    /// The device, added when the stream speaks of one the snapshot did
+    /// not have (it started reporting since).
+    fn vehicle_mut(&mut self, id: &str) -> &mut Vehicle {
+        let index = match self.index.get(id) {
+            Some(&index) => index,
+            None => {
+                let index = self.vehicles.len();
+                self.vehicles.push(Vehicle {
+                    device: Device {
+                        id: id.to_owned(),
+                        name: None,
+                        group: None,
+                        registered: false,
+                        disabled: false,
+                        status: "online".to_owned(),
+                        last_seen: None,
+                        speed_limit_kmh: None,
+                        state: None,
+                    },
+                    alarms: 0,
+                });
+                self.index.insert(id.to_owned(), index);
+                index
+            }
+        };
+        &mut self.vehicles[index]
+    }
+}
+
+/// The live fleet and what the views share about it, by context.
+#[derive(Clone, Copy)]
+pub struct Live {
+    pub fleet: StoredValue<Fleet>,
+    /// Follows [`Fleet::version`] a few times a second.
+    pub version: RwSignal<u64>,
+    /// The device open in the panel.
+    pub selected: RwSignal<Option<String>>,
+    /// Whether the map keeps the selected device in its centre.
+    pub follow: RwSignal<bool>,
+    /// Asks the map to show the whole fleet.
+    pub fit: RwSignal<u64>,
+}
+
+impl Live {
+    pub fn new() -> Self {
+        Live {
+            fleet: StoredValue::new(Fleet::default()),
+            version: RwSignal::new(0),
+            selected: RwSignal::new(None),
+            follow: RwSignal::new(false),
+            fit: RwSignal::new(0),
+        }
+    }
+
+    /// Reads the fleet, subscribing the caller to its changes.
+    pub fn with<R>(&self, read: impl FnOnce(&Fleet) -> R) -> R {
+        self.version.track();
+        self.fleet.with_value(read)
+    }
+
+    pub fn update(&self, change: impl FnOnce(&mut Fleet)) {
+        self.fleet.update_value(change);
+    }
+
+    /// Publishes the fleet's version to the views when it moved.
+    pub fn publish(&self) {
+        let version = self.fleet.with_value(|f| f.version);
+        if self.version.get_untracked() != version {
+            self.version.set(version);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(id: &str, status: &str) -> Device {
+        serde_json::from_value(serde_json::json!({"id": id, "status": status}))
+            .unwrap_or_else(|e| panic!("invariant: a literal device: {e}"))
+    }
+
+    fn alert(id: &str, device: &str, state: &str, severity: &str) -> Alert {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "device": device, "kind": "sos", "severity": severity,
+            "state": state, "opened_at": "2026-12-03T10:00:00.000Z"
+        }))
+        .unwrap_or_else(|e| panic!("invariant: a literal alert: {e}"))
+    }
+
+    #[test]
+    fn status_follows_alerts_presence_and_motion() {
+        let mut fleet = Fleet::default();
+        fleet.apply(StreamMessage::Snapshot {
+            devices: vec![device("a", "online"), device("b", "offline")],
+        });
+        assert_eq!(fleet.get("a").map(Vehicle::status), Some(Status::Parked));
+        assert_eq!(fleet.get("b").map(Vehicle::status), Some(Status::Offline));
+
+        fleet.put_alert(alert("x", "a", "open", "critical"));
+        assert_eq!(fleet.get("a").map(Vehicle::status), Some(Status::Alarm));
+        assert_eq!(fleet.open_alerts(), 1);
+        // Acknowledged: no longer calls for attention, still listed.
+        fleet.put_alert(alert("x", "a", "acknowledged", "critical"));
+        assert_eq!(fleet.get("a").map(Vehicle::status), Some(Status::Parked));
+        assert_eq!(fleet.open_alerts(), 0);
+        assert_eq!(fleet.alerts().count(), 1);
+    }
+
+    #[test]
+    fn a_resync_keeps_alarms_and_adds_unknown_devices() {
+        let mut fleet = Fleet::default();
+        fleet.apply(StreamMessage::Snapshot { devices: vec![device("a", "online")] });
+        fleet.put_alert(alert("x", "a", "open", "warning"));
+        fleet.apply(StreamMessage::Status { device: "c".to_owned(), online: true });
+        assert_eq!(fleet.len(), 2);
+        fleet.apply(StreamMessage::Snapshot {
+            devices: vec![device("a", "online"), device("c", "online")],
+        });
+        assert_eq!(fleet.get("a").map(|v| v.alarms), Some(1));
+        assert_eq!(fleet.len(), 2);
+    }
+
+    #[test]
+    fn closed_alerts_are_bounded() {
+        let mut fleet = Fleet::default();
+        for i in 0..CLOSED_KEPT + 10 {
+            fleet.put_alert(alert(&format!("x{i:04}"), "a", "closed", "info"));
+        }
+        assert_eq!(fleet.alerts().count(), CLOSED_KEPT);
+    }
+}
