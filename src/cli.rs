@@ -316,6 +316,13 @@ fn print_where_to_look(config: &Config, node: &Node, devices: u32) {
         broker.rsplit(':').next().unwrap_or("1883")
     );
     if let Some(http) = &node.http {
+        if config.http.dashboard {
+            println!(
+                "  dashboard  http://{}/ (user admin){}",
+                http.addr,
+                if drover_web_embed::is_built() { "" } else { " — not built into this binary: run `cargo xtask demo`" }
+            );
+        }
         println!("  API docs   http://{}/api/docs", http.addr);
         println!(
             "  log in     curl -s http://{}/api/v1/auth/login -H 'content-type: application/json' \\\n             -d '{{\"username\":\"admin\",\"password\":\"…\"}}'  (the password printed on first start, or auth.admin_password)",

@@ -4,15 +4,18 @@
 //   DROVER_PASSWORD    user admin's password
 //   DROVER_DEVICES     how many simulated devices report
 //   DROVER_SCREENSHOTS where screenshots go
+//   DROVER_CONTROL     a directory: writing `restart` there makes the
+//                      harness restart the node (it answers `restarted`)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
 const BASE = process.env.DROVER_URL;
 const PASSWORD = process.env.DROVER_PASSWORD;
 const DEVICES = Number(process.env.DROVER_DEVICES);
 const SHOTS = process.env.DROVER_SCREENSHOTS;
+const CONTROL = process.env.DROVER_CONTROL;
 const WAIT = { timeout: 30_000 };
 
 let browser;
@@ -212,10 +215,39 @@ test('a session that stops working goes back to the login page with a message', 
   await api('POST', '/api/v1/users', { username: 'brief', password: 'brief password', role: 'viewer' });
   const { context, page } = await loggedIn('brief', 'brief password');
   await api('DELETE', '/api/v1/users/brief');
-  // The panel's next request answers 401.
-  await page.getByTestId('device-row').first().click();
-  await page.getByTestId('login-notice').waitFor(WAIT);
+  // The live stream may notice first; otherwise the next request (the
+  // geofence list) answers 401.
+  const notice = page.getByTestId('login-notice');
+  if (!(await notice.isVisible())) {
+    await page.getByTestId('tab-geofences').click({ timeout: 5_000 }).catch(() => {});
+  }
+  await notice.waitFor(WAIT);
   assert.match(await page.getByTestId('login-notice').textContent(), /expired/i);
   assert.equal(await page.evaluate(() => localStorage.getItem('drover.session')), null);
+  await context.close();
+});
+
+test('after the node restarts, the dashboard reconnects and resyncs', async () => {
+  const { context, page } = await loggedIn();
+  const link = page.getByTestId('link-state');
+  await page.waitForFunction(() => document.querySelector('[data-testid="link-state"]')?.textContent === 'live', null, WAIT);
+  await page.waitForFunction(
+    (n) => Number(document.querySelector('[data-testid="map"]')?.getAttribute('data-marker-count')) >= n,
+    DEVICES, WAIT);
+  writeFileSync(`${CONTROL}/restart`, '');
+  await page.waitForFunction(() => /reconnecting|connecting/.test(document.querySelector('[data-testid="link-state"]')?.textContent), null, WAIT);
+  for (let i = 0; i < 600 && !existsSync(`${CONTROL}/restarted`); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.ok(existsSync(`${CONTROL}/restarted`), 'the harness restarted the node');
+  await page.waitForFunction(() => document.querySelector('[data-testid="link-state"]')?.textContent === 'live', null, WAIT);
+  // The new connection's snapshot brings the whole fleet back.
+  await page.waitForFunction(
+    (n) => Number(document.querySelector('[data-testid="map"]')?.getAttribute('data-marker-count')) >= n,
+    DEVICES, WAIT);
+  assert.equal(await markerCount(page), DEVICES);
+  assert.equal(await link.textContent(), 'live');
+  // The session survived: the same token works on the restarted node.
+  assert.equal(await page.getByTestId('login-submit').count(), 0);
   await context.close();
 });
