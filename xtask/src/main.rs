@@ -71,6 +71,7 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     install_browser_tests()?;
     // The node under test serves the dashboard it embeds.
     web()?;
+    web_unit_tests()?;
     run(Command::new(cargo())
         .args(["test", "--workspace", "--exclude", "drover-web", "--no-fail-fast"])
         .args(args)
@@ -112,6 +113,17 @@ fn web() -> anyhow::Result<()> {
     let size = std::fs::metadata(pkg.join("drover_web_bg.wasm"))?.len();
     eprintln!("xtask: dashboard built into {} ({} KiB of wasm)", dist.display(), size / 1024);
     Ok(())
+}
+
+/// The dashboard's unit tests, as WebAssembly under Node.
+fn web_unit_tests() -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    let bindgen = install_wasm_bindgen(root)?;
+    let runner = bindgen.with_file_name("wasm-bindgen-test-runner");
+    run(Command::new(cargo())
+        .current_dir(root)
+        .args(["test", "-p", "drover-web", "--target", "wasm32-unknown-unknown"])
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", runner))
 }
 
 fn install_wasm_target() -> anyhow::Result<()> {

@@ -396,6 +396,8 @@ impl Live {
 
 #[cfg(test)]
 mod tests {
+    use wasm_bindgen_test::wasm_bindgen_test;
+
     use super::*;
 
     fn device(id: &str, status: &str) -> Device {
@@ -411,7 +413,7 @@ mod tests {
         .unwrap_or_else(|e| panic!("invariant: a literal alert: {e}"))
     }
 
-    #[test]
+    #[wasm_bindgen_test]
     fn status_follows_alerts_presence_and_motion() {
         let mut fleet = Fleet::default();
         fleet.apply(StreamMessage::Snapshot {
@@ -430,7 +432,7 @@ mod tests {
         assert_eq!(fleet.alerts().count(), 1);
     }
 
-    #[test]
+    #[wasm_bindgen_test]
     fn a_resync_keeps_alarms_and_adds_unknown_devices() {
         let mut fleet = Fleet::default();
         fleet.apply(StreamMessage::Snapshot { devices: vec![device("a", "online")] });
@@ -444,7 +446,49 @@ mod tests {
         assert_eq!(fleet.len(), 2);
     }
 
-    #[test]
+    fn position(time: &str, lat: f64, speed_kmh: f64) -> StreamMessage {
+        serde_json::from_value(serde_json::json!({
+            "type": "position", "device": "a", "time": time, "lat": lat, "lon": 13.4,
+            "speed_kmh": speed_kmh, "course_deg": 90.0,
+            "attributes": {"ignition": true, "rpm": 1800, "fuelLevel": 40, "door": "open"}
+        }))
+        .unwrap_or_else(|e| panic!("invariant: a literal position: {e}"))
+    }
+
+    #[wasm_bindgen_test]
+    fn positions_move_the_device_and_late_ones_do_not_go_back() {
+        let mut fleet = Fleet::default();
+        fleet.apply(StreamMessage::Snapshot { devices: vec![device("a", "offline")] });
+        fleet.apply(position("2026-12-03T10:00:05.000Z", 52.5, 40.0));
+        let vehicle = fleet.get("a").cloned().unwrap_or_else(|| panic!("invariant: known"));
+        assert_eq!(vehicle.fix().map(|f| f.lat), Some(52.5));
+        assert_eq!(vehicle.status(), Status::Moving);
+        let state = vehicle.state().cloned().unwrap_or_default();
+        assert_eq!(state.ignition, Some(true));
+        assert_eq!(state.obd.rpm, Some(1800.0));
+        assert_eq!(state.obd.fuel_level_pct, Some(40.0));
+        assert_eq!(state.attributes.get("door"), Some(&serde_json::json!("open")));
+
+        // A buffered record from before: history, not where the vehicle is.
+        let version = fleet.version;
+        fleet.apply(position("2026-12-03T10:00:01.000Z", 52.4, 0.0));
+        assert_eq!(fleet.get("a").and_then(Vehicle::fix).map(|f| f.lat), Some(52.5));
+        assert!(fleet.version > version);
+
+        fleet.apply(position("2026-12-03T10:00:09.000Z", 52.6, 2.0));
+        assert_eq!(fleet.get("a").map(Vehicle::status), Some(Status::Parked));
+    }
+
+    #[wasm_bindgen_test]
+    fn unknown_stream_messages_are_ignored() {
+        let message: StreamMessage = serde_json::from_str(r#"{"type":"stop","id":"x"}"#)
+            .unwrap_or_else(|e| panic!("invariant: stop parses as Other: {e}"));
+        let mut fleet = Fleet::default();
+        fleet.apply(message);
+        assert_eq!((fleet.len(), fleet.version), (0, 0));
+    }
+
+    #[wasm_bindgen_test]
     fn closed_alerts_are_bounded() {
         let mut fleet = Fleet::default();
         for i in 0..CLOSED_KEPT + 10 {

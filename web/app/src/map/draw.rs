@@ -27,8 +27,8 @@ pub fn background(ctx: &CanvasRenderingContext2d, view: &Viewport) {
 /// readable without tiles.
 pub fn graticule(ctx: &CanvasRenderingContext2d, view: &Viewport) {
     let step = view.graticule_step();
-    let (top, left) = unproject(view.to_world(0.0, 0.0));
-    let (bottom, right) = unproject(view.to_world(view.width, view.height));
+    let (top, left) = unproject(view.world_at(0.0, 0.0));
+    let (bottom, right) = unproject(view.world_at(view.width, view.height));
     ctx.set_stroke_style_str(GRATICULE);
     ctx.set_line_width(1.0);
     ctx.set_fill_style_str(LABEL);
@@ -37,7 +37,7 @@ pub fn graticule(ctx: &CanvasRenderingContext2d, view: &Viewport) {
     let decimals = if step >= 1.0 { 0 } else { (-step.log10()).ceil() as usize };
     let mut lon = (left / step).floor() * step;
     while lon <= right {
-        let (x, _) = view.to_screen(project(0.0, lon));
+        let (x, _) = view.screen(project(0.0, lon));
         let x = x.round() + 0.5;
         ctx.move_to(x, 0.0);
         ctx.line_to(x, view.height);
@@ -46,7 +46,7 @@ pub fn graticule(ctx: &CanvasRenderingContext2d, view: &Viewport) {
     }
     let mut lat = (bottom.max(-MAX_LAT) / step).floor() * step;
     while lat <= top.min(MAX_LAT) {
-        let (_, y) = view.to_screen(project(lat, left));
+        let (_, y) = view.screen(project(lat, left));
         let y = y.round() + 0.5;
         ctx.move_to(0.0, y);
         ctx.line_to(view.width, y);
@@ -73,7 +73,7 @@ pub fn markers(
             if vehicle.status() != status {
                 continue;
             }
-            let (x, y) = view.to_screen(project(fix.lat, fix.lon));
+            let (x, y) = view.screen(project(fix.lat, fix.lon));
             if x < -MARKER_RADIUS
                 || y < -MARKER_RADIUS
                 || x > view.width + MARKER_RADIUS
@@ -94,7 +94,7 @@ pub fn markers(
         ctx.stroke();
     }
     if let Some(fix) = selected.and_then(|id| fleet.get(id)).and_then(|v| v.fix()) {
-        let (x, y) = view.to_screen(project(fix.lat, fix.lon));
+        let (x, y) = view.screen(project(fix.lat, fix.lon));
         ctx.begin_path();
         let _ = ctx.arc(x, y, MARKER_RADIUS * 2.4, 0.0, TAU);
         ctx.set_stroke_style_str("#111");
@@ -135,14 +135,14 @@ pub fn shapes(ctx: &CanvasRenderingContext2d, view: &Viewport, shapes: &[Shape])
 fn shape_path(ctx: &CanvasRenderingContext2d, view: &Viewport, shape: &Shape) {
     match shape {
         Shape::Circle { lat, lon, radius_m } => {
-            let (x, y) = view.to_screen(project(*lat, *lon));
+            let (x, y) = view.screen(project(*lat, *lon));
             let r = radius_px(view, *lat, *radius_m);
             ctx.move_to(x + r, y);
             let _ = ctx.arc(x, y, r, 0.0, TAU);
         }
         Shape::Polygon { ring } => {
             for (i, &(lat, lon)) in ring.iter().enumerate() {
-                let (x, y) = view.to_screen(project(lat, lon));
+                let (x, y) = view.screen(project(lat, lon));
                 if i == 0 {
                     ctx.move_to(x, y);
                 } else {
@@ -166,7 +166,7 @@ pub fn draft(ctx: &CanvasRenderingContext2d, view: &Viewport, draft: &Draft) {
         Draft::Circle(shape) => shape_path(ctx, view, shape),
         Draft::Polygon(corners) => {
             for (i, &(lat, lon)) in corners.iter().enumerate() {
-                let (x, y) = view.to_screen(project(lat, lon));
+                let (x, y) = view.screen(project(lat, lon));
                 if i == 0 {
                     ctx.move_to(x, y);
                 } else {
@@ -182,7 +182,7 @@ pub fn draft(ctx: &CanvasRenderingContext2d, view: &Viewport, draft: &Draft) {
         ctx.set_fill_style_str(GEOFENCE);
         ctx.begin_path();
         for &(lat, lon) in corners {
-            let (x, y) = view.to_screen(project(lat, lon));
+            let (x, y) = view.screen(project(lat, lon));
             ctx.move_to(x + 4.0, y);
             let _ = ctx.arc(x, y, 4.0, 0.0, TAU);
         }
@@ -196,7 +196,7 @@ pub fn replay(ctx: &CanvasRenderingContext2d, view: &Viewport, path: &[World], a
     ctx.set_stroke_style_str(REPLAY);
     ctx.begin_path();
     for (i, &p) in path.iter().enumerate() {
-        let (x, y) = view.to_screen(p);
+        let (x, y) = view.screen(p);
         if i == 0 {
             ctx.move_to(x, y);
         } else {
@@ -205,7 +205,7 @@ pub fn replay(ctx: &CanvasRenderingContext2d, view: &Viewport, path: &[World], a
     }
     ctx.stroke();
     if let Some(at) = at {
-        let (x, y) = view.to_screen(at);
+        let (x, y) = view.screen(at);
         ctx.begin_path();
         let _ = ctx.arc(x, y, 7.0, 0.0, TAU);
         ctx.set_fill_style_str(REPLAY);

@@ -122,9 +122,11 @@ impl Layers {
 
 #[cfg(test)]
 mod tests {
+    use wasm_bindgen_test::wasm_bindgen_test;
+
     use super::*;
 
-    #[test]
+    #[wasm_bindgen_test]
     fn shapes_round_trip_through_geojson() {
         let circle = Shape::Circle { lat: 52.5, lon: 13.4, radius_m: 300.0 };
         let (geometry, radius) = circle.to_geojson();
@@ -136,7 +138,7 @@ mod tests {
         assert_eq!(Shape::from_geojson(&geometry, radius), Some(polygon));
     }
 
-    #[test]
+    #[wasm_bindgen_test]
     fn a_draft_becomes_a_shape_once_it_is_an_area() {
         assert_eq!(Draft::Polygon(vec![(1.0, 1.0), (1.0, 2.0)]).shape(), None);
         assert!(Draft::Polygon(vec![(1.0, 1.0), (1.0, 2.0), (2.0, 2.0)]).shape().is_some());

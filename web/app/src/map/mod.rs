@@ -108,7 +108,7 @@ pub fn FleetMap(tile_url: String) -> impl IntoView {
             let mut s = state.borrow_mut();
             s.press = Some(Press { start: at, last: at, moved: false });
             if layers.tool.get_untracked() == Tool::Circle {
-                let (lat, lon) = unproject(s.view.to_world(at.0, at.1));
+                let (lat, lon) = unproject(s.view.world_at(at.0, at.1));
                 layers.draft.set(Some(Draft::Circle(Shape::Circle { lat, lon, radius_m: 0.0 })));
             }
         }
@@ -130,7 +130,7 @@ pub fn FleetMap(tile_url: String) -> impl IntoView {
                     let view = s.view;
                     layers.draft.update(|draft| {
                         if let Some(Draft::Circle(Shape::Circle { lat, lon, radius_m })) = draft {
-                            let (cx, cy) = view.to_screen(project(*lat, *lon));
+                            let (cx, cy) = view.screen(project(*lat, *lon));
                             *radius_m = draw::metres(&view, *lat, (at.0 - cx).hypot(at.1 - cy));
                         }
                     });
@@ -162,7 +162,7 @@ pub fn FleetMap(tile_url: String) -> impl IntoView {
                     }
                 }
                 Tool::Polygon => {
-                    let (lat, lon) = unproject(view.to_world(at.0, at.1));
+                    let (lat, lon) = unproject(view.world_at(at.0, at.1));
                     layers.draft.update(|draft| match draft {
                         Some(Draft::Polygon(corners)) => corners.push((lat, lon)),
                         _ => *draft = Some(Draft::Polygon(vec![(lat, lon)])),
@@ -363,7 +363,7 @@ fn pick(view: &Viewport, fleet: &crate::fleet::Fleet, at: (f64, f64)) -> Option<
         .iter()
         .filter_map(|v| {
             let fix = v.fix()?;
-            let (x, y) = view.to_screen(project(fix.lat, fix.lon));
+            let (x, y) = view.screen(project(fix.lat, fix.lon));
             let d = (x - at.0).hypot(y - at.1);
             (d <= PICK_PX).then_some((d, v))
         })

@@ -59,7 +59,7 @@ impl Viewport {
         TILE * self.zoom.exp2()
     }
 
-    pub fn to_screen(&self, point: World) -> (f64, f64) {
+    pub fn screen(&self, point: World) -> (f64, f64) {
         let scale = self.scale();
         (
             (point.x - self.center.x) * scale + self.width / 2.0,
@@ -67,7 +67,7 @@ impl Viewport {
         )
     }
 
-    pub fn to_world(&self, x: f64, y: f64) -> World {
+    pub fn world_at(&self, x: f64, y: f64) -> World {
         let scale = self.scale();
         World {
             x: self.center.x + (x - self.width / 2.0) / scale,
@@ -85,7 +85,7 @@ impl Viewport {
 
     /// Zooms by `by` levels keeping the point under (`x`, `y`) in place.
     pub fn zoom_at(&mut self, x: f64, y: f64, by: f64) {
-        let anchor = self.to_world(x, y);
+        let anchor = self.world_at(x, y);
         self.zoom = (self.zoom + by).clamp(MIN_ZOOM, MAX_ZOOM);
         let scale = self.scale();
         self.center = World {
@@ -124,8 +124,8 @@ impl Viewport {
     /// x possibly outside 0..2^z where the world repeats.
     pub fn tiles(&self, z: u32) -> (std::ops::RangeInclusive<i64>, std::ops::RangeInclusive<i64>) {
         let n = f64::from(1u32 << z);
-        let top_left = self.to_world(0.0, 0.0);
-        let bottom_right = self.to_world(self.width, self.height);
+        let top_left = self.world_at(0.0, 0.0);
+        let bottom_right = self.world_at(self.width, self.height);
         let x0 = (top_left.x * n).floor() as i64;
         let x1 = (bottom_right.x * n).floor() as i64;
         let y0 = (top_left.y.max(0.0) * n).floor() as i64;
@@ -151,13 +151,15 @@ impl Viewport {
 
 #[cfg(test)]
 mod tests {
+    use wasm_bindgen_test::wasm_bindgen_test;
+
     use super::*;
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9
     }
 
-    #[test]
+    #[wasm_bindgen_test]
     fn projection_round_trips() {
         for (lat, lon) in [(0.0, 0.0), (52.52, 13.4), (-33.9, 151.2), (80.0, -170.0)] {
             let (back_lat, back_lon) = unproject(project(lat, lon));
@@ -166,28 +168,28 @@ mod tests {
         assert_eq!(project(0.0, 0.0), World { x: 0.5, y: 0.5 });
     }
 
-    #[test]
+    #[wasm_bindgen_test]
     fn zooming_keeps_the_point_under_the_pointer() {
         let mut view = Viewport::default();
-        let before = view.to_world(100.0, 50.0);
+        let before = view.world_at(100.0, 50.0);
         view.zoom_at(100.0, 50.0, 3.0);
-        let after = view.to_world(100.0, 50.0);
+        let after = view.world_at(100.0, 50.0);
         assert!(close(before.x, after.x) && close(before.y, after.y));
         assert_eq!(view.zoom, 5.0);
     }
 
-    #[test]
+    #[wasm_bindgen_test]
     fn fitting_shows_every_point() {
         let mut view = Viewport { width: 1000.0, height: 500.0, ..Viewport::default() };
         let points = [project(52.4, 13.2), project(52.6, 13.6)];
         view.fit(points, 20.0, 17.0);
         for p in points {
-            let (x, y) = view.to_screen(p);
+            let (x, y) = view.screen(p);
             assert!((19.0..=981.0).contains(&x) && (19.0..=481.0).contains(&y), "{x},{y}");
         }
     }
 
-    #[test]
+    #[wasm_bindgen_test]
     fn graticule_lines_are_about_100_pixels_apart() {
         let view = Viewport { zoom: 10.0, ..Viewport::default() };
         let px = view.graticule_step() / 360.0 * view.scale();

@@ -69,7 +69,7 @@ impl Tiles {
                     x: x as f64 / n as f64,
                     y: y as f64 / n as f64,
                 };
-                let (sx, sy) = view.to_screen(origin);
+                let (sx, sy) = view.screen(origin);
                 // Half a pixel over, so that no seams show between tiles.
                 let _ = ctx.draw_image_with_html_image_element_and_dw_and_dh(
                     image,
@@ -133,7 +133,9 @@ pub fn url(template: &str, z: u32, x: i64, y: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    #[test]
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
     fn urls_fill_the_template() {
         assert_eq!(
             super::url("https://tile.example/{z}/{x}/{y}.png", 3, 4, 5),
