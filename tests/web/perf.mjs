@@ -29,6 +29,18 @@ page.on('response', async (response) => {
   if (response.url().startsWith(url) && !response.url().includes('/api/')) downloaded += length;
 });
 
+// When the stream's snapshot arrives, to split the time to all markers
+// into the server's part and the page's.
+await page.addInitScript(() => {
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      window.__wsOpened = performance.now();
+      this.addEventListener('message', () => { window.__snapshotAt ??= performance.now(); }, { once: true });
+    }
+  };
+});
 await page.goto(url + '/');
 await page.getByTestId('login-username').fill('admin');
 await page.getByTestId('login-password').fill(password);
@@ -38,6 +50,8 @@ await page.waitForFunction(
   (n) => Number(document.querySelector('[data-testid="map"]')?.getAttribute('data-marker-count')) >= n,
   devices, { timeout: 120_000, polling: 'raf' });
 const loginToMarkers = Date.now() - t0;
+const markersAt = await page.evaluate(() => performance.now());
+const stream = await page.evaluate(() => ({ opened: window.__wsOpened, snapshot: window.__snapshotAt }));
 
 /// rAF intervals and long tasks over `ms`, while `act` runs.
 async function frames(ms, act) {
@@ -107,6 +121,8 @@ console.log(JSON.stringify({
   devices,
   markers: Number(await page.getByTestId('map').getAttribute('data-marker-count')),
   login_to_all_markers_ms: loginToMarkers,
+  stream_open_to_snapshot_ms: Math.round(stream.snapshot - stream.opened),
+  snapshot_to_markers_ms: Math.round(markersAt - stream.snapshot),
   streaming,
   panning,
   renderer_rss_mib: rendererRss(),

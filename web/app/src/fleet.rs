@@ -7,13 +7,16 @@
 //! redraws on the next animation frame when it moved, and [`Live::version`]
 //! (a signal) follows it a few times a second for the list and panels.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use leptos::prelude::*;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::api::{Alert, Device, Fix, LastFix, LiveState, Trip};
+use crate::map::projection::{World, project};
 
 /// The engine's rule (`engine::systems::motion::MOVING_KMH`).
 const MOVING_KMH: f64 = 5.0;
@@ -62,9 +65,41 @@ pub struct Vehicle {
     pub device: Device,
     /// Open alerts not yet acknowledged: the device shows as an alarm.
     pub alarms: u32,
+    /// Where its marker goes, projected once per fix rather than once per
+    /// frame.
+    pub point: Option<World>,
+    /// The newest position's attributes as the stream sent them, read into
+    /// `device` only when someone looks ([`Vehicle::resolved`]).
+    attributes: Option<Box<str>>,
 }
 
 impl Vehicle {
+    fn new(device: Device) -> Self {
+        let point = device
+            .state
+            .as_ref()
+            .and_then(|s| s.last_fix.as_ref())
+            .map(|f| project(f.fix.lat, f.fix.lon));
+        Vehicle {
+            device,
+            alarms: 0,
+            point,
+            attributes: None,
+        }
+    }
+
+    /// The vehicle with its newest attributes read.
+    pub fn resolved(&self) -> Vehicle {
+        let mut vehicle = self.clone();
+        if let Some(text) = vehicle.attributes.take()
+            && let Ok(attributes) = serde_json::from_str::<Map<String, Value>>(&text)
+            && let Some(state) = vehicle.device.state.as_mut()
+        {
+            apply_attributes(state, attributes);
+        }
+        vehicle
+    }
+
     pub fn fix(&self) -> Option<&Fix> {
         self.state().and_then(|s| s.last_fix.as_ref()).map(|f| &f.fix)
     }
@@ -98,9 +133,9 @@ impl Vehicle {
         self.state().and_then(|s| s.last_fix.as_ref()).map(|f| f.time_ms)
     }
 
-    fn apply_position(&mut self, position: PositionMessage) {
+    fn apply_position(&mut self, position: PositionMessage<'_>) {
         let state = self.device.state.get_or_insert_with(LiveState::default);
-        let time_ms = js_sys::Date::parse(&position.time);
+        let time_ms = time_ms(&position.time);
         if state.last_fix.as_ref().is_some_and(|f| f.time_ms > time_ms) {
             // A device's buffered records arrive after newer ones: the map
             // keeps the newest place.
@@ -121,10 +156,67 @@ impl Vehicle {
         state.kinematics.speed_kmh = position.speed_kmh;
         state.kinematics.course_deg = position.course_deg;
         state.kinematics.moving = position.speed_kmh >= MOVING_KMH;
-        apply_attributes(state, position.attributes);
-        self.device.status = "online".to_owned();
-        self.device.last_seen = Some(position.time);
+        // Attributes of a position never looked at are overwritten by the
+        // next one's: fold the older ones in first.
+        if let Some(older) = self.attributes.take()
+            && let Ok(attributes) = serde_json::from_str::<Map<String, Value>>(&older)
+        {
+            apply_attributes(state, attributes);
+        }
+        self.attributes = position.attributes.map(|raw| raw.get().into());
+        self.point = Some(project(position.lat, position.lon));
+        if self.device.status != "online" {
+            self.device.status = "online".to_owned();
+        }
+        self.device.last_seen = Some(position.time.into_owned());
     }
+}
+
+/// An RFC 3339 time in ms since the epoch: the API's own form
+/// (`2026-12-03T16:13:44.123Z`) without a call into JavaScript, anything
+/// else by the browser.
+pub fn time_ms(text: &str) -> f64 {
+    utc_ms(text).unwrap_or_else(|| js_sys::Date::parse(text))
+}
+
+fn utc_ms(text: &str) -> Option<f64> {
+    let b = text.as_bytes();
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if b.len() < 20 || b.last() != Some(&b'Z') || separators.iter().any(|&(i, c)| b[i] != c) {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<i64> {
+        let digits = b.get(from..to)?;
+        digits.iter().all(u8::is_ascii_digit).then(|| {
+            digits
+                .iter()
+                .fold(0_i64, |n, d| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
+    let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
+    let millis = match b.len() {
+        20 => 0,
+        24 if b[19] == b'.' => number(20, 23)?,
+        _ => return None,
+    };
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    Some((((days * 24 + hour) * 60 + minute) * 60 + second) as f64 * 1000.0 + millis as f64)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// The named values a position carries into the state's typed fields, the
@@ -151,12 +243,11 @@ fn apply_attributes(state: &mut LiveState, attributes: Map<String, Value>) {
     }
 }
 
-/// A message of `GET /api/v1/stream`.
+/// A message of `GET /api/v1/stream` other than a position.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamMessage {
     Snapshot { devices: Vec<Device> },
-    Position(PositionMessage),
     Status { device: String, online: bool },
     Trip(Trip),
     Alert(Alert),
@@ -166,10 +257,22 @@ pub enum StreamMessage {
     Other,
 }
 
+/// Only a message's type, read without allocating.
+#[derive(Deserialize)]
+struct Kind<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+}
+
+/// A `position` message, borrowed from the frame: the hot path (10,000
+/// devices send 10,000 of these a second), so nothing is allocated but
+/// what the fleet keeps.
 #[derive(Debug, Deserialize)]
-pub struct PositionMessage {
-    pub device: String,
-    pub time: String,
+pub struct PositionMessage<'a> {
+    #[serde(borrow)]
+    pub device: Cow<'a, str>,
+    #[serde(borrow)]
+    pub time: Cow<'a, str>,
     pub lat: f64,
     pub lon: f64,
     #[serde(default)]
@@ -182,8 +285,8 @@ pub struct PositionMessage {
     pub satellites: Option<u32>,
     #[serde(default)]
     pub valid: bool,
-    #[serde(default)]
-    pub attributes: Map<String, Value>,
+    #[serde(borrow, default)]
+    pub attributes: Option<&'a RawValue>,
 }
 
 #[derive(Default)]
@@ -231,13 +334,22 @@ impl Fleet {
         groups
     }
 
+    /// Applies one message of the stream, as its text.
+    pub fn apply_text(&mut self, text: &str) -> Result<(), serde_json::Error> {
+        if serde_json::from_str::<Kind<'_>>(text)?.kind == "position" {
+            let position: PositionMessage<'_> = serde_json::from_str(text)?;
+            let device = position.device.clone();
+            self.vehicle_mut(&device).apply_position(position);
+            self.version += 1;
+        } else {
+            self.apply(serde_json::from_str(text)?);
+        }
+        Ok(())
+    }
+
     pub fn apply(&mut self, message: StreamMessage) {
         match message {
             StreamMessage::Snapshot { devices } => self.replace(devices),
-            StreamMessage::Position(position) => {
-                let device = position.device.clone();
-                self.vehicle_mut(&device).apply_position(position);
-            }
             StreamMessage::Status { device, online } => {
                 self.vehicle_mut(&device).device.status =
                     if online { "online" } else { "offline" }.to_owned();
@@ -268,9 +380,10 @@ impl Fleet {
             .collect();
         self.index.clear();
         for device in devices {
-            let alarms = alarms.get(&device.id).copied().unwrap_or(0);
-            self.index.insert(device.id.clone(), self.vehicles.len());
-            self.vehicles.push(Vehicle { device, alarms });
+            let mut vehicle = Vehicle::new(device);
+            vehicle.alarms = alarms.get(&vehicle.device.id).copied().unwrap_or(0);
+            self.index.insert(vehicle.device.id.clone(), self.vehicles.len());
+            self.vehicles.push(vehicle);
         }
         self.synced = true;
     }
@@ -288,7 +401,10 @@ impl Fleet {
     }
 
     pub fn put_alert(&mut self, alert: Alert) {
-        let raises = |a: &Alert| a.state == "open" && a.severity != "info";
+        // Offline has its own colour; what else is open and unacknowledged
+        // (warnings and worse) calls for attention.
+        let raises =
+            |a: &Alert| a.state == "open" && a.severity != "info" && a.kind != "offline";
         let before = self.alerts.get(&alert.id).is_some_and(raises);
         let after = raises(&alert);
         if before != after && alert.device != "drover" {
@@ -328,20 +444,17 @@ impl Fleet {
             Some(&index) => index,
             None => {
                 let index = self.vehicles.len();
-                self.vehicles.push(Vehicle {
-                    device: Device {
-                        id: id.to_owned(),
-                        name: None,
-                        group: None,
-                        registered: false,
-                        disabled: false,
-                        status: "online".to_owned(),
-                        last_seen: None,
-                        speed_limit_kmh: None,
-                        state: None,
-                    },
-                    alarms: 0,
-                });
+                self.vehicles.push(Vehicle::new(Device {
+                    id: id.to_owned(),
+                    name: None,
+                    group: None,
+                    registered: false,
+                    disabled: false,
+                    status: "online".to_owned(),
+                    last_seen: None,
+                    speed_limit_kmh: None,
+                    state: None,
+                }));
                 self.index.insert(id.to_owned(), index);
                 index
             }
@@ -446,21 +559,24 @@ mod tests {
         assert_eq!(fleet.len(), 2);
     }
 
-    fn position(time: &str, lat: f64, speed_kmh: f64) -> StreamMessage {
-        serde_json::from_value(serde_json::json!({
+    fn position(fleet: &mut Fleet, time: &str, lat: f64, speed_kmh: f64) {
+        let text = serde_json::json!({
             "type": "position", "device": "a", "time": time, "lat": lat, "lon": 13.4,
             "speed_kmh": speed_kmh, "course_deg": 90.0,
             "attributes": {"ignition": true, "rpm": 1800, "fuelLevel": 40, "door": "open"}
-        }))
-        .unwrap_or_else(|e| panic!("invariant: a literal position: {e}"))
+        })
+        .to_string();
+        fleet
+            .apply_text(&text)
+            .unwrap_or_else(|e| panic!("invariant: a literal position: {e}"));
     }
 
     #[wasm_bindgen_test]
     fn positions_move_the_device_and_late_ones_do_not_go_back() {
         let mut fleet = Fleet::default();
         fleet.apply(StreamMessage::Snapshot { devices: vec![device("a", "offline")] });
-        fleet.apply(position("2026-12-03T10:00:05.000Z", 52.5, 40.0));
-        let vehicle = fleet.get("a").cloned().unwrap_or_else(|| panic!("invariant: known"));
+        position(&mut fleet, "2026-12-03T10:00:05.000Z", 52.5, 40.0);
+        let vehicle = fleet.get("a").map(Vehicle::resolved).unwrap_or_else(|| panic!("invariant: known"));
         assert_eq!(vehicle.fix().map(|f| f.lat), Some(52.5));
         assert_eq!(vehicle.status(), Status::Moving);
         let state = vehicle.state().cloned().unwrap_or_default();
@@ -471,21 +587,36 @@ mod tests {
 
         // A buffered record from before: history, not where the vehicle is.
         let version = fleet.version;
-        fleet.apply(position("2026-12-03T10:00:01.000Z", 52.4, 0.0));
+        position(&mut fleet, "2026-12-03T10:00:01.000Z", 52.4, 0.0);
         assert_eq!(fleet.get("a").and_then(Vehicle::fix).map(|f| f.lat), Some(52.5));
         assert!(fleet.version > version);
 
-        fleet.apply(position("2026-12-03T10:00:09.000Z", 52.6, 2.0));
+        position(&mut fleet, "2026-12-03T10:00:09.000Z", 52.6, 2.0);
         assert_eq!(fleet.get("a").map(Vehicle::status), Some(Status::Parked));
     }
 
     #[wasm_bindgen_test]
-    fn unknown_stream_messages_are_ignored() {
-        let message: StreamMessage = serde_json::from_str(r#"{"type":"stop","id":"x"}"#)
-            .unwrap_or_else(|e| panic!("invariant: stop parses as Other: {e}"));
+    fn unknown_stream_messages_are_ignored_and_bad_ones_refused() {
         let mut fleet = Fleet::default();
-        fleet.apply(message);
+        assert!(fleet.apply_text(r#"{"type":"stop","id":"x"}"#).is_ok());
         assert_eq!((fleet.len(), fleet.version), (0, 0));
+        assert!(fleet.apply_text(r#"{"type":"position","device":"a"}"#).is_err());
+        assert!(fleet.apply_text("not json").is_err());
+        assert_eq!((fleet.len(), fleet.version), (0, 0));
+    }
+
+    #[wasm_bindgen_test]
+    fn api_times_are_read_without_javascript_and_agree_with_it() {
+        for text in [
+            "2026-12-03T16:13:44.123Z",
+            "1970-01-01T00:00:00.000Z",
+            "2000-02-29T23:59:59Z",
+            "1969-12-31T23:59:59.999Z",
+        ] {
+            assert_eq!(utc_ms(text), Some(js_sys::Date::parse(text)), "{text}");
+        }
+        assert_eq!(utc_ms("2026-12-03T16:13:44+01:00"), None);
+        assert_eq!(time_ms("2026-12-03T17:13:44+01:00"), js_sys::Date::parse("2026-12-03T16:13:44Z"));
     }
 
     #[wasm_bindgen_test]
@@ -497,3 +628,4 @@ mod tests {
         assert_eq!(fleet.alerts().count(), CLOSED_KEPT);
     }
 }
+

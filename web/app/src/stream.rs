@@ -17,13 +17,14 @@ use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 use crate::api::{Alert, Client, Me, Page};
-use crate::fleet::{Live, StreamMessage};
+use crate::fleet::Live;
 use crate::session::Auth;
 
 const FIRST_RETRY_MS: u32 = 1_000;
 const MAX_RETRY_MS: u32 = 15_000;
-/// Alerts read on (re)connect, per state.
+/// Alerts read on (re)connect: pages of a state, and at most this many pages.
 const ALERT_PAGE: usize = 1_000;
+const ALERT_PAGES: usize = 20;
 
 /// Whether the dashboard is live, shown in the header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,9 +130,8 @@ fn connect(inner: &Rc<RefCell<Inner>>) {
         let live = inner.borrow().live;
         Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             let Some(text) = event.data().as_string() else { return };
-            match serde_json::from_str::<StreamMessage>(&text) {
-                Ok(message) => live.update(|fleet| fleet.apply(message)),
-                Err(error) => leptos::logging::warn!("stream: unreadable message: {error}"),
+            if let Err(error) = live.fleet.try_update_value(|fleet| fleet.apply_text(&text)).transpose() {
+                leptos::logging::warn!("stream: unreadable message: {error}");
             }
         })
     };
@@ -184,12 +184,24 @@ fn load_alerts(live: Live, client: Client) {
     spawn_local(async move {
         let mut alerts: Vec<Alert> = Vec::new();
         for state in ["open", "acknowledged"] {
-            let path = format!("/api/v1/alerts?state={state}&limit={ALERT_PAGE}");
-            match client.get::<Page<Alert>>(&path).await {
-                Ok(page) => alerts.extend(page.items),
-                Err(error) => {
-                    leptos::logging::warn!("alerts: {error}");
-                    return;
+            let mut cursor: Option<String> = None;
+            for _ in 0..ALERT_PAGES {
+                let mut path = format!("/api/v1/alerts?state={state}&limit={ALERT_PAGE}");
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={}", crate::api::encode(c)));
+                }
+                match client.get::<Page<Alert>>(&path).await {
+                    Ok(page) => {
+                        alerts.extend(page.items);
+                        cursor = page.next_cursor;
+                    }
+                    Err(error) => {
+                        leptos::logging::warn!("alerts: {error}");
+                        return;
+                    }
+                }
+                if cursor.is_none() {
+                    break;
                 }
             }
         }

@@ -1,19 +1,19 @@
 //! Painting one frame: background and graticule, tiles, geofences, a
-//! replayed trip, and every device as one marker. Markers of a colour are
-//! one path and one fill, so 10,000 of them cost a few canvas calls.
+//! replayed trip, and every device as one marker (a sprite stamped in
+//! place, `sprites.rs`).
 
-use std::f64::consts::{FRAC_PI_2, PI, TAU};
+use std::f64::consts::TAU;
 
-use web_sys::CanvasRenderingContext2d;
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 use super::layers::{Draft, Shape};
 use super::projection::{MAX_LAT, Viewport, World, project, unproject};
+use super::sprites::{RADIUS, Sprites};
 use crate::fleet::{Fleet, Status};
 
 const BACKGROUND: &str = "#eef2f4";
 const GRATICULE: &str = "rgba(60, 80, 100, 0.25)";
 const LABEL: &str = "rgba(40, 55, 70, 0.8)";
-const MARKER_RADIUS: f64 = 5.0;
 const GEOFENCE: &str = "rgba(128, 63, 191, 0.9)";
 const GEOFENCE_FILL: &str = "rgba(128, 63, 191, 0.12)";
 const REPLAY: &str = "rgba(230, 97, 1, 0.9)";
@@ -56,47 +56,46 @@ pub fn graticule(ctx: &CanvasRenderingContext2d, view: &Viewport) {
     ctx.stroke();
 }
 
-/// Every device with a fix inside the canvas; returns how many.
+/// Every device with a fix inside the canvas, alarms on top; returns how
+/// many. Stamps sprites in device pixels, at whole pixels (no resampling).
 pub fn markers(
     ctx: &CanvasRenderingContext2d,
     view: &Viewport,
     fleet: &Fleet,
     selected: Option<&str>,
+    sprites: &Sprites,
 ) -> usize {
+    let ratio = sprites.ratio;
+    let _ = ctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
+    let margin = RADIUS * 2.0;
     let mut drawn = 0;
-    ctx.set_stroke_style_str("rgba(255, 255, 255, 0.9)");
-    ctx.set_line_width(1.0);
-    for status in Status::ALL {
-        ctx.begin_path();
-        for vehicle in fleet.vehicles() {
-            let Some(fix) = vehicle.fix() else { continue };
-            if vehicle.status() != status {
-                continue;
-            }
-            let (x, y) = view.screen(project(fix.lat, fix.lon));
-            if x < -MARKER_RADIUS
-                || y < -MARKER_RADIUS
-                || x > view.width + MARKER_RADIUS
-                || y > view.height + MARKER_RADIUS
-            {
-                continue;
-            }
-            drawn += 1;
-            if status == Status::Moving {
-                arrow(ctx, x, y, fix.course_deg);
-            } else {
-                ctx.move_to(x + MARKER_RADIUS, y);
-                let _ = ctx.arc(x, y, MARKER_RADIUS, 0.0, TAU);
-            }
+    let mut alarms = Vec::new();
+    for vehicle in fleet.vehicles() {
+        let Some(point) = vehicle.point else { continue };
+        let (x, y) = view.screen(point);
+        if x < -margin || y < -margin || x > view.width + margin || y > view.height + margin {
+            continue;
         }
-        ctx.set_fill_style_str(status.colour());
-        ctx.fill();
-        ctx.stroke();
+        drawn += 1;
+        let sprite = match vehicle.status() {
+            Status::Alarm => {
+                alarms.push((x, y));
+                continue;
+            }
+            Status::Moving => sprites.arrow(vehicle.fix().map_or(0.0, |f| f.course_deg)),
+            status => sprites.dot(status),
+        };
+        stamp(ctx, sprite, x * ratio - sprites.half, y * ratio - sprites.half);
     }
-    if let Some(fix) = selected.and_then(|id| fleet.get(id)).and_then(|v| v.fix()) {
-        let (x, y) = view.screen(project(fix.lat, fix.lon));
+    let alarm = sprites.dot(Status::Alarm);
+    for (x, y) in alarms {
+        stamp(ctx, alarm, x * ratio - sprites.half, y * ratio - sprites.half);
+    }
+    let _ = ctx.set_transform(ratio, 0.0, 0.0, ratio, 0.0, 0.0);
+    if let Some(point) = selected.and_then(|id| fleet.get(id)).and_then(|v| v.point) {
+        let (x, y) = view.screen(point);
         ctx.begin_path();
-        let _ = ctx.arc(x, y, MARKER_RADIUS * 2.4, 0.0, TAU);
+        let _ = ctx.arc(x, y, RADIUS * 2.4, 0.0, TAU);
         ctx.set_stroke_style_str("#111");
         ctx.set_line_width(2.5);
         ctx.stroke();
@@ -104,20 +103,8 @@ pub fn markers(
     drawn
 }
 
-/// A moving vehicle: an arrow along its heading (degrees clockwise from
-/// north).
-fn arrow(ctx: &CanvasRenderingContext2d, x: f64, y: f64, course_deg: f64) {
-    let angle = course_deg.to_radians() - FRAC_PI_2;
-    let r = MARKER_RADIUS * 1.5;
-    let point = |a: f64, d: f64| (x + d * a.cos(), y + d * a.sin());
-    let (tx, ty) = point(angle, r);
-    let (lx, ly) = point(angle + PI * 0.8, r);
-    let (rx, ry) = point(angle - PI * 0.8, r);
-    ctx.move_to(tx, ty);
-    ctx.line_to(lx, ly);
-    ctx.line_to(x - (tx - x) * 0.2, y - (ty - y) * 0.2);
-    ctx.line_to(rx, ry);
-    ctx.close_path();
+fn stamp(ctx: &CanvasRenderingContext2d, sprite: &HtmlCanvasElement, x: f64, y: f64) {
+    let _ = ctx.draw_image_with_html_canvas_element(sprite, x.round(), y.round());
 }
 
 pub fn shapes(ctx: &CanvasRenderingContext2d, view: &Viewport, shapes: &[Shape]) {

@@ -9,6 +9,7 @@
 mod draw;
 pub mod layers;
 pub mod projection;
+mod sprites;
 mod tiles;
 
 use std::cell::RefCell;
@@ -23,6 +24,7 @@ use web_sys::{CanvasRenderingContext2d, PointerEvent, WheelEvent};
 
 use self::layers::{Draft, Layers, Shape, Tool};
 use self::projection::{Viewport, project, unproject};
+use self::sprites::Sprites;
 use self::tiles::Tiles;
 use crate::fleet::Live;
 
@@ -32,6 +34,10 @@ const FIT_MAX_ZOOM: f64 = 16.0;
 const CLICK_SLOP_PX: f64 = 4.0;
 /// How near a click must be to a marker to select it.
 const PICK_PX: f64 = 10.0;
+/// Fleet updates alone redraw at most this often: positions come once a
+/// second per device, so 10 frames a second show every move while leaving
+/// the main thread to panning and to the stream.
+const DATA_FRAME_MS: f64 = 100.0;
 
 struct MapState {
     view: Viewport,
@@ -42,6 +48,11 @@ struct MapState {
     fitted_once: bool,
     press: Option<Press>,
     marker_count: Option<usize>,
+    /// A device was just selected: bring it into view if it is not.
+    reveal: bool,
+    sprites: Option<Sprites>,
+    /// When the last frame was drawn (`performance.now()`).
+    drawn_at: f64,
 }
 
 /// A pointer held down on the map.
@@ -65,6 +76,9 @@ pub fn FleetMap(tile_url: String) -> impl IntoView {
         fitted_once: false,
         press: None,
         marker_count: None,
+        reveal: false,
+        sprites: None,
+        drawn_at: 0.0,
     }));
     let running = Arc::new(AtomicBool::new(true));
     {
@@ -80,8 +94,16 @@ pub fn FleetMap(tile_url: String) -> impl IntoView {
             layers.geofences.track();
             layers.draft.track();
             layers.replay.track();
-            live.selected.track();
             state.borrow_mut().dirty = true;
+        });
+    }
+    {
+        let state = Rc::clone(&state);
+        Effect::new(move |_| {
+            live.selected.track();
+            let mut s = state.borrow_mut();
+            s.reveal = true;
+            s.dirty = true;
         });
     }
     {
@@ -284,26 +306,34 @@ fn paint(
         s = state.borrow_mut();
     }
     let selected = live.selected.get_untracked();
+    if std::mem::take(&mut s.reveal) {
+        reveal(&mut s.view, live, selected.as_deref());
+    }
     if live.follow.get_untracked() {
         let target = selected
             .as_deref()
-            .and_then(|id| live.fleet.with_value(|f| f.get(id).and_then(|v| v.fix().cloned())));
-        if let Some(fix) = target {
-            let center = project(fix.lat, fix.lon);
-            if center != s.view.center {
-                s.view.center = center;
-                s.dirty = true;
-            }
+            .and_then(|id| live.fleet.with_value(|f| f.get(id).and_then(|v| v.point)));
+        if let Some(center) = target
+            && center != s.view.center
+        {
+            s.view.center = center;
+            s.dirty = true;
         }
     }
-    if s.tiles.arrived.replace(false) || version != s.drawn_version {
+    if s.tiles.arrived.replace(false) {
         s.dirty = true;
     }
-    if !s.dirty || width == 0.0 {
+    let now = window().performance().map_or(0.0, |p| p.now());
+    let data_due = version != s.drawn_version && now - s.drawn_at >= DATA_FRAME_MS;
+    if !(s.dirty || data_due) || width == 0.0 {
         return;
     }
     s.dirty = false;
     s.drawn_version = version;
+    s.drawn_at = now;
+    if s.sprites.as_ref().is_none_or(|sp| sp.ratio != ratio) {
+        s.sprites = Sprites::new(ratio);
+    }
     let Some(ctx) = context(canvas) else { return };
     let _ = ctx.set_transform(ratio, 0.0, 0.0, ratio, 0.0, 0.0);
     let view = s.view;
@@ -322,9 +352,10 @@ fn paint(
             draw::replay(&ctx, &view, &replay.path, replay.at);
         }
     });
+    let Some(sprites) = s.sprites.as_ref() else { return };
     let count = live
         .fleet
-        .with_value(|f| draw::markers(&ctx, &view, f, selected.as_deref()));
+        .with_value(|f| draw::markers(&ctx, &view, f, selected.as_deref(), sprites));
     if s.marker_count != Some(count) {
         s.marker_count = Some(count);
         let _ = host.set_attribute("data-marker-count", &count.to_string());
@@ -344,16 +375,27 @@ fn fit(state: &Rc<RefCell<MapState>>, live: Live, layers: Layers) {
     let replay = layers.replay.with_untracked(|r| r.as_ref().map(|r| r.path.clone()));
     let points = replay.unwrap_or_else(|| {
         live.fleet.with_value(|f| {
-            f.vehicles()
-                .iter()
-                .filter_map(|v| v.fix())
-                .map(|fix| project(fix.lat, fix.lon))
-                .collect()
+            f.vehicles().iter().filter_map(|v| v.point).collect()
         })
     });
     let mut s = state.borrow_mut();
     s.view.fit(points, 24.0, FIT_MAX_ZOOM);
     s.dirty = true;
+}
+
+/// Centres the map on the selected device when it is out of sight (picked
+/// from the list or an alert, not on the map).
+fn reveal(view: &mut Viewport, live: Live, selected: Option<&str>) {
+    const MARGIN_PX: f64 = 40.0;
+    let Some(point) = selected.and_then(|id| live.fleet.with_value(|f| f.get(id).and_then(|v| v.point))) else {
+        return;
+    };
+    let (x, y) = view.screen(point);
+    let inside = (MARGIN_PX..=view.width - MARGIN_PX).contains(&x)
+        && (MARGIN_PX..=view.height - MARGIN_PX).contains(&y);
+    if !inside {
+        view.center = point;
+    }
 }
 
 /// The device whose marker is nearest to a click, if one is near enough.
@@ -362,8 +404,7 @@ fn pick(view: &Viewport, fleet: &crate::fleet::Fleet, at: (f64, f64)) -> Option<
         .vehicles()
         .iter()
         .filter_map(|v| {
-            let fix = v.fix()?;
-            let (x, y) = view.screen(project(fix.lat, fix.lon));
+            let (x, y) = view.screen(v.point?);
             let d = (x - at.0).hypot(y - at.1);
             (d <= PICK_PX).then_some((d, v))
         })

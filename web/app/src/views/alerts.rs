@@ -80,10 +80,18 @@ fn alert_row(alert: Alert, live: Live, error: RwSignal<Option<String>>) -> impl 
         });
     };
     let device = alert.device.clone();
-    let focus = move |_| {
+    let focus = move || {
         if device != "drover" {
             live.selected.set(Some(device.clone()));
             live.follow.set(true);
+        }
+    };
+    let focus_by_key = {
+        let focus = focus.clone();
+        move |event: web_sys::KeyboardEvent| {
+            if event.key() == "Enter" {
+                focus();
+            }
         }
     };
     let (ack_id, close_id) = (alert.id.clone(), alert.id.clone());
@@ -102,7 +110,8 @@ fn alert_row(alert: Alert, live: Live, error: RwSignal<Option<String>>) -> impl 
             data-alert=alert.id.clone()
             data-state=alert.state.clone()
             tabindex="0"
-            on:click=focus
+            on:click=move |_| focus()
+            on:keydown=focus_by_key
         >
             <span class="severity">{alert.severity.clone()}</span>
             <span class="kind">{alert.kind.replace('_', " ")}</span>

@@ -28,7 +28,7 @@ pub fn DevicePanel(id: String) -> impl IntoView {
     let layers = expect_context::<Layers>();
     let vehicle = {
         let id = id.clone();
-        Memo::new(move |_| live.with(|f| f.get(&id).cloned()))
+        Memo::new(move |_| live.with(|f| f.get(&id).map(Vehicle::resolved)))
     };
     let close = move |_| {
         live.selected.set(None);
