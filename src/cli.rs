@@ -320,7 +320,11 @@ fn print_where_to_look(config: &Config, node: &Node, devices: u32) {
             println!(
                 "  dashboard  http://{}/ (user admin){}",
                 http.addr,
-                if drover_web_embed::is_built() { "" } else { " — not built into this binary: run `cargo xtask demo`" }
+                if drover_web_embed::is_built() {
+                    ""
+                } else {
+                    " — not built into this binary: run `cargo xtask demo`"
+                }
             );
         }
         println!("  API docs   http://{}/api/docs", http.addr);

@@ -29,12 +29,24 @@ fn the_dashboard_works_in_chromium() {
     let settings = ["http.tile_url=".to_owned()];
     let (node, ports) = support::drover_serve(dir.path(), &settings);
     let (status, page) = support::http_text(ports.http, "/");
-    assert_eq!(status, 200, "the dashboard is not built into this binary: {page}");
+    assert_eq!(
+        status, 200,
+        "the dashboard is not built into this binary: {page}"
+    );
     assert!(page.contains("drover:tile-url"), "{page}");
 
     let sim = [
-        "--devices", &DEVICES.to_string(), "--rate", "1", "--duration", "300", "--ramp", "2",
-        "--teltonika-share", "0.5", "--no-mqtt",
+        "--devices",
+        &DEVICES.to_string(),
+        "--rate",
+        "1",
+        "--duration",
+        "300",
+        "--ramp",
+        "2",
+        "--teltonika-share",
+        "0.5",
+        "--no-mqtt",
     ];
     let _sim = Sim::start(dir.path(), &ports, &sim.map(str::to_owned));
     let reporting = support::eventually(Duration::from_secs(30), || {
@@ -68,13 +80,17 @@ fn the_dashboard_works_in_chromium() {
         if let Ok(Some(status)) = runner.child.try_wait() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(600), "the browser tests hang");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the browser tests hang"
+        );
         if std::fs::remove_file(control.join("restart")).is_ok() {
             if let Some(running) = node.take() {
                 running.interrupt();
             }
             node = Some(support::drover_serve_on(dir.path(), ports, &settings));
-            std::fs::write(control.join("restarted"), b"").expect("writing to the control directory");
+            std::fs::write(control.join("restarted"), b"")
+                .expect("writing to the control directory");
         }
         std::thread::sleep(Duration::from_millis(100));
     };

@@ -13,7 +13,9 @@ use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
 fn main() {
-    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("invariant: cargo sets CARGO_MANIFEST_DIR"));
+    let manifest = PathBuf::from(
+        env::var_os("CARGO_MANIFEST_DIR").expect("invariant: cargo sets CARGO_MANIFEST_DIR"),
+    );
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("invariant: cargo sets OUT_DIR"));
     let dist = env::var_os("DROVER_WEB_DIST")
         .map(PathBuf::from)
@@ -29,7 +31,8 @@ fn main() {
         let body = fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         let gzip = gzip(&body);
         let gzip_path = out.join(format!("{i}.gz"));
-        fs::write(&gzip_path, &gzip).unwrap_or_else(|e| panic!("writing {}: {e}", gzip_path.display()));
+        fs::write(&gzip_path, &gzip)
+            .unwrap_or_else(|e| panic!("writing {}: {e}", gzip_path.display()));
         let digest = Sha256::digest(&body);
         let etag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         let _ = writeln!(
@@ -38,7 +41,11 @@ fn main() {
             path = format!("/{name}"),
             mime = mime(name),
             file = path.display().to_string(),
-            gz = if gzip.len() < body.len() { gzip_path.display().to_string() } else { out.join("empty").display().to_string() },
+            gz = if gzip.len() < body.len() {
+                gzip_path.display().to_string()
+            } else {
+                out.join("empty").display().to_string()
+            },
         );
     }
     code.push_str("];\n");
@@ -49,7 +56,9 @@ fn main() {
 /// Files under `dir` as (path relative to `root` with `/`, full path),
 /// leaving out dotfiles (the directory's own `.gitignore`).
 fn walk(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -71,7 +80,9 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
 
 fn gzip(body: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
-    encoder.write_all(body).expect("invariant: writing to memory");
+    encoder
+        .write_all(body)
+        .expect("invariant: writing to memory");
     encoder.finish().expect("invariant: writing to memory")
 }
 

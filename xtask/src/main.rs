@@ -73,7 +73,13 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     web()?;
     web_unit_tests()?;
     run(Command::new(cargo())
-        .args(["test", "--workspace", "--exclude", "drover-web", "--no-fail-fast"])
+        .args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "drover-web",
+            "--no-fail-fast",
+        ])
         .args(args)
         .env("SCHEMATHESIS", schemathesis))
 }
@@ -90,9 +96,15 @@ fn web() -> anyhow::Result<()> {
     let root = workspace_root()?;
     install_wasm_target()?;
     let bindgen = install_wasm_bindgen(root)?;
-    run(Command::new(cargo())
-        .current_dir(root)
-        .args(["build", "-p", "drover-web", "--target", "wasm32-unknown-unknown", "--profile", "web"]))?;
+    run(Command::new(cargo()).current_dir(root).args([
+        "build",
+        "-p",
+        "drover-web",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "web",
+    ]))?;
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
@@ -111,7 +123,11 @@ fn web() -> anyhow::Result<()> {
         std::fs::copy(entry.path(), dist.join(entry.file_name()))?;
     }
     let size = std::fs::metadata(pkg.join("drover_web_bg.wasm"))?.len();
-    eprintln!("xtask: dashboard built into {} ({} KiB of wasm)", dist.display(), size / 1024);
+    eprintln!(
+        "xtask: dashboard built into {} ({} KiB of wasm)",
+        dist.display(),
+        size / 1024
+    );
     Ok(())
 }
 
@@ -122,7 +138,13 @@ fn web_unit_tests() -> anyhow::Result<()> {
     let runner = bindgen.with_file_name("wasm-bindgen-test-runner");
     run(Command::new(cargo())
         .current_dir(root)
-        .args(["test", "-p", "drover-web", "--target", "wasm32-unknown-unknown"])
+        .args([
+            "test",
+            "-p",
+            "drover-web",
+            "--target",
+            "wasm32-unknown-unknown",
+        ])
         .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", runner))
 }
 
@@ -144,8 +166,8 @@ fn install_wasm_target() -> anyhow::Result<()> {
 /// must match exactly), installed with cargo when missing; returns its path.
 fn install_wasm_bindgen(root: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
     let lock = std::fs::read_to_string(root.join("Cargo.lock"))?;
-    let version = locked_version(&lock, "wasm-bindgen")
-        .context("wasm-bindgen is not in Cargo.lock")?;
+    let version =
+        locked_version(&lock, "wasm-bindgen").context("wasm-bindgen is not in Cargo.lock")?;
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))
@@ -185,7 +207,10 @@ fn locked_version(lock: &str, package: &str) -> Option<String> {
 /// it downloads no browser (the tests drive Debian's Chromium).
 fn install_browser_tests() -> anyhow::Result<()> {
     let dir = workspace_root()?.join("tests/web");
-    if dir.join("node_modules/playwright-core/package.json").exists() {
+    if dir
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
         return Ok(());
     }
     run(Command::new("npm")

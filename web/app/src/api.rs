@@ -73,7 +73,9 @@ impl Client {
     }
 
     pub async fn delete(&self, path: &str) -> Result<(), ApiError> {
-        self.send::<(), Value>(Method::DELETE, path, None).await.map(drop)
+        self.send::<(), Value>(Method::DELETE, path, None)
+            .await
+            .map(drop)
     }
 
     async fn send<B: Serialize, T: DeserializeOwned>(
@@ -253,7 +255,12 @@ pub struct Usage {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Page<T> {
-    #[serde(alias = "devices", alias = "alerts", alias = "geofences", alias = "trips")]
+    #[serde(
+        alias = "devices",
+        alias = "alerts",
+        alias = "geofences",
+        alias = "trips"
+    )]
     pub items: Vec<T>,
     #[serde(default)]
     pub next_cursor: Option<String>,

@@ -33,7 +33,12 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [Status::Moving, Status::Parked, Status::Offline, Status::Alarm];
+    pub const ALL: [Status; 4] = [
+        Status::Moving,
+        Status::Parked,
+        Status::Offline,
+        Status::Alarm,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -101,7 +106,9 @@ impl Vehicle {
     }
 
     pub fn fix(&self) -> Option<&Fix> {
-        self.state().and_then(|s| s.last_fix.as_ref()).map(|f| &f.fix)
+        self.state()
+            .and_then(|s| s.last_fix.as_ref())
+            .map(|f| &f.fix)
     }
 
     pub fn state(&self) -> Option<&LiveState> {
@@ -130,7 +137,9 @@ impl Vehicle {
 
     /// When the device last reported a fix, ms since the epoch.
     pub fn fix_time_ms(&self) -> Option<f64> {
-        self.state().and_then(|s| s.last_fix.as_ref()).map(|f| f.time_ms)
+        self.state()
+            .and_then(|s| s.last_fix.as_ref())
+            .map(|f| f.time_ms)
     }
 
     fn apply_position(&mut self, position: PositionMessage<'_>) {
@@ -200,7 +209,12 @@ fn utc_ms(text: &str) -> Option<f64> {
         24 if b[19] == b'.' => number(20, 23)?,
         _ => return None,
     };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let days = days_from_civil(year, month, day);
@@ -247,11 +261,18 @@ fn apply_attributes(state: &mut LiveState, attributes: Map<String, Value>) {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamMessage {
-    Snapshot { devices: Vec<Device> },
-    Status { device: String, online: bool },
+    Snapshot {
+        devices: Vec<Device>,
+    },
+    Status {
+        device: String,
+        online: bool,
+    },
     Trip(Trip),
     Alert(Alert),
-    Error { message: String },
+    Error {
+        message: String,
+    },
     /// Types this dashboard does not show (`stop`, later additions).
     #[serde(other)]
     Other,
@@ -382,7 +403,8 @@ impl Fleet {
         for device in devices {
             let mut vehicle = Vehicle::new(device);
             vehicle.alarms = alarms.get(&vehicle.device.id).copied().unwrap_or(0);
-            self.index.insert(vehicle.device.id.clone(), self.vehicles.len());
+            self.index
+                .insert(vehicle.device.id.clone(), self.vehicles.len());
             self.vehicles.push(vehicle);
         }
         self.synced = true;
@@ -403,8 +425,7 @@ impl Fleet {
     pub fn put_alert(&mut self, alert: Alert) {
         // Offline has its own colour; what else is open and unacknowledged
         // (warnings and worse) calls for attention.
-        let raises =
-            |a: &Alert| a.state == "open" && a.severity != "info" && a.kind != "offline";
+        let raises = |a: &Alert| a.state == "open" && a.severity != "info" && a.kind != "offline";
         let before = self.alerts.get(&alert.id).is_some_and(raises);
         let after = raises(&alert);
         if before != after && alert.device != "drover" {
@@ -548,9 +569,14 @@ mod tests {
     #[wasm_bindgen_test]
     fn a_resync_keeps_alarms_and_adds_unknown_devices() {
         let mut fleet = Fleet::default();
-        fleet.apply(StreamMessage::Snapshot { devices: vec![device("a", "online")] });
+        fleet.apply(StreamMessage::Snapshot {
+            devices: vec![device("a", "online")],
+        });
         fleet.put_alert(alert("x", "a", "open", "warning"));
-        fleet.apply(StreamMessage::Status { device: "c".to_owned(), online: true });
+        fleet.apply(StreamMessage::Status {
+            device: "c".to_owned(),
+            online: true,
+        });
         assert_eq!(fleet.len(), 2);
         fleet.apply(StreamMessage::Snapshot {
             devices: vec![device("a", "online"), device("c", "online")],
@@ -574,21 +600,32 @@ mod tests {
     #[wasm_bindgen_test]
     fn positions_move_the_device_and_late_ones_do_not_go_back() {
         let mut fleet = Fleet::default();
-        fleet.apply(StreamMessage::Snapshot { devices: vec![device("a", "offline")] });
+        fleet.apply(StreamMessage::Snapshot {
+            devices: vec![device("a", "offline")],
+        });
         position(&mut fleet, "2026-12-03T10:00:05.000Z", 52.5, 40.0);
-        let vehicle = fleet.get("a").map(Vehicle::resolved).unwrap_or_else(|| panic!("invariant: known"));
+        let vehicle = fleet
+            .get("a")
+            .map(Vehicle::resolved)
+            .unwrap_or_else(|| panic!("invariant: known"));
         assert_eq!(vehicle.fix().map(|f| f.lat), Some(52.5));
         assert_eq!(vehicle.status(), Status::Moving);
         let state = vehicle.state().cloned().unwrap_or_default();
         assert_eq!(state.ignition, Some(true));
         assert_eq!(state.obd.rpm, Some(1800.0));
         assert_eq!(state.obd.fuel_level_pct, Some(40.0));
-        assert_eq!(state.attributes.get("door"), Some(&serde_json::json!("open")));
+        assert_eq!(
+            state.attributes.get("door"),
+            Some(&serde_json::json!("open"))
+        );
 
         // A buffered record from before: history, not where the vehicle is.
         let version = fleet.version;
         position(&mut fleet, "2026-12-03T10:00:01.000Z", 52.4, 0.0);
-        assert_eq!(fleet.get("a").and_then(Vehicle::fix).map(|f| f.lat), Some(52.5));
+        assert_eq!(
+            fleet.get("a").and_then(Vehicle::fix).map(|f| f.lat),
+            Some(52.5)
+        );
         assert!(fleet.version > version);
 
         position(&mut fleet, "2026-12-03T10:00:09.000Z", 52.6, 2.0);
@@ -600,7 +637,11 @@ mod tests {
         let mut fleet = Fleet::default();
         assert!(fleet.apply_text(r#"{"type":"stop","id":"x"}"#).is_ok());
         assert_eq!((fleet.len(), fleet.version), (0, 0));
-        assert!(fleet.apply_text(r#"{"type":"position","device":"a"}"#).is_err());
+        assert!(
+            fleet
+                .apply_text(r#"{"type":"position","device":"a"}"#)
+                .is_err()
+        );
         assert!(fleet.apply_text("not json").is_err());
         assert_eq!((fleet.len(), fleet.version), (0, 0));
     }
@@ -616,7 +657,10 @@ mod tests {
             assert_eq!(utc_ms(text), Some(js_sys::Date::parse(text)), "{text}");
         }
         assert_eq!(utc_ms("2026-12-03T16:13:44+01:00"), None);
-        assert_eq!(time_ms("2026-12-03T17:13:44+01:00"), js_sys::Date::parse("2026-12-03T16:13:44Z"));
+        assert_eq!(
+            time_ms("2026-12-03T17:13:44+01:00"),
+            js_sys::Date::parse("2026-12-03T16:13:44Z")
+        );
     }
 
     #[wasm_bindgen_test]
@@ -628,4 +672,3 @@ mod tests {
         assert_eq!(fleet.alerts().count(), CLOSED_KEPT);
     }
 }
-

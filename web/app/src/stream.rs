@@ -129,8 +129,14 @@ fn connect(inner: &Rc<RefCell<Inner>>) {
     let on_message = {
         let live = inner.borrow().live;
         Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let Some(text) = event.data().as_string() else { return };
-            if let Err(error) = live.fleet.try_update_value(|fleet| fleet.apply_text(&text)).transpose() {
+            let Some(text) = event.data().as_string() else {
+                return;
+            };
+            if let Err(error) = live
+                .fleet
+                .try_update_value(|fleet| fleet.apply_text(&text))
+                .transpose()
+            {
                 leptos::logging::warn!("stream: unreadable message: {error}");
             }
         })

@@ -50,7 +50,9 @@ fn files<S: Clone + Send + Sync + 'static>(tile_url: &str) -> Router<S> {
             async move { respond(&served, &headers) }
         };
         router = if asset.path == "/index.html" {
-            router.route("/", get(handler.clone())).route(asset.path, get(handler))
+            router
+                .route("/", get(handler.clone()))
+                .route(asset.path, get(handler))
         } else {
             router.route(asset.path, get(handler))
         };
@@ -142,7 +144,9 @@ async fn not_built() -> Response {
 /// (REST and the stream's WebSocket), and load images from itself and the
 /// tile server; nothing may frame it.
 fn policy(tile_url: &str) -> HeaderValue {
-    let tiles = tile_origin(tile_url).map(|o| format!(" {o}")).unwrap_or_default();
+    let tiles = tile_origin(tile_url)
+        .map(|o| format!(" {o}"))
+        .unwrap_or_default();
     let policy = format!(
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
          img-src 'self' data:{tiles}; connect-src 'self'; object-src 'none'; base-uri 'none'; \
@@ -158,8 +162,9 @@ fn tile_origin(tile_url: &str) -> Option<String> {
     let host = rest.split('/').next()?.replace("{s}", "*");
     let safe = |s: &str| {
         !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '*' | '[' | ']'))
+            && s.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '*' | '[' | ']')
+            })
     };
     (matches!(scheme, "http" | "https") && safe(&host)).then(|| format!("{scheme}://{host}"))
 }
@@ -206,7 +211,10 @@ mod tests {
         assert_eq!(tile_origin("javascript:alert(1)"), None);
         assert_eq!(tile_origin("https://a.example;script-src */x"), None);
         let csp = policy("");
-        assert!(csp.to_str().is_ok_and(|c| c.contains("img-src 'self' data:;")));
+        assert!(
+            csp.to_str()
+                .is_ok_and(|c| c.contains("img-src 'self' data:;"))
+        );
     }
 
     #[test]

@@ -34,7 +34,11 @@ pub fn graticule(ctx: &CanvasRenderingContext2d, view: &Viewport) {
     ctx.set_fill_style_str(LABEL);
     ctx.set_font("11px system-ui, sans-serif");
     ctx.begin_path();
-    let decimals = if step >= 1.0 { 0 } else { (-step.log10()).ceil() as usize };
+    let decimals = if step >= 1.0 {
+        0
+    } else {
+        (-step.log10()).ceil() as usize
+    };
     let mut lon = (left / step).floor() * step;
     while lon <= right {
         let (x, _) = view.screen(project(0.0, lon));
@@ -85,11 +89,21 @@ pub fn markers(
             Status::Moving => sprites.arrow(vehicle.fix().map_or(0.0, |f| f.course_deg)),
             status => sprites.dot(status),
         };
-        stamp(ctx, sprite, x * ratio - sprites.half, y * ratio - sprites.half);
+        stamp(
+            ctx,
+            sprite,
+            x * ratio - sprites.half,
+            y * ratio - sprites.half,
+        );
     }
     let alarm = sprites.dot(Status::Alarm);
     for (x, y) in alarms {
-        stamp(ctx, alarm, x * ratio - sprites.half, y * ratio - sprites.half);
+        stamp(
+            ctx,
+            alarm,
+            x * ratio - sprites.half,
+            y * ratio - sprites.half,
+        );
     }
     let _ = ctx.set_transform(ratio, 0.0, 0.0, ratio, 0.0, 0.0);
     if let Some(point) = selected.and_then(|id| fleet.get(id)).and_then(|v| v.point) {

@@ -10,9 +10,15 @@ use super::projection::World;
 /// A geofence's area in degrees.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Shape {
-    Circle { lat: f64, lon: f64, radius_m: f64 },
+    Circle {
+        lat: f64,
+        lon: f64,
+        radius_m: f64,
+    },
     /// The outer ring, (lat, lon), not repeating its first corner.
-    Polygon { ring: Vec<(f64, f64)> },
+    Polygon {
+        ring: Vec<(f64, f64)>,
+    },
 }
 
 impl Shape {
@@ -128,11 +134,17 @@ mod tests {
 
     #[wasm_bindgen_test]
     fn shapes_round_trip_through_geojson() {
-        let circle = Shape::Circle { lat: 52.5, lon: 13.4, radius_m: 300.0 };
+        let circle = Shape::Circle {
+            lat: 52.5,
+            lon: 13.4,
+            radius_m: 300.0,
+        };
         let (geometry, radius) = circle.to_geojson();
         assert_eq!(Shape::from_geojson(&geometry, radius), Some(circle));
 
-        let polygon = Shape::Polygon { ring: vec![(52.0, 13.0), (52.0, 13.1), (52.1, 13.1)] };
+        let polygon = Shape::Polygon {
+            ring: vec![(52.0, 13.0), (52.0, 13.1), (52.1, 13.1)],
+        };
         let (geometry, radius) = polygon.to_geojson();
         assert_eq!(geometry["coordinates"][0].as_array().map(Vec::len), Some(4));
         assert_eq!(Shape::from_geojson(&geometry, radius), Some(polygon));
@@ -141,6 +153,10 @@ mod tests {
     #[wasm_bindgen_test]
     fn a_draft_becomes_a_shape_once_it_is_an_area() {
         assert_eq!(Draft::Polygon(vec![(1.0, 1.0), (1.0, 2.0)]).shape(), None);
-        assert!(Draft::Polygon(vec![(1.0, 1.0), (1.0, 2.0), (2.0, 2.0)]).shape().is_some());
+        assert!(
+            Draft::Polygon(vec![(1.0, 1.0), (1.0, 2.0), (2.0, 2.0)])
+                .shape()
+                .is_some()
+        );
     }
 }

@@ -128,10 +128,18 @@ pub fn FleetMap(tile_url: String) -> impl IntoView {
                 let _ = target.set_pointer_capture(event.pointer_id());
             }
             let mut s = state.borrow_mut();
-            s.press = Some(Press { start: at, last: at, moved: false });
+            s.press = Some(Press {
+                start: at,
+                last: at,
+                moved: false,
+            });
             if layers.tool.get_untracked() == Tool::Circle {
                 let (lat, lon) = unproject(s.view.world_at(at.0, at.1));
-                layers.draft.set(Some(Draft::Circle(Shape::Circle { lat, lon, radius_m: 0.0 })));
+                layers.draft.set(Some(Draft::Circle(Shape::Circle {
+                    lat,
+                    lon,
+                    radius_m: 0.0,
+                })));
             }
         }
     };
@@ -140,7 +148,9 @@ pub fn FleetMap(tile_url: String) -> impl IntoView {
         move |event: PointerEvent| {
             let at = (f64::from(event.offset_x()), f64::from(event.offset_y()));
             let mut s = state.borrow_mut();
-            let Some(press) = s.press.as_mut() else { return };
+            let Some(press) = s.press.as_mut() else {
+                return;
+            };
             let (dx, dy) = (at.0 - press.last.0, at.1 - press.last.1);
             press.last = at;
             let start = press.start;
@@ -200,7 +210,8 @@ pub fn FleetMap(tile_url: String) -> impl IntoView {
             event.prevent_default();
             let by = (-event.delta_y() / 300.0).clamp(-1.0, 1.0);
             let mut s = state.borrow_mut();
-            s.view.zoom_at(f64::from(event.offset_x()), f64::from(event.offset_y()), by);
+            s.view
+                .zoom_at(f64::from(event.offset_x()), f64::from(event.offset_y()), by);
             s.dirty = true;
         }
     };
@@ -290,7 +301,10 @@ fn paint(
 ) {
     let mut s = state.borrow_mut();
     let ratio = window().device_pixel_ratio().max(1.0);
-    let (width, height) = (f64::from(host.client_width()), f64::from(host.client_height()));
+    let (width, height) = (
+        f64::from(host.client_width()),
+        f64::from(host.client_height()),
+    );
     if width != s.view.width || height != s.view.height {
         s.view.width = width;
         s.view.height = height;
@@ -298,7 +312,9 @@ fn paint(
         canvas.set_height((height * ratio) as u32);
         s.dirty = true;
     }
-    let (version, synced) = live.fleet.with_value(|f| (f.version, f.synced && f.len() > 0));
+    let (version, synced) = live
+        .fleet
+        .with_value(|f| (f.version, f.synced && f.len() > 0));
     if synced && !s.fitted_once {
         s.fitted_once = true;
         drop(s);
@@ -352,7 +368,9 @@ fn paint(
             draw::replay(&ctx, &view, &replay.path, replay.at);
         }
     });
-    let Some(sprites) = s.sprites.as_ref() else { return };
+    let Some(sprites) = s.sprites.as_ref() else {
+        return;
+    };
     let count = live
         .fleet
         .with_value(|f| draw::markers(&ctx, &view, f, selected.as_deref(), sprites));
@@ -372,11 +390,12 @@ fn context(canvas: &web_sys::HtmlCanvasElement) -> Option<CanvasRenderingContext
 
 /// Shows the replayed trip when there is one, else every device with a fix.
 fn fit(state: &Rc<RefCell<MapState>>, live: Live, layers: Layers) {
-    let replay = layers.replay.with_untracked(|r| r.as_ref().map(|r| r.path.clone()));
+    let replay = layers
+        .replay
+        .with_untracked(|r| r.as_ref().map(|r| r.path.clone()));
     let points = replay.unwrap_or_else(|| {
-        live.fleet.with_value(|f| {
-            f.vehicles().iter().filter_map(|v| v.point).collect()
-        })
+        live.fleet
+            .with_value(|f| f.vehicles().iter().filter_map(|v| v.point).collect())
     });
     let mut s = state.borrow_mut();
     s.view.fit(points, 24.0, FIT_MAX_ZOOM);
@@ -387,7 +406,9 @@ fn fit(state: &Rc<RefCell<MapState>>, live: Live, layers: Layers) {
 /// from the list or an alert, not on the map).
 fn reveal(view: &mut Viewport, live: Live, selected: Option<&str>) {
     const MARGIN_PX: f64 = 40.0;
-    let Some(point) = selected.and_then(|id| live.fleet.with_value(|f| f.get(id).and_then(|v| v.point))) else {
+    let Some(point) =
+        selected.and_then(|id| live.fleet.with_value(|f| f.get(id).and_then(|v| v.point)))
+    else {
         return;
     };
     let (x, y) = view.screen(point);

@@ -102,8 +102,14 @@ impl Viewport {
             bounds = Some(match bounds {
                 None => (p, p),
                 Some((lo, hi)) => (
-                    World { x: lo.x.min(p.x), y: lo.y.min(p.y) },
-                    World { x: hi.x.max(p.x), y: hi.y.max(p.y) },
+                    World {
+                        x: lo.x.min(p.x),
+                        y: lo.y.min(p.y),
+                    },
+                    World {
+                        x: hi.x.max(p.x),
+                        y: hi.y.max(p.y),
+                    },
                 ),
             });
         }
@@ -180,18 +186,28 @@ mod tests {
 
     #[wasm_bindgen_test]
     fn fitting_shows_every_point() {
-        let mut view = Viewport { width: 1000.0, height: 500.0, ..Viewport::default() };
+        let mut view = Viewport {
+            width: 1000.0,
+            height: 500.0,
+            ..Viewport::default()
+        };
         let points = [project(52.4, 13.2), project(52.6, 13.6)];
         view.fit(points, 20.0, 17.0);
         for p in points {
             let (x, y) = view.screen(p);
-            assert!((19.0..=981.0).contains(&x) && (19.0..=481.0).contains(&y), "{x},{y}");
+            assert!(
+                (19.0..=981.0).contains(&x) && (19.0..=481.0).contains(&y),
+                "{x},{y}"
+            );
         }
     }
 
     #[wasm_bindgen_test]
     fn graticule_lines_are_about_100_pixels_apart() {
-        let view = Viewport { zoom: 10.0, ..Viewport::default() };
+        let view = Viewport {
+            zoom: 10.0,
+            ..Viewport::default()
+        };
         let px = view.graticule_step() / 360.0 * view.scale();
         assert!((100.0..=300.0).contains(&px), "{px}");
     }

@@ -141,6 +141,9 @@ mod tests {
             super::url("https://tile.example/{z}/{x}/{y}.png", 3, 4, 5),
             "https://tile.example/3/4/5.png"
         );
-        assert_eq!(super::url("https://{s}.t/{z}/{x}/{y}", 1, 0, 1), "https://b.t/1/0/1");
+        assert_eq!(
+            super::url("https://{s}.t/{z}/{x}/{y}", 1, 0, 1),
+            "https://b.t/1/0/1"
+        );
     }
 }

@@ -55,7 +55,10 @@ fn Devices() -> impl IntoView {
     reload();
     let register = move |_| {
         let mut body = json!({"id": id.get_untracked().trim()});
-        for (key, value) in [("name", name.get_untracked()), ("group", group.get_untracked())] {
+        for (key, value) in [
+            ("name", name.get_untracked()),
+            ("group", group.get_untracked()),
+        ] {
             if !value.trim().is_empty() {
                 body[key] = json!(value.trim());
             }
@@ -64,7 +67,10 @@ fn Devices() -> impl IntoView {
             body["speed_limit_kmh"] = json!(limit);
         }
         spawn_local(async move {
-            let result = client.post::<_, Value>("/api/v1/devices", &body).await.map(drop);
+            let result = client
+                .post::<_, Value>("/api/v1/devices", &body)
+                .await
+                .map(drop);
             if result.is_ok() {
                 for field in [id, name, group, limit] {
                     field.set(String::new());
@@ -191,7 +197,10 @@ fn Unknown() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let reload = move || {
         spawn_local(async move {
-            match client.get::<UnknownDevices>("/api/v1/devices/unknown").await {
+            match client
+                .get::<UnknownDevices>("/api/v1/devices/unknown")
+                .await
+            {
                 Ok(list) => devices.set(list.devices),
                 Err(e) => error.set(Some(e.to_string())),
             }
@@ -275,7 +284,10 @@ fn Users() -> impl IntoView {
     let create = move || {
         let body = json!({"username": name.get_untracked(), "password": password.get_untracked(), "role": role.get_untracked()});
         spawn_local(async move {
-            let result = client.post::<_, Value>("/api/v1/users", &body).await.map(drop);
+            let result = client
+                .post::<_, Value>("/api/v1/users", &body)
+                .await
+                .map(drop);
             if result.is_ok() {
                 name.set(String::new());
                 password.set(String::new());
@@ -287,17 +299,25 @@ fn Users() -> impl IntoView {
     let set_role = move |user: String, role: String| {
         spawn_local(async move {
             let path = format!("/api/v1/users/{}", api::encode(&user));
-            let result = client.patch::<_, Value>(&path, &json!({"role": role})).await.map(drop);
+            let result = client
+                .patch::<_, Value>(&path, &json!({"role": role}))
+                .await
+                .map(drop);
             reload();
             report(error, result);
         });
     };
     let remove = move |user: String| {
-        if !window().confirm_with_message(&format!("Delete user {user}?")).unwrap_or(false) {
+        if !window()
+            .confirm_with_message(&format!("Delete user {user}?"))
+            .unwrap_or(false)
+        {
             return;
         }
         spawn_local(async move {
-            let result = client.delete(&format!("/api/v1/users/{}", api::encode(&user))).await;
+            let result = client
+                .delete(&format!("/api/v1/users/{}", api::encode(&user)))
+                .await;
             reload();
             report(error, result);
         });
@@ -356,7 +376,10 @@ fn Keys() -> impl IntoView {
     let keys = RwSignal::new(Vec::<Key>::new());
     let error = RwSignal::new(None::<String>);
     let fresh = RwSignal::new(None::<String>);
-    let (name, role) = (RwSignal::new(String::new()), RwSignal::new("viewer".to_owned()));
+    let (name, role) = (
+        RwSignal::new(String::new()),
+        RwSignal::new("viewer".to_owned()),
+    );
     let reload = move || {
         spawn_local(async move {
             match client.get::<Keys>("/api/v1/keys").await {
@@ -382,7 +405,9 @@ fn Keys() -> impl IntoView {
     };
     let remove = move |id: String| {
         spawn_local(async move {
-            let result = client.delete(&format!("/api/v1/keys/{}", api::encode(&id))).await;
+            let result = client
+                .delete(&format!("/api/v1/keys/{}", api::encode(&id)))
+                .await;
             reload();
             report(error, result);
         });

@@ -18,14 +18,33 @@ pub struct Series {
 }
 
 pub const SERIES: [Series; 4] = [
-    Series { title: "Speed", unit: "km/h", read: |p| Some(p.speed_kmh) },
-    Series { title: "Fuel level", unit: "%", read: |p| number(p, "fuelLevel") },
-    Series { title: "RPM", unit: "rpm", read: |p| number(p, "rpm") },
-    Series { title: "Coolant temperature", unit: "°C", read: |p| number(p, "coolantTemp") },
+    Series {
+        title: "Speed",
+        unit: "km/h",
+        read: |p| Some(p.speed_kmh),
+    },
+    Series {
+        title: "Fuel level",
+        unit: "%",
+        read: |p| number(p, "fuelLevel"),
+    },
+    Series {
+        title: "RPM",
+        unit: "rpm",
+        read: |p| number(p, "rpm"),
+    },
+    Series {
+        title: "Coolant temperature",
+        unit: "°C",
+        read: |p| number(p, "coolantTemp"),
+    },
 ];
 
 fn number(position: &Position, name: &str) -> Option<f64> {
-    position.attributes.get(name).and_then(serde_json::Value::as_f64)
+    position
+        .attributes
+        .get(name)
+        .and_then(serde_json::Value::as_f64)
 }
 
 /// The chart of one series over `positions` (ascending time).
@@ -48,7 +67,9 @@ pub fn chart(series: &Series, positions: &[Position]) -> impl IntoView + use<> {
     let (t0, t1) = (points[0].0, points[points.len() - 1].0);
     let (lo, hi) = points
         .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), &(_, v)| (lo.min(v), hi.max(v)));
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &(_, v)| {
+            (lo.min(v), hi.max(v))
+        });
     let span_t = (t1 - t0).max(1.0);
     let span_v = (hi - lo).max(1e-9);
     let mut path = String::with_capacity(points.len() * 16);

@@ -65,7 +65,12 @@ pub fn DeviceList() -> impl IntoView {
                 .enumerate()
                 .filter_map(|(i, id)| {
                     let vehicle = fleet.get(id)?;
-                    Some(row(vehicle, (first + i) as f64 * ROW_PX, selected.as_deref() == Some(id), live))
+                    Some(row(
+                        vehicle,
+                        (first + i) as f64 * ROW_PX,
+                        selected.as_deref() == Some(id),
+                        live,
+                    ))
                 })
                 .collect_view()
         })
@@ -232,7 +237,9 @@ fn select(fleet: &Fleet, filter: &Filter) -> Vec<String> {
         })
         .collect();
     match filter.sort {
-        Sort::Name => kept.sort_by(|a, b| a.label().cmp(b.label()).then(a.device.id.cmp(&b.device.id))),
+        Sort::Name => {
+            kept.sort_by(|a, b| a.label().cmp(b.label()).then(a.device.id.cmp(&b.device.id)))
+        }
         Sort::LastSeen => kept.sort_by(|a, b| {
             b.fix_time_ms()
                 .unwrap_or(0.0)

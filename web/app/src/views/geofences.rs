@@ -39,7 +39,9 @@ pub fn Geofences() -> impl IntoView {
                 Ok(list) => {
                     layers.geofences.set(
                         list.iter()
-                            .filter_map(|g| Some((g.id.clone(), Shape::from_geojson(&g.geometry, g.radius_m)?)))
+                            .filter_map(|g| {
+                                Some((g.id.clone(), Shape::from_geojson(&g.geometry, g.radius_m)?))
+                            })
                             .collect(),
                     );
                     fences.set(list);
@@ -66,7 +68,9 @@ pub fn Geofences() -> impl IntoView {
         layers.tool.set(tool);
     };
     let save = move |_| {
-        let shape = layers.draft.with_untracked(|d| d.as_ref().and_then(Draft::shape));
+        let shape = layers
+            .draft
+            .with_untracked(|d| d.as_ref().and_then(Draft::shape));
         let editing_id = editing.get_untracked();
         let mut body = Map::new();
         body.insert("name".into(), json!(name.get_untracked().trim()));
@@ -86,9 +90,11 @@ pub fn Geofences() -> impl IntoView {
         }
         spawn_local(async move {
             let result = match &editing_id {
-                Some(id) => client
-                    .patch::<_, Value>(&format!("/api/v1/geofences/{}", api::encode(id)), &body)
-                    .await,
+                Some(id) => {
+                    client
+                        .patch::<_, Value>(&format!("/api/v1/geofences/{}", api::encode(id)), &body)
+                        .await
+                }
                 None => client.post::<_, Value>("/api/v1/geofences", &body).await,
             };
             match result {
@@ -109,7 +115,10 @@ pub fn Geofences() -> impl IntoView {
             return;
         }
         spawn_local(async move {
-            match client.delete(&format!("/api/v1/geofences/{}", api::encode(&id))).await {
+            match client
+                .delete(&format!("/api/v1/geofences/{}", api::encode(&id)))
+                .await
+            {
                 Ok(()) => reload(),
                 Err(e) => error.set(Some(e.to_string())),
             }
@@ -118,7 +127,12 @@ pub fn Geofences() -> impl IntoView {
     let edit = move |fence: Geofence| {
         editing.set(Some(fence.id));
         name.set(fence.name);
-        limit.set(fence.speed_limit_kmh.map(|l| l.to_string()).unwrap_or_default());
+        limit.set(
+            fence
+                .speed_limit_kmh
+                .map(|l| l.to_string())
+                .unwrap_or_default(),
+        );
         layers.draft.set(None);
         layers.tool.set(Tool::Pan);
     };
@@ -126,9 +140,13 @@ pub fn Geofences() -> impl IntoView {
     let hint = move || match (layers.tool.get(), layers.draft.get()) {
         (Tool::Circle, None) => "Press at the centre and drag out the radius.",
         (Tool::Circle, Some(_)) => "Drag again to redraw it, or name it and save.",
-        (Tool::Polygon, Some(Draft::Polygon(c))) if c.len() >= 3 => "Click to add corners; name it and save when done.",
+        (Tool::Polygon, Some(Draft::Polygon(c))) if c.len() >= 3 => {
+            "Click to add corners; name it and save when done."
+        }
         (Tool::Polygon, _) => "Click each corner on the map (three at least).",
-        (Tool::Pan, _) => "Draw a circle or polygon to give this geofence a new shape, or just rename it.",
+        (Tool::Pan, _) => {
+            "Draw a circle or polygon to give this geofence a new shape, or just rename it."
+        }
     };
 
     view! {

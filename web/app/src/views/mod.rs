@@ -72,7 +72,6 @@ fn Dashboard() -> impl IntoView {
         }
     });
     let tab = RwSignal::new(Tab::Devices);
-    // A device picked anywhere (a marker, an alert) shows in its panel.
     let open_alerts = move || live.with(|f| f.open_alerts());
     let user = move || {
         auth.session
@@ -128,6 +127,7 @@ fn Dashboard() -> impl IntoView {
                     }}
                 </aside>
                 <FleetMap tile_url=tile_url()/>
+                // A device picked anywhere (a marker, a row, an alert) shows in its panel.
                 {move || live.selected.get().map(|id| view! { <panel::DevicePanel id=id/> })}
             </main>
         </div>

@@ -35,7 +35,8 @@ pub fn DevicePanel(id: String) -> impl IntoView {
         live.follow.set(false);
         layers.replay.set(None);
     };
-    let title = move || vehicle.with(|v| v.as_ref().map(|v| v.label().to_owned()).unwrap_or_default());
+    let title =
+        move || vehicle.with(|v| v.as_ref().map(|v| v.label().to_owned()).unwrap_or_default());
     let (attribute, shown) = (id.clone(), id.clone());
     let (history, trips) = (id.clone(), id.clone());
     view! {
@@ -123,7 +124,12 @@ fn latest(vehicle: &Vehicle) -> impl IntoView + use<> {
 
 /// Reads the device's positions in [from, to), up to [`MAX_PAGES`] pages;
 /// the flag says whether more were left.
-async fn positions(client: Client, id: &str, from_ms: f64, to_ms: f64) -> Result<(Vec<Position>, bool), api::ApiError> {
+async fn positions(
+    client: Client,
+    id: &str,
+    from_ms: f64,
+    to_ms: f64,
+) -> Result<(Vec<Position>, bool), api::ApiError> {
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
@@ -275,21 +281,34 @@ struct Replay {
 
 impl Replay {
     fn new(trip: String, positions: Vec<Position>) -> Self {
-        let times = positions.iter().map(|p| js_sys::Date::parse(&p.time)).collect();
-        Replay { trip, positions, times }
+        let times = positions
+            .iter()
+            .map(|p| js_sys::Date::parse(&p.time))
+            .collect();
+        Replay {
+            trip,
+            positions,
+            times,
+        }
     }
 
     /// The map layer with the replay at position `at`.
     fn path(&self, at: usize) -> ReplayPath {
         ReplayPath {
-            path: self.positions.iter().map(|p| project(p.lat, p.lon)).collect(),
+            path: self
+                .positions
+                .iter()
+                .map(|p| project(p.lat, p.lon))
+                .collect(),
             at: self.positions.get(at).map(|p| project(p.lat, p.lon)),
         }
     }
 
     /// The last position at or before `time_ms`.
     fn index_at(&self, time_ms: f64) -> usize {
-        self.times.partition_point(|&t| t <= time_ms).saturating_sub(1)
+        self.times
+            .partition_point(|&t| t <= time_ms)
+            .saturating_sub(1)
     }
 }
 
@@ -306,7 +325,8 @@ fn ReplayControls(replay: Replay, on_close: impl Fn() + 'static) -> impl IntoVie
         let index = at.get();
         layers.replay.update(|layer| {
             if let Some(layer) = layer {
-                layer.at = replay.with_value(|r| r.positions.get(index).map(|p| project(p.lat, p.lon)));
+                layer.at =
+                    replay.with_value(|r| r.positions.get(index).map(|p| project(p.lat, p.lon)));
             }
         });
     });
@@ -318,7 +338,8 @@ fn ReplayControls(replay: Replay, on_close: impl Fn() + 'static) -> impl IntoVie
             }
             let next = replay.with_value(|r| {
                 let now = r.times.get(at.get_untracked()).copied().unwrap_or(0.0);
-                r.index_at(now + STEP.as_millis() as f64 * speed.get_untracked()).max(at.get_untracked() + 1)
+                r.index_at(now + STEP.as_millis() as f64 * speed.get_untracked())
+                    .max(at.get_untracked() + 1)
             });
             if next >= last {
                 playing.set(false);
@@ -384,7 +405,10 @@ fn DeviceCommands(id: String) -> impl IntoView {
     let commands = RwSignal::new(Vec::<Command>::new());
     let id = StoredValue::new(id);
     let refresh = move || {
-        let path = format!("/api/v1/devices/{}/commands?limit=10", api::encode(&id.get_value()));
+        let path = format!(
+            "/api/v1/devices/{}/commands?limit=10",
+            api::encode(&id.get_value())
+        );
         spawn_local(async move {
             if let Ok(list) = client.get::<Commands>(&path).await {
                 commands.set(list.commands);
@@ -396,9 +420,8 @@ fn DeviceCommands(id: String) -> impl IntoView {
     // still on its way.
     let poll = set_interval_with_handle(
         move || {
-            let pending = commands.with_untracked(|c| {
-                c.iter().any(|c| c.status == "queued" || c.status == "sent")
-            });
+            let pending = commands
+                .with_untracked(|c| c.iter().any(|c| c.status == "queued" || c.status == "sent"));
             if pending {
                 refresh();
             }
