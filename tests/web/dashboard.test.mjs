@@ -136,6 +136,38 @@ test('every device is a marker, the list matches the API, a moving device moves'
   await context.close();
 });
 
+test('the list searches, filters by status and moves with the keyboard', async () => {
+  const { context, page } = await loggedIn();
+  const list = page.getByTestId('device-list');
+  const count = async () => Number(await list.getAttribute('data-count'));
+  await page.waitForFunction((n) => Number(document.querySelector('[data-testid="device-list"]')?.getAttribute('data-count')) >= n, DEVICES, WAIT);
+  const ids = (await allDevices()).map((d) => d.id).sort();
+  // Searching by the end of an IMEI finds that device alone.
+  await page.getByTestId('device-search').fill(ids[5].slice(-6));
+  await page.waitForFunction(() => document.querySelector('[data-testid="device-list"]')?.getAttribute('data-count') === '1', null, WAIT);
+  assert.equal(await page.getByTestId('device-row').getAttribute('data-device'), ids[5]);
+  await page.getByTestId('device-search').fill('no such device');
+  await page.waitForFunction(() => document.querySelector('[data-testid="device-list"]')?.getAttribute('data-count') === '0', null, WAIT);
+  await page.getByTestId('device-search').fill('');
+  // Status filters partition the fleet.
+  let sum = 0;
+  for (const status of ['moving', 'parked', 'offline', 'alarm']) {
+    await page.getByTestId('device-status-filter').selectOption(status);
+    await page.waitForTimeout(300);
+    sum += await count();
+  }
+  await page.getByTestId('device-status-filter').selectOption('');
+  assert.ok(Math.abs(sum - ids.length) <= 2, `statuses add up to ${sum} of ${ids.length} (devices change state meanwhile)`);
+  // Arrow keys move the selection along the list, opening each device.
+  await page.locator(`[data-testid="device-row"][data-device="${ids[0]}"]`).click();
+  await list.focus();
+  await page.keyboard.press('ArrowDown');
+  await page.locator(`[data-testid="device-panel"][data-device="${ids[1]}"]`).waitFor(WAIT);
+  await page.keyboard.press('ArrowUp');
+  await page.locator(`[data-testid="device-panel"][data-device="${ids[0]}"]`).waitFor(WAIT);
+  await context.close();
+});
+
 test('a device panel charts its history and replays its trip', async () => {
   const { context, page } = await loggedIn();
   const id = await openMovingDevice(page);
