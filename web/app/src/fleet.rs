@@ -68,7 +68,8 @@ impl Status {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vehicle {
     pub device: Device,
-    /// Open alerts not yet acknowledged: the device shows as an alarm.
+    /// Critical alerts open and not yet acknowledged: the device shows as
+    /// an alarm.
     pub alarms: u32,
     /// Where its marker goes, projected once per fix rather than once per
     /// frame.
@@ -423,9 +424,10 @@ impl Fleet {
     }
 
     pub fn put_alert(&mut self, alert: Alert) {
-        // Offline has its own colour; what else is open and unacknowledged
-        // (warnings and worse) calls for attention.
-        let raises = |a: &Alert| a.state == "open" && a.severity != "info" && a.kind != "offline";
+        // Critical alerts (an SOS, a power cut, an accident) colour the
+        // marker until acknowledged; warnings such as harsh braking stay
+        // open until closed and would soon colour half a fleet.
+        let raises = |a: &Alert| a.state == "open" && a.severity == "critical";
         let before = self.alerts.get(&alert.id).is_some_and(raises);
         let after = raises(&alert);
         if before != after && alert.device != "drover" {
@@ -572,7 +574,8 @@ mod tests {
         fleet.apply(StreamMessage::Snapshot {
             devices: vec![device("a", "online")],
         });
-        fleet.put_alert(alert("x", "a", "open", "warning"));
+        fleet.put_alert(alert("x", "a", "open", "critical"));
+        fleet.put_alert(alert("y", "a", "open", "warning"));
         fleet.apply(StreamMessage::Status {
             device: "c".to_owned(),
             online: true,
