@@ -232,6 +232,51 @@ test('a geofence drawn on the map is in the API', async () => {
   await context.close();
 });
 
+test('a polygon drawn corner by corner is in the API', async () => {
+  const { context, page } = await loggedIn();
+  await page.getByTestId('tab-geofences').click();
+  await page.getByTestId('geofence-draw-polygon').click();
+  const box = await page.locator('[data-testid="map"] canvas').boundingBox();
+  const [x, y] = [box.x + box.width / 2, box.y + box.height / 2];
+  for (const [dx, dy] of [[-60, -40], [60, -40], [0, 50]]) {
+    await page.mouse.click(x + dx, y + dy);
+  }
+  await page.getByTestId('geofence-name').fill('yard');
+  await page.getByTestId('geofence-limit').fill('20');
+  await page.getByTestId('geofence-save').click();
+  await page.locator('[data-testid="geofence-row"]', { hasText: 'yard' }).waitFor(WAIT);
+  const yard = (await api('GET', '/api/v1/geofences')).geofences.find((f) => f.name === 'yard');
+  assert.equal(yard?.geometry.type, 'Polygon');
+  // Three corners, the ring closed by repeating the first.
+  assert.equal(yard.geometry.coordinates[0].length, 4);
+  assert.equal(yard.speed_limit_kmh, 20);
+  // Deleting it from the list removes it from the API.
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.locator(`[data-testid="geofence-row"][data-geofence="${yard.id}"]`).getByTestId('geofence-delete').click();
+  await page.locator(`[data-testid="geofence-row"][data-geofence="${yard.id}"]`).waitFor({ state: 'detached', ...WAIT });
+  const left = (await api('GET', '/api/v1/geofences')).geofences.map((f) => f.id);
+  assert.ok(!left.includes(yard.id));
+  await context.close();
+});
+
+test('an admin registers and disables a device from the admin page', async () => {
+  const { context, page } = await loggedIn();
+  await page.getByTestId('tab-admin').click();
+  await page.getByTestId('admin-device-id').fill('359000000000777');
+  await page.getByTestId('admin-device-name').fill('Van 777');
+  await page.getByTestId('admin-device-register').click();
+  const row = page.locator('[data-testid="admin-device-row"][data-device="359000000000777"]');
+  await row.waitFor(WAIT);
+  assert.equal((await api('GET', '/api/v1/devices/359000000000777')).name, 'Van 777');
+  await row.getByTestId('admin-device-disable').click();
+  for (let i = 0; i < 50; i++) {
+    if ((await api('GET', '/api/v1/devices/359000000000777')).disabled) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.equal((await api('GET', '/api/v1/devices/359000000000777')).disabled, true);
+  await context.close();
+});
+
 test('a command sent from the panel is answered by the simulated tracker', async () => {
   const { context, page } = await loggedIn();
   await openMovingDevice(page);
