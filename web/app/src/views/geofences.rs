@@ -37,13 +37,7 @@ pub fn Geofences() -> impl IntoView {
         spawn_local(async move {
             match load(client).await {
                 Ok(list) => {
-                    layers.geofences.set(
-                        list.iter()
-                            .filter_map(|g| {
-                                Some((g.id.clone(), Shape::from_geojson(&g.geometry, g.radius_m)?))
-                            })
-                            .collect(),
-                    );
+                    layers.geofences.set(shapes(&list));
                     fences.set(list);
                 }
                 Err(e) => error.set(Some(e.to_string())),
@@ -204,6 +198,25 @@ pub fn Geofences() -> impl IntoView {
             </ul>
         </section>
     }
+}
+
+/// The map layer of `fences`.
+fn shapes(fences: &[Geofence]) -> Vec<(String, Shape)> {
+    fences
+        .iter()
+        .filter_map(|g| Some((g.id.clone(), Shape::from_geojson(&g.geometry, g.radius_m)?)))
+        .collect()
+}
+
+/// Puts the catalog's geofences on the map (at login, before anyone opens
+/// the geofence list).
+pub fn show_on_map(client: Client, layers: Layers) {
+    spawn_local(async move {
+        match load(client).await {
+            Ok(list) => layers.geofences.set(shapes(&list)),
+            Err(error) => leptos::logging::warn!("geofences: {error}"),
+        }
+    });
 }
 
 async fn load(client: Client) -> Result<Vec<Geofence>, api::ApiError> {

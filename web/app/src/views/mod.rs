@@ -62,6 +62,7 @@ fn Dashboard() -> impl IntoView {
     let layers = Layers::new();
     provide_context(live);
     provide_context(layers);
+    geofences::show_on_map(client, layers);
     let link = RwSignal::new(Link::Connecting);
     let stream = SendWrapper::new(Stream::open(live, auth, client, link));
     on_cleanup(move || drop(stream));
