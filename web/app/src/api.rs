@@ -72,6 +72,30 @@ impl Client {
         self.send(Method::PATCH, path, Some(body)).await
     }
 
+    /// A list read page by page through `next_cursor` (`path` has its query
+    /// already), at most `max_pages` pages; the flag says whether more were
+    /// left.
+    pub async fn pages<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        max_pages: usize,
+    ) -> Result<(Vec<T>, bool), ApiError> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..max_pages {
+            let page: Page<T> = match &cursor {
+                Some(c) => self.get(&format!("{path}&cursor={}", encode(c))).await?,
+                None => self.get(path).await?,
+            };
+            all.extend(page.items);
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                return Ok((all, false));
+            }
+        }
+        Ok((all, true))
+    }
+
     pub async fn delete(&self, path: &str) -> Result<(), ApiError> {
         self.send::<(), Value>(Method::DELETE, path, None)
             .await
@@ -259,7 +283,8 @@ pub struct Page<T> {
         alias = "devices",
         alias = "alerts",
         alias = "geofences",
-        alias = "trips"
+        alias = "trips",
+        alias = "positions"
     )]
     pub items: Vec<T>,
     #[serde(default)]
@@ -307,13 +332,6 @@ pub struct Trip {
     pub duration_s: Option<f64>,
     #[serde(default)]
     pub max_speed_kmh: Option<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Positions {
-    pub positions: Vec<Position>,
-    #[serde(default)]
-    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

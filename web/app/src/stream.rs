@@ -16,7 +16,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
-use crate::api::{Alert, Client, Me, Page};
+use crate::api::{Alert, Client, Me};
 use crate::fleet::Live;
 use crate::session::Auth;
 
@@ -190,24 +190,12 @@ fn load_alerts(live: Live, client: Client) {
     spawn_local(async move {
         let mut alerts: Vec<Alert> = Vec::new();
         for state in ["open", "acknowledged"] {
-            let mut cursor: Option<String> = None;
-            for _ in 0..ALERT_PAGES {
-                let mut path = format!("/api/v1/alerts?state={state}&limit={ALERT_PAGE}");
-                if let Some(c) = &cursor {
-                    path.push_str(&format!("&cursor={}", crate::api::encode(c)));
-                }
-                match client.get::<Page<Alert>>(&path).await {
-                    Ok(page) => {
-                        alerts.extend(page.items);
-                        cursor = page.next_cursor;
-                    }
-                    Err(error) => {
-                        leptos::logging::warn!("alerts: {error}");
-                        return;
-                    }
-                }
-                if cursor.is_none() {
-                    break;
+            let path = format!("/api/v1/alerts?state={state}&limit={ALERT_PAGE}");
+            match client.pages(&path, ALERT_PAGES).await {
+                Ok((page, _)) => alerts.extend(page),
+                Err(error) => {
+                    leptos::logging::warn!("alerts: {error}");
+                    return;
                 }
             }
         }

@@ -6,7 +6,7 @@ use leptos::task::spawn_local;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::api::{self, Client, Page};
+use crate::api::{self, Client};
 use crate::map::layers::{Draft, Layers, Shape, Tool};
 use crate::session::Auth;
 
@@ -220,18 +220,8 @@ pub fn show_on_map(client: Client, layers: Layers) {
 }
 
 async fn load(client: Client) -> Result<Vec<Geofence>, api::ApiError> {
-    let mut all = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = "/api/v1/geofences?limit=1000".to_owned();
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={}", api::encode(c)));
-        }
-        let page: Page<Geofence> = client.get(&path).await?;
-        all.extend(page.items);
-        cursor = page.next_cursor;
-        if cursor.is_none() {
-            return Ok(all);
-        }
-    }
+    let (all, _) = client
+        .pages("/api/v1/geofences?limit=1000", usize::MAX)
+        .await?;
+    Ok(all)
 }

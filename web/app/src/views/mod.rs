@@ -36,6 +36,13 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// Runs `tick` every `period` while the calling view is mounted.
+fn every(period: Duration, tick: impl Fn() + 'static) {
+    if let Ok(handle) = set_interval_with_handle(tick, period) {
+        on_cleanup(move || handle.clear());
+    }
+}
+
 /// The tile URL template the node put in the page (`http.tile_url`).
 fn tile_url() -> String {
     document()
@@ -66,12 +73,7 @@ fn Dashboard() -> impl IntoView {
     let link = RwSignal::new(Link::Connecting);
     let stream = SendWrapper::new(Stream::open(live, auth, client, link));
     on_cleanup(move || drop(stream));
-    let publisher = set_interval_with_handle(move || live.publish(), VIEW_REFRESH).ok();
-    on_cleanup(move || {
-        if let Some(handle) = publisher {
-            handle.clear();
-        }
-    });
+    every(VIEW_REFRESH, move || live.publish());
     let tab = RwSignal::new(Tab::Devices);
     let open_alerts = move || live.with(|f| f.open_alerts());
     let user = move || {

@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 use serde_json::json;
 
 use super::charts::{self, SERIES};
-use crate::api::{self, Client, Command, Commands, Page, Position, Positions, Trip};
+use crate::api::{self, Client, Command, Commands, Page, Position, Trip};
 use crate::fleet::{Live, Vehicle};
 use crate::format;
 use crate::map::layers::{Layers, ReplayPath};
@@ -130,26 +130,13 @@ async fn positions(
     from_ms: f64,
     to_ms: f64,
 ) -> Result<(Vec<Position>, bool), api::ApiError> {
-    let mut all = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let mut path = format!(
-            "/api/v1/devices/{}/positions?from={}&to={}&limit={POSITIONS_PAGE}",
-            api::encode(id),
-            api::encode(&format::rfc3339(from_ms)),
-            api::encode(&format::rfc3339(to_ms)),
-        );
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={}", api::encode(c)));
-        }
-        let page: Positions = client.get(&path).await?;
-        all.extend(page.positions);
-        cursor = page.next_cursor;
-        if cursor.is_none() {
-            return Ok((all, false));
-        }
-    }
-    Ok((all, true))
+    let path = format!(
+        "/api/v1/devices/{}/positions?from={}&to={}&limit={POSITIONS_PAGE}",
+        api::encode(id),
+        api::encode(&format::rfc3339(from_ms)),
+        api::encode(&format::rfc3339(to_ms)),
+    );
+    client.pages(&path, MAX_PAGES).await
 }
 
 /// Charts over a chosen range, read when the range changes.
@@ -331,28 +318,19 @@ fn ReplayControls(replay: Replay, on_close: impl Fn() + 'static) -> impl IntoVie
         });
     });
     const STEP: Duration = Duration::from_millis(100);
-    let timer = set_interval_with_handle(
-        move || {
-            if !playing.get_untracked() {
-                return;
-            }
-            let next = replay.with_value(|r| {
-                let now = r.times.get(at.get_untracked()).copied().unwrap_or(0.0);
-                r.index_at(now + STEP.as_millis() as f64 * speed.get_untracked())
-                    .max(at.get_untracked() + 1)
-            });
-            if next >= last {
-                playing.set(false);
-            }
-            at.set(next.min(last));
-        },
-        STEP,
-    )
-    .ok();
-    on_cleanup(move || {
-        if let Some(timer) = timer {
-            timer.clear();
+    super::every(STEP, move || {
+        if !playing.get_untracked() {
+            return;
         }
+        let next = replay.with_value(|r| {
+            let now = r.times.get(at.get_untracked()).copied().unwrap_or(0.0);
+            r.index_at(now + STEP.as_millis() as f64 * speed.get_untracked())
+                .max(at.get_untracked() + 1)
+        });
+        if next >= last {
+            playing.set(false);
+        }
+        at.set(next.min(last));
     });
     let current = move || {
         replay.with_value(|r| {
@@ -418,20 +396,11 @@ fn DeviceCommands(id: String) -> impl IntoView {
     refresh();
     // Statuses change on the device's side: read them again while any is
     // still on its way.
-    let poll = set_interval_with_handle(
-        move || {
-            let pending = commands
-                .with_untracked(|c| c.iter().any(|c| c.status == "queued" || c.status == "sent"));
-            if pending {
-                refresh();
-            }
-        },
-        Duration::from_secs(2),
-    )
-    .ok();
-    on_cleanup(move || {
-        if let Some(poll) = poll {
-            poll.clear();
+    super::every(Duration::from_secs(2), move || {
+        let pending = commands
+            .with_untracked(|c| c.iter().any(|c| c.status == "queued" || c.status == "sent"));
+        if pending {
+            refresh();
         }
     });
     let send = move || {
