@@ -40,6 +40,10 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("npm", "npm"),
 ];
 
+/// A test run builds once from scratch on CI: incremental caches would only
+/// add gigabytes to its disk footprint.
+const NOT_INCREMENTAL: &str = "0";
+
 /// The OpenAPI fuzzer the API test runs, pinned.
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 
@@ -81,7 +85,8 @@ fn test(args: &[String]) -> anyhow::Result<()> {
             "--no-fail-fast",
         ])
         .args(args)
-        .env("SCHEMATHESIS", schemathesis))
+        .env("SCHEMATHESIS", schemathesis)
+        .env("CARGO_INCREMENTAL", NOT_INCREMENTAL))
 }
 
 fn workspace_root() -> anyhow::Result<&'static std::path::Path> {
@@ -145,7 +150,8 @@ fn web_unit_tests() -> anyhow::Result<()> {
             "--target",
             "wasm32-unknown-unknown",
         ])
-        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", runner))
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", runner)
+        .env("CARGO_INCREMENTAL", NOT_INCREMENTAL))
 }
 
 fn install_wasm_target() -> anyhow::Result<()> {
