@@ -189,6 +189,7 @@ pub fn serving(name: &'static str, dir: &Path, ports: Ports, command: &mut Comma
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+    forget_token(ports.http);
     process
 }
 
@@ -307,18 +308,25 @@ pub fn admin_token(port: u16) -> String {
         .clone()
 }
 
+/// Drops the token cached for `port`: a new node listens there now, with a
+/// signing key of its own when it is not a restart (ports are reused
+/// across the tests running in parallel).
+fn forget_token(port: u16) {
+    if let Some(tokens) = TOKENS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_mut()
+    {
+        tokens.remove(&port);
+    }
+}
+
 /// `GET path` on 127.0.0.1:`port` as the admin: the status and the JSON body.
 pub fn http_get(port: u16, path: &str) -> (u16, Value) {
     let (mut status, mut json) = http(port, "GET", path, Some(&admin_token(port)), None);
     if status == 401 {
-        // A new node (a new data_dir, a new signing key) on a reused port.
-        if let Some(tokens) = TOKENS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_mut()
-        {
-            tokens.remove(&port);
-        }
+        // A new node started outside `serving` on a reused port.
+        forget_token(port);
         (status, json) = http(port, "GET", path, Some(&admin_token(port)), None);
     }
     assert!(
