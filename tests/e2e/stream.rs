@@ -273,6 +273,106 @@ fn a_client_gets_a_snapshot_then_live_positions_and_statuses() {
 }
 
 #[test]
+fn batched_summaries_carry_every_position_in_fewer_messages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let ports = Ports::free();
+    let server = support::drover_serve_on(dir, ports, &[]);
+    let http = ports.http;
+    let sim = Sim::start(dir, &ports, &teltonika_load(10, 8));
+    wait_for_devices(http, 10);
+
+    let token = admin(http);
+    let with = |query: &'static str| Open {
+        query_token: Some(&token),
+        subscribe: Some(query),
+        ..Open::default()
+    };
+    for bad in ["batch_ms=1001", "batch_ms=-1", "snapshot=everything"] {
+        assert_eq!(open(http, &with(bad)).err(), Some(400), "{bad}");
+    }
+    let mut plain = open(http, &with("snapshot=full")).expect("admitted");
+    let mut client = open(http, &with("batch_ms=200&snapshot=summary")).expect("admitted");
+
+    let summary = next(&mut client);
+    assert_eq!(summary["type"], "snapshot", "the first message");
+    let devices = summary["devices"].as_array().expect("devices");
+    assert_eq!(devices.len(), 10, "{summary}");
+    let keys = |value: &Value| {
+        value
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<BTreeSet<_>>())
+            .unwrap_or_default()
+    };
+    for device in devices {
+        assert_eq!(
+            keys(&device["state"]),
+            ["kinematics", "last_fix", "protocol"]
+                .map(str::to_owned)
+                .into(),
+            "{device}"
+        );
+        for field in ["id", "registered", "status", "last_seen"] {
+            assert!(!device[field].is_null(), "{field} missing: {device}");
+        }
+        assert!(
+            device["state"]["last_fix"]["fix"]["lat"].is_number(),
+            "{device}"
+        );
+    }
+    let full = next(&mut plain);
+    drop(plain);
+    let (small, large) = (summary.to_string().len(), full.to_string().len());
+    assert!(
+        small * 2 < large,
+        "a summary ({small} bytes) is a fraction of the full snapshot ({large})"
+    );
+
+    let (mut batches, mut messages, mut positions) = (0, 0, Vec::new());
+    let mut offline = BTreeSet::new();
+    let started = Instant::now();
+    while offline.len() < 10 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "offline: {offline:?}"
+        );
+        let batch = next(&mut client);
+        assert_eq!(batch["type"], "batch", "{batch}");
+        let inner = batch["messages"].as_array().expect("messages");
+        assert!(!inner.is_empty(), "a batch is never empty");
+        batches += 1;
+        messages += inner.len();
+        for message in inner {
+            match message["type"].as_str() {
+                Some("position") => positions.push(message.clone()),
+                Some("status") if message["online"] == false => {
+                    offline.insert(message["device"].as_str().expect("a device").to_owned());
+                }
+                Some("status" | "trip" | "alert") => {}
+                other => panic!("unexpected message type {other:?}: {message}"),
+            }
+        }
+    }
+    assert!(
+        batches < messages,
+        "{messages} messages came in {batches} batches"
+    );
+    let (_, records) = sim.finish();
+    let acked = support::acked_by_device(&records);
+    assert!(positions.len() >= 10, "{} positions", positions.len());
+    for position in &positions {
+        let device = position["device"].as_str().expect("a device");
+        assert!(
+            acked
+                .get(device)
+                .is_some_and(|t| t.binary_search(&time_ms(&position["time"])).is_ok()),
+            "streamed but never acked: {position}"
+        );
+    }
+    assert!(server.interrupt().success());
+}
+
+#[test]
 fn a_subscription_narrows_the_stream_and_bad_messages_do_not_end_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();

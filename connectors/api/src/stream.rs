@@ -117,6 +117,19 @@ pub trait StreamHub: Send + Sync + 'static {
     fn stats(&self) -> &StreamStats;
 }
 
+/// How much of each device a snapshot carries (`?snapshot=` on the stream).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Detail {
+    /// Each device as `GET /api/v1/devices/{id}` shows it.
+    #[default]
+    Full,
+    /// What a map and a device list show: registration, status, and of the
+    /// live state the protocol, last fix and kinematics (about 40% of
+    /// `full` for the simulator's Teltonika trackers).
+    Summary,
+}
+
 /// The whole fleet's snapshot, shared by clients that connect together.
 ///
 /// Serializing thousands of devices takes milliseconds and megabytes: a
@@ -126,9 +139,11 @@ pub trait StreamHub: Send + Sync + 'static {
 /// joined the hub, so none is older than the frames queued for it.
 #[derive(Default)]
 pub struct FleetSnapshots {
-    /// The newest snapshot and when its build began; the lock is held while
-    /// one is built, so that those waiting take it instead of building.
-    newest: tokio::sync::Mutex<Option<(Instant, Utf8Bytes)>>,
+    /// The newest snapshot of each [`Detail`] and when its build began; the
+    /// lock is held while one is built, so that those waiting take it
+    /// instead of building.
+    full: tokio::sync::Mutex<Option<(Instant, Utf8Bytes)>>,
+    summary: tokio::sync::Mutex<Option<(Instant, Utf8Bytes)>>,
 }
 
 impl FleetSnapshots {
@@ -137,9 +152,14 @@ impl FleetSnapshots {
     pub async fn after(
         &self,
         joined: Instant,
+        detail: Detail,
         build: impl FnOnce() -> Utf8Bytes + Send + 'static,
     ) -> Option<Utf8Bytes> {
-        let mut newest = self.newest.lock().await;
+        let slot = match detail {
+            Detail::Full => &self.full,
+            Detail::Summary => &self.summary,
+        };
+        let mut newest = slot.lock().await;
         if let Some((began, json)) = newest.as_ref()
             && *began >= joined
         {
@@ -160,13 +180,31 @@ mod tests {
     async fn clients_that_joined_before_a_build_share_it_and_later_ones_get_a_new_one() {
         let snapshots = FleetSnapshots::default();
         let joined = Instant::now();
-        let first = snapshots.after(joined, || "one".into()).await;
-        let shared = snapshots.after(joined, || "two".into()).await;
+        let first = snapshots.after(joined, Detail::Full, || "one".into()).await;
+        let shared = snapshots.after(joined, Detail::Full, || "two".into()).await;
         assert_eq!(
             (first.as_deref(), shared.as_deref()),
             (Some("one"), Some("one"))
         );
-        let late = snapshots.after(Instant::now(), || "three".into()).await;
+        let late = snapshots
+            .after(Instant::now(), Detail::Full, || "three".into())
+            .await;
         assert_eq!(late.as_deref(), Some("three"));
+    }
+
+    #[tokio::test]
+    async fn each_detail_has_its_own_snapshot() {
+        let snapshots = FleetSnapshots::default();
+        let joined = Instant::now();
+        let full = snapshots
+            .after(joined, Detail::Full, || "full".into())
+            .await;
+        let summary = snapshots
+            .after(joined, Detail::Summary, || "summary".into())
+            .await;
+        assert_eq!(
+            (full.as_deref(), summary.as_deref()),
+            (Some("full"), Some("summary"))
+        );
     }
 }

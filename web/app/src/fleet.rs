@@ -286,6 +286,14 @@ struct Kind<'a> {
     kind: Cow<'a, str>,
 }
 
+/// A `batch` message (`?batch_ms=`): the messages of a period, each
+/// exactly as it would have come alone.
+#[derive(Deserialize)]
+struct Batch<'a> {
+    #[serde(borrow)]
+    messages: Vec<&'a RawValue>,
+}
+
 /// A `position` message, borrowed from the frame: the hot path (10,000
 /// devices send 10,000 of these a second), so nothing is allocated but
 /// what the fleet keeps.
@@ -358,15 +366,42 @@ impl Fleet {
 
     /// Applies one message of the stream, as its text.
     pub fn apply_text(&mut self, text: &str) -> Result<(), serde_json::Error> {
-        if serde_json::from_str::<Kind<'_>>(text)?.kind == "position" {
-            let position: PositionMessage<'_> = serde_json::from_str(text)?;
-            let device = position.device.clone();
-            self.vehicle_mut(&device).apply_position(position);
-            self.version += 1;
-        } else {
-            self.apply(serde_json::from_str(text)?);
+        match serde_json::from_str::<Kind<'_>>(text)?.kind.as_ref() {
+            "position" => {
+                let position: PositionMessage<'_> = serde_json::from_str(text)?;
+                let device = position.device.clone();
+                self.vehicle_mut(&device).apply_position(position);
+                self.version += 1;
+            }
+            "batch" => {
+                let batch: Batch<'_> = serde_json::from_str(text)?;
+                for message in batch.messages {
+                    self.apply_text(message.get())?;
+                }
+            }
+            _ => self.apply(serde_json::from_str(text)?),
         }
         Ok(())
+    }
+
+    /// The device as `GET /api/v1/devices/{id}` answered: its full state
+    /// (summary snapshots carry only what the map and the list show), but
+    /// the stream's fix where that is newer than the answer's.
+    pub fn refresh(&mut self, device: Device) {
+        let vehicle = self.vehicle_mut(&device.id);
+        let held = vehicle.fix_time_ms();
+        let mut fresh = Vehicle::new(device);
+        if held > fresh.fix_time_ms() {
+            if let (Some(state), Some(older)) = (fresh.device.state.as_mut(), vehicle.state()) {
+                state.last_fix = older.last_fix.clone();
+                state.kinematics = older.kinematics.clone();
+            }
+            fresh.point = vehicle.point;
+            fresh.attributes = vehicle.attributes.take();
+        }
+        fresh.alarms = vehicle.alarms;
+        *vehicle = fresh;
+        self.version += 1;
     }
 
     pub fn apply(&mut self, message: StreamMessage) {
@@ -633,6 +668,64 @@ mod tests {
 
         position(&mut fleet, "2026-12-03T10:00:09.000Z", 52.6, 2.0);
         assert_eq!(fleet.get("a").map(Vehicle::status), Some(Status::Parked));
+    }
+
+    #[wasm_bindgen_test]
+    fn a_batch_applies_each_of_its_messages_in_order() {
+        let mut fleet = Fleet::default();
+        let batch = serde_json::json!({"type": "batch", "messages": [
+            {"type": "position", "device": "a", "time": "2026-12-03T10:00:01.000Z",
+             "lat": 52.4, "lon": 13.4, "speed_kmh": 30.0, "course_deg": 0.0},
+            {"type": "position", "device": "a", "time": "2026-12-03T10:00:02.000Z",
+             "lat": 52.5, "lon": 13.4, "speed_kmh": 30.0, "course_deg": 0.0},
+            {"type": "status", "device": "b", "online": false},
+            {"type": "stop", "id": "ignored"}
+        ]});
+        assert!(fleet.apply_text(&batch.to_string()).is_ok());
+        assert_eq!(fleet.len(), 2);
+        assert_eq!(
+            fleet.get("a").and_then(Vehicle::fix).map(|f| f.lat),
+            Some(52.5)
+        );
+        assert_eq!(fleet.get("b").map(Vehicle::status), Some(Status::Offline));
+        assert!(
+            fleet
+                .apply_text(r#"{"type":"batch","messages":[{"type":"position"}]}"#)
+                .is_err()
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn a_refresh_fills_the_state_but_keeps_a_newer_streamed_fix() {
+        let mut fleet = Fleet::default();
+        fleet.put_alert(alert("x", "a", "open", "critical"));
+        position(&mut fleet, "2026-12-03T10:00:09.000Z", 52.6, 40.0);
+        let answered = |time_ms: f64, lat: f64| -> Device {
+            serde_json::from_value(serde_json::json!({
+                "id": "a", "status": "online",
+                "state": {"protocol": "teltonika",
+                    "last_fix": {"time_ms": time_ms, "fix": {"lat": lat, "lon": 13.4,
+                        "speed_kmh": 0.0, "course_deg": 0.0}},
+                    "usage": {"ignition": true, "engine_ms": 7_200_000.0},
+                    "odometer_m": 1234.0}
+            }))
+            .unwrap_or_else(|e| panic!("invariant: a literal device: {e}"))
+        };
+        // An answer older than the stream's newest fix.
+        fleet.refresh(answered(time_ms("2026-12-03T10:00:05.000Z"), 52.5));
+        let vehicle = fleet.get("a").map(Vehicle::resolved);
+        let vehicle = vehicle.unwrap_or_else(|| panic!("invariant: known"));
+        assert_eq!(vehicle.fix().map(|f| f.lat), Some(52.6));
+        assert_eq!(vehicle.status(), Status::Alarm, "alarms are kept");
+        let state = vehicle.state().cloned().unwrap_or_default();
+        assert_eq!(state.odometer_m, Some(1234.0));
+        assert_eq!(state.obd.rpm, Some(1800.0), "the streamed attributes too");
+        // A newer answer wins.
+        fleet.refresh(answered(time_ms("2026-12-03T10:00:10.000Z"), 52.7));
+        assert_eq!(
+            fleet.get("a").and_then(Vehicle::fix).map(|f| f.lat),
+            Some(52.7)
+        );
     }
 
     #[wasm_bindgen_test]

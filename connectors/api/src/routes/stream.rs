@@ -34,7 +34,7 @@ use crate::Api;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Params, bearer};
 use crate::model::DeviceView;
-use crate::stream::{Close, Filter, Frame, JoinError, Subscription};
+use crate::stream::{Close, Detail, Filter, Frame, JoinError, Subscription};
 
 /// Most device ids or groups one subscription may name.
 const MAX_SUBSCRIBED: usize = 10_000;
@@ -46,6 +46,12 @@ const MAX_CLIENT_MESSAGE: usize = 256 * 1024;
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Most queued frames written with one flush.
 const MAX_BATCH: usize = 64;
+/// Longest gathering period a client may ask for with `batch_ms`.
+const MAX_BATCH_MS: u64 = 1_000;
+/// Most frames in one `batch` message: a client that asks for a long
+/// period still gets bounded messages, and this task holds no more than
+/// this many frames the hub could otherwise coalesce.
+const MAX_BATCHED: usize = 4_096;
 /// Close code when the node stops or the hub ended the stream.
 const GOING_AWAY: Close = Close {
     code: 1001,
@@ -72,6 +78,13 @@ pub(super) struct StreamParams {
     devices: Option<String>,
     /// Comma-separated groups, as `devices` (one of the two at most).
     groups: Option<String>,
+    /// Gather the messages that come within this many milliseconds (1 to
+    /// 1000) into one `batch` message; each goes alone when absent or 0.
+    batch_ms: Option<u64>,
+    /// How much of each device snapshots carry: `full` (the default) or
+    /// `summary`.
+    #[param(inline)]
+    snapshot: Option<Detail>,
 }
 
 impl StreamParams {
@@ -96,6 +109,17 @@ impl StreamParams {
             )),
         }
     }
+
+    /// The gathering period asked for; `None` for one message per frame.
+    fn batch(&self) -> Result<Option<Duration>, ApiError> {
+        match self.batch_ms {
+            None | Some(0) => Ok(None),
+            Some(ms @ 1..=MAX_BATCH_MS) => Ok(Some(Duration::from_millis(ms))),
+            Some(ms) => Err(ApiError::BadRequest(format!(
+                "batch_ms is 0 to {MAX_BATCH_MS}, not {ms}"
+            ))),
+        }
+    }
 }
 
 /// The fleet live: a WebSocket of a snapshot, then positions and status
@@ -112,6 +136,8 @@ async fn stream(
 ) -> Result<Response, ApiError> {
     check_origin(&headers, &api.limits.cors_origins)?;
     let filter = params.filter()?;
+    let batch = params.batch()?.map(Batch::new);
+    let detail = params.snapshot.unwrap_or_default();
     let credential = bearer(&headers)?
         .map(str::to_owned)
         .or(params.token.clone())
@@ -143,6 +169,8 @@ async fn stream(
                 subscription,
                 joined,
                 filter,
+                detail,
+                batch,
                 api,
                 heard: Instant::now(),
                 pings,
@@ -187,6 +215,10 @@ struct Connection {
     /// The client's own copy of its filter: frames the hub queued before a
     /// new subscription are checked again, so none slips through after it.
     filter: Filter,
+    /// How much of each device its snapshots carry.
+    detail: Detail,
+    /// Frames gathered for the next `batch` message, if it asked for them.
+    batch: Option<Batch>,
     api: Api,
     /// When the client last sent anything (a pong among them).
     heard: Instant,
@@ -196,6 +228,64 @@ struct Connection {
 
 /// How a connection ended, for nothing but leaving the loop.
 struct Ended;
+
+/// Frames gathered for one `batch` message: one WebSocket message (one
+/// `message` event in a browser, one parse) per period instead of one per
+/// position.
+struct Batch {
+    every: Duration,
+    frames: Vec<Utf8Bytes>,
+    /// When the gathered frames go out: a period after the first of them.
+    due: Option<tokio::time::Instant>,
+}
+
+impl Batch {
+    fn new(every: Duration) -> Self {
+        Batch {
+            every,
+            frames: Vec::new(),
+            due: None,
+        }
+    }
+
+    fn push(&mut self, json: Utf8Bytes) {
+        self.due
+            .get_or_insert_with(|| tokio::time::Instant::now() + self.every);
+        self.frames.push(json);
+    }
+
+    fn full(&self) -> bool {
+        self.frames.len() >= MAX_BATCHED
+    }
+
+    /// `{"type": "batch", "messages": [...]}` of the gathered frames, each
+    /// exactly as it would have gone alone; `None` if there are none.
+    fn take(&mut self) -> Option<Message> {
+        self.due = None;
+        if self.frames.is_empty() {
+            return None;
+        }
+        let size = self.frames.iter().map(|f| f.len() + 1).sum::<usize>();
+        let mut json = String::with_capacity(size + 32);
+        json.push_str(r#"{"type":"batch","messages":["#);
+        for (i, frame) in self.frames.drain(..).enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str(frame.as_str());
+        }
+        json.push_str("]}");
+        Some(Message::Text(json.into()))
+    }
+}
+
+/// When the gathered frames are due; never, with none gathered.
+async fn batch_due(batch: &Option<Batch>) {
+    match batch.as_ref().and_then(|b| b.due) {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
 
 impl Connection {
     async fn serve(mut self) {
@@ -223,6 +313,7 @@ impl Connection {
                 }
             }
             () = next_ping(&mut self.pings) => self.keep_alive().await,
+            () = batch_due(&self.batch) => self.flush_batch().await,
             frame = self.subscription.frames.recv() => match frame {
                 Some(frame) => self.forward(frame).await,
                 None => {
@@ -236,6 +327,9 @@ impl Connection {
     /// Writes `first` and what else the hub has queued with one flush: a
     /// write per frame would cost a system call per position per client.
     async fn forward(&mut self, first: Frame) -> Result<(), Ended> {
+        if self.batch.is_some() {
+            return self.gather(first).await;
+        }
         let mut batch = Vec::new();
         let mut next = Some(first);
         while let Some(frame) = next.take() {
@@ -247,6 +341,31 @@ impl Connection {
             }
         }
         self.send_all(batch).await
+    }
+
+    /// Adds `first` and what else the hub has queued to the next `batch`
+    /// message, sending it once full.
+    async fn gather(&mut self, first: Frame) -> Result<(), Ended> {
+        let mut next = Some(first);
+        while let Some(frame) = next.take() {
+            if self.wants(&frame)
+                && let Some(batch) = self.batch.as_mut()
+            {
+                batch.push(frame.json);
+                if batch.full() {
+                    return self.flush_batch().await;
+                }
+            }
+            next = self.subscription.frames.try_recv().ok();
+        }
+        Ok(())
+    }
+
+    async fn flush_batch(&mut self) -> Result<(), Ended> {
+        match self.batch.as_mut().and_then(Batch::take) {
+            Some(message) => self.send(message).await,
+            None => Ok(()),
+        }
     }
 
     fn wants(&self, frame: &Frame) -> bool {
@@ -265,6 +384,9 @@ impl Connection {
                 let since = Instant::now();
                 self.subscription.filter.send_replace(filter.clone());
                 self.filter = filter;
+                // What was gathered came before the new snapshot: it goes
+                // first, as it would have without batching.
+                self.flush_batch().await?;
                 self.snapshot(since).await
             }
             Err(message) => self.error(&message).await,
@@ -274,17 +396,17 @@ impl Connection {
     /// Sends what the filter selects as it is now, built after `since`
     /// (when the filter took effect at the hub).
     async fn snapshot(&mut self, since: Instant) -> Result<(), Ended> {
-        let (api, filter) = (self.api.clone(), self.filter.clone());
+        let (api, filter, detail) = (self.api.clone(), self.filter.clone(), self.detail);
         // Thousands of devices take a while to serialize: off the runtime,
         // and once for every client that asks for the whole fleet together.
         let json = if filter == Filter::All {
             let snapshots = Arc::clone(&self.api.snapshots);
             snapshots
-                .after(since, move || snapshot(&api, &filter))
+                .after(since, detail, move || snapshot(&api, &filter, detail))
                 .await
                 .ok_or(Ended)?
         } else {
-            tokio::task::spawn_blocking(move || snapshot(&api, &filter))
+            tokio::task::spawn_blocking(move || snapshot(&api, &filter, detail))
                 .await
                 .map_err(|_| Ended)?
         };
@@ -415,7 +537,7 @@ fn ids(list: &Value, usage: &str) -> Result<BTreeSet<String>, String> {
 /// `{"type": "snapshot", "devices": [...]}`: every device the filter
 /// admits, registered or reporting, in id order, as `GET
 /// /api/v1/devices/{id}` shows each.
-fn snapshot(api: &Api, filter: &Filter) -> Utf8Bytes {
+fn snapshot(api: &Api, filter: &Filter, detail: Detail) -> Utf8Bytes {
     let fleet = api.live.load();
     if let Filter::Devices(ids) = filter {
         // A hundred clients that each want a hundred devices must not each
@@ -434,7 +556,7 @@ fn snapshot(api: &Api, filter: &Filter) -> Utf8Bytes {
                 }
             })
             .collect();
-        return to_snapshot(devices);
+        return to_snapshot(devices, detail);
     }
     let registered = api.catalog.devices.list();
     let mut known: BTreeMap<&str, (Option<&Device>, Option<&Arc<DeviceState>>)> = BTreeMap::new();
@@ -457,22 +579,78 @@ fn snapshot(api: &Api, filter: &Filter) -> Utf8Bytes {
             }
         })
         .collect();
-    to_snapshot(devices)
+    to_snapshot(devices, detail)
 }
 
-fn to_snapshot(devices: Vec<DeviceView<'_>>) -> Utf8Bytes {
+fn to_snapshot(devices: Vec<DeviceView<'_>>, detail: Detail) -> Utf8Bytes {
     #[derive(Serialize)]
-    struct Snapshot<'a> {
+    struct Snapshot<D> {
         #[serde(rename = "type")]
         kind: &'static str,
-        devices: Vec<DeviceView<'a>>,
+        devices: Vec<D>,
     }
-    let snapshot = Snapshot {
-        kind: "snapshot",
-        devices,
+    let json = match detail {
+        Detail::Full => serde_json::to_string(&Snapshot {
+            kind: "snapshot",
+            devices,
+        }),
+        Detail::Summary => serde_json::to_string(&Snapshot {
+            kind: "snapshot",
+            devices: devices.iter().map(Summary::of).collect(),
+        }),
     };
     // Plain structs of strings and numbers: serializing into memory cannot fail.
-    serde_json::to_string(&snapshot).unwrap_or_default().into()
+    json.unwrap_or_default().into()
+}
+
+/// A snapshot entry in `summary` detail: the fields of [`DeviceView`] a
+/// map and a list show, in the same names, so a client reads both alike.
+#[derive(Serialize)]
+struct Summary<'v> {
+    id: &'v str,
+    registered: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'v str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<&'v str>,
+    disabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speed_limit_kmh: Option<f64>,
+    status: crate::model::DeviceStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_seen: Option<&'v str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<SummaryState<'v>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<&'v crate::positions::Position<'v>>,
+}
+
+#[derive(Serialize)]
+struct SummaryState<'v> {
+    protocol: &'v str,
+    last_fix: &'v Option<drover_engine::components::LastFix>,
+    kinematics: &'v drover_engine::components::Kinematics,
+}
+
+impl<'v> Summary<'v> {
+    fn of(view: &'v DeviceView<'v>) -> Self {
+        Summary {
+            id: &view.id,
+            registered: view.registered,
+            name: view.name.as_deref(),
+            group: view.group.as_deref(),
+            disabled: view.disabled,
+            speed_limit_kmh: view.speed_limit_kmh,
+            status: view.status,
+            last_seen: view.last_seen.as_deref(),
+            state: view.state.as_deref().map(|s| SummaryState {
+                protocol: s.protocol,
+                last_fix: &s.last_fix,
+                kinematics: &s.kinematics,
+            }),
+            position: view.position.as_ref(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -494,6 +672,8 @@ mod tests {
             token: None,
             devices: devices.map(str::to_owned),
             groups: groups.map(str::to_owned),
+            batch_ms: None,
+            snapshot: None,
         }
     }
 

@@ -19,6 +19,8 @@ const HOUR_MS: f64 = 3_600_000.0;
 /// Pages of positions a chart or replay reads at most.
 const MAX_PAGES: usize = 5;
 const POSITIONS_PAGE: usize = 10_000;
+/// How often an open panel reads its device in full.
+const REFRESH: Duration = Duration::from_secs(10);
 /// How far back the trips list looks.
 const TRIPS_DAYS: f64 = 7.0;
 
@@ -30,6 +32,7 @@ pub fn DevicePanel(id: String) -> impl IntoView {
         let id = id.clone();
         Memo::new(move |_| live.with(|f| f.get(&id).map(Vehicle::resolved)))
     };
+    refresh_while_open(id.clone());
     let close = move |_| {
         live.selected.set(None);
         live.follow.set(false);
@@ -52,6 +55,24 @@ pub fn DevicePanel(id: String) -> impl IntoView {
             <DeviceCommands id=id/>
         </aside>
     }
+}
+
+/// Reads the device in full now and every [`REFRESH`] while the panel is
+/// open: the stream's summary snapshot and its positions leave out what
+/// only the panel shows (usage, odometer, power before the next position).
+fn refresh_while_open(id: String) {
+    let (live, client) = (expect_context::<Live>(), expect_context::<Client>());
+    let refresh = move || {
+        let path = format!("/api/v1/devices/{}", api::encode(&id));
+        spawn_local(async move {
+            match client.get::<api::Device>(&path).await {
+                Ok(device) => live.update(|fleet| fleet.refresh(device)),
+                Err(error) => leptos::logging::warn!("device: {error}"),
+            }
+        });
+    };
+    refresh();
+    super::every(REFRESH, refresh);
 }
 
 fn latest(vehicle: &Vehicle) -> impl IntoView + use<> {
