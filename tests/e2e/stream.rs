@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -130,6 +131,69 @@ fn wait_for_devices(http: u16, n: usize) {
     assert!(listed, "{n} devices never reported");
 }
 
+/// A node with ten simulated Teltonika trackers reporting for 8 s, once
+/// all ten have: the node, its HTTP port and the simulator.
+fn ten_reporting(dir: &Path) -> (support::Process, u16, Sim) {
+    let ports = Ports::free();
+    let server = support::drover_serve_on(dir, ports, &[]);
+    let sim = Sim::start(dir, &ports, &teltonika_load(10, 8));
+    wait_for_devices(ports.http, 10);
+    (server, ports.http, sim)
+}
+
+/// The stream's messages, as `read` gives them, until all ten devices of
+/// [`ten_reporting`] went offline (the simulator closed every connection).
+fn until_ten_offline(mut read: impl FnMut() -> Vec<Value>) -> Vec<Value> {
+    let mut messages = Vec::new();
+    let mut offline = BTreeSet::new();
+    let started = Instant::now();
+    while offline.len() < 10 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "offline: {offline:?}"
+        );
+        for message in read() {
+            if message["type"] == "status" && message["online"] == false {
+                offline.insert(message["device"].as_str().expect("a device").to_owned());
+            }
+            messages.push(message);
+        }
+    }
+    messages
+}
+
+/// Positions and trips; statuses and alerts (the simulated vehicles brake
+/// hard) are expected and dropped, anything else fails.
+fn by_type(messages: Vec<Value>) -> (Vec<Value>, Vec<Value>) {
+    let (mut positions, mut trips) = (Vec::new(), Vec::new());
+    for message in messages {
+        match message["type"].as_str() {
+            Some("position") => positions.push(message),
+            Some("trip") => trips.push(message),
+            Some("status" | "alert") => {}
+            other => panic!("unexpected message type {other:?}: {message}"),
+        }
+    }
+    (positions, trips)
+}
+
+/// Every streamed position was acked to its device (so durable first).
+fn assert_acked(positions: &[Value], sim: Sim) {
+    let (_, records) = sim.finish();
+    let acked = support::acked_by_device(&records);
+    assert!(positions.len() >= 10, "{} positions", positions.len());
+    for position in positions {
+        let device = position["device"].as_str().expect("a device");
+        let time = time_ms(&position["time"]);
+        assert!(
+            acked
+                .get(device)
+                .is_some_and(|t| t.binary_search(&time).is_ok()),
+            "streamed but never acked (so maybe never durable): {position}"
+        );
+    }
+}
+
 #[test]
 fn the_handshake_refuses_bad_tokens_and_foreign_origins_before_upgrading() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -180,12 +244,7 @@ fn the_handshake_refuses_bad_tokens_and_foreign_origins_before_upgrading() {
 #[test]
 fn a_client_gets_a_snapshot_then_live_positions_and_statuses() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let dir = dir.path();
-    let ports = Ports::free();
-    let server = support::drover_serve_on(dir, ports, &[]);
-    let http = ports.http;
-    let sim = Sim::start(dir, &ports, &teltonika_load(10, 8));
-    wait_for_devices(http, 10);
+    let (server, http, sim) = ten_reporting(dir.path());
 
     let token = admin(http);
     let how = Open {
@@ -209,30 +268,7 @@ fn a_client_gets_a_snapshot_then_live_positions_and_statuses() {
         "a device reads as GET /api/v1/devices/{{id}} shows it"
     );
 
-    let mut positions = Vec::new();
-    let mut trips = Vec::new();
-    let mut offline = BTreeSet::new();
-    let started = Instant::now();
-    // Until the simulator has closed every connection.
-    while offline.len() < 10 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "offline: {offline:?}"
-        );
-        let message = next(&mut client);
-        match message["type"].as_str() {
-            Some("position") => positions.push(message),
-            Some("status") if message["online"] == false => {
-                offline.insert(message["device"].as_str().expect("a device").to_owned());
-            }
-            Some("status") => {}
-            // The simulated vehicles drive: trips open (and may close).
-            Some("trip") => trips.push(message),
-            // And may brake hard.
-            Some("alert") => {}
-            other => panic!("unexpected message type {other:?}: {message}"),
-        }
-    }
+    let (positions, trips) = by_type(until_ten_offline(|| vec![next(&mut client)]));
     for trip in &trips {
         let device = trip["device"].as_str().expect("a device");
         assert!(
@@ -246,18 +282,8 @@ fn a_client_gets_a_snapshot_then_live_positions_and_statuses() {
             "{trip}"
         );
     }
-    let (_, records) = sim.finish();
-    let acked = support::acked_by_device(&records);
-    assert!(positions.len() >= 10, "{} positions", positions.len());
+    assert_acked(&positions, sim);
     for position in &positions {
-        let device = position["device"].as_str().expect("a device");
-        let time = time_ms(&position["time"]);
-        assert!(
-            acked
-                .get(device)
-                .is_some_and(|t| t.binary_search(&time).is_ok()),
-            "streamed but never acked (so maybe never durable): {position}"
-        );
         for field in [
             "lat",
             "lon",
@@ -275,12 +301,7 @@ fn a_client_gets_a_snapshot_then_live_positions_and_statuses() {
 #[test]
 fn batched_summaries_carry_every_position_in_fewer_messages() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let dir = dir.path();
-    let ports = Ports::free();
-    let server = support::drover_serve_on(dir, ports, &[]);
-    let http = ports.http;
-    let sim = Sim::start(dir, &ports, &teltonika_load(10, 8));
-    wait_for_devices(http, 10);
+    let (server, http, sim) = ten_reporting(dir.path());
 
     let token = admin(http);
     let with = |query: &'static str| Open {
@@ -328,47 +349,22 @@ fn batched_summaries_carry_every_position_in_fewer_messages() {
         "a summary ({small} bytes) is a fraction of the full snapshot ({large})"
     );
 
-    let (mut batches, mut messages, mut positions) = (0, 0, Vec::new());
-    let mut offline = BTreeSet::new();
-    let started = Instant::now();
-    while offline.len() < 10 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "offline: {offline:?}"
-        );
+    let mut batches = 0;
+    let messages = until_ten_offline(|| {
         let batch = next(&mut client);
         assert_eq!(batch["type"], "batch", "{batch}");
-        let inner = batch["messages"].as_array().expect("messages");
+        let inner = batch["messages"].as_array().expect("messages").clone();
         assert!(!inner.is_empty(), "a batch is never empty");
         batches += 1;
-        messages += inner.len();
-        for message in inner {
-            match message["type"].as_str() {
-                Some("position") => positions.push(message.clone()),
-                Some("status") if message["online"] == false => {
-                    offline.insert(message["device"].as_str().expect("a device").to_owned());
-                }
-                Some("status" | "trip" | "alert") => {}
-                other => panic!("unexpected message type {other:?}: {message}"),
-            }
-        }
-    }
+        inner
+    });
     assert!(
-        batches < messages,
-        "{messages} messages came in {batches} batches"
+        batches < messages.len(),
+        "{} messages came in {batches} batches",
+        messages.len()
     );
-    let (_, records) = sim.finish();
-    let acked = support::acked_by_device(&records);
-    assert!(positions.len() >= 10, "{} positions", positions.len());
-    for position in &positions {
-        let device = position["device"].as_str().expect("a device");
-        assert!(
-            acked
-                .get(device)
-                .is_some_and(|t| t.binary_search(&time_ms(&position["time"])).is_ok()),
-            "streamed but never acked: {position}"
-        );
-    }
+    let (positions, _) = by_type(messages);
+    assert_acked(&positions, sim);
     assert!(server.interrupt().success());
 }
 
