@@ -210,12 +210,18 @@ test('an alert appears live, is acknowledged, and the API agrees', async () => {
   await context.close();
 });
 
-test('a geofence drawn on the map is in the API', async () => {
+// Logged in, on the geofences tab with `tool` ('circle' or 'polygon')
+// chosen, and the map's centre in page coordinates.
+async function drawing(tool) {
   const { context, page } = await loggedIn();
   await page.getByTestId('tab-geofences').click();
-  await page.getByTestId('geofence-draw-circle').click();
+  await page.getByTestId(`geofence-draw-${tool}`).click();
   const box = await page.locator('[data-testid="map"] canvas').boundingBox();
-  const [x, y] = [box.x + box.width / 2, box.y + box.height / 2];
+  return { context, page, x: box.x + box.width / 2, y: box.y + box.height / 2 };
+}
+
+test('a geofence drawn on the map is in the API', async () => {
+  const { context, page, x, y } = await drawing('circle');
   await page.mouse.move(x, y);
   await page.mouse.down();
   await page.mouse.move(x + 40, y, { steps: 4 });
@@ -233,11 +239,7 @@ test('a geofence drawn on the map is in the API', async () => {
 });
 
 test('a polygon drawn corner by corner is in the API', async () => {
-  const { context, page } = await loggedIn();
-  await page.getByTestId('tab-geofences').click();
-  await page.getByTestId('geofence-draw-polygon').click();
-  const box = await page.locator('[data-testid="map"] canvas').boundingBox();
-  const [x, y] = [box.x + box.width / 2, box.y + box.height / 2];
+  const { context, page, x, y } = await drawing('polygon');
   for (const [dx, dy] of [[-60, -40], [60, -40], [0, 50]]) {
     await page.mouse.click(x + dx, y + dy);
   }
