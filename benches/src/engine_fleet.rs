@@ -4,9 +4,11 @@
 //!
 //! Every device of the fleet connects and reports once while populating;
 //! after that each batch updates distinct devices spread over the whole
-//! fleet, with newer timestamps and the next point of each vehicle's
-//! simulated track, so every update really changes the state, as live
-//! traffic does.
+//! fleet with the next point of each vehicle's simulated track, so every
+//! update really changes the state, as live traffic does. A report's device
+//! time is its track point's (one second apart), so speed, acceleration and
+//! distance over time are the track's own, and the engine clock follows
+//! the reports.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +26,8 @@ use crate::{START_MS, device_id, fleet_records};
 const VEHICLES: usize = 64;
 /// Points of each track, one per second; the track repeats after them.
 const TRACK_LEN: usize = 64;
+/// Device time between two points of a track.
+const STEP_MS: i64 = 1_000;
 /// Devices connected and reported per tick while populating.
 const POPULATE_CHUNK: usize = 100_000;
 /// Multiplier that scatters a batch's devices over the fleet (a prime, so
@@ -47,17 +51,23 @@ impl Fleet {
         }
     }
 
-    /// Device `d`'s report for step `step` of its track, made at `time_ms`.
-    pub fn record(&self, d: usize, step: usize, time_ms: i64) -> Input {
+    /// Device `d`'s report for step `step` of its track, made at the step's
+    /// time.
+    pub fn record(&self, d: usize, step: usize) -> Input {
         let vehicle = d % VEHICLES;
         let mut record = self.tracks[vehicle * TRACK_LEN + step % TRACK_LEN].clone();
-        record.time_ms = time_ms;
+        record.time_ms = step_time(step);
         Input::Record(Arc::new(DeviceMessage {
             device: self.ids[d].clone(),
             protocol: "teltonika",
             record,
         }))
     }
+}
+
+/// Device time of step `step` of every track.
+fn step_time(step: usize) -> i64 {
+    START_MS + step as i64 * STEP_MS
 }
 
 /// An engine holding the whole fleet, and where its inputs are at.
@@ -112,7 +122,7 @@ pub struct Setup {
 pub fn populate(name: &str, setup: Setup, fleet: &Fleet) -> Populated {
     let started = Instant::now();
     let mut engine = engine(setup.executor, setup.emit_state, setup.geofences);
-    let mut now_ms = START_MS;
+    let mut now_ms = step_time(0);
     let (mut inputs, mut deltas) = (Vec::new(), Vec::new());
     for first in (0..fleet.ids.len()).step_by(POPULATE_CHUNK) {
         now_ms += TICK_MS;
@@ -121,7 +131,7 @@ pub fn populate(name: &str, setup: Setup, fleet: &Fleet) -> Populated {
                 device: fleet.ids[d].clone(),
                 protocol: "teltonika",
             });
-            inputs.push(fleet.record(d, 0, now_ms - 500));
+            inputs.push(fleet.record(d, 0));
         }
         engine.tick(now_ms, &mut inputs, &mut deltas);
         deltas.clear();
@@ -139,18 +149,20 @@ pub fn populate(name: &str, setup: Setup, fleet: &Fleet) -> Populated {
 }
 
 /// The inputs of the next tick: `size` updates of distinct devices.
+///
+/// Every device reports once per pass over the fleet and its track advances
+/// one point per report, so a pass is one `STEP_MS` of device time; the
+/// engine clock is where the pass has got to, never behind a report.
 pub fn next_batch(cursor: &mut Cursor, fleet: &Fleet, size: usize) -> (i64, Vec<Input>) {
-    cursor.now_ms += TICK_MS;
     let devices = fleet.ids.len();
     let first = cursor.batches * size;
     let mut inputs = Vec::with_capacity(size);
     for i in 0..size {
         let d = ((first + i) % devices) * STRIDE % devices;
-        // Device d's previous report was at most one batch cycle ago; the
-        // track advances one point per report.
-        let step = 1 + (first + i) / devices;
-        inputs.push(fleet.record(d, step, cursor.now_ms - 500));
+        inputs.push(fleet.record(d, 1 + (first + i) / devices));
     }
+    let reached = step_time(1) + ((first + size) as i64 * STEP_MS) / devices as i64;
+    cursor.now_ms = reached.max(cursor.now_ms + 1);
     cursor.batches += 1;
     (cursor.now_ms, inputs)
 }
