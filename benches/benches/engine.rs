@@ -139,7 +139,7 @@ fn geofence_checks(c: &mut Criterion) {
             fixes
                 .iter()
                 .filter_map(|r| r.fix)
-                .map(|f| fences.containing(f.lat, f.lon).count())
+                .map(|f| fences.containing(f.lat, f.lon).len())
                 .sum::<usize>()
         });
     });

@@ -11,6 +11,7 @@
 //! restart does not report every parked vehicle as entering again.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use bevy_ecs::prelude::*;
 use drover_protocols::model::DeviceId;
@@ -18,6 +19,7 @@ use geo::{Contains, Coord, Distance, Haversine, LineString, Point, Polygon};
 use rstar::RTree;
 use rstar::primitives::{GeomWithData, Rectangle};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::components::{Device, Reports};
 use crate::systems::alarms::place;
@@ -185,21 +187,28 @@ impl Geofences {
         self.fences.is_empty()
     }
 
-    /// The geofences that hold the point.
-    pub fn containing(&self, lat: f64, lon: f64) -> impl Iterator<Item = &FenceSpec> + '_ {
+    /// The geofences that hold the point, in index order.
+    pub fn containing(&self, lat: f64, lon: f64) -> Held<'_> {
         let point = Point::new(lon, lat);
-        self.index
-            .locate_all_at_point(&[lon, lat])
-            .filter_map(move |entry| {
-                let fence = self.fences.get(entry.data)?;
-                fence.area.holds(point).then_some(&fence.spec)
-            })
+        let mut held = Held::new();
+        // Internal iteration: the tree's own iterator copies node references
+        // onto a stack at every level, a third of a lookup's instructions.
+        let _ = self.index.locate_all_at_point_int(&[lon, lat], |entry| {
+            if let Some(fence) = self.fences.get(entry.data)
+                && fence.area.holds(point)
+            {
+                held.push(&fence.spec);
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        held
     }
 
     /// The lowest speed limit of the geofences that hold the point, with
     /// the geofence's id.
     pub fn speed_limit_at(&self, lat: f64, lon: f64) -> Option<(f64, &str)> {
         self.containing(lat, lon)
+            .into_iter()
             .filter_map(|f| Some((f.speed_limit_kmh?, f.id.as_str())))
             .min_by(|a, b| a.0.total_cmp(&b.0))
     }
@@ -209,6 +218,9 @@ impl Geofences {
         Some(fence.spec.name.as_str())
     }
 }
+
+/// The geofences holding a point: seldom more than a few, kept inline.
+pub type Held<'a> = SmallVec<[&'a FenceSpec; 4]>;
 
 /// The geofences a device was in at its newest fix (sorted ids).
 #[derive(Component, Debug, Clone, Default, PartialEq)]
@@ -238,18 +250,11 @@ pub fn detect_geofences(
             };
             inside.bypass_change_detection().last_ms = record.time_ms;
             // The common case, checked without allocating: still where it was.
-            let mut held = 0;
-            let same = fences.containing(fix.lat, fix.lon).all(|f| {
-                held += 1;
-                inside.ids.contains(&f.id)
-            });
-            if same && held == inside.ids.len() {
+            let held = fences.containing(fix.lat, fix.lon);
+            if held.len() == inside.ids.len() && held.iter().all(|f| inside.ids.contains(&f.id)) {
                 return;
             }
-            let mut now: Vec<&str> = fences
-                .containing(fix.lat, fix.lon)
-                .map(|f| f.id.as_str())
-                .collect();
+            let mut now: Vec<&str> = held.iter().map(|f| f.id.as_str()).collect();
             now.sort_unstable();
             let live = rules.is_live(record, now_ms);
             for id in now.iter().filter(|id| !inside.ids.iter().any(|i| i == *id)) {
@@ -357,7 +362,11 @@ mod tests {
             square_with_hole(),
         ]);
         let ids = |lat, lon| -> Vec<String> {
-            fences.containing(lat, lon).map(|f| f.id.clone()).collect()
+            fences
+                .containing(lat, lon)
+                .iter()
+                .map(|f| f.id.clone())
+                .collect()
         };
         assert_eq!(ids(54.68 + 400.0 / M_PER_DEG, 25.28), ["depot"]);
         assert!(ids(54.68 + 600.0 / M_PER_DEG, 25.28).is_empty());
@@ -384,6 +393,7 @@ mod tests {
         let fences = Geofences::new(specs);
         let found: Vec<&str> = fences
             .containing(42.0, 17.0)
+            .iter()
             .map(|f| f.id.as_str())
             .collect();
         assert_eq!(found, ["1742"]);
