@@ -69,6 +69,12 @@ pub struct Influxd {
 impl Influxd {
     /// Starts a fresh server and waits until `/ping` answers 204.
     pub fn start() -> Result<Influxd, InfluxdError> {
+        Influxd::start_with("")
+    }
+
+    /// Like [`start`](Self::start), with `data` appended to the config's
+    /// `[data]` section, e.g. `cache-snapshot-write-cold-duration = "1s"`.
+    pub fn start_with(data: &str) -> Result<Influxd, InfluxdError> {
         let program = find_influxd()?;
         let dir = tempfile::Builder::new()
             .prefix("drover-influxd-")
@@ -78,7 +84,7 @@ impl Influxd {
         let rpc_port = free_port()?;
         std::fs::write(
             dir.path().join("influxdb.conf"),
-            config(dir.path(), http_port, rpc_port),
+            config(dir.path(), http_port, rpc_port, data),
         )
         .map_err(io("writing influxdb.conf"))?;
         let mut influxd = Influxd {
@@ -98,6 +104,11 @@ impl Influxd {
 
     pub fn http_port(&self) -> u16 {
         self.http_port
+    }
+
+    /// Where the server keeps its shards (`data`) and write-ahead log (`wal`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Whether the server process is running (it is, except between `stop`
@@ -297,7 +308,7 @@ fn free_port() -> Result<u16, InfluxdError> {
 /// it listens on loopback only, and the services a test does not use (usage
 /// reporting, the `_internal` monitor database, continuous queries, IFQL)
 /// are off. Graphite, collectd, OpenTSDB and UDP are off by default.
-fn config(dir: &Path, http_port: u16, rpc_port: u16) -> String {
+fn config(dir: &Path, http_port: u16, rpc_port: u16, data: &str) -> String {
     let dir = dir.display();
     format!(
         r#"reporting-disabled = true
@@ -311,6 +322,7 @@ bind-address = "127.0.0.1:{rpc_port}"
   dir = "{dir}/data"
   wal-dir = "{dir}/wal"
   query-log-enabled = false
+{data}
 
 [monitor]
   store-enabled = false

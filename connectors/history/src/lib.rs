@@ -68,10 +68,6 @@ use partitions::Partitions;
 
 use drover_journal::record::{self, RecordError};
 
-/// The content hash in history keys: CRC-32C, as the journal's checksum, so
-/// keys written by earlier versions keep matching.
-const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
-
 /// Tuning of a [`History`] store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryConfig {
@@ -167,7 +163,7 @@ impl History {
             .open()
             .map_err(HistoryError::engine("open the database"))?;
         let latest = db
-            .keyspace("latest", KeyspaceCreateOptions::default)
+            .keyspace("latest", latest_options)
             .map_err(HistoryError::engine("open the latest keyspace"))?;
         let trips = db
             .keyspace(derived::TRIPS, KeyspaceCreateOptions::default)
@@ -448,6 +444,23 @@ impl History {
         Ok(days)
     }
 
+    /// Writes every keyspace's memtable out and compacts each into a single
+    /// run: the store as it settles once writes stop. Rewrites every table,
+    /// so it is for maintenance and measurement, not the write path.
+    pub fn compact(&self) -> Result<(), HistoryError> {
+        let days = self.partitions.between(i64::MIN, i64::MAX);
+        let derived = [&self.latest, &self.trips, &self.alerts, &self.alert_ids];
+        for keyspace in days.iter().map(|(_, k)| k).chain(derived) {
+            keyspace
+                .rotate_memtable_and_wait()
+                .map_err(HistoryError::engine("flush a keyspace"))?;
+            keyspace
+                .major_compact()
+                .map_err(HistoryError::engine("compact a keyspace"))?;
+        }
+        Ok(())
+    }
+
     /// [`History::expire`] with the configured retention, for the scheduled
     /// job: deletes the days older than `retention_days` before `now_ms`.
     pub fn apply_retention(&self, now_ms: i64) -> Result<u64, HistoryError> {
@@ -506,16 +519,19 @@ fn class_of(record: &Record) -> Class {
 }
 
 /// The stored bytes of `message` and the hash of its content.
+/// The `latest` keyspace: one entry per device and class, rewritten with
+/// every newer record. A small memtable is flushed (and its stale versions
+/// compacted away) often, so reading every device's entry does not step
+/// over hundreds of superseded ones.
+fn latest_options() -> KeyspaceCreateOptions {
+    KeyspaceCreateOptions::default().max_memtable_size(LATEST_MEMTABLE_BYTES)
+}
+
+/// A few thousand devices' entries (a record is about 100 bytes).
+const LATEST_MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
+
 fn encode_and_hash(message: &DeviceMessage) -> Result<(Vec<u8>, u32), RecordError> {
-    let encoded = record::encode(message)?;
-    let hash = if message.record.archived {
-        let mut live = message.clone();
-        live.record.archived = false;
-        CRC32C.checksum(&record::encode(&live)?)
-    } else {
-        CRC32C.checksum(&encoded)
-    };
-    Ok((encoded, hash))
+    Ok((record::encode(message)?, record::content_hash(message)?))
 }
 
 fn decode(
@@ -551,5 +567,89 @@ fn decode_latest(
                 needed: 8 - value.len(),
             },
         }),
+    }
+}
+
+// invariant: test code (cfg(test) only): the unwraps below never see outside input.
+#[cfg(test)]
+mod tests {
+    use drover_protocols::model::{Fix, RecordKind, attr};
+
+    use super::*;
+
+    /// A Teltonika position with attributes, as version 1 stored it.
+    fn written_by_version_1(history: &History, message: &DeviceMessage) {
+        let device = DeviceKey::new(message.device.as_str()).unwrap();
+        let record = &message.record;
+        let at = Position {
+            time_ms: record.time_ms,
+            kind: keys::kind_byte(record.kind),
+            hash: record::content_hash(message).unwrap(),
+        };
+        let v1 = record::encode_v1(message).unwrap();
+        let day = history
+            .partitions
+            .get_or_create(&history.db, day_of(record.time_ms))
+            .unwrap();
+        day.insert(keys::record_key(Class::Position, device, at), &v1)
+            .unwrap();
+        let mut latest = record.time_ms.to_be_bytes().to_vec();
+        latest.extend_from_slice(&v1);
+        history
+            .latest
+            .insert(keys::latest_key(Class::Position, device), latest)
+            .unwrap();
+    }
+
+    #[test]
+    fn records_stored_by_version_1_read_back_and_a_resend_overwrites_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut record = Record {
+            time_ms: 1_764_115_200_000,
+            kind: RecordKind::Position,
+            fix: Some(Fix {
+                lat: 54.687_157,
+                lon: 25.279_652,
+                speed_kmh: 63.0,
+                valid: true,
+                ..Fix::default()
+            }),
+            ..Record::default()
+        };
+        record.attributes.set(attr::IGNITION, true);
+        record.attributes.set(attr::FUEL_LEVEL, 61.5);
+        record.attributes.set("io239", 1i64);
+        let message = Arc::new(DeviceMessage {
+            device: DeviceId::new("356307042441013"),
+            protocol: drover_protocols::teltonika::NAME,
+            record,
+        });
+        {
+            let history = History::open(dir.path(), HistoryConfig::default()).unwrap();
+            written_by_version_1(&history, &message);
+        }
+        let history = History::open(dir.path(), HistoryConfig::default()).unwrap();
+        let read = |history: &History| {
+            history
+                .positions(message.device.as_str(), 0, i64::MAX, 10, None)
+                .unwrap()
+                .records
+        };
+        let stored = read(&history);
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].record, message.record);
+        assert_eq!(history.latest_all().unwrap()[0].1.record, message.record);
+
+        // The device resends it from its memory: the same key, now version 2.
+        let mut resent = (*message).clone();
+        resent.record.archived = true;
+        history.write(&[Arc::new(resent.clone())]).unwrap();
+        let stored = read(&history);
+        assert_eq!(
+            stored.len(),
+            1,
+            "a resend after the upgrade is not a second record"
+        );
+        assert_eq!(stored[0].record, resent.record);
     }
 }

@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::sync::{PoisonError, RwLock};
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use fjall::config::{CompressionPolicy, FilterPolicy};
+use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions};
 
 use super::HistoryError;
 
@@ -18,6 +19,18 @@ const PREFIX: &str = "records-";
 /// The day keyspaces that exist, by day number (days since the Unix epoch).
 pub(crate) struct Partitions {
     days: RwLock<BTreeMap<i64, Keyspace>>,
+}
+
+/// How a day's records are stored: compressed at every level (a device's
+/// records sit side by side and repeat each other; by default fjall leaves
+/// the first two levels, where a day spends its first hours, uncompressed)
+/// and without Bloom filters, which serve reads by key: records are only
+/// read by range. Applies to days created from now on; a day keeps the
+/// options it was created with.
+fn day_options() -> KeyspaceCreateOptions {
+    KeyspaceCreateOptions::default()
+        .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
+        .filter_policy(FilterPolicy::disabled())
 }
 
 fn name(day: i64) -> String {
@@ -37,7 +50,7 @@ impl Partitions {
                 continue;
             };
             let keyspace = db
-                .keyspace(&name, KeyspaceCreateOptions::default)
+                .keyspace(&name, day_options)
                 .map_err(HistoryError::engine("open a day partition"))?;
             days.insert(day, keyspace);
         }
@@ -60,7 +73,7 @@ impl Partitions {
             return Ok(keyspace.clone());
         }
         let keyspace = db
-            .keyspace(&name(day), KeyspaceCreateOptions::default)
+            .keyspace(&name(day), day_options)
             .map_err(HistoryError::engine("create a day partition"))?;
         tracing::debug!(day, "history partition created");
         days.insert(day, keyspace.clone());

@@ -852,6 +852,34 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_a_version_1_build_journaled_are_delivered_after_the_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (journal, _) = Journal::open(dir.path(), JournalConfig::default()).unwrap();
+            let v1 = (0..10)
+                .map(|t| record::encode_v1(&message(t)).unwrap())
+                .collect();
+            journal.append(v1).unwrap();
+        }
+        let journal = Arc::new(
+            Journal::open(dir.path(), JournalConfig::default())
+                .unwrap()
+                .0,
+        );
+        let running = start(&journal, 16, Collect::default());
+        append(&journal, 10..12);
+        until("12 records", || {
+            running.sink.seen.lock().unwrap().len() >= 12
+        })
+        .await;
+        assert_eq!(
+            *running.sink.seen.lock().unwrap(),
+            (0..12).collect::<Vec<_>>()
+        );
+        running.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_restarted_sink_resumes_from_its_cursor() {
         let dir = tempfile::tempdir().unwrap();
         {
