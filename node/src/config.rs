@@ -279,11 +279,35 @@ impl JournalSection {
 pub struct StorageSection {
     /// `embedded` (a local store under `data_dir`) or `influxdb`.
     pub backend: Backend,
-    /// History older than this is deleted from the embedded store, in days
-    /// (0 keeps everything). InfluxDB keeps data by its retention policy.
+    /// Days the embedded store keeps every record (0 keeps everything);
+    /// older days are rolled up (`[storage.rollup]`). InfluxDB keeps data
+    /// by its retention policy.
     pub retention_days: u32,
+    /// `[storage.rollup]`: what the embedded store keeps past `retention_days`.
+    pub rollup: RollupSection,
     /// `[storage.influxdb]`, used when `backend = "influxdb"`.
     pub influxdb: InfluxConfig,
+}
+
+/// `[storage.rollup]`: downsampled history past `storage.retention_days`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RollupSection {
+    /// One position per device per this many seconds is kept, with every
+    /// position where ignition or motion changed or an alarm came, and
+    /// every event; 0 deletes days past retention instead.
+    pub interval_secs: u64,
+    /// Days (from now) rolled-up history is kept; 0 keeps it for ever.
+    pub retention_days: u32,
+}
+
+impl Default for RollupSection {
+    fn default() -> Self {
+        RollupSection {
+            interval_secs: 60,
+            retention_days: 730,
+        }
+    }
 }
 
 impl Default for StorageSection {
@@ -291,6 +315,7 @@ impl Default for StorageSection {
         StorageSection {
             backend: Backend::Embedded,
             retention_days: 90,
+            rollup: RollupSection::default(),
             influxdb: InfluxConfig::default(),
         }
     }

@@ -319,6 +319,8 @@ async fn open_history(config: &Config) -> anyhow::Result<history::History> {
     let dir = config.data_dir.join("history");
     let history_config = HistoryConfig {
         retention_days: config.storage.retention_days,
+        rollup_interval_ms: config.storage.rollup.interval_secs.saturating_mul(1_000),
+        rollup_retention_days: config.storage.rollup.retention_days,
         ..HistoryConfig::default()
     };
     tokio::task::spawn_blocking(move || {
@@ -432,7 +434,7 @@ async fn retire_segments(
     }
 }
 
-/// Deletes expired history now and then every [`RETENTION_EVERY`].
+/// Rolls up and deletes expired history now and then every [`RETENTION_EVERY`].
 async fn apply_retention(store: Arc<history::History>, shutdown: CancellationToken) {
     loop {
         let job = Arc::clone(&store);

@@ -52,6 +52,7 @@ mod cursor;
 mod derived;
 mod keys;
 mod partitions;
+mod rollup;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -64,16 +65,26 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistM
 pub use cursor::PageCursor;
 pub use derived::{AlertEntry, AlertPage, TripEntry};
 use keys::{Class, DeviceKey, Position, day_of};
-use partitions::Partitions;
+use partitions::{Partitions, Tier};
 
 use drover_journal::record::{self, RecordError};
 
 /// Tuning of a [`History`] store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryConfig {
-    /// Days of history [`History::apply_retention`] keeps (default 90); 0 keeps
-    /// everything. Whole UTC days are deleted, so up to one more day is kept.
+    /// Days of full-resolution history [`History::apply_retention`] keeps
+    /// (default 90); 0 keeps everything. Whole UTC days go, so up to one
+    /// more day is kept. Older days are rolled up, or deleted when
+    /// `rollup_interval_ms` is 0.
     pub retention_days: u32,
+    /// Of a day past `retention_days`, one position per device per this
+    /// many milliseconds is kept (default 60 s), with every position where
+    /// ignition or motion changed or an alarm was reported, and every
+    /// event. 0: such days are deleted instead.
+    pub rollup_interval_ms: u64,
+    /// Days (from now) rolled-up history is kept (default 730); 0 keeps it
+    /// for ever.
+    pub rollup_retention_days: u32,
     /// Memory for cached blocks of the store (default 64 MiB). Reads of recent
     /// history come from it; fjall recommends 20–25 % of the memory to spare.
     pub cache_bytes: u64,
@@ -83,6 +94,8 @@ impl Default for HistoryConfig {
     fn default() -> Self {
         Self {
             retention_days: 90,
+            rollup_interval_ms: 60_000,
+            rollup_retention_days: 730,
             cache_bytes: 64 * 1024 * 1024,
         }
     }
@@ -252,7 +265,7 @@ impl History {
         };
         let partition = self
             .partitions
-            .get_or_create(&self.db, day_of(record.time_ms))?;
+            .for_writing(&self.db, day_of(record.time_ms))?;
         commit.insert(&partition, keys::record_key(class, device, at), value);
         Ok(Some(class))
     }
@@ -435,9 +448,9 @@ impl History {
     /// Costs one keyspace deletion per day, whatever the day held.
     pub fn expire(&self, older_than_ms: i64) -> Result<u64, HistoryError> {
         let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let (days, records) = self
-            .partitions
-            .drop_before(&self.db, day_of(older_than_ms))?;
+        let (days, records) =
+            self.partitions
+                .drop_before(&self.db, Tier::Full, day_of(older_than_ms))?;
         if days > 0 {
             tracing::info!(days, records, older_than_ms, "history expired");
         }
@@ -448,9 +461,9 @@ impl History {
     /// run: the store as it settles once writes stop. Rewrites every table,
     /// so it is for maintenance and measurement, not the write path.
     pub fn compact(&self) -> Result<(), HistoryError> {
-        let days = self.partitions.between(i64::MIN, i64::MAX);
+        let days = self.partitions.all();
         let derived = [&self.latest, &self.trips, &self.alerts, &self.alert_ids];
-        for keyspace in days.iter().map(|(_, k)| k).chain(derived) {
+        for keyspace in days.iter().chain(derived) {
             keyspace
                 .rotate_memtable_and_wait()
                 .map_err(HistoryError::engine("flush a keyspace"))?;
@@ -461,14 +474,41 @@ impl History {
         Ok(())
     }
 
-    /// [`History::expire`] with the configured retention, for the scheduled
-    /// job: deletes the days older than `retention_days` before `now_ms`.
+    /// The configured retention, for the scheduled job: the full days that
+    /// ended more than `retention_days` before `now_ms` are rolled up (or
+    /// deleted, without rollups), and rolled-up days past
+    /// `rollup_retention_days` deleted. Returns how many full days left
+    /// the full tier.
+    ///
+    /// Idempotent and resumable: a full day is deleted only once its rollup
+    /// is durable, and is read instead of the rollup while it exists, so a
+    /// run cut short shows no gap and no duplicate and the next run
+    /// finishes it.
     pub fn apply_retention(&self, now_ms: i64) -> Result<u64, HistoryError> {
         if self.config.retention_days == 0 {
             return Ok(0);
         }
         let keep_ms = i64::from(self.config.retention_days) * keys::DAY_MS;
-        self.expire(now_ms.saturating_sub(keep_ms))
+        let cutoff = now_ms.saturating_sub(keep_ms);
+        if self.config.rollup_interval_ms == 0 {
+            return self.expire(cutoff);
+        }
+        let days = self.partitions.full_before(day_of(cutoff));
+        for day in &days {
+            self.roll_up(*day)?;
+        }
+        if self.config.rollup_retention_days > 0 {
+            let keep_ms = i64::from(self.config.rollup_retention_days) * keys::DAY_MS;
+            let older_than = day_of(now_ms.saturating_sub(keep_ms));
+            let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let (days, records) =
+                self.partitions
+                    .drop_before(&self.db, Tier::RolledUp, older_than)?;
+            if days > 0 {
+                tracing::info!(days, records, "rolled-up history expired");
+            }
+        }
+        Ok(days.len() as u64)
     }
 }
 
@@ -589,7 +629,7 @@ mod tests {
         let v1 = record::encode_v1(message).unwrap();
         let day = history
             .partitions
-            .get_or_create(&history.db, day_of(record.time_ms))
+            .for_writing(&history.db, day_of(record.time_ms))
             .unwrap();
         day.insert(keys::record_key(Class::Position, device, at), &v1)
             .unwrap();

@@ -374,10 +374,11 @@ fn latest_all_has_every_device_once() {
 }
 
 #[test]
-fn retention_deletes_old_days_and_keeps_new_ones() {
+fn retention_without_rollups_deletes_old_days_and_keeps_new_ones() {
     let dir = tempfile::tempdir().unwrap();
     let config = HistoryConfig {
         retention_days: 2,
+        rollup_interval_ms: 0,
         ..HistoryConfig::default()
     };
     let history = History::open(dir.path(), config).unwrap();
@@ -424,6 +425,88 @@ fn retention_deletes_old_days_and_keeps_new_ones() {
     drop(history);
     let history = History::open(dir.path(), HistoryConfig::default()).unwrap();
     assert_eq!(all_positions(&history, DEVICE).len(), 3);
+}
+
+/// A drive: a position every 10 s for 10 minutes, stopped with the
+/// ignition off from 5:30, an SOS at 7:20, an event a minute.
+fn drive(device: &str, start: i64) -> Vec<Arc<DeviceMessage>> {
+    let mut batch = Vec::new();
+    for i in 0..60 {
+        let time_ms = start + i * 10_000;
+        let mut record = position(device, time_ms).record.clone();
+        let parked = i >= 33;
+        if let Some(fix) = record.fix.as_mut() {
+            fix.speed_kmh = if parked { 0.0 } else { 40.0 };
+        }
+        record.attributes.set(attr::IGNITION, !parked);
+        if i == 44 {
+            record.attributes.set(attr::ALARM, "sos");
+        }
+        batch.push(message(device, record));
+        if i % 6 == 0 {
+            batch.push(event(device, time_ms + 1, RecordKind::Status));
+        }
+    }
+    batch
+}
+
+fn rolling(retention_days: u32) -> HistoryConfig {
+    HistoryConfig {
+        retention_days,
+        rollup_interval_ms: 60_000,
+        rollup_retention_days: 10,
+        ..HistoryConfig::default()
+    }
+}
+
+#[test]
+fn days_past_retention_are_rolled_up_and_read_across_tiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(dir.path(), rolling(2)).unwrap();
+    history.write(&drive(DEVICE, T0)).unwrap();
+    history.write(&drive(DEVICE, T0 + 3 * DAY_MS)).unwrap();
+
+    assert_eq!(history.apply_retention(T0 + 3 * DAY_MS + 1).unwrap(), 1);
+    let minute = |m: i64| T0 + m * 60_000;
+    let rolled = [
+        minute(0),
+        minute(1),
+        minute(2),
+        minute(3),
+        minute(4),
+        minute(5),
+        minute(5) + 30_000, // stopped, ignition off
+        minute(6),
+        minute(7),
+        minute(7) + 20_000, // the SOS
+        minute(8),
+        minute(9),
+    ];
+    let full: Vec<i64> = (0..60).map(|i| T0 + 3 * DAY_MS + i * 10_000).collect();
+    let positions = all_positions(&history, DEVICE);
+    assert_eq!(positions[..positions.len() - 60], rolled[..]);
+    assert_eq!(positions[positions.len() - 60..], full[..]);
+    // Events are all kept; pages cross from the rolled-up day to the full one.
+    let events = history
+        .events(DEVICE, i64::MIN, i64::MAX, 100, None)
+        .unwrap();
+    assert_eq!(events.records.len(), 20);
+    let (records, pages) = walk(&history, i64::MIN, i64::MAX, 7);
+    assert_eq!(records.len(), positions.len());
+    assert!(pages > 2);
+
+    // Reopened, the tiers are found again; a late record of the rolled-up
+    // day is kept whole in its rollup.
+    drop(history);
+    let history = History::open(dir.path(), rolling(2)).unwrap();
+    history.write(&[position(DEVICE, T0 + 5_000)]).unwrap();
+    let positions = all_positions(&history, DEVICE);
+    assert_eq!(positions[..2], [T0, T0 + 5_000]);
+    assert_eq!(positions.len(), rolled.len() + 1 + 60);
+
+    // Past rollup retention the rolled-up day goes too.
+    assert_eq!(history.apply_retention(T0 + 14 * DAY_MS + 1).unwrap(), 1);
+    assert!(all_positions(&history, DEVICE).is_empty());
 }
 
 #[test]
