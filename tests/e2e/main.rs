@@ -23,6 +23,7 @@ mod notifications;
 mod openapi;
 mod outage;
 mod replay;
+mod rollup;
 mod sentinel;
 mod stream;
 mod support;

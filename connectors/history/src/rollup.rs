@@ -37,6 +37,7 @@ impl History {
         let Some((full, rolled_up)) = started else {
             return Ok(0);
         };
+        tracing::info!(day, "rolling a history day up");
         let (read, kept) = self.copy_kept(day, &full, &rolled_up)?;
         let _turn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         self.partitions.drop_full(&self.db, day)?;
