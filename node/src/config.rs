@@ -283,6 +283,15 @@ pub struct StorageSection {
     /// older days are rolled up (`[storage.rollup]`). InfluxDB keeps data
     /// by its retention policy.
     pub retention_days: u32,
+    /// Memory for the embedded store's block cache, in MiB.
+    pub cache_mb: u64,
+    /// Records a day of the embedded store holds in memory before writing
+    /// them out, in MiB (today's and, around midnight, yesterday's: about
+    /// twice this in use).
+    pub memtable_mb: u64,
+    /// Disk for the embedded store's own write-ahead journal, in MiB (at
+    /// least 64).
+    pub journal_mb: u64,
     /// `[storage.rollup]`: what the embedded store keeps past `retention_days`.
     pub rollup: RollupSection,
     /// `[storage.influxdb]`, used when `backend = "influxdb"`.
@@ -315,6 +324,9 @@ impl Default for StorageSection {
         StorageSection {
             backend: Backend::Embedded,
             retention_days: 90,
+            cache_mb: 64,
+            memtable_mb: 64,
+            journal_mb: 512,
             rollup: RollupSection::default(),
             influxdb: InfluxConfig::default(),
         }

@@ -52,6 +52,8 @@ pub struct Parts {
     pub stream: Arc<StreamStats>,
     /// What became of webhook and email notifications.
     pub notifications: Arc<drover_notify::NotifyStats>,
+    /// The embedded history store, when it is the backend.
+    pub store: Option<Arc<drover_history::History>>,
 }
 
 impl Parts {
@@ -179,6 +181,18 @@ fn lower_priority(nice: i32) {
 #[cfg(not(target_os = "linux"))]
 fn lower_priority(_nice: i32) {}
 
+/// The embedded store's memory and journal, as `/health` reports them.
+fn store_usage(store: &drover_history::History) -> Value {
+    let usage = store.usage();
+    json!({
+        "cache_capacity_bytes": usage.cache_capacity_bytes,
+        "cache_bytes": usage.cache_bytes,
+        "memtable_bytes": usage.memtable_bytes,
+        "journal_bytes": usage.journal_bytes,
+        "full_days": usage.full_days,
+    })
+}
+
 /// The `/health` document.
 pub fn health(parts: &Parts) -> Value {
     let listeners: Vec<Value> = parts
@@ -250,6 +264,7 @@ pub fn health(parts: &Parts) -> Value {
             "dropped_cursors": parts.dropped_cursors,
         },
         "sinks": sinks,
+        "history": parts.store.as_deref().map(store_usage),
         "engine": {
             "ticks": ticks,
             "inputs": e.inputs.load(Relaxed),

@@ -243,6 +243,7 @@ impl Node {
             commands: Arc::clone(&commands.service.stats),
             stream: stream_stats,
             notifications: notify_stats,
+            store: durable.store.clone(),
         });
         let sentinel = crate::sentinel::Sentinel {
             parts: Arc::clone(&parts),

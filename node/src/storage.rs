@@ -40,6 +40,7 @@ const RETIRE_EVERY: Duration = Duration::from_secs(5);
 const BACKLOG_WARN_EVERY: Duration = Duration::from_secs(60);
 /// How long the history sink gathers records before a commit.
 const HISTORY_LINGER: Duration = Duration::from_millis(200);
+const MIB: u64 = 1024 * 1024;
 /// How often the history retention job runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
@@ -50,6 +51,8 @@ pub struct Durable {
     pub history: Arc<dyn History>,
     /// Where closed trips and alerts are stored: the same backend.
     pub analytics: AnalyticsStore,
+    /// The embedded store, when it is the backend (its usage is on `/health`).
+    pub store: Option<Arc<history::History>>,
     pub sinks: Vec<(&'static str, Arc<SinkStats>)>,
     /// Woken by the pipeline when the journal fails.
     pub recover: Arc<Notify>,
@@ -136,10 +139,15 @@ impl Durable {
         let journal = open_journal(config, feed).await?;
         let configured = [MQTT, backend.sink_name(), live::CURSOR];
         let dropped_cursors = drop_stale_cursors(&journal, &configured).await?;
+        let store = match &backend {
+            Opened::Embedded(store, _) => Some(Arc::clone(store)),
+            Opened::Influx(_) => None,
+        };
         let mut durable = Durable {
             journal,
             history,
             analytics,
+            store,
             sinks: Vec::new(),
             recover: Arc::new(Notify::new()),
             dropped_cursors,
@@ -321,7 +329,9 @@ async fn open_history(config: &Config) -> anyhow::Result<history::History> {
         retention_days: config.storage.retention_days,
         rollup_interval_ms: config.storage.rollup.interval_secs.saturating_mul(1_000),
         rollup_retention_days: config.storage.rollup.retention_days,
-        ..HistoryConfig::default()
+        cache_bytes: config.storage.cache_mb.saturating_mul(MIB),
+        memtable_bytes: config.storage.memtable_mb.saturating_mul(MIB),
+        journal_bytes: config.storage.journal_mb.saturating_mul(MIB),
     };
     tokio::task::spawn_blocking(move || {
         history::History::open(&dir, history_config)

@@ -57,8 +57,18 @@ fn after_a_switch_to_influxdb_the_journal_still_retires_its_segments() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
     let ports = Ports::free();
-    let embedded = support::drover_serve_on(dir, ports, &small_journal());
+    let mut sized = small_journal();
+    sized.push("storage.cache_mb=16".to_owned());
+    let embedded = support::drover_serve_on(dir, ports, &sized);
     Sim::start(dir, &ports, &teltonika_load(10, 3)).finish();
+    wait_for_sinks(ports.http);
+    let store = &health(ports.http)["history"];
+    assert_eq!(store["cache_capacity_bytes"], 16 * 1024 * 1024, "{store}");
+    assert_eq!(
+        store["full_days"].as_u64().map(|d| d >= 1),
+        Some(true),
+        "{store}"
+    );
     assert!(embedded.interrupt().success());
     assert!(
         history_cursor(dir).exists(),
@@ -73,6 +83,7 @@ fn after_a_switch_to_influxdb_the_journal_still_retires_its_segments() {
         json!(["history"]),
         "{switched}"
     );
+    assert_eq!(switched["history"], Value::Null, "no embedded store");
     assert!(
         switched["journal"]["cursors"].get("history").is_none(),
         "{switched}"

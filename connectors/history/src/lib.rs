@@ -88,6 +88,28 @@ pub struct HistoryConfig {
     /// Memory for cached blocks of the store (default 64 MiB). Reads of recent
     /// history come from it; fjall recommends 20–25 % of the memory to spare.
     pub cache_bytes: u64,
+    /// Records a day partition holds in memory before writing them out
+    /// (default 64 MiB). Writes go to today's partition (and yesterday's
+    /// around midnight), so about twice this is in memory. Applies to days
+    /// created from now on.
+    pub memtable_bytes: u64,
+    /// Disk for fjall's own write-ahead journal, whose older files go once
+    /// the memtables they hold are written out (default 512 MiB, at least
+    /// 64 MiB).
+    pub journal_bytes: u64,
+}
+
+/// What the store holds in memory and in its write-ahead journal, for
+/// `/health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreUsage {
+    pub cache_capacity_bytes: u64,
+    pub cache_bytes: u64,
+    /// Records in memtables, not yet written out to tables.
+    pub memtable_bytes: u64,
+    pub journal_bytes: u64,
+    /// Days at full resolution.
+    pub full_days: usize,
 }
 
 impl Default for HistoryConfig {
@@ -97,6 +119,8 @@ impl Default for HistoryConfig {
             rollup_interval_ms: 60_000,
             rollup_retention_days: 730,
             cache_bytes: 64 * 1024 * 1024,
+            memtable_bytes: 64 * 1024 * 1024,
+            journal_bytes: 512 * 1024 * 1024,
         }
     }
 }
@@ -173,6 +197,7 @@ impl History {
         let dir = dir.as_ref();
         let db = Database::builder(dir)
             .cache_size(config.cache_bytes)
+            .max_journaling_size(config.journal_bytes.max(MIN_JOURNAL_BYTES))
             .open()
             .map_err(HistoryError::engine("open the database"))?;
         let latest = db
@@ -187,7 +212,7 @@ impl History {
         let alert_ids = db
             .keyspace(derived::ALERT_IDS, KeyspaceCreateOptions::default)
             .map_err(HistoryError::engine("open the alert index"))?;
-        let partitions = Partitions::open(&db)?;
+        let partitions = Partitions::open(&db, config.memtable_bytes)?;
         tracing::info!(path = %dir.display(), days = partitions.len(), "history store opened");
         Ok(History {
             db,
@@ -457,6 +482,18 @@ impl History {
         Ok(days)
     }
 
+    /// What the store holds in memory and in its journal now.
+    pub fn usage(&self) -> StoreUsage {
+        StoreUsage {
+            cache_capacity_bytes: self.db.cache_capacity(),
+            cache_bytes: self.db.cache_size(),
+            memtable_bytes: self.db.write_buffer_size(),
+            // Listing the journal's files fails only with the directory gone.
+            journal_bytes: self.db.journal_disk_space().unwrap_or(0),
+            full_days: self.partitions.len(),
+        }
+    }
+
     /// Writes every keyspace's memtable out and compacts each into a single
     /// run: the store as it settles once writes stop. Rewrites every table,
     /// so it is for maintenance and measurement, not the write path.
@@ -566,6 +603,9 @@ fn class_of(record: &Record) -> Class {
 fn latest_options() -> KeyspaceCreateOptions {
     KeyspaceCreateOptions::default().max_memtable_size(LATEST_MEMTABLE_BYTES)
 }
+
+/// fjall refuses a smaller bound on its journal.
+const MIN_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A few thousand devices' entries (a record is about 100 bytes).
 const LATEST_MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;

@@ -51,6 +51,7 @@ impl Tier {
 /// Unix epoch).
 pub(crate) struct Partitions {
     tiers: RwLock<Tiers>,
+    memtable_bytes: u64,
 }
 
 #[derive(Default)]
@@ -74,15 +75,19 @@ impl Tiers {
 /// and without Bloom filters, which serve reads by key: records are only
 /// read by range. Applies to days created from now on; a day keeps the
 /// options it was created with.
-fn day_options() -> KeyspaceCreateOptions {
+fn day_options(memtable_bytes: u64) -> KeyspaceCreateOptions {
     KeyspaceCreateOptions::default()
         .data_block_compression_policy(CompressionPolicy::all(CompressionType::Lz4))
         .filter_policy(FilterPolicy::disabled())
+        .max_memtable_size(memtable_bytes.max(MIN_MEMTABLE_BYTES))
 }
+
+/// Smaller memtables only make more, smaller tables to compact.
+const MIN_MEMTABLE_BYTES: u64 = 1024 * 1024;
 
 impl Partitions {
     /// Finds the day keyspaces already in `db`.
-    pub(crate) fn open(db: &Database) -> Result<Self, HistoryError> {
+    pub(crate) fn open(db: &Database, memtable_bytes: u64) -> Result<Self, HistoryError> {
         let mut tiers = Tiers::default();
         for name in db.list_keyspace_names() {
             let Some((tier, day)) = Tier::ALL
@@ -92,12 +97,13 @@ impl Partitions {
                 continue;
             };
             let keyspace = db
-                .keyspace(&name, day_options)
+                .keyspace(&name, || day_options(memtable_bytes))
                 .map_err(HistoryError::engine("open a day partition"))?;
             tiers.of(tier).insert(day, keyspace);
         }
         Ok(Partitions {
             tiers: RwLock::new(tiers),
+            memtable_bytes,
         })
     }
 
@@ -127,7 +133,7 @@ impl Partitions {
             return Ok(keyspace.clone());
         }
         let keyspace = db
-            .keyspace(&tier.name(day), day_options)
+            .keyspace(&tier.name(day), || day_options(self.memtable_bytes))
             .map_err(HistoryError::engine("create a day partition"))?;
         tracing::debug!(day, ?tier, "history partition created");
         tiers.of(tier).insert(day, keyspace.clone());
