@@ -12,11 +12,10 @@
 //! Not a Criterion bench: one load of 1M records is the measurement.
 //! `cargo bench -p drover-benches --bench storage` takes about 15 s on 2 cores.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use drover_benches::{START_MS, device_id, fleet_records};
+use drover_benches::{START_MS, device_id, disk_bytes, fleet_records};
 use drover_history::{History, HistoryConfig};
 use drover_protocols::model::DeviceMessage;
 
@@ -111,19 +110,6 @@ fn day_query(history: &History) -> Duration {
     }
     times.sort();
     times[times.len() / 2]
-}
-
-fn disk_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => disk_bytes(&entry.path()),
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 fn human(d: Duration) -> String {

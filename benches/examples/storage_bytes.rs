@@ -19,12 +19,10 @@
 //!   sink's lines, 5,000 per request), left to snapshot its cache and compact
 //!   (cold durations of 1 s) until its WAL is empty and its shards hold still.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use drover_benches::{SEED, START_MS, device_id};
+use drover_benches::{SEED, START_MS, device_id, disk_bytes};
 use drover_history::{History, HistoryConfig};
 use drover_influxdb::{InfluxClient, InfluxConfig};
 use drover_journal::{Journal, JournalConfig, record};
@@ -261,19 +259,4 @@ impl Influx {
             std::thread::sleep(Duration::from_millis(500));
         }
     }
-}
-
-/// Bytes the files under `dir` take on disk: allocated blocks, as `du`
-/// counts them (journals preallocate their files sparsely).
-fn disk_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => disk_bytes(&entry.path()),
-            Ok(meta) => meta.blocks() * 512,
-            Err(_) => 0,
-        })
-        .sum()
 }

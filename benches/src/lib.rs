@@ -7,6 +7,8 @@
 
 pub mod engine_fleet;
 
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,4 +78,20 @@ pub fn influx_points(devices: u64, per_device: usize) -> Vec<Arc<DeviceMessage>>
         }
     }
     messages
+}
+
+/// Bytes the files under `dir` take on disk: allocated blocks, as `du`
+/// counts them (journals preallocate their files sparsely, so their length
+/// says little).
+pub fn disk_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => disk_bytes(&entry.path()),
+            Ok(meta) => meta.blocks() * 512,
+            Err(_) => 0,
+        })
+        .sum()
 }

@@ -389,12 +389,7 @@ fn decode_attributes_v2(r: &mut Cursor<'_>) -> Result<Attributes, RecordError> {
                 let len = r.len()?;
                 Value::Text(r.text(len)?.to_owned())
             }
-            tag => {
-                return Err(RecordError::Unknown {
-                    what: "attribute type",
-                    value: tag.to_string(),
-                });
-            }
+            tag => return Err(unknown_type(tag)),
         };
         names.push(&mut attributes, name, value)?;
     }
@@ -416,16 +411,18 @@ fn decode_attributes_v1(r: &mut Cursor<'_>) -> Result<Attributes, RecordError> {
                 let len = r.u32()? as usize;
                 Value::Text(r.text(len)?.to_owned())
             }
-            tag => {
-                return Err(RecordError::Unknown {
-                    what: "attribute type",
-                    value: tag.to_string(),
-                });
-            }
+            tag => return Err(unknown_type(tag)),
         };
         names.push(&mut attributes, name, value)?;
     }
     Ok(attributes)
+}
+
+fn unknown_type(tag: u8) -> RecordError {
+    RecordError::Unknown {
+        what: "attribute type",
+        value: tag.to_string(),
+    }
 }
 
 /// An attribute's name as read.
