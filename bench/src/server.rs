@@ -17,6 +17,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a spawned server gets to stop after SIGINT before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Starts on fresh ports after a port was taken by someone else.
+const PORT_ATTEMPTS: u32 = 3;
 
 /// Where a server listens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,13 +33,18 @@ pub struct Ports {
 }
 
 impl Ports {
+    /// Four distinct ports free now (each held until all are found).
     fn free() -> anyhow::Result<Ports> {
+        let held = (0..4)
+            .map(|_| TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let port = |i: usize| -> anyhow::Result<u16> { Ok(held[i].local_addr()?.port()) };
         Ok(Ports {
             host: "127.0.0.1".to_owned(),
-            gt06: free_port()?,
-            teltonika: free_port()?,
-            http: Some(free_port()?),
-            mqtt: Some(free_port()?),
+            gt06: port(0)?,
+            teltonika: port(1)?,
+            http: Some(port(2)?),
+            mqtt: Some(port(3)?),
         })
     }
 
@@ -64,10 +71,6 @@ impl Ports {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// A server process this harness started; stopped (SIGINT, then SIGKILL)
 /// and its data removed when dropped.
 pub struct Spawned {
@@ -90,48 +93,77 @@ impl Spawned {
         log: &Path,
         settings: &[String],
     ) -> anyhow::Result<Spawned> {
-        let ports = Ports::free()?;
-        let http = ports.http.unwrap_or_default();
-        let mqtt = ports.mqtt.unwrap_or_default();
-        let mut command = Command::new(std::env::current_exe().context("finding this binary")?);
-        command.arg("serve");
-        let mut set = |kv: String| {
-            command.args(["--set", &kv]);
-        };
-        set(format!("data_dir={}", data_dir.display()));
-        set(format!("devices.gt06.listen=127.0.0.1:{}", ports.gt06));
-        set(format!(
-            "devices.teltonika.listen=127.0.0.1:{}",
-            ports.teltonika
-        ));
-        set(format!("http.listen=127.0.0.1:{http}"));
-        set(format!("mqtt.embedded_listen=127.0.0.1:{mqtt}"));
-        set(format!("mqtt.password={}", crate::MQTT_PASSWORD));
-        set(format!("auth.admin_password={}", crate::ADMIN_PASSWORD));
-        // The simulated fleet comes from a few loopback addresses.
-        set("devices.max_connections_per_ip=0".to_owned());
-        // Its IMEIs are made up, and registering them is no part of a benchmark.
-        set("devices.register_unknown=true".to_owned());
-        for s in settings {
-            set(s.clone());
-        }
-        Self::start(command, ports, Some(data_dir), log).await
+        let exe = std::env::current_exe().context("finding this binary")?;
+        Self::start_on_free_ports(log, Some(data_dir.clone()), |ports| {
+            let http = ports.http.unwrap_or_default();
+            let mqtt = ports.mqtt.unwrap_or_default();
+            let mut command = Command::new(&exe);
+            command.arg("serve");
+            let mut set = |kv: String| {
+                command.args(["--set", &kv]);
+            };
+            set(format!("data_dir={}", data_dir.display()));
+            set(format!("devices.gt06.listen=127.0.0.1:{}", ports.gt06));
+            set(format!(
+                "devices.teltonika.listen=127.0.0.1:{}",
+                ports.teltonika
+            ));
+            set(format!("http.listen=127.0.0.1:{http}"));
+            set(format!("mqtt.embedded_listen=127.0.0.1:{mqtt}"));
+            set(format!("mqtt.password={}", crate::MQTT_PASSWORD));
+            set(format!("auth.admin_password={}", crate::ADMIN_PASSWORD));
+            // The simulated fleet comes from a few loopback addresses.
+            set("devices.max_connections_per_ip=0".to_owned());
+            // Its IMEIs are made up, and registering them is no part of a benchmark.
+            set("devices.register_unknown=true".to_owned());
+            for s in settings {
+                set(s.clone());
+            }
+            command
+        })
+        .await
     }
 
     /// The null server (`drover null-server`), ending by itself after `lifetime`.
     pub async fn null(log: &Path, lifetime: Duration) -> anyhow::Result<Spawned> {
-        let ports = Ports {
-            http: None,
-            mqtt: None,
-            ..Ports::free()?
-        };
-        let mut command = Command::new(std::env::current_exe().context("finding this binary")?);
-        command
-            .arg("null-server")
-            .args(["--gt06", &format!("127.0.0.1:{}", ports.gt06)])
-            .args(["--teltonika", &format!("127.0.0.1:{}", ports.teltonika)])
-            .args(["--lifetime", &lifetime.as_secs().to_string()]);
-        Self::start(command, ports, None, log).await
+        let exe = std::env::current_exe().context("finding this binary")?;
+        Self::start_on_free_ports(log, None, |ports| {
+            ports.http = None;
+            ports.mqtt = None;
+            let mut command = Command::new(&exe);
+            command
+                .arg("null-server")
+                .args(["--gt06", &format!("127.0.0.1:{}", ports.gt06)])
+                .args(["--teltonika", &format!("127.0.0.1:{}", ports.teltonika)])
+                .args(["--lifetime", &lifetime.as_secs().to_string()]);
+            command
+        })
+        .await
+    }
+
+    /// Starts the command `command` makes for free ports (which it may
+    /// narrow). A free port can be taken by another process between being
+    /// found and being bound: a server that exits because of that is
+    /// started again on other ports.
+    async fn start_on_free_ports(
+        log: &Path,
+        data_dir: Option<PathBuf>,
+        mut command: impl FnMut(&mut Ports) -> Command,
+    ) -> anyhow::Result<Spawned> {
+        let mut attempt = 1;
+        loop {
+            let mut ports = Ports::free()?;
+            let started = Self::start(command(&mut ports), ports, data_dir.clone(), log).await;
+            let taken =
+                || std::fs::read_to_string(log).is_ok_and(|l| l.contains("Address already in use"));
+            match started {
+                Err(error) if attempt < PORT_ATTEMPTS && taken() => {
+                    tracing::warn!(%error, attempt, "a port was taken; starting the server on others");
+                    attempt += 1;
+                }
+                started => return started,
+            }
+        }
     }
 
     async fn start(

@@ -139,12 +139,18 @@ pub struct Ports {
 }
 
 impl Ports {
+    /// Four distinct ports free now (each held until all are found, so
+    /// the kernel cannot hand one out twice).
     pub fn free() -> Ports {
+        let held: Vec<TcpListener> = (0..4)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+            .collect();
+        let port = |i: usize| held[i].local_addr().expect("a bound port").port();
         Ports {
-            gt06: free_port(),
-            teltonika: free_port(),
-            http: free_port(),
-            mqtt: free_port(),
+            gt06: port(0),
+            teltonika: port(1),
+            http: port(2),
+            mqtt: port(3),
         }
     }
 }
