@@ -22,6 +22,10 @@
 //! * **Retention**: one keyspace per UTC day; [`History::expire`] deletes whole
 //!   days, which costs a file deletion, not a tombstone per record. The
 //!   `latest` entries survive retention: a device's last known place stays known.
+//! * **Rollups**: [`History::apply_retention`] rolls days past retention up
+//!   (one position per device per interval, every change point and event)
+//!   into a second tier read transparently, then deletes them past the
+//!   rollup's own retention (`rollup.rs`).
 //! * **Errors** are [`HistoryError`]s; a stored value that does not decode is
 //!   [`HistoryError::Corrupt`], never a panic. After a failed commit fjall
 //!   refuses further writes (as the journal does after a failed fsync): drop
@@ -595,7 +599,6 @@ fn class_of(record: &Record) -> Class {
     }
 }
 
-/// The stored bytes of `message` and the hash of its content.
 /// The `latest` keyspace: one entry per device and class, rewritten with
 /// every newer record. A small memtable is flushed (and its stale versions
 /// compacted away) often, so reading every device's entry does not step
@@ -610,6 +613,7 @@ const MIN_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 /// A few thousand devices' entries (a record is about 100 bytes).
 const LATEST_MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
 
+/// The stored bytes of `message` and the hash of its content.
 fn encode_and_hash(message: &DeviceMessage) -> Result<(Vec<u8>, u32), RecordError> {
     Ok((record::encode(message)?, record::content_hash(message)?))
 }

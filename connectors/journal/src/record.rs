@@ -18,7 +18,7 @@
 //! u8 flags                 bit 0 fix, 1 archived, 2 altitude, 3 satellites, 4 fix valid
 //! [fix] num lat, lon, speed_kmh, course_deg, [num altitude_m], [u8 satellites]
 //! varint attribute count, then per attribute:
-//!     u8 name              n ≥ 1: the well-known name NAMES[n - 1]; 0: str8 name follows
+//!     u8 name              n ≥ 1: the well-known name attr::ALL[n - 1]; 0: str8 name follows
 //!     u8 tag               0 false, 1 true, 2 int, 3 float, 4 text
 //!     int: zigzag varint · float: num · text: varint len + UTF-8
 //! num: u8 scale 0..=9, zigzag varint m: the value is exactly m / 10^scale
@@ -27,7 +27,8 @@
 //! ```
 //!
 //! Varints are LEB128 (at most 10 bytes), zigzag maps signed to unsigned.
-//! Every table is append-only: a byte once written keeps its meaning.
+//! Every table is append-only: a byte once written keeps its meaning
+//! (`attr::ALL` too: a test pins its first 27 names).
 //!
 //! Version 1, integers little-endian (still read; and the layout of the
 //! content hash in history keys, [`content_hash`]):
@@ -68,41 +69,6 @@ const KINDS: [RecordKind; 6] = [
 const PROTOCOLS: [&str; 2] = [
     drover_protocols::gt06::NAME,
     drover_protocols::teltonika::NAME,
-];
-
-/// The well-known attribute names of version 2, by their byte minus one:
-/// [`attr::ALL`] as it was when version 2 was made. `attr::ALL` may only
-/// grow at its end (a test holds it to this list), so a name's byte is its
-/// slot plus one.
-#[cfg_attr(not(test), allow(dead_code))]
-const NAMES: [&str; 27] = [
-    "ignition",
-    "motion",
-    "alarm",
-    "power",
-    "battery",
-    "batteryLevel",
-    "charge",
-    "rssi",
-    "satVisible",
-    "hdop",
-    "odometer",
-    "hours",
-    "event",
-    "index",
-    "driverUniqueId",
-    "result",
-    "iccid",
-    "rpm",
-    "coolantTemp",
-    "engineLoad",
-    "fuelLevel",
-    "fuel",
-    "throttle",
-    "obdSpeed",
-    "obdOdometer",
-    "faultCount",
-    "dtcs",
 ];
 
 const FIX: u8 = 1;
@@ -814,6 +780,38 @@ mod tests {
         );
         assert!(v2 * 2 < v1, "version 2 {v2} bytes, version 1 {v1}");
     }
+
+    /// The well-known names as version 2 was made: a name's byte is its
+    /// place in `attr::ALL` plus one, so `attr::ALL` may only grow at its end.
+    const NAMES: [&str; 27] = [
+        "ignition",
+        "motion",
+        "alarm",
+        "power",
+        "battery",
+        "batteryLevel",
+        "charge",
+        "rssi",
+        "satVisible",
+        "hdop",
+        "odometer",
+        "hours",
+        "event",
+        "index",
+        "driverUniqueId",
+        "result",
+        "iccid",
+        "rpm",
+        "coolantTemp",
+        "engineLoad",
+        "fuelLevel",
+        "fuel",
+        "throttle",
+        "obdSpeed",
+        "obdOdometer",
+        "faultCount",
+        "dtcs",
+    ];
 
     #[test]
     fn well_known_names_keep_their_bytes() {
