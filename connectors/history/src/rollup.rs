@@ -63,15 +63,15 @@ impl History {
                 .map_err(HistoryError::engine("read a day to roll up"))?;
             read += 1;
             let keep = match key.first() {
-                Some(&class) if class == Class::Position.byte() => {
-                    let place = || format!("day {day}, rolling up");
-                    let message =
-                        record::decode(&value).map_err(|source| HistoryError::Corrupt {
-                            place: place(),
-                            source,
-                        })?;
-                    filter.keeps(message.device.as_str(), &message.record)
-                }
+                Some(&class) if class == Class::Position.byte() => match record::decode(&value) {
+                    Ok(message) => filter.keeps(message.device.as_str(), &message.record),
+                    // Kept as it is: it must neither stop every later run
+                    // nor vanish unread.
+                    Err(error) => {
+                        tracing::warn!(day, %error, "a stored record does not decode; kept whole");
+                        true
+                    }
+                },
                 _ => true,
             };
             if keep {
@@ -283,5 +283,40 @@ mod tests {
         assert_eq!(times(&history), minutes);
         drop(history);
         assert_eq!(times(&open()), minutes);
+    }
+
+    #[test]
+    fn a_record_that_does_not_decode_is_kept_whole_and_stops_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = HistoryConfig {
+            retention_days: 1,
+            rollup_interval_ms: 60_000,
+            ..HistoryConfig::default()
+        };
+        let history = History::open(dir.path(), config).unwrap();
+        let message = Arc::new(DeviceMessage {
+            device: DeviceId::new(DEVICE),
+            protocol: drover_protocols::teltonika::NAME,
+            record: position(T0, 40.0, true),
+        });
+        history.write(&[message]).unwrap();
+        let day = T0.div_euclid(keys::DAY_MS);
+        let full = history.partitions.for_writing(&history.db, day).unwrap();
+        let at = keys::Position {
+            time_ms: T0 + 1_000,
+            kind: 0,
+            hash: 7,
+        };
+        let device = keys::DeviceKey::new(DEVICE).unwrap();
+        let damaged = keys::record_key(Class::Position, device, at);
+        full.insert(&damaged, [9u8, 9, 9]).unwrap();
+
+        assert_eq!(history.apply_retention(T0 + 2 * keys::DAY_MS).unwrap(), 1);
+        let (_, rolled_up) = history.partitions.between(day, day).pop().unwrap();
+        assert_eq!(
+            rolled_up.get(&damaged).unwrap().as_deref(),
+            Some(&[9u8, 9, 9][..])
+        );
+        assert_eq!(rolled_up.len().unwrap(), 2);
     }
 }
